@@ -1,0 +1,146 @@
+// Package planner turns (desired fleet, observed world) into a Plan: a DAG of steps.
+// It is pure: no I/O, no clock, no randomness.
+package planner
+
+// Action is what a step does to its object.
+type Action string
+
+const (
+	NoOp    Action = ""
+	Create  Action = "create"
+	Update  Action = "update"
+	Delete  Action = "delete"
+	Replace Action = "replace"
+	// Wait gates dependents on a condition (a cluster Ready, an API answering); it writes nothing.
+	Wait Action = "wait"
+)
+
+// Symbol is the one-glance mark used in plan text.
+func (a Action) Symbol() string {
+	switch a {
+	case Create:
+		return "+"
+	case Update:
+		return "~"
+	case Delete:
+		return "-"
+	case Replace:
+		return "-/+"
+	case Wait:
+		return "<="
+	}
+	return " "
+}
+
+// Layer groups steps for display and ordering of the text output.
+type Layer string
+
+const (
+	Managers Layer = "managers"
+	Members  Layer = "members"
+	Mesh     Layer = "mesh"
+	Weights  Layer = "weights"
+)
+
+// Layers in display order.
+var Layers = []Layer{Managers, Members, Mesh, Weights}
+
+// Kind says which driver call executes a step.
+type Kind string
+
+const (
+	KindCluster           Kind = "cluster"            // LKE cluster (create/update/replace pools/delete)
+	KindKubeconfig        Kind = "kubeconfig"         // fetch and store a cluster's kubeconfig
+	KindKarmadaRelease    Kind = "karmada-release"    // Karmada chart, host mode, on the manager
+	KindKarmadaKubeconfig Kind = "karmada-kubeconfig" // read <release>-kubeconfig, rewrite server, store
+	KindKarmadaReady      Kind = "karmada-ready"      // Karmada API /readyz and APIService Available
+	KindJoin              Kind = "join"               // Push: RBAC + secrets + Cluster; Pull: agent release
+	KindMemberReady       Kind = "member-ready"       // Cluster Ready=True
+	KindUnjoin            Kind = "unjoin"             // Cluster deleted, member-side objects removed
+	KindRootCA            Kind = "root-ca"            // mesh root CA in the state store
+	KindMeshNamespace     Kind = "mesh-namespace"     // istio-system with the network label
+	KindCACerts           Kind = "cacerts"            // intermediate for a member
+	KindMeshRelease       Kind = "mesh-release"       // base, istiod or the east-west gateway chart
+	KindExpose            Kind = "expose"             // cross-network Gateway
+	KindReaderToken       Kind = "reader-token"       // token secret for istio-reader-service-account
+	KindRemoteSecret      Kind = "remote-secret"      // istio-remote-secret-<Peer> in Cluster
+	KindMeshTeardown      Kind = "mesh-teardown"      // a member left: remove its mesh objects
+	KindManifests         Kind = "manifests"          // a workload's manifests applied into Karmada
+	KindPolicy            Kind = "policy"             // (Cluster)PropagationPolicy
+)
+
+// Step is one node of the plan graph.
+type Step struct {
+	Address string `json:"address"`
+	Layer   Layer  `json:"layer"`
+	Kind    Kind   `json:"kind"`
+	Action  Action `json:"action"`
+	// Cluster is the fleet name of the cluster the step acts on (manager or member).
+	Cluster string `json:"cluster,omitempty"`
+	// Peer is the other member of a remote-secret step (the secret's source), or a chart
+	// component name (base, istiod, eastwest) for a mesh-release step.
+	Peer string `json:"peer,omitempty"`
+	// Workload is the fleet workload a weights step belongs to.
+	Workload string `json:"workload,omitempty"`
+	// Changes say, field by field, what the step changes; never secrets.
+	Changes []Change `json:"changes,omitempty"`
+	// Reason is for people only; apply never decides on it.
+	Reason    string   `json:"reason"`
+	DependsOn []string `json:"dependsOn,omitempty"`
+}
+
+// Change is one field a step changes, rendered for people.
+type Change struct {
+	Field  string `json:"field"`
+	Before string `json:"before,omitempty"`
+	After  string `json:"after,omitempty"`
+}
+
+// Plan is the graph of steps, in a deterministic order (layer, then address).
+type Plan struct {
+	Fleet string `json:"fleet"`
+	Steps []Step `json:"steps"`
+	// Notes are things the plan cannot do or promise (a member not Ready, a lost root CA).
+	Notes []string `json:"notes,omitempty"`
+	// SpecFingerprint and WorldFingerprint tie a saved plan to what it was computed from.
+	SpecFingerprint  string `json:"specFingerprint"`
+	WorldFingerprint string `json:"worldFingerprint"`
+}
+
+// Summary counts the steps by action.
+type Summary struct {
+	Add, Change, Destroy, Wait int
+}
+
+// Summary counts what the plan would do; a replace counts as one add and one destroy.
+func (p *Plan) Summary() Summary {
+	var s Summary
+	for _, st := range p.Steps {
+		switch st.Action {
+		case Create:
+			s.Add++
+		case Update:
+			s.Change++
+		case Delete:
+			s.Destroy++
+		case Replace:
+			s.Add++
+			s.Destroy++
+		case Wait:
+			s.Wait++
+		}
+	}
+	return s
+}
+
+// Empty reports whether the plan would change nothing.
+func (p *Plan) Empty() bool {
+	s := p.Summary()
+	return s.Add == 0 && s.Change == 0 && s.Destroy == 0
+}
+
+// Options change what the planner may propose.
+type Options struct {
+	// AllowDestroy lifts the guard against deleting the manager or many members at once.
+	AllowDestroy bool
+}

@@ -1,0 +1,219 @@
+// Package spec holds the fleet.yaml types: strict parsing, defaults and validation.
+// It imports nothing of this project's.
+package spec
+
+import "time"
+
+// APIVersion and Kind identify a fleet.yaml document.
+const (
+	APIVersion = "reconcile.dev/v1alpha1"
+	Kind       = "Fleet"
+)
+
+// JoinMode says how a member is joined to Karmada.
+type JoinMode string
+
+const (
+	// Push: Karmada's controller-manager reaches the member's API (as `karmadactl join`).
+	Push JoinMode = "Push"
+	// Pull: karmada-agent runs in the member and reaches the Karmada API.
+	Pull JoinMode = "Pull"
+)
+
+// Fleet is the whole desired state: one manager, its members, the mesh and the workloads.
+type Fleet struct {
+	APIVersion string   `json:"apiVersion"`
+	Kind       string   `json:"kind"`
+	Metadata   Metadata `json:"metadata"`
+	Provider   Provider `json:"provider,omitempty"`
+	// KubeconfigDir, when set, receives a ready-to-use kubeconfig-<cluster> file per cluster.
+	KubeconfigDir string  `json:"kubeconfigDir,omitempty"`
+	Manager       Manager `json:"manager"`
+	// JoinMode is the fleet-wide default; a member may override it.
+	JoinMode  JoinMode   `json:"joinMode,omitempty"`
+	Members   []Member   `json:"members,omitempty"`
+	Mesh      *Mesh      `json:"mesh,omitempty"`
+	Workloads []Workload `json:"workloads,omitempty"`
+	Safety    Safety     `json:"safety,omitempty"`
+
+	// Source is the file the fleet was read from (not part of the document).
+	Source string `json:"-"`
+}
+
+// Metadata names the fleet; the name scopes the state directory and the Linode tag.
+type Metadata struct {
+	Name string `json:"name"`
+}
+
+// Provider configures cloud access.
+type Provider struct {
+	Linode *Linode `json:"linode,omitempty"`
+}
+
+// Linode configures the Linode API client.
+type Linode struct {
+	// TokenEnv names the environment variable holding the token (default LINODE_TOKEN).
+	TokenEnv string `json:"tokenEnv,omitempty"`
+	// TokenFile is a file holding the token; it wins over TokenEnv when set.
+	TokenFile string `json:"tokenFile,omitempty"`
+	// APIURL overrides the API base URL (for the lab and for tests).
+	APIURL string `json:"apiURL,omitempty"`
+	// RequestsPerSecond is the client-side rate limit (default 10).
+	RequestsPerSecond float64 `json:"requestsPerSecond,omitempty"`
+	// WaitTimeout bounds every wait on the Linode API (default 20m).
+	WaitTimeout Duration `json:"waitTimeout,omitempty"`
+}
+
+// Cluster is where a manager or member runs: an LKE cluster (Region set) or an
+// existing cluster reached through a kubeconfig (Kubeconfig set), never both.
+type Cluster struct {
+	Region           string      `json:"region,omitempty"`
+	K8sVersion       string      `json:"k8sVersion,omitempty"`
+	HighAvailability bool        `json:"highAvailability,omitempty"`
+	Tags             []string    `json:"tags,omitempty"`
+	Pools            []Pool      `json:"pools,omitempty"`
+	Kubeconfig       *Kubeconfig `json:"kubeconfig,omitempty"`
+	// AllowUpgrade lets a k8sVersion change upgrade an existing LKE cluster in place.
+	AllowUpgrade bool `json:"allowUpgrade,omitempty"`
+}
+
+// IsLKE reports whether the cluster is created and owned through the Linode API.
+func (c Cluster) IsLKE() bool { return c.Kubeconfig == nil }
+
+// Pool is an LKE node pool.
+type Pool struct {
+	Type       string      `json:"type"`
+	Count      int         `json:"count,omitempty"`
+	Autoscaler *Autoscaler `json:"autoscaler,omitempty"`
+	Tags       []string    `json:"tags,omitempty"`
+}
+
+// Autoscaler bounds an autoscaled pool.
+type Autoscaler struct {
+	Min int `json:"min"`
+	Max int `json:"max"`
+}
+
+// Kubeconfig points at an existing cluster.
+type Kubeconfig struct {
+	Path    string `json:"path"`
+	Context string `json:"context,omitempty"`
+}
+
+// Manager is the cluster that runs the Karmada control plane.
+type Manager struct {
+	Name    string `json:"name"`
+	Cluster `json:",inline"`
+	Karmada Karmada `json:"karmada,omitempty"`
+}
+
+// Karmada configures the Karmada chart on the manager.
+type Karmada struct {
+	Chart     ChartSource `json:"chart,omitempty"`
+	Release   string      `json:"release,omitempty"`   // default "karmada"
+	Namespace string      `json:"namespace,omitempty"` // default "karmada-system"
+	// APINodePort is the node port the Karmada API is exposed on (default 32443).
+	APINodePort int `json:"apiNodePort,omitempty"`
+	// Values are extra chart values, merged under the ones reconcile sets.
+	Values map[string]any `json:"values,omitempty"`
+	// Timeout bounds a chart install or upgrade (default 10m).
+	Timeout Duration `json:"timeout,omitempty"`
+}
+
+// ChartSource names a Helm chart: a repository URL and chart name, an OCI reference,
+// or a local directory or .tgz. Exactly one of Repo, OCI and Path is set.
+type ChartSource struct {
+	Repo    string `json:"repo,omitempty"`
+	Name    string `json:"name,omitempty"`
+	OCI     string `json:"oci,omitempty"`
+	Path    string `json:"path,omitempty"`
+	Version string `json:"version,omitempty"`
+}
+
+// Member is a cluster joined to Karmada.
+type Member struct {
+	Name    string `json:"name"`
+	Cluster `json:",inline"`
+	// JoinMode overrides the fleet's join mode for this member.
+	JoinMode JoinMode `json:"joinMode,omitempty"`
+	// Network is the member's Istio network (topology.istio.io/network); distinct per member.
+	Network string `json:"network,omitempty"`
+	// APIEndpoint overrides the member API URL that Karmada and the other members use.
+	APIEndpoint string `json:"apiEndpoint,omitempty"`
+}
+
+// Mesh configures Istio multi-primary, multi-network across the members.
+type Mesh struct {
+	Enabled         *bool       `json:"enabled,omitempty"` // default true when mesh is present
+	Version         string      `json:"version"`
+	Chart           ChartSource `json:"chart,omitempty"` // repo/OCI/path holding base, istiod, gateway
+	MeshID          string      `json:"meshID"`
+	EastWestGateway *bool       `json:"eastWestGateway,omitempty"` // default true
+	CA              CA          `json:"ca,omitempty"`
+	Timeout         Duration    `json:"timeout,omitempty"` // per chart, default 5m
+}
+
+// On reports whether the mesh layer is wanted.
+func (m *Mesh) On() bool { return m != nil && (m.Enabled == nil || *m.Enabled) }
+
+// CA configures the mesh PKI.
+type CA struct {
+	KeyType              string   `json:"keyType,omitempty"`              // rsa-4096 (default), rsa-2048, ecdsa-p256
+	RootValidity         Duration `json:"rootValidity,omitempty"`         // default 87600h
+	IntermediateValidity Duration `json:"intermediateValidity,omitempty"` // default 87600h
+	RenewBefore          Duration `json:"renewBefore,omitempty"`          // default 720h
+}
+
+// Workload is a set of resources in Karmada whose replicas are split across members.
+type Workload struct {
+	Name      string           `json:"name"`
+	Namespace string           `json:"namespace,omitempty"` // default "default"
+	Resources []ResourceRef    `json:"resources"`
+	Weights   map[string]int64 `json:"weights"`
+	Manifests []string         `json:"manifests,omitempty"`
+	// ClusterScoped makes the policy a ClusterPropagationPolicy.
+	ClusterScoped bool `json:"clusterScoped,omitempty"`
+}
+
+// ResourceRef selects resources for a PropagationPolicy.
+type ResourceRef struct {
+	APIVersion    string            `json:"apiVersion"`
+	Kind          string            `json:"kind"`
+	Name          string            `json:"name,omitempty"`
+	LabelSelector map[string]string `json:"labelSelector,omitempty"`
+}
+
+// Safety guards destructive plans.
+type Safety struct {
+	// Prune deletes clusters that left fleet.yaml (default false: they are kept).
+	Prune bool `json:"prune,omitempty"`
+	// MaxDeleteShare is the largest share of members one plan may delete or unjoin
+	// without --allow-destroy (default 0.34).
+	MaxDeleteShare *float64 `json:"maxDeleteShare,omitempty"`
+}
+
+// Duration is a time.Duration written as "5m" in YAML.
+type Duration struct{ time.Duration }
+
+// MarshalJSON writes the duration as "1h30m0s".
+func (d Duration) MarshalJSON() ([]byte, error) { return []byte(`"` + d.String() + `"`), nil }
+
+// UnmarshalJSON reads "90s", "1h30m".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
+		return &durationError{s}
+	}
+	v, err := time.ParseDuration(s[1 : len(s)-1])
+	if err != nil {
+		return &durationError{s}
+	}
+	d.Duration = v
+	return nil
+}
+
+type durationError struct{ in string }
+
+func (e *durationError) Error() string {
+	return "invalid duration " + e.in + ` (want a string such as "90s" or "10m")`
+}

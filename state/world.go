@@ -1,0 +1,191 @@
+// Package state observes the outside world (Linode, Kubernetes, Helm) and turns it into
+// plain data the planner reads, and keeps the local state store.
+package state
+
+import "time"
+
+// World is everything observed in one pass. The planner reads it and nothing else.
+// A nil map or pointer means "nothing there" (or not observable yet, see the Reachable flags).
+type World struct {
+	// Clusters by fleet name (manager and members), including clusters we own that have
+	// left fleet.yaml (found by the fleet's tag), so the planner can unjoin or prune them.
+	Clusters map[string]*Cluster `json:"clusters,omitempty"`
+	// Karmada is the control plane seen through the manager; nil when not reachable.
+	Karmada *Karmada `json:"karmada,omitempty"`
+	// Mesh per member name.
+	Mesh map[string]*MeshMember `json:"mesh,omitempty"`
+	// RootCA is the mesh root kept in the state store; nil when none was generated yet.
+	RootCA *CertInfo `json:"rootCA,omitempty"`
+	// RootCALost is set when the store records that a root existed but its files are gone.
+	RootCALost bool `json:"rootCALost,omitempty"`
+	// Now is when the world was observed; the planner compares expiries to it (no clock).
+	Now time.Time `json:"now"`
+}
+
+// Cluster is one Kubernetes cluster of the fleet as observed.
+type Cluster struct {
+	Name string `json:"name"`
+	// LKE part, empty for an existing cluster given by kubeconfig.
+	LinodeID         int      `json:"linodeID,omitempty"`
+	Label            string   `json:"label,omitempty"`
+	Region           string   `json:"region,omitempty"`
+	K8sVersion       string   `json:"k8sVersion,omitempty"`
+	HighAvailability bool     `json:"highAvailability,omitempty"`
+	Tags             []string `json:"tags,omitempty"`
+	Status           string   `json:"status,omitempty"`
+	Pools            []Pool   `json:"pools,omitempty"`
+	// KubeconfigStored: a working kubeconfig for the cluster is in the state store.
+	KubeconfigStored bool `json:"kubeconfigStored,omitempty"`
+	// Reachable: the cluster's API answered this pass.
+	Reachable bool `json:"reachable,omitempty"`
+	// APIEndpoint is the URL other clusters use to reach this cluster's API.
+	APIEndpoint string `json:"apiEndpoint,omitempty"`
+	// NodeIPs are public IPv4 addresses of ready nodes, sorted.
+	NodeIPs []string `json:"nodeIPs,omitempty"`
+	// KubeSystemUID identifies the cluster (Karmada's cluster ID).
+	KubeSystemUID string `json:"kubeSystemUID,omitempty"`
+	// Releases are Helm releases by "namespace/name".
+	Releases map[string]*Release `json:"releases,omitempty"`
+	// PushJoin is the member-side part of a Push join (namespace, SAs, RBAC) as observed.
+	PushJoin *PushJoin `json:"pushJoin,omitempty"`
+}
+
+// Pool is an LKE node pool.
+type Pool struct {
+	ID         int      `json:"id"`
+	Type       string   `json:"type"`
+	Count      int      `json:"count"`
+	Autoscaler *Scaler  `json:"autoscaler,omitempty"`
+	Tags       []string `json:"tags,omitempty"`
+	Nodes      []Node   `json:"nodes,omitempty"`
+}
+
+// Scaler is an enabled pool autoscaler.
+type Scaler struct {
+	Min int `json:"min"`
+	Max int `json:"max"`
+}
+
+// Node is an LKE node.
+type Node struct {
+	ID         string `json:"id"`
+	InstanceID int    `json:"instanceID,omitempty"`
+	Status     string `json:"status"`
+	PublicIPv4 string `json:"publicIPv4,omitempty"`
+}
+
+// Ready reports whether every pool has its nodes ready.
+func (c *Cluster) Ready() bool {
+	if len(c.Pools) == 0 {
+		return false
+	}
+	for _, p := range c.Pools {
+		if len(p.Nodes) < p.Count {
+			return false
+		}
+		for _, n := range p.Nodes {
+			if n.Status != "ready" {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Release is a Helm release as stored in the cluster.
+type Release struct {
+	Name         string         `json:"name"`
+	Namespace    string         `json:"namespace"`
+	Chart        string         `json:"chart"`
+	ChartVersion string         `json:"chartVersion"`
+	Status       string         `json:"status"` // deployed, failed, pending-install, ...
+	Values       map[string]any `json:"values,omitempty"`
+}
+
+// PushJoin is what a Push join leaves in the member.
+type PushJoin struct {
+	Namespace   bool `json:"namespace"`
+	RBAC        bool `json:"rbac"`
+	TokensReady bool `json:"tokensReady"`
+	// CredentialHash fingerprints the member credentials (token, CA) for drift detection.
+	CredentialHash string `json:"credentialHash,omitempty"`
+}
+
+// Karmada is the control plane as seen through its API.
+type Karmada struct {
+	Reachable bool `json:"reachable"`
+	// APIServiceAvailable: v1alpha1.cluster.karmada.io is Available.
+	APIServiceAvailable bool                      `json:"apiServiceAvailable"`
+	Members             map[string]*KarmadaMember `json:"members,omitempty"`
+	// Policies by "namespace/name" ("/name" for cluster-scoped ones), only ours (managed-by label).
+	Policies map[string]*Policy `json:"policies,omitempty"`
+	// Workloads by "namespace/kind/name": resources the policies select.
+	Workloads map[string]*Workload `json:"workloads,omitempty"`
+	// ManifestHashes by workload name: fingerprint of the manifests last applied.
+	ManifestHashes map[string]string `json:"manifestHashes,omitempty"`
+}
+
+// KarmadaMember is a cluster.karmada.io Cluster.
+type KarmadaMember struct {
+	Name        string `json:"name"`
+	SyncMode    string `json:"syncMode"`
+	APIEndpoint string `json:"apiEndpoint"`
+	ID          string `json:"id,omitempty"`
+	// SecretHash fingerprints the credentials in the member's secrets in karmada-cluster.
+	SecretHash string `json:"secretHash,omitempty"`
+	Ready      string `json:"ready"` // True, False, Unknown, or "" when no condition yet
+	Reason     string `json:"reason,omitempty"`
+	Message    string `json:"message,omitempty"`
+	Deleting   bool   `json:"deleting,omitempty"`
+}
+
+// Policy is a (Cluster)PropagationPolicy written by reconcile.
+type Policy struct {
+	Namespace     string           `json:"namespace,omitempty"`
+	Name          string           `json:"name"`
+	ClusterScoped bool             `json:"clusterScoped,omitempty"`
+	Resources     []ResourceRef    `json:"resources"`
+	Clusters      []string         `json:"clusters"`
+	Weights       map[string]int64 `json:"weights"`
+	Divided       bool             `json:"divided"`
+}
+
+// ResourceRef is a policy's resource selector.
+type ResourceRef struct {
+	APIVersion    string            `json:"apiVersion"`
+	Kind          string            `json:"kind"`
+	Name          string            `json:"name,omitempty"`
+	LabelSelector map[string]string `json:"labelSelector,omitempty"`
+}
+
+// Workload is a resource in Karmada whose replicas are divided.
+type Workload struct {
+	UID      string `json:"uid,omitempty"`
+	Replicas int32  `json:"replicas"`
+	// Scheduled is the split Karmada made, by member.
+	Scheduled map[string]int32 `json:"scheduled,omitempty"`
+}
+
+// MeshMember is the Istio side of one member.
+type MeshMember struct {
+	Namespace    bool   `json:"namespace"`
+	NetworkLabel string `json:"networkLabel,omitempty"`
+	// CACerts is the intermediate in the member's cacerts secret; nil when absent.
+	CACerts *CertInfo `json:"cacerts,omitempty"`
+	// Gateway: the cross-network Gateway exists with the expected spec.
+	Gateway bool `json:"gateway"`
+	// ReaderToken fingerprints the istio-reader token secret; "" when absent or not filled.
+	ReaderToken string `json:"readerToken,omitempty"`
+	// RemoteSecrets maps a peer member to the fingerprint of istio-remote-secret-<peer> here.
+	RemoteSecrets map[string]string `json:"remoteSecrets,omitempty"`
+	// InjectorReady: istiod's injection webhook is served.
+	InjectorReady bool `json:"injectorReady"`
+}
+
+// CertInfo describes a certificate without its key.
+type CertInfo struct {
+	Subject  string    `json:"subject"`
+	NotAfter time.Time `json:"notAfter"`
+	// RootFingerprint is the SHA-256 of the root it chains to (of itself for a root).
+	RootFingerprint string `json:"rootFingerprint"`
+}
