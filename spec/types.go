@@ -173,6 +173,22 @@ type Workload struct {
 	Manifests []string         `json:"manifests,omitempty"`
 	// ClusterScoped makes the policy a ClusterPropagationPolicy.
 	ClusterScoped bool `json:"clusterScoped,omitempty"`
+
+	// ManifestDigest fingerprints the loaded manifests (filled when loading, not part of the document).
+	ManifestDigest string `json:"-"`
+	// Objects are the objects the manifests hold (filled when loading, not part of the document).
+	Objects []ManifestObject `json:"-"`
+}
+
+// ManifestObject is one object read from a workload's manifests.
+type ManifestObject struct {
+	APIVersion string
+	Kind       string
+	Namespace  string
+	Name       string
+	// Replicas is spec.replicas when the object has one.
+	Replicas *int32
+	Raw      []byte
 }
 
 // ResourceRef selects resources for a PropagationPolicy.
