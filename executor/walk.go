@@ -3,9 +3,458 @@ package executor
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
 
 	"github.com/reconcile-dev/reconcile/planner"
 )
 
 // StepFunc executes one step.
 type StepFunc func(ctx context.Context, s planner.Step) error
+
+// Options tune a walk. The zero value is usable.
+type Options struct {
+	// Parallelism bounds how many steps run at once; zero means 10.
+	Parallelism int
+	Retry       RetryPolicy
+	// Grace is how long running steps may go on after the walk's context is done before
+	// their own context is cancelled; zero means 30s, negative cancels them at once.
+	Grace time.Duration
+	// OnEvent, when set, sees every event; it is never called concurrently.
+	OnEvent func(Event)
+}
+
+// RetryPolicy says how often and how patiently a retryable error is retried.
+type RetryPolicy struct {
+	// MaxAttempts counts the first call too; zero means 5, one means never retry.
+	MaxAttempts int
+	// BaseDelay and MaxDelay bound the exponential backoff; zero means 1s and 30s.
+	// A RetryAfter carried by the error may make the wait longer than MaxDelay.
+	BaseDelay, MaxDelay time.Duration
+}
+
+// EventType says what happened to a step.
+type EventType int
+
+const (
+	// EventStart: the step's first attempt begins.
+	EventStart EventType = iota + 1
+	// EventDone: the step succeeded (a no-op step is done without running).
+	EventDone
+	// EventRetry: attempt Attempt failed with a retryable Err; the next one follows after Duration.
+	EventRetry
+	// EventFailed: the step failed for good with Err after Attempt attempts.
+	EventFailed
+	// EventSkipped: the step never ran; Reason says why (a failed dependency, "cancelled").
+	EventSkipped
+)
+
+func (t EventType) String() string {
+	switch t {
+	case EventStart:
+		return "start"
+	case EventDone:
+		return "done"
+	case EventRetry:
+		return "retry"
+	case EventFailed:
+		return "failed"
+	case EventSkipped:
+		return "skipped"
+	}
+	return fmt.Sprintf("EventType(%d)", int(t))
+}
+
+// Event reports progress of one step.
+type Event struct {
+	Step    string
+	Type    EventType
+	Attempt int
+	// Duration is the time since the step started for Done and Failed, and the wait before
+	// the next attempt for Retry.
+	Duration time.Duration
+	Err      error
+	Reason   string
+}
+
+// Result lists step addresses by outcome, each sorted.
+type Result struct {
+	Succeeded, Failed, Skipped []string
+}
+
+// ReasonCancelled is the Reason of a step skipped because the walk's context was done.
+const ReasonCancelled = "cancelled"
+
+// Walk executes the plan: every step runs only after all of its DependsOn succeeded, at most
+// opt.Parallelism at once; steps without an action count as succeeded without calling fn.
+// Retryable errors (see Retryable) are retried with backoff. A failed step's transitive
+// dependents are skipped, not failed. When ctx is done no new step starts; running steps
+// keep a context of their own for opt.Grace. The plan is validated before anything runs.
+//
+// The error lists every failed step, sorted by address, each wrapping its cause; it is nil
+// when no step failed (steps skipped because of cancellation are not errors).
+func Walk(ctx context.Context, p *planner.Plan, fn StepFunc, opt Options) (*Result, error) {
+	g, err := newGraph(p)
+	if err != nil {
+		return nil, err
+	}
+	if opt.Parallelism <= 0 {
+		opt.Parallelism = 10
+	}
+	if opt.Grace == 0 {
+		opt.Grace = 30 * time.Second
+	}
+	opt.Retry = opt.Retry.withDefaults()
+
+	w := &walker{
+		g:         g,
+		fn:        fn,
+		opt:       opt,
+		sem:       make(chan struct{}, opt.Parallelism),
+		outcomes:  make(chan outcome, len(g.order)),
+		status:    make(map[string]status, len(g.order)),
+		remaining: make(map[string]int, len(g.order)),
+		errs:      make(map[string]error),
+	}
+	return w.run(ctx)
+}
+
+type status int
+
+const (
+	pending status = iota
+	running
+	succeeded
+	failed
+	skipped
+)
+
+type outcome struct {
+	addr       string
+	err        error
+	notStarted bool
+}
+
+// walker's maps are owned by the goroutine running run; step goroutines only send outcomes.
+type walker struct {
+	g   *graph
+	fn  StepFunc
+	opt Options
+	sem chan struct{}
+
+	outcomes  chan outcome
+	inflight  int
+	status    map[string]status
+	remaining map[string]int
+	errs      map[string]error
+	ready     []string
+
+	eventMu sync.Mutex
+}
+
+func (w *walker) run(ctx context.Context) (*Result, error) {
+	// Steps run under a context that outlives ctx by the grace period, so a step caught
+	// mid-write by a shutdown can finish it.
+	stepCtx, cancelSteps := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSteps()
+	finished := make(chan struct{})
+	defer close(finished)
+	stopGrace := context.AfterFunc(ctx, func() {
+		if w.opt.Grace < 0 {
+			cancelSteps()
+			return
+		}
+		t := time.NewTimer(w.opt.Grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancelSteps()
+		case <-finished:
+		}
+	})
+	defer stopGrace()
+
+	for _, a := range w.g.order {
+		w.remaining[a] = len(w.g.deps[a])
+		if w.remaining[a] == 0 {
+			w.ready = append(w.ready, a)
+		}
+	}
+	for {
+		for len(w.ready) > 0 {
+			a := w.ready[0]
+			w.ready = w.ready[1:]
+			w.start(ctx, stepCtx, a)
+		}
+		if w.inflight == 0 {
+			break
+		}
+		o := <-w.outcomes
+		w.inflight--
+		switch {
+		case o.notStarted:
+			w.skip(o.addr, ReasonCancelled)
+		case o.err != nil:
+			w.status[o.addr] = failed
+			w.errs[o.addr] = o.err
+			w.skipDependents(o.addr)
+		default:
+			w.status[o.addr] = succeeded
+			w.release(o.addr)
+		}
+	}
+	// Whatever is still pending was never reached: the walk was cancelled.
+	for _, a := range w.g.order {
+		if w.status[a] == pending {
+			w.skip(a, ReasonCancelled)
+		}
+	}
+	return w.result()
+}
+
+// start launches a ready step, unless the walk is cancelled (it stays pending).
+func (w *walker) start(ctx, stepCtx context.Context, a string) {
+	if w.status[a] != pending || ctx.Err() != nil {
+		return
+	}
+	s := w.g.steps[a]
+	if s.Action == planner.NoOp {
+		w.status[a] = succeeded
+		w.emit(Event{Step: a, Type: EventDone, Reason: "no-op"})
+		w.release(a)
+		return
+	}
+	w.status[a] = running
+	w.inflight++
+	go func() { w.outcomes <- w.runStep(ctx, stepCtx, s) }()
+}
+
+// release counts a's success towards its dependents and queues those now ready.
+func (w *walker) release(a string) {
+	for _, d := range w.g.dependents[a] {
+		w.remaining[d]--
+		if w.remaining[d] == 0 && w.status[d] == pending {
+			w.ready = append(w.ready, d)
+		}
+	}
+}
+
+func (w *walker) skip(a, reason string) {
+	w.status[a] = skipped
+	w.emit(Event{Step: a, Type: EventSkipped, Reason: reason})
+}
+
+// skipDependents skips every transitive dependent of the failed step a, once each.
+func (w *walker) skipDependents(a string) {
+	reason := fmt.Sprintf("dependency %s failed", a)
+	queue := slices.Clone(w.g.dependents[a])
+	for len(queue) > 0 {
+		d := queue[0]
+		queue = queue[1:]
+		if w.status[d] != pending {
+			continue
+		}
+		w.skip(d, reason)
+		queue = append(queue, w.g.dependents[d]...)
+	}
+}
+
+// runStep runs one step with retries, in its own goroutine.
+func (w *walker) runStep(ctx, stepCtx context.Context, s *planner.Step) outcome {
+	select {
+	case w.sem <- struct{}{}:
+	case <-ctx.Done():
+		return outcome{addr: s.Address, notStarted: true}
+	}
+	defer func() { <-w.sem }()
+	if ctx.Err() != nil {
+		return outcome{addr: s.Address, notStarted: true}
+	}
+
+	began := time.Now()
+	w.emit(Event{Step: s.Address, Type: EventStart, Attempt: 1})
+	fail := func(attempt int, err error, reason string) outcome {
+		w.emit(Event{Step: s.Address, Type: EventFailed, Attempt: attempt, Duration: time.Since(began), Err: err, Reason: reason})
+		return outcome{addr: s.Address, err: err}
+	}
+	for attempt := 1; ; attempt++ {
+		err := w.call(stepCtx, *s)
+		if err == nil {
+			w.emit(Event{Step: s.Address, Type: EventDone, Attempt: attempt, Duration: time.Since(began)})
+			return outcome{addr: s.Address}
+		}
+		retry, after := Retryable(err)
+		switch {
+		case !retry:
+			return fail(attempt, err, "terminal error")
+		case ctx.Err() != nil || stepCtx.Err() != nil:
+			return fail(attempt, err, ReasonCancelled)
+		case attempt >= w.opt.Retry.MaxAttempts:
+			return fail(attempt, err, fmt.Sprintf("gave up after %d attempts", attempt))
+		}
+		wait := w.opt.Retry.backoff(attempt, after)
+		w.emit(Event{Step: s.Address, Type: EventRetry, Attempt: attempt, Duration: wait, Err: err})
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fail(attempt, err, "cancelled while waiting to retry")
+		}
+	}
+}
+
+// call runs fn, turning a panic into the step's error so one bad driver cannot take the
+// daemon down with it.
+func (w *walker) call(ctx context.Context, s planner.Step) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return w.fn(ctx, s)
+}
+
+func (w *walker) emit(e Event) {
+	if w.opt.OnEvent == nil {
+		return
+	}
+	w.eventMu.Lock()
+	defer w.eventMu.Unlock()
+	w.opt.OnEvent(e)
+}
+
+func (w *walker) result() (*Result, error) {
+	r := &Result{Succeeded: []string{}, Failed: []string{}, Skipped: []string{}}
+	for _, a := range w.g.order {
+		switch w.status[a] {
+		case succeeded:
+			r.Succeeded = append(r.Succeeded, a)
+		case failed:
+			r.Failed = append(r.Failed, a)
+		case skipped:
+			r.Skipped = append(r.Skipped, a)
+		}
+	}
+	sort.Strings(r.Succeeded)
+	sort.Strings(r.Failed)
+	sort.Strings(r.Skipped)
+	var merr *multierror.Error
+	for _, a := range r.Failed {
+		merr = multierror.Append(merr, fmt.Errorf("%s: %w", a, w.errs[a]))
+	}
+	return r, merr.ErrorOrNil()
+}
+
+// graph is the validated plan: steps by address and the edges both ways.
+type graph struct {
+	order      []string // plan order
+	steps      map[string]*planner.Step
+	deps       map[string][]string // unique dependencies
+	dependents map[string][]string // in plan order
+}
+
+// newGraph checks that addresses are unique and non-empty, that every dependency exists
+// and that there is no cycle, reporting all problems at once.
+func newGraph(p *planner.Plan) (*graph, error) {
+	g := &graph{
+		steps:      map[string]*planner.Step{},
+		deps:       map[string][]string{},
+		dependents: map[string][]string{},
+	}
+	if p == nil {
+		return g, nil
+	}
+	var problems *multierror.Error
+	for i := range p.Steps {
+		s := &p.Steps[i]
+		switch {
+		case s.Address == "":
+			problems = multierror.Append(problems, fmt.Errorf("step %d has no address", i))
+			continue
+		case g.steps[s.Address] != nil:
+			problems = multierror.Append(problems, fmt.Errorf("step %s appears more than once", s.Address))
+			continue
+		}
+		g.steps[s.Address] = s
+		g.order = append(g.order, s.Address)
+	}
+	for _, a := range g.order {
+		seen := map[string]bool{}
+		for _, d := range g.steps[a].DependsOn {
+			if seen[d] {
+				continue
+			}
+			seen[d] = true
+			if g.steps[d] == nil {
+				problems = multierror.Append(problems, fmt.Errorf("step %s depends on unknown step %q", a, d))
+				continue
+			}
+			g.deps[a] = append(g.deps[a], d)
+			g.dependents[d] = append(g.dependents[d], a)
+		}
+	}
+	for _, c := range g.cycles() {
+		problems = multierror.Append(problems, fmt.Errorf("dependency cycle among %s", strings.Join(c, ", ")))
+	}
+	if problems != nil {
+		return nil, fmt.Errorf("invalid plan: %w", problems)
+	}
+	return g, nil
+}
+
+// cycles returns every strongly connected component that contains a cycle (Tarjan), each
+// sorted, in a deterministic order.
+func (g *graph) cycles() [][]string {
+	index := map[string]int{}
+	low := map[string]int{}
+	onStack := map[string]bool{}
+	var stack []string
+	var out [][]string
+	next := 0
+	var visit func(a string)
+	visit = func(a string) {
+		index[a], low[a] = next, next
+		next++
+		stack = append(stack, a)
+		onStack[a] = true
+		for _, d := range g.deps[a] {
+			if _, seen := index[d]; !seen {
+				visit(d)
+				low[a] = min(low[a], low[d])
+			} else if onStack[d] {
+				low[a] = min(low[a], index[d])
+			}
+		}
+		if low[a] != index[a] {
+			return
+		}
+		var scc []string
+		for {
+			top := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			onStack[top] = false
+			scc = append(scc, top)
+			if top == a {
+				break
+			}
+		}
+		if len(scc) > 1 || slices.Contains(g.deps[a], a) {
+			sort.Strings(scc)
+			out = append(out, scc)
+		}
+	}
+	for _, a := range g.order {
+		if _, seen := index[a]; !seen {
+			visit(a)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i][0] < out[j][0] })
+	return out
+}
