@@ -27,9 +27,10 @@ type Fleet struct {
 	Metadata   Metadata `json:"metadata"`
 	Provider   Provider `json:"provider,omitempty"`
 	// KubeconfigDir, when set, receives a ready-to-use kubeconfig-<cluster> file per cluster.
+	// Any string is accepted; a relative path is resolved against the fleet file's directory.
 	KubeconfigDir string  `json:"kubeconfigDir,omitempty"`
 	Manager       Manager `json:"manager"`
-	// JoinMode is the fleet-wide default; a member may override it.
+	// JoinMode is the fleet-wide default (default Push); a member may override it.
 	JoinMode  JoinMode   `json:"joinMode,omitempty"`
 	Members   []Member   `json:"members,omitempty"`
 	Mesh      *Mesh      `json:"mesh,omitempty"`
@@ -47,6 +48,7 @@ type Metadata struct {
 
 // Provider configures cloud access.
 type Provider struct {
+	// Linode is required when any cluster is LKE; left out, it defaults to Linode{} with its defaults.
 	Linode *Linode `json:"linode,omitempty"`
 }
 
@@ -55,6 +57,7 @@ type Linode struct {
 	// TokenEnv names the environment variable holding the token (default LINODE_TOKEN).
 	TokenEnv string `json:"tokenEnv,omitempty"`
 	// TokenFile is a file holding the token; it wins over TokenEnv when set.
+	// A relative path is resolved against the fleet file's directory; ~/ expands to $HOME.
 	TokenFile string `json:"tokenFile,omitempty"`
 	// APIURL overrides the API base URL (for the lab and for tests).
 	APIURL string `json:"apiURL,omitempty"`
@@ -96,6 +99,8 @@ type Autoscaler struct {
 
 // Kubeconfig points at an existing cluster.
 type Kubeconfig struct {
+	// Path is the kubeconfig file (must be non-empty; it need not exist at validation time).
+	// A relative path is resolved against the fleet file's directory; ~/ expands to $HOME.
 	Path    string `json:"path"`
 	Context string `json:"context,omitempty"`
 }
@@ -109,6 +114,7 @@ type Manager struct {
 
 // Karmada configures the Karmada chart on the manager.
 type Karmada struct {
+	// Chart is where the Karmada chart comes from (chart name defaults to "karmada").
 	Chart     ChartSource `json:"chart,omitempty"`
 	Release   string      `json:"release,omitempty"`   // default "karmada"
 	Namespace string      `json:"namespace,omitempty"` // default "karmada-system"
@@ -123,9 +129,12 @@ type Karmada struct {
 // ChartSource names a Helm chart: a repository URL and chart name, an OCI reference,
 // or a local directory or .tgz. Exactly one of Repo, OCI and Path is set.
 type ChartSource struct {
-	Repo    string `json:"repo,omitempty"`
-	Name    string `json:"name,omitempty"`
-	OCI     string `json:"oci,omitempty"`
+	// Repo is a Helm repository URL; it needs Version.
+	Repo string `json:"repo,omitempty"`
+	Name string `json:"name,omitempty"`
+	// OCI is a reference starting with oci://.
+	OCI string `json:"oci,omitempty"`
+	// Path is a chart directory or .tgz, relative to the fleet file's directory; it must exist.
 	Path    string `json:"path,omitempty"`
 	Version string `json:"version,omitempty"`
 }
@@ -144,9 +153,12 @@ type Member struct {
 
 // Mesh configures Istio multi-primary, multi-network across the members.
 type Mesh struct {
-	Enabled         *bool       `json:"enabled,omitempty"` // default true when mesh is present
-	Version         string      `json:"version"`
-	Chart           ChartSource `json:"chart,omitempty"` // repo/OCI/path holding base, istiod, gateway
+	Enabled *bool `json:"enabled,omitempty"` // default true when mesh is present
+	// Version is the Istio version, e.g. "1.30.3"; required unless Chart.Path is set.
+	Version string `json:"version,omitempty"`
+	// Chart holds base, istiod and gateway; with neither OCI nor Path it defaults to the repo
+	// https://istio-release.storage.googleapis.com/charts at version Version.
+	Chart           ChartSource `json:"chart,omitempty"`
 	MeshID          string      `json:"meshID"`
 	EastWestGateway *bool       `json:"eastWestGateway,omitempty"` // default true
 	CA              CA          `json:"ca,omitempty"`
@@ -170,7 +182,9 @@ type Workload struct {
 	Namespace string           `json:"namespace,omitempty"` // default "default"
 	Resources []ResourceRef    `json:"resources"`
 	Weights   map[string]int64 `json:"weights"`
-	Manifests []string         `json:"manifests,omitempty"`
+	// Manifests are YAML files or directories of .yaml/.yml files (multi-document), relative to
+	// the fleet file's directory; Load reads them into Objects.
+	Manifests []string `json:"manifests,omitempty"`
 	// ClusterScoped makes the policy a ClusterPropagationPolicy.
 	ClusterScoped bool `json:"clusterScoped,omitempty"`
 
@@ -184,11 +198,13 @@ type Workload struct {
 type ManifestObject struct {
 	APIVersion string
 	Kind       string
-	Namespace  string
-	Name       string
+	// Namespace is defaulted to the workload's namespace for namespaced kinds (and in Raw).
+	Namespace string
+	Name      string
 	// Replicas is spec.replicas when the object has one.
 	Replicas *int32
-	Raw      []byte
+	// Raw is the object as JSON, namespace defaulted; ManifestDigest hashes these in order.
+	Raw []byte
 }
 
 // ResourceRef selects resources for a PropagationPolicy.
@@ -204,7 +220,7 @@ type Safety struct {
 	// Prune deletes clusters that left fleet.yaml (default false: they are kept).
 	Prune bool `json:"prune,omitempty"`
 	// MaxDeleteShare is the largest share of members one plan may delete or unjoin
-	// without --allow-destroy (default 0.34).
+	// without --allow-destroy (default 0.34; must be in (0,1]).
 	MaxDeleteShare *float64 `json:"maxDeleteShare,omitempty"`
 }
 
