@@ -1,0 +1,210 @@
+// Package linode observes and changes the fleet's LKE clusters through the Linode API
+// (github.com/linode/linodego). Ownership is a pair of tags on the cluster; nothing without
+// the fleet's tag is ever read into the world or touched.
+package linode
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/linode/linodego"
+	"golang.org/x/time/rate"
+
+	"github.com/reconcile-dev/reconcile/spec"
+)
+
+// Files is the part of the state store the driver uses: the pool cache and kubeconfigs.
+// Names are slash-separated and relative to the fleet's state directory; WriteFile writes 0600.
+type Files interface {
+	WriteFile(name string, data []byte) error
+	ReadFile(name string) ([]byte, error)
+	Exists(name string) bool
+}
+
+// Config configures a Driver. Zero fields take the defaults noted on them.
+type Config struct {
+	// Token is the Linode API token. It is sent as a header and never logged.
+	Token string
+	// APIURL is the API base, e.g. https://api.linode.com/v4 (the default).
+	APIURL string
+	// RequestsPerSecond limits every request the driver sends (default 10).
+	RequestsPerSecond float64
+	// WaitTimeout bounds every wait: a kubeconfig, ready nodes, a pool, a delete (default 20m).
+	WaitTimeout time.Duration
+	// PollInterval is the pause between two polls of a wait (default 10s).
+	PollInterval time.Duration
+	// RetryWait and RetryMaxWait clamp linodego's wait before retrying a 429 (defaults 3s, 30s).
+	RetryWait, RetryMaxWait time.Duration
+	// RetryCount bounds linodego's retries of one call on 429/503 (default 10); after
+	// that the error comes back as transient and the executor's backoff takes over.
+	RetryCount int
+	// PoolCacheTTL is how long cached node pools are trusted without re-listing (default 10m).
+	PoolCacheTTL time.Duration
+	// RequestTimeout bounds one HTTP request (default 60s).
+	RequestTimeout time.Duration
+	// Transport is the base HTTP transport (default http.DefaultTransport), e.g. for a TLS test server.
+	Transport http.RoundTripper
+	// Store keeps the pool cache and the kubeconfigs (required).
+	Store Files
+	// Logger receives debug and info lines; never a token or a kubeconfig (default: discard).
+	Logger *slog.Logger
+	// Now is the clock for cache ages (default time.Now).
+	Now func() time.Time
+}
+
+// Defaults applied by New.
+const (
+	DefaultAPIURL            = "https://api.linode.com/v4"
+	DefaultRequestsPerSecond = 10
+	DefaultWaitTimeout       = 20 * time.Minute
+	DefaultPollInterval      = 10 * time.Second
+	DefaultRetryWait         = 3 * time.Second
+	DefaultRetryMaxWait      = 30 * time.Second
+	DefaultRetryCount        = 10
+	DefaultPoolCacheTTL      = 10 * time.Minute
+	DefaultRequestTimeout    = 60 * time.Second
+	// DefaultTokenEnv is read when the fleet names no token source.
+	DefaultTokenEnv = "LINODE_TOKEN"
+)
+
+// Driver observes and converges LKE clusters. It is safe for concurrent use: the executor
+// applies several clusters at once.
+type Driver struct {
+	cfg Config
+	log *slog.Logger
+	// api retries 429 (honouring Retry-After, clamped to the configured waits) and 503.
+	api *linodego.Client
+	// poll never retries, so a 503 "not yet available" comes back at once.
+	poll *linodego.Client
+}
+
+// New builds a Driver from cfg; both of its API clients share one rate limiter.
+func New(cfg Config) (*Driver, error) {
+	if cfg.Token == "" {
+		return nil, errors.New("linode: no API token")
+	}
+	if cfg.Store == nil {
+		return nil, errors.New("linode: no state store")
+	}
+	if cfg.APIURL == "" {
+		cfg.APIURL = DefaultAPIURL
+	}
+	if cfg.RequestsPerSecond <= 0 {
+		cfg.RequestsPerSecond = DefaultRequestsPerSecond
+	}
+	if cfg.WaitTimeout <= 0 {
+		cfg.WaitTimeout = DefaultWaitTimeout
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.RetryWait <= 0 {
+		cfg.RetryWait = DefaultRetryWait
+	}
+	if cfg.RetryMaxWait <= 0 {
+		cfg.RetryMaxWait = DefaultRetryMaxWait
+	}
+	if cfg.RetryMaxWait < cfg.RetryWait {
+		cfg.RetryMaxWait = cfg.RetryWait
+	}
+	if cfg.RetryCount <= 0 {
+		cfg.RetryCount = DefaultRetryCount
+	}
+	if cfg.PoolCacheTTL <= 0 {
+		cfg.PoolCacheTTL = DefaultPoolCacheTTL
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.Transport == nil {
+		cfg.Transport = http.DefaultTransport
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+
+	burst := int(math.Ceil(cfg.RequestsPerSecond))
+	hc := &http.Client{
+		Transport: &limitedTransport{base: cfg.Transport, lim: rate.NewLimiter(rate.Limit(cfg.RequestsPerSecond), burst)},
+		Timeout:   cfg.RequestTimeout,
+	}
+	api, err := newClient(hc, cfg)
+	if err != nil {
+		return nil, err
+	}
+	api.SetRetryWaitTime(cfg.RetryWait).SetRetryMaxWaitTime(cfg.RetryMaxWait).SetRetryCount(cfg.RetryCount)
+	// A second client, not a copy: copies share resty's settings (reference §1.1).
+	poll, err := newClient(hc, cfg)
+	if err != nil {
+		return nil, err
+	}
+	poll.SetRetryCount(0)
+	return &Driver{cfg: cfg, log: cfg.Logger, api: api, poll: poll}, nil
+}
+
+func newClient(hc *http.Client, cfg Config) (*linodego.Client, error) {
+	c := linodego.NewClient(hc)
+	if _, err := c.UseURL(cfg.APIURL); err != nil {
+		return nil, fmt.Errorf("linode: API URL: %w", err)
+	}
+	c.SetToken(cfg.Token)
+	c.SetPollDelay(cfg.PollInterval)
+	// lke/versions and lke/types are cached in-process by default; we never want stale answers.
+	c.UseCache(false)
+	return &c, nil
+}
+
+// limitedTransport makes every request, retries included, wait for the shared rate limiter.
+type limitedTransport struct {
+	base http.RoundTripper
+	lim  *rate.Limiter
+}
+
+func (t *limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if err := t.lim.Wait(r.Context()); err != nil {
+		return nil, err
+	}
+	return t.base.RoundTrip(r)
+}
+
+// TokenFromSpec reads the API token the fleet points at: tokenFile when set, else the
+// environment variable tokenEnv (default LINODE_TOKEN). Errors name the source, never the token.
+func TokenFromSpec(l *spec.Linode) (string, error) {
+	var file, env string
+	if l != nil {
+		file, env = l.TokenFile, l.TokenEnv
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return "", fmt.Errorf("linode token file %s does not exist", file)
+			}
+			// The error of a read carries the path and the cause, not the content.
+			return "", fmt.Errorf("linode token file %s: %w", file, err)
+		}
+		tok := strings.TrimSpace(string(b))
+		if tok == "" {
+			return "", fmt.Errorf("linode token file %s is empty", file)
+		}
+		return tok, nil
+	}
+	if env == "" {
+		env = DefaultTokenEnv
+	}
+	tok := strings.TrimSpace(os.Getenv(env))
+	if tok == "" {
+		return "", fmt.Errorf("linode token: environment variable %s is not set or empty (set it, or tokenFile in provider.linode)", env)
+	}
+	return tok, nil
+}

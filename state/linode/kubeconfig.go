@@ -1,0 +1,148 @@
+package linode
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/linode/linodego"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/state"
+)
+
+// StoreKubeconfig waits (bounded by WaitTimeout) until the cluster has a ready node and
+// serves its kubeconfig, checks that it parses, and stores it as "kubeconfigs/<name>";
+// with fleet.KubeconfigDir set it also writes <dir>/kubeconfig-<name> (0600, dir 0700).
+// Unchanged files are not rewritten.
+func (d *Driver) StoreKubeconfig(ctx context.Context, fleet *spec.Fleet, name string) error {
+	cur, err := d.findOwned(ctx, fleet.Metadata.Name, name)
+	if err != nil {
+		return err
+	}
+	if cur == nil {
+		// Transient: the step runs after the create, and a list may lag a create.
+		return state.Transient(fmt.Errorf("linode: kubeconfig of %s: fleet %s owns no LKE cluster %s", name, fleet.Metadata.Name, name), 0)
+	}
+	id := cur.ID
+
+	// One deadline for both waits: the whole step is bounded by WaitTimeout.
+	deadline := time.Now().Add(d.cfg.WaitTimeout)
+
+	var raw []byte
+	err = d.waitUntil(ctx, deadline, "the kubeconfig of cluster "+name, func(ctx context.Context) (bool, string, error) {
+		// The no-retry client: a 503 "not yet available" comes back at once.
+		kc, err := d.poll.GetLKEClusterKubeconfig(ctx, id)
+		if err != nil {
+			if isStatus(err, http.StatusServiceUnavailable) {
+				return false, lastAnswer(err), nil
+			}
+			return false, "", classify(ctx, "get kubeconfig of cluster "+name, err)
+		}
+		dec, err := base64.StdEncoding.DecodeString(kc.KubeConfig)
+		if err != nil {
+			return false, "", fmt.Errorf("linode: kubeconfig of cluster %s is not base64: %w", name, err)
+		}
+		raw = dec
+		return true, "", nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := checkKubeconfig(raw); err != nil {
+		return fmt.Errorf("linode: kubeconfig of cluster %s: %w", name, err)
+	}
+
+	err = d.waitUntil(ctx, deadline, "a ready node in cluster "+name, func(ctx context.Context) (bool, string, error) {
+		pools, err := d.api.ListLKENodePools(ctx, id, &linodego.ListOptions{PageSize: listPageSize})
+		if err != nil {
+			return false, "", classify(ctx, "list pools of cluster "+name, err)
+		}
+		nodes := 0
+		for _, p := range pools {
+			for _, n := range p.Linodes {
+				nodes++
+				if n.Status == linodego.LKELinodeReady {
+					return true, "", nil
+				}
+			}
+		}
+		return false, fmt.Sprintf("%d nodes, none ready", nodes), nil
+	})
+	if err != nil {
+		return err
+	}
+
+	if err := d.writeStore(kubeconfigName(name), raw); err != nil {
+		return fmt.Errorf("linode: store kubeconfig of cluster %s: %w", name, err)
+	}
+	if fleet.KubeconfigDir != "" {
+		if err := writePrivate(fleet.KubeconfigDir, "kubeconfig-"+name, raw); err != nil {
+			return fmt.Errorf("linode: write kubeconfig of cluster %s: %w", name, err)
+		}
+	}
+	d.log.Info("stored kubeconfig", "cluster", name, "linodeID", id)
+	return nil
+}
+
+// checkKubeconfig makes sure the payload is a kubeconfig a client can use. Its errors
+// never quote the content (it holds credentials).
+func checkKubeconfig(raw []byte) error {
+	cfg, err := clientcmd.Load(raw)
+	if err != nil {
+		return errors.New("does not parse as a kubeconfig")
+	}
+	if len(cfg.Clusters) == 0 || kubeconfigServer(raw) == "" {
+		return errors.New("names no cluster server")
+	}
+	if _, err := clientcmd.RESTConfigFromKubeConfig(raw); err != nil {
+		return errors.New("has no usable context")
+	}
+	return nil
+}
+
+func (d *Driver) writeStore(name string, data []byte) error {
+	if d.cfg.Store.Exists(name) {
+		if old, err := d.cfg.Store.ReadFile(name); err == nil && bytes.Equal(old, data) {
+			return nil
+		}
+	}
+	return d.cfg.Store.WriteFile(name, data)
+}
+
+// writePrivate writes dir/file 0600 through a temporary file and a rename, creating dir 0700.
+func writePrivate(dir, file string, data []byte) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	path := filepath.Join(dir, file)
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		if st, err := os.Stat(path); err == nil && st.Mode().Perm() == 0o600 {
+			return nil
+		}
+	}
+	tmp, err := os.CreateTemp(dir, "."+file+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
