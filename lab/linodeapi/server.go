@@ -1,0 +1,448 @@
+// Package linodeapi is a Linode API v4 server of our own: LKE clusters, node pools,
+// the instances behind their nodes, and the catalogue endpoints, answered with the
+// JSON shapes, status codes and headers of api.linode.com, so that the real linodego
+// client (and everything built on it) runs against it unchanged. Faults, slowness and
+// rate limits can be injected; what a cluster really is (a kube-apiserver in the lab)
+// is left to a Backend.
+package linodeapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Options configures a Server. The zero value is a well-behaved API with no token
+// accepted; set Token.
+type Options struct {
+	// Token is the one bearer token accepted; any other gets 401 "Invalid Token".
+	Token string
+	// ProvisionDelay: after create, nodes are not_ready without instance ids and the
+	// kubeconfig and api-endpoints answer 503; after it (and once the Backend has
+	// provisioned the cluster) nodes get instance ids and the kubeconfig is served.
+	ProvisionDelay time.Duration
+	// NodeReadyDelay is the extra time between a node's instance id and its "ready".
+	NodeReadyDelay time.Duration
+	// FaultRate is the share of requests answered with a 5xx (500, 502, 504; JSON body).
+	FaultRate float64
+	// SlowRate is the share of requests delayed by SlowDelay before being answered.
+	SlowRate  float64
+	SlowDelay time.Duration
+	// RateLimit > 0 answers a request beyond RateLimit within RateWindow with 429 and
+	// Retry-After. X-RateLimit-* headers are sent on every answer either way.
+	RateLimit  int
+	RateWindow time.Duration
+	// Seed drives fault randomness and generated node ids.
+	Seed int64
+	// Backend makes clusters real; nil gives clusters whose kubeconfig points nowhere.
+	Backend Backend
+	// Clock replaces time.Now for timestamps and node readiness (tests).
+	Clock func() time.Time
+}
+
+// Backend is what a cluster is behind the API.
+type Backend interface {
+	// Provision makes the cluster real (the lab starts a kube-apiserver); it may take
+	// time and is called in the background after create. It returns the kubeconfig and
+	// the public IPv4 of each node.
+	Provision(ctx context.Context, c ClusterInfo) (Provisioned, error)
+	Deprovision(ctx context.Context, clusterID int) error
+}
+
+// ClusterInfo describes a cluster to its Backend at provisioning time.
+type ClusterInfo struct {
+	ID         int
+	Label      string
+	Region     string
+	K8sVersion string
+	Nodes      int
+}
+
+// Provisioned is what a Backend made of a cluster.
+type Provisioned struct {
+	Kubeconfig []byte
+	// NodeIPs are the nodes' public IPv4 addresses; fewer than the node count are
+	// reused cyclically, none gives generated documentation addresses.
+	NodeIPs []string
+	// APIEndpoints defaults to the kubeconfig's server when empty.
+	APIEndpoints []string
+}
+
+// RequestRecord is one request the server answered.
+type RequestRecord struct {
+	Method string
+	Path   string
+	Query  string
+	Status int
+	Time   time.Time
+}
+
+// Server is the API. It implements http.Handler for /v4/... and /v4beta/... .
+type Server struct {
+	opts    Options
+	backend Backend
+	now     func() time.Time
+
+	ctx    context.Context // cancelled by Close; parent of every provisioning
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu         sync.Mutex
+	rng        *rand.Rand
+	faultRate  float64
+	rateLimit  int
+	rateWindow time.Duration
+	winStart   time.Time
+	winCount   int
+	requests   []RequestRecord
+	closed     bool
+
+	clusters     map[int]*cluster
+	nextCluster  int
+	nextPool     int
+	nextInstance int
+	nodeIDs      map[string]bool
+}
+
+// New returns a Server with the given options.
+func New(o Options) *Server {
+	now := o.Clock
+	if now == nil {
+		now = time.Now
+	}
+	b := o.Backend
+	if b == nil {
+		b = nowhereBackend{}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		opts:         o,
+		backend:      b,
+		now:          now,
+		ctx:          ctx,
+		cancel:       cancel,
+		rng:          rand.New(rand.NewSource(o.Seed)),
+		faultRate:    o.FaultRate,
+		rateLimit:    o.RateLimit,
+		rateWindow:   o.RateWindow,
+		clusters:     map[int]*cluster{},
+		nextCluster:  433100,
+		nextPool:     855490,
+		nextInstance: 94907000,
+		nodeIDs:      map[string]bool{},
+	}
+}
+
+// Requests returns every request seen since the start or the last ResetRequests.
+func (s *Server) Requests() []RequestRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]RequestRecord(nil), s.requests...)
+}
+
+// ResetRequests forgets the recorded requests.
+func (s *Server) ResetRequests() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = nil
+}
+
+// SetFaultRate changes the share of requests answered with a 5xx.
+func (s *Server) SetFaultRate(f float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faultRate = f
+}
+
+// SetRateLimit changes the rate limit (n <= 0 disables it) and starts a new window.
+func (s *Server) SetRateLimit(n int, window time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rateLimit, s.rateWindow = n, window
+	s.winStart, s.winCount = time.Time{}, 0
+}
+
+// Close stops background provisioning and deprovisions every cluster left through
+// the Backend. The handler keeps answering, but new clusters are never provisioned.
+func (s *Server) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.cancel()
+	s.mu.Unlock()
+	s.wg.Wait()
+
+	s.mu.Lock()
+	var ids []int
+	for id, c := range s.clusters {
+		if c.provisionStarted {
+			ids = append(ids, id)
+		}
+	}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, id := range ids {
+		_ = s.backend.Deprovision(ctx, id)
+	}
+}
+
+const (
+	defaultRateLimit  = 1600 // advertised when no limit is enforced, as recorded LKE answers show
+	defaultRateWindow = time.Minute
+	maxBody           = 1 << 20
+)
+
+// statusRecorder remembers the status written, for Requests.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// ServeHTTP answers one API request: rate limit, authentication, injected slowness
+// and faults, then the endpoint itself.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rec := &statusRecorder{ResponseWriter: w}
+	defer func() {
+		s.mu.Lock()
+		s.requests = append(s.requests, RequestRecord{
+			Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Status: rec.status, Time: s.now(),
+		})
+		s.mu.Unlock()
+	}()
+	w = rec
+
+	limited, retryAfter := s.countRequest(w.Header())
+	if limited {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+		writeError(w, http.StatusTooManyRequests, apiErr("Too many requests", ""))
+		return
+	}
+
+	path, ok := apiPath(r.URL.Path)
+	if !ok {
+		writeError(w, http.StatusNotFound, notFound())
+		return
+	}
+	if !s.authorized(r, path) {
+		writeError(w, http.StatusUnauthorized, apiErr("Invalid Token", ""))
+		return
+	}
+
+	slow, fault := s.dice()
+	if slow && s.opts.SlowDelay > 0 {
+		t := time.NewTimer(s.opts.SlowDelay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	if fault != 0 {
+		writeError(w, fault, apiErr(faultReason[fault], ""))
+		return
+	}
+	s.route(w, r, path)
+}
+
+var faultReason = map[int]string{
+	http.StatusInternalServerError: "An error occurred",
+	http.StatusBadGateway:          "Bad Gateway",
+	http.StatusGatewayTimeout:      "Gateway Timeout",
+}
+
+// countRequest advances the fixed rate window and sets the X-RateLimit headers.
+func (s *Server) countRequest(h http.Header) (limited bool, retryAfter int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	limit, window := s.rateLimit, s.rateWindow
+	if limit <= 0 {
+		limit = defaultRateLimit
+	}
+	if window <= 0 {
+		window = defaultRateWindow
+	}
+	if s.winStart.IsZero() || !now.Before(s.winStart.Add(window)) {
+		s.winStart, s.winCount = now, 0
+	}
+	s.winCount++
+	end := s.winStart.Add(window)
+	h.Set("X-RateLimit-Limit", strconv.Itoa(limit))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(max(limit-s.winCount, 0)))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(int64(math.Ceil(float64(end.UnixNano())/1e9)), 10))
+	if s.rateLimit > 0 && s.winCount > s.rateLimit {
+		return true, max(int(math.Ceil(end.Sub(now).Seconds())), 1)
+	}
+	return false, 0
+}
+
+// dice decides whether this request is slowed and whether it fails, and with what.
+func (s *Server) dice() (slow bool, fault int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.opts.SlowRate > 0 && s.rng.Float64() < s.opts.SlowRate {
+		slow = true
+	}
+	if s.faultRate > 0 && s.rng.Float64() < s.faultRate {
+		fault = []int{http.StatusInternalServerError, http.StatusBadGateway, http.StatusGatewayTimeout}[s.rng.Intn(3)]
+	}
+	return slow, fault
+}
+
+// publicPaths answer without a token, as the real catalogue endpoints do; a token
+// that is sent must still be valid.
+var publicPaths = []string{"regions", "linode/types", "lke/versions", "lke/types"}
+
+func (s *Server) authorized(r *http.Request, path []string) bool {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		joined := strings.Join(path, "/")
+		for _, p := range publicPaths {
+			if joined == p || strings.HasPrefix(joined, p+"/") {
+				return r.Method == http.MethodGet
+			}
+		}
+		return false
+	}
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok {
+		tok, ok = strings.CutPrefix(h, "bearer ")
+	}
+	return ok && s.opts.Token != "" && tok == s.opts.Token
+}
+
+// apiPath strips the version prefix and splits the rest into segments.
+func apiPath(p string) ([]string, bool) {
+	var rest string
+	switch {
+	case strings.HasPrefix(p, "/v4/"):
+		rest = p[len("/v4/"):]
+	case strings.HasPrefix(p, "/v4beta/"):
+		rest = p[len("/v4beta/"):]
+	default:
+		return nil, false
+	}
+	rest = strings.Trim(rest, "/")
+	if rest == "" {
+		return nil, false
+	}
+	return strings.Split(rest, "/"), true
+}
+
+// apiError is the real error envelope.
+type apiError struct {
+	Errors []errorReason `json:"errors"`
+}
+
+type errorReason struct {
+	Reason string `json:"reason"`
+	Field  string `json:"field,omitempty"`
+}
+
+func apiErr(reason, field string) *apiError {
+	return &apiError{Errors: []errorReason{{Reason: reason, Field: field}}}
+}
+
+func notFound() *apiError { return apiErr("Not found", "") }
+
+func writeError(w http.ResponseWriter, code int, e *apiError) {
+	writeJSON(w, code, e)
+}
+
+// writeJSON answers with exactly "application/json": linodego compares the
+// Content-Type with its Accept header literally.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		code = http.StatusInternalServerError
+		b = []byte(`{"errors": [{"reason": "An error occurred"}]}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+}
+
+func methodNotAllowed(w http.ResponseWriter, allowed ...string) {
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	writeError(w, http.StatusMethodNotAllowed, apiErr("Method Not Allowed", ""))
+}
+
+// decodeStrict decodes a request body, refusing unknown fields and wrong types so that
+// a client's mistake shows up as a 400 naming the field.
+func decodeStrict(r *http.Request, v any) *apiError {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		msg := err.Error()
+		switch {
+		case strings.HasPrefix(msg, "json: unknown field "):
+			f := strings.Trim(strings.TrimPrefix(msg, "json: unknown field "), `"`)
+			return apiErr(f+" is not a recognized field", f)
+		case asTypeError(err, &te):
+			return apiErr(fmt.Sprintf("Must be of type %s", jsonKind(te.Type.Kind().String())), te.Field)
+		case msg == "EOF":
+			return apiErr("Request body is required", "")
+		default:
+			return apiErr("Invalid JSON", "")
+		}
+	}
+	if dec.More() {
+		return apiErr("Invalid JSON", "")
+	}
+	return nil
+}
+
+func asTypeError(err error, te **json.UnmarshalTypeError) bool {
+	t, ok := err.(*json.UnmarshalTypeError)
+	if ok {
+		*te = t
+	}
+	return ok
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "int", "int64", "float64":
+		return "integer"
+	case "slice":
+		return "array"
+	case "map", "struct", "ptr":
+		return "object"
+	case "bool":
+		return "boolean"
+	}
+	return k
+}
+
+// timeFormat is the API's timestamp form (UTC, no zone).
+const timeFormat = "2006-01-02T15:04:05"
+
+func stamp(t time.Time) string { return t.UTC().Format(timeFormat) }
