@@ -325,7 +325,7 @@ func (c *cluster) json() clusterJSON {
 		ID: c.id, Status: "ready", Created: stamp(c.created), Updated: stamp(c.updated),
 		Label: c.label, Region: c.region, K8sVersion: c.k8s, Tier: "standard",
 		ControlPlane: controlPlaneJSON{HighAvailability: c.ha, AuditLogsEnabled: c.audit},
-		Tags: nonNil(c.tags), Locks: []string{},
+		Tags:         nonNil(c.tags), Locks: []string{},
 	}
 }
 
