@@ -1,0 +1,422 @@
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+const (
+	apiServerStartTimeout  = 120 * time.Second
+	controllerStartTimeout = 90 * time.Second
+	// DefaultHeartbeatInterval keeps nodes well inside the node lifecycle controller's grace
+	// period (50s by default in Kubernetes 1.36).
+	DefaultHeartbeatInterval = 20 * time.Second
+	// ServiceAccountIssuer is the issuer of every lab cluster's service account tokens.
+	ServiceAccountIssuer = "https://kubernetes.default.svc"
+	serviceCIDR          = "10.0.0.0/24"
+	firstServiceIP       = "10.0.0.1"
+)
+
+// NodeSpec is a Node object a lab cluster creates and keeps Ready; no kubelet runs behind it.
+type NodeSpec struct {
+	Name       string
+	ExternalIP string
+	// InternalIP defaults to ExternalIP.
+	InternalIP string
+	// Labels are added to the Node (for example topology.kubernetes.io/region).
+	Labels map[string]string
+}
+
+// ClusterOptions describe one lab cluster.
+type ClusterOptions struct {
+	// Name is the cluster's name: its etcd prefix and kubeconfig context. Lowercase DNS label.
+	Name string
+	// Dir holds the cluster's certificates, keys, kubeconfigs and logs (created 0700).
+	Dir string
+	// Address is the loopback address the API server binds to, for example 127.0.0.5.
+	// Empty means 127.0.0.1.
+	Address string
+	// Port is the API server's secure port; 0 picks a free one.
+	Port  int
+	Etcd  *Etcd
+	Bins  Binaries
+	Nodes []NodeSpec
+	// HeartbeatInterval is how often node Ready conditions are refreshed; 0 means
+	// DefaultHeartbeatInterval.
+	HeartbeatInterval time.Duration
+	// ExtraAPIServerArgs and ExtraControllerManagerArgs are appended to the lab's flags; a flag
+	// given again overrides the lab's value.
+	ExtraAPIServerArgs, ExtraControllerManagerArgs []string
+}
+
+// Cluster is a running kube-apiserver and kube-controller-manager on loopback.
+type Cluster struct {
+	name       string
+	dir        string
+	endpoint   string
+	caPEM      []byte
+	kubeconfig []byte
+	restConfig *rest.Config
+
+	apiServer, controllerManager *process
+
+	stopHeartbeat context.CancelFunc
+	heartbeatDone chan struct{}
+	stopOnce      sync.Once
+	stopErr       error
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
+// StartCluster generates the cluster's PKI, starts kube-apiserver and kube-controller-manager,
+// waits until the API server is ready and the controller-manager has created the default
+// ServiceAccount, creates the given Nodes as Ready and starts their heartbeat. On error everything
+// started is stopped again.
+func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
+	c, err := startCluster(ctx, opts)
+	if err != nil {
+		if c != nil {
+			_ = c.Stop()
+		}
+		return nil, fmt.Errorf("start cluster %q: %w", opts.Name, err)
+	}
+	return c, nil
+}
+
+func startCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
+	if !nameRE.MatchString(opts.Name) {
+		return nil, fmt.Errorf("name must be a lowercase DNS label")
+	}
+	if opts.Dir == "" {
+		return nil, errors.New("no Dir given")
+	}
+	if opts.Etcd == nil {
+		return nil, errors.New("no Etcd given")
+	}
+	if opts.Bins.KubeAPIServer == "" || opts.Bins.KubeControllerManager == "" {
+		return nil, errors.New("Bins lacks kube-apiserver or kube-controller-manager")
+	}
+	if opts.Address == "" {
+		opts.Address = "127.0.0.1"
+	}
+	addr := net.ParseIP(opts.Address)
+	if addr == nil || !addr.IsLoopback() {
+		return nil, fmt.Errorf("address %q is not a loopback IP: lab clusters stay on loopback", opts.Address)
+	}
+	if opts.HeartbeatInterval <= 0 {
+		opts.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(opts.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	port := opts.Port
+	if port == 0 {
+		var err error
+		if port, err = freePort(opts.Address); err != nil {
+			return nil, err
+		}
+	}
+	kcmPort, err := freePort(opts.Address)
+	if err != nil {
+		return nil, err
+	}
+	endpoint := "https://" + net.JoinHostPort(opts.Address, strconv.Itoa(port))
+
+	files, err := writePKI(opts.Dir, opts.Name, addr, endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	c := &Cluster{
+		name:       opts.Name,
+		dir:        opts.Dir,
+		endpoint:   endpoint,
+		caPEM:      files.caPEM,
+		kubeconfig: files.adminKubeconfig,
+	}
+	if c.restConfig, err = clientcmd.RESTConfigFromKubeConfig(files.adminKubeconfig); err != nil {
+		return nil, err
+	}
+
+	apiArgs := []string{
+		"--etcd-servers", opts.Etcd.Endpoint(),
+		"--etcd-prefix", "/" + opts.Name,
+		"--bind-address", opts.Address,
+		"--advertise-address", opts.Address,
+		"--secure-port", strconv.Itoa(port),
+		"--tls-cert-file", files.servingCert, "--tls-private-key-file", files.servingKey,
+		"--client-ca-file", files.caCert,
+		"--service-account-key-file", files.saPub,
+		"--service-account-signing-key-file", files.saKey,
+		"--service-account-issuer", ServiceAccountIssuer,
+		"--authorization-mode", "RBAC",
+		"--service-cluster-ip-range", serviceCIDR,
+		"--disable-admission-plugins", "ServiceAccount",
+		// Endpoints may not hold loopback IPs; nothing in the lab reaches the API server through
+		// the kubernetes Service.
+		"--endpoint-reconciler-type", "none",
+		"--allow-privileged",
+		"--profiling=false",
+		// The aggregation layer, as in any real cluster, so APIServices can be served.
+		"--requestheader-client-ca-file", files.frontProxyCACert,
+		"--requestheader-allowed-names", "front-proxy-client",
+		"--requestheader-username-headers", "X-Remote-User",
+		"--requestheader-group-headers", "X-Remote-Group",
+		"--requestheader-extra-headers-prefix", "X-Remote-Extra-",
+		"--proxy-client-cert-file", files.proxyClientCert,
+		"--proxy-client-key-file", files.proxyClientKey,
+	}
+	c.apiServer, err = startProcess("kube-apiserver "+opts.Name, filepath.Join(opts.Dir, "kube-apiserver.log"),
+		opts.Bins.KubeAPIServer, append(apiArgs, opts.ExtraAPIServerArgs...)...)
+	if err != nil {
+		return c, err
+	}
+	client, err := kubernetes.NewForConfig(c.RESTConfig())
+	if err != nil {
+		return c, err
+	}
+	err = pollUntil(ctx, apiServerStartTimeout, "kube-apiserver /readyz", []*process{c.apiServer}, func(ctx context.Context) (bool, error) {
+		body, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		if err != nil {
+			return false, fmt.Errorf("%w: %s", err, body)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return c, err
+	}
+
+	kcmArgs := []string{
+		"--kubeconfig", files.controllerManagerKubeconfig,
+		"--authentication-kubeconfig", files.controllerManagerKubeconfig,
+		"--authorization-kubeconfig", files.controllerManagerKubeconfig,
+		"--bind-address", opts.Address,
+		"--secure-port", strconv.Itoa(kcmPort),
+		"--tls-cert-file", files.controllerManagerCert, "--tls-private-key-file", files.controllerManagerKey,
+		"--client-ca-file", files.caCert,
+		"--service-account-private-key-file", files.saKey,
+		"--root-ca-file", files.caCert,
+		"--use-service-account-credentials",
+		"--leader-elect=false",
+		"--cluster-name", opts.Name,
+		"--controllers", "*",
+		"--profiling=false",
+	}
+	c.controllerManager, err = startProcess("kube-controller-manager "+opts.Name, filepath.Join(opts.Dir, "kube-controller-manager.log"),
+		opts.Bins.KubeControllerManager, append(kcmArgs, opts.ExtraControllerManagerArgs...)...)
+	if err != nil {
+		return c, err
+	}
+	kcmHealth := "https://" + net.JoinHostPort(opts.Address, strconv.Itoa(kcmPort)) + "/healthz"
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(files.caPEM)
+	kcmClient := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer kcmClient.CloseIdleConnections()
+	procs := []*process{c.apiServer, c.controllerManager}
+	err = pollUntil(ctx, controllerStartTimeout, "kube-controller-manager /healthz", procs, func(ctx context.Context) (bool, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, kcmHealth, nil)
+		if err != nil {
+			return false, err
+		}
+		resp, err := kcmClient.Do(req)
+		if err != nil {
+			return false, err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return false, fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return c, err
+	}
+	// The default ServiceAccount appearing shows the controllers run, with their credentials.
+	err = pollUntil(ctx, controllerStartTimeout, "the default ServiceAccount", procs, func(ctx context.Context) (bool, error) {
+		_, err := client.CoreV1().ServiceAccounts(metav1.NamespaceDefault).Get(ctx, "default", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	if err != nil {
+		return c, err
+	}
+
+	if err := createNodes(ctx, client, opts.Nodes); err != nil {
+		return c, err
+	}
+	hbCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	c.stopHeartbeat = cancel
+	c.heartbeatDone = make(chan struct{})
+	go func() {
+		defer close(c.heartbeatDone)
+		heartbeat(hbCtx, client, opts.Nodes, opts.HeartbeatInterval)
+	}()
+	return c, nil
+}
+
+// Name is the cluster's name.
+func (c *Cluster) Name() string { return c.name }
+
+// Endpoint is the API server's URL, https://<address>:<port>.
+func (c *Cluster) Endpoint() string { return c.endpoint }
+
+// CACert is the PEM certificate of the cluster's CA, which signed the API server's certificate.
+func (c *Cluster) CACert() []byte { return append([]byte(nil), c.caPEM...) }
+
+// Kubeconfig is an admin (system:masters) kubeconfig that verifies the server against the
+// cluster's CA. It holds a private key: keep it out of logs.
+func (c *Cluster) Kubeconfig() []byte { return append([]byte(nil), c.kubeconfig...) }
+
+// RESTConfig is the admin kubeconfig as a client-go config; each call returns a new copy.
+func (c *Cluster) RESTConfig() *rest.Config { return rest.CopyConfig(c.restConfig) }
+
+// Dir is the directory with the cluster's PKI, kubeconfigs and logs.
+func (c *Cluster) Dir() string { return c.dir }
+
+// Stop ends the heartbeat, kube-controller-manager and kube-apiserver (by process group) and
+// waits for them to exit. Data stays in etcd under the cluster's prefix. Safe to call twice.
+func (c *Cluster) Stop() error {
+	c.stopOnce.Do(func() {
+		if c.stopHeartbeat != nil {
+			c.stopHeartbeat()
+			<-c.heartbeatDone
+		}
+		var errs []error
+		for _, p := range []*process{c.controllerManager, c.apiServer} {
+			if p != nil {
+				errs = append(errs, p.stop())
+			}
+		}
+		c.stopErr = errors.Join(errs...)
+	})
+	return c.stopErr
+}
+
+// pkiFiles are the paths and contents StartCluster hands to the processes.
+type pkiFiles struct {
+	caPEM                           []byte
+	caCert, frontProxyCACert        string
+	servingCert, servingKey         string
+	proxyClientCert, proxyClientKey string
+	controllerManagerCert           string
+	controllerManagerKey            string
+	saKey, saPub                    string
+	adminKubeconfig                 []byte
+	controllerManagerKubeconfig     string
+}
+
+// writePKI creates the cluster's CAs, certificates and keys, and its kubeconfigs, under dir/pki
+// (0700, files 0600).
+func writePKI(dir, name string, addr net.IP, endpoint string) (pkiFiles, error) {
+	var f pkiFiles
+	pki := filepath.Join(dir, "pki")
+	if err := os.MkdirAll(pki, 0o700); err != nil {
+		return f, err
+	}
+	ca, err := newAuthority(name + "-ca")
+	if err != nil {
+		return f, err
+	}
+	frontProxyCA, err := newAuthority(name + "-front-proxy-ca")
+	if err != nil {
+		return f, err
+	}
+	loopback := []net.IP{addr, net.ParseIP("127.0.0.1")}
+	serving, err := ca.issue(certRequest{
+		commonName: "kube-apiserver",
+		dnsNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+			"kubernetes.default.svc.cluster.local"},
+		ips:    append(loopback, net.ParseIP(firstServiceIP)),
+		server: true,
+	})
+	if err != nil {
+		return f, err
+	}
+	admin, err := ca.issue(certRequest{commonName: "lab-admin", organizations: []string{"system:masters"}, client: true})
+	if err != nil {
+		return f, err
+	}
+	kcmClient, err := ca.issue(certRequest{commonName: "system:kube-controller-manager", client: true})
+	if err != nil {
+		return f, err
+	}
+	kcmServing, err := ca.issue(certRequest{commonName: "kube-controller-manager", dnsNames: []string{"localhost"}, ips: loopback, server: true})
+	if err != nil {
+		return f, err
+	}
+	proxyClient, err := frontProxyCA.issue(certRequest{commonName: "front-proxy-client", client: true})
+	if err != nil {
+		return f, err
+	}
+	saKey, saPub, err := serviceAccountKey()
+	if err != nil {
+		return f, err
+	}
+
+	f.caPEM = ca.certPEM
+	writes := []struct {
+		path *string
+		name string
+		data []byte
+	}{
+		{&f.caCert, "ca.crt", ca.certPEM},
+		{&f.frontProxyCACert, "front-proxy-ca.crt", frontProxyCA.certPEM},
+		{&f.servingCert, "apiserver.crt", serving.certPEM},
+		{&f.servingKey, "apiserver.key", serving.keyPEM},
+		{&f.proxyClientCert, "front-proxy-client.crt", proxyClient.certPEM},
+		{&f.proxyClientKey, "front-proxy-client.key", proxyClient.keyPEM},
+		{&f.controllerManagerCert, "controller-manager.crt", kcmServing.certPEM},
+		{&f.controllerManagerKey, "controller-manager.key", kcmServing.keyPEM},
+		{&f.saKey, "sa.key", saKey},
+		{&f.saPub, "sa.pub", saPub},
+	}
+	for _, w := range writes {
+		if *w.path, err = writeSecret(pki, w.name, w.data); err != nil {
+			return f, err
+		}
+	}
+	if f.adminKubeconfig, err = kubeconfig(name, endpoint, ca.certPEM, "lab-admin", admin); err != nil {
+		return f, err
+	}
+	if _, err := writeSecret(dir, "admin.kubeconfig", f.adminKubeconfig); err != nil {
+		return f, err
+	}
+	kcm, err := kubeconfig(name, endpoint, ca.certPEM, "kube-controller-manager", kcmClient)
+	if err != nil {
+		return f, err
+	}
+	f.controllerManagerKubeconfig, err = writeSecret(dir, "controller-manager.kubeconfig", kcm)
+	return f, err
+}
+
+// kubeconfig serializes a one-context kubeconfig authenticating with a client certificate.
+func kubeconfig(cluster, endpoint string, caPEM []byte, user string, kp keyPair) ([]byte, error) {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters[cluster] = &clientcmdapi.Cluster{Server: endpoint, CertificateAuthorityData: caPEM}
+	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificateData: kp.certPEM, ClientKeyData: kp.keyPEM}
+	cfg.Contexts[cluster] = &clientcmdapi.Context{Cluster: cluster, AuthInfo: user}
+	cfg.CurrentContext = cluster
+	return clientcmd.Write(*cfg)
+}
