@@ -1,0 +1,560 @@
+package linode
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/linode/linodego"
+
+	"github.com/reconcile-dev/reconcile/lab/linodeapi"
+	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/state"
+)
+
+func TestCreateFromNothingThenNoWrites(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, linodeapi.Options{ProvisionDelay: 30 * time.Millisecond, NodeReadyDelay: 20 * time.Millisecond})
+	store := newStore(t)
+	d := newDriver(t, l, store)
+	f := testFleet("mgr", "eu")
+	f.KubeconfigDir = filepath.Join(t.TempDir(), "kube")
+
+	converge(t, d, f, "mgr", "eu")
+	w := waitSettled(t, d, f, "mgr", "eu")
+
+	for _, name := range []string{"mgr", "eu"} {
+		sc, _ := specCluster(f, name)
+		c := w.Clusters[name]
+		if c.LinodeID == 0 || c.Label != name || c.Region != sc.Region || c.K8sVersion != sc.K8sVersion {
+			t.Errorf("%s observed as %+v", name, c)
+		}
+		if !slices.Equal(c.Tags, sortedSet(sc.Tags)) {
+			t.Errorf("%s: user tags %v, want %v (no ownership tags)", name, c.Tags, sc.Tags)
+		}
+		if len(c.Pools) != 1 || c.Pools[0].Type != "g6-standard-2" || c.Pools[0].Count != 2 || len(c.Pools[0].Nodes) != 2 {
+			t.Fatalf("%s pools: %+v", name, c.Pools)
+		}
+		if !slices.Equal(c.Pools[0].Tags, []string{"role:worker"}) {
+			t.Errorf("%s pool tags: %v", name, c.Pools[0].Tags)
+		}
+		if len(c.NodeIPs) != 2 || !slices.IsSorted(c.NodeIPs) {
+			t.Errorf("%s node IPs: %v", name, c.NodeIPs)
+		}
+		for _, n := range c.Pools[0].Nodes {
+			if n.PublicIPv4 == "" || n.InstanceID == 0 || n.Status != "ready" {
+				t.Errorf("%s node: %+v", name, n)
+			}
+		}
+		if !c.KubeconfigStored || c.APIEndpoint == "" {
+			t.Errorf("%s: kubeconfig stored %v, endpoint %q", name, c.KubeconfigStored, c.APIEndpoint)
+		}
+		assertMode(t, store.Path("kubeconfigs/"+name), 0o600)
+		assertMode(t, filepath.Join(f.KubeconfigDir, "kubeconfig-"+name), 0o600)
+	}
+	assertMode(t, f.KubeconfigDir, 0o700|os.ModeDir)
+
+	// The second pass: observe, apply and store again; nothing may be written anywhere.
+	observe(t, d, f) // fills the pool cache now that nodes are ready
+	l.api.ResetRequests()
+	before := store.writes.Load()
+	observe(t, d, f)
+	converge(t, d, f, "mgr", "eu")
+	if ws := l.writes(); len(ws) > 0 {
+		t.Errorf("second pass sent writes:\n%s", describe(ws))
+	}
+	if n := store.writes.Load() - before; n != 0 {
+		t.Errorf("second pass wrote %d files to the store", n)
+	}
+}
+
+func assertMode(t *testing.T, path string, want os.FileMode) {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Mode() & (os.ModeDir | os.ModePerm); got != want {
+		t.Errorf("%s: mode %v, want %v", path, got, want)
+	}
+}
+
+func TestCrashAfterCreateDoesNotDuplicate(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, linodeapi.Options{})
+	f := testFleet("mgr")
+	ctx := context.Background()
+	if err := newDriver(t, l, newStore(t)).ApplyCluster(ctx, f, "mgr"); err != nil {
+		t.Fatal(err)
+	}
+	// The process died before writing anything: a new driver with an empty store.
+	l.api.ResetRequests()
+	d := newDriver(t, l, newStore(t))
+	if err := d.ApplyCluster(ctx, f, "mgr"); err != nil {
+		t.Fatal(err)
+	}
+	if ws := l.writes(); len(ws) > 0 {
+		t.Errorf("re-apply after a lost state dir sent writes:\n%s", describe(ws))
+	}
+	all, err := l.plainClient(t).ListLKEClusters(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 1 {
+		t.Errorf("%d clusters after a crash and re-apply, want 1", len(all))
+	}
+}
+
+func TestConvergesUnderFaultsAndRateLimits(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		opts linodeapi.Options
+		set  func(*linodeapi.Server)
+	}{
+		{name: "429 bursts", set: func(s *linodeapi.Server) { s.SetRateLimit(4, 50*time.Millisecond) }},
+		{name: "20% faults", set: func(s *linodeapi.Server) { s.SetFaultRate(0.2) }},
+		{name: "both", opts: linodeapi.Options{Seed: 7}, set: func(s *linodeapi.Server) {
+			s.SetFaultRate(0.2)
+			s.SetRateLimit(6, 50*time.Millisecond)
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			l := newLab(t, tc.opts)
+			tc.set(l.api)
+			d := newDriver(t, l, newStore(t), func(c *Config) { c.RetryCount = 3 })
+			f := testFleet("mgr", "eu", "ap")
+			converge(t, d, f, "mgr", "eu", "ap")
+			w := waitSettled(t, d, f, "mgr", "eu", "ap")
+			if len(w.Clusters) != 3 {
+				t.Errorf("observed %d clusters, want 3", len(w.Clusters))
+			}
+			l.api.SetFaultRate(0)
+			l.api.SetRateLimit(0, 0)
+			all, err := l.plainClient(t).ListLKEClusters(context.Background(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(all) != 3 {
+				t.Errorf("%d clusters on the API, want 3 (no duplicates from retried creates)", len(all))
+			}
+			var statuses []int
+			for _, r := range l.api.Requests() {
+				statuses = append(statuses, r.Status)
+			}
+			if !slices.ContainsFunc(statuses, func(s int) bool { return s == 429 || s >= 500 }) {
+				t.Errorf("the lab injected nothing; the case tests nothing")
+			}
+		})
+	}
+}
+
+func TestTransientErrorsCarryRetryAfter(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, linodeapi.Options{})
+	l.api.SetRateLimit(1, time.Hour)
+	d := newDriver(t, l, newStore(t), func(c *Config) { c.RetryCount = 1 })
+	if err := d.Observe(context.Background(), testFleet("mgr"), &state.World{}); err != nil {
+		t.Fatalf("first call within the limit: %v", err)
+	}
+	err := d.Observe(context.Background(), testFleet("mgr"), &state.World{})
+	var te *state.TransientError
+	if !errors.As(err, &te) {
+		t.Fatalf("429 after retries: %v, want a transient error", err)
+	}
+	if te.RetryAfter() < time.Minute {
+		t.Errorf("RetryAfter %v, want the server's Retry-After (about an hour)", te.RetryAfter())
+	}
+	if !linodego.ErrHasStatus(err, http.StatusTooManyRequests) {
+		t.Errorf("error %v does not unwrap to the 429", err)
+	}
+}
+
+func TestTerminalErrorsNameFieldAndReason(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		change func(*spec.Cluster)
+		want   string
+	}{
+		{"bad region", func(c *spec.Cluster) { c.Region = "xx-yy" }, "linode: create cluster eu: region: "},
+		{"bad version", func(c *spec.Cluster) { c.K8sVersion = "0.1" }, "linode: create cluster eu: k8s_version: "},
+		{"bad pool type", func(c *spec.Cluster) { c.Pools[0].Type = "g0-none" }, "linode: create cluster eu: node_pools[0].type: "},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			l := newLab(t, linodeapi.Options{})
+			d := newDriver(t, l, newStore(t))
+			f := testFleet("mgr", "eu")
+			tc.change(&f.Members[0].Cluster)
+			err := d.ApplyCluster(context.Background(), f, "eu")
+			if err == nil {
+				t.Fatal("no error")
+			}
+			var te *state.TransientError
+			if errors.As(err, &te) {
+				t.Errorf("%v is transient, want terminal", err)
+			}
+			if !strings.HasPrefix(err.Error(), tc.want) || len(err.Error()) <= len(tc.want) {
+				t.Errorf("error %q, want it to start with %q and give the reason", err, tc.want)
+			}
+			if strings.Contains(err.Error(), ": [") {
+				t.Errorf("error %q still has linodego's brackets", err)
+			}
+		})
+	}
+}
+
+func TestDeleteOnlyOwnedAndConfirmed(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, linodeapi.Options{})
+	ctx := context.Background()
+	d := newDriver(t, l, newStore(t))
+	f := testFleet("mgr", "eu")
+	if err := d.ApplyCluster(ctx, f, "eu"); err != nil {
+		t.Fatal(err)
+	}
+	foreign := createForeign(t, l, "ap")
+
+	w := observe(t, d, f)
+	id := w.Clusters["eu"].LinodeID
+	l.api.ResetRequests()
+	if err := d.DeleteCluster(ctx, f, "eu"); err != nil {
+		t.Fatal(err)
+	}
+	reqs := l.api.Requests()
+	last := reqs[len(reqs)-1]
+	if last.Method != http.MethodGet || !strings.HasSuffix(last.Path, "/lke/clusters/"+itoa(id)) || last.Status != http.StatusNotFound {
+		t.Errorf("delete returned before a 404 on the cluster:\n%s", describe(reqs))
+	}
+	if _, ok := observe(t, d, f).Clusters["eu"]; ok {
+		t.Error("eu still observed after delete")
+	}
+
+	// ap exists, but not as ours: deleting "ap" is a no-op.
+	f.Members = append(f.Members, spec.Member{Name: "ap", Cluster: lkeCluster("ap-south")})
+	l.api.ResetRequests()
+	if err := d.DeleteCluster(ctx, f, "ap"); err != nil {
+		t.Fatal(err)
+	}
+	if ws := l.writes(); len(ws) > 0 {
+		t.Errorf("delete of a foreign cluster sent writes:\n%s", describe(ws))
+	}
+	if _, err := l.plainClient(t).GetLKECluster(ctx, foreign); err != nil {
+		t.Errorf("foreign cluster: %v", err)
+	}
+	// Deleting again what is gone is fine.
+	if err := d.DeleteCluster(ctx, f, "eu"); err != nil {
+		t.Errorf("second delete: %v", err)
+	}
+}
+
+func createForeign(t *testing.T, l *lab, label string) int {
+	t.Helper()
+	c, err := l.plainClient(t).CreateLKECluster(context.Background(), linodego.LKEClusterCreateOptions{
+		Label: label, Region: "us-east", K8sVersion: "1.33", Tags: []string{"someone-else"},
+		NodePools: []linodego.LKENodePoolCreateOptions{{Type: "g6-standard-1", Count: 1}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.ID
+}
+
+func TestForeignClusterWithOurLabelIsNeverAdopted(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, linodeapi.Options{})
+	ctx := context.Background()
+	foreign := createForeign(t, l, "eu")
+	d := newDriver(t, l, newStore(t))
+	f := testFleet("mgr", "eu")
+	l.api.ResetRequests()
+
+	err := d.ApplyCluster(ctx, f, "eu")
+	want := "label eu is taken by a cluster not owned by fleet demo"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("apply: %v, want %q", err, want)
+	}
+	if err := d.StoreKubeconfig(ctx, f, "eu"); err == nil {
+		t.Error("kubeconfig of a foreign cluster was fetched")
+	}
+	if err := d.DeleteCluster(ctx, f, "eu"); err != nil {
+		t.Errorf("delete: %v", err)
+	}
+	w := observe(t, d, f)
+	if c, ok := w.Clusters["eu"]; ok {
+		t.Errorf("foreign cluster observed as ours: %+v", c)
+	}
+	if ws := l.writes(); len(ws) > 0 {
+		t.Errorf("writes sent:\n%s", describe(ws))
+	}
+	for _, r := range l.api.Requests() {
+		if strings.Contains(r.Path, "/lke/clusters/"+itoa(foreign)) {
+			t.Errorf("foreign cluster touched: %s %s", r.Method, r.Path)
+		}
+	}
+}
+
+func TestPoolChanges(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		change func(*spec.Cluster)
+		// check gets the writes of the update, in order.
+		check func(t *testing.T, writes []linodeapi.RequestRecord, oldPool int)
+		want  func(t *testing.T, pools []state.Pool, oldPool int)
+	}{
+		{
+			name:   "count in place",
+			change: func(c *spec.Cluster) { c.Pools[0].Count = 3 },
+			check: func(t *testing.T, ws []linodeapi.RequestRecord, old int) {
+				if len(ws) != 1 || ws[0].Method != http.MethodPut || !strings.HasSuffix(ws[0].Path, "/pools/"+itoa(old)) {
+					t.Errorf("want one PUT of pool %d, got:\n%s", old, describe(ws))
+				}
+			},
+			want: func(t *testing.T, ps []state.Pool, old int) {
+				if len(ps) != 1 || ps[0].ID != old || ps[0].Count != 3 {
+					t.Errorf("pools %+v", ps)
+				}
+			},
+		},
+		{
+			name:   "autoscaler and tags in place",
+			change: func(c *spec.Cluster) { c.Pools[0].Autoscaler = &spec.Autoscaler{Min: 2, Max: 5}; c.Pools[0].Tags = nil },
+			check: func(t *testing.T, ws []linodeapi.RequestRecord, old int) {
+				if len(ws) != 1 || ws[0].Method != http.MethodPut {
+					t.Errorf("want one PUT, got:\n%s", describe(ws))
+				}
+			},
+			want: func(t *testing.T, ps []state.Pool, old int) {
+				if len(ps) != 1 || ps[0].Autoscaler == nil || *ps[0].Autoscaler != (state.Scaler{Min: 2, Max: 5}) || len(ps[0].Tags) != 0 {
+					t.Errorf("pools %+v", ps)
+				}
+			},
+		},
+		{
+			name:   "type replaced, new pool first",
+			change: func(c *spec.Cluster) { c.Pools[0].Type = "g6-standard-4" },
+			check: func(t *testing.T, ws []linodeapi.RequestRecord, old int) {
+				post := slices.IndexFunc(ws, func(r linodeapi.RequestRecord) bool {
+					return r.Method == http.MethodPost && strings.HasSuffix(r.Path, "/pools")
+				})
+				del := slices.IndexFunc(ws, func(r linodeapi.RequestRecord) bool {
+					return r.Method == http.MethodDelete && strings.HasSuffix(r.Path, "/pools/"+itoa(old))
+				})
+				if post < 0 || del < 0 || post > del || len(ws) != 2 {
+					t.Errorf("want POST pool then DELETE pool %d, got:\n%s", old, describe(ws))
+				}
+			},
+			want: func(t *testing.T, ps []state.Pool, old int) {
+				if len(ps) != 1 || ps[0].ID == old || ps[0].Type != "g6-standard-4" || ps[0].Count != 2 {
+					t.Errorf("pools %+v", ps)
+				}
+			},
+		},
+		{
+			name: "second pool added",
+			change: func(c *spec.Cluster) {
+				c.Pools = append(c.Pools, spec.Pool{Type: "g6-standard-2", Count: 1})
+			},
+			check: func(t *testing.T, ws []linodeapi.RequestRecord, old int) {
+				if len(ws) != 1 || ws[0].Method != http.MethodPost {
+					t.Errorf("want one POST, got:\n%s", describe(ws))
+				}
+			},
+			want: func(t *testing.T, ps []state.Pool, old int) {
+				if len(ps) != 2 || ps[0].ID != old || ps[0].Count != 2 || ps[1].Count != 1 {
+					t.Errorf("pools %+v", ps)
+				}
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			l := newLab(t, linodeapi.Options{NodeReadyDelay: 20 * time.Millisecond})
+			d := newDriver(t, l, newStore(t))
+			f := testFleet("mgr")
+			converge(t, d, f, "mgr")
+			w := waitSettled(t, d, f, "mgr")
+			old := w.Clusters["mgr"].Pools[0].ID
+
+			tc.change(&f.Manager.Cluster)
+			l.api.ResetRequests()
+			if err := d.ApplyCluster(context.Background(), f, "mgr"); err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, l.writes(), old)
+			w = waitSettled(t, d, f, "mgr")
+			tc.want(t, w.Clusters["mgr"].Pools, old)
+
+			// Converged: applying again changes nothing.
+			l.api.ResetRequests()
+			if err := d.ApplyCluster(context.Background(), f, "mgr"); err != nil {
+				t.Fatal(err)
+			}
+			if ws := l.writes(); len(ws) > 0 {
+				t.Errorf("re-apply sent writes:\n%s", describe(ws))
+			}
+		})
+	}
+}
+
+func TestClusterFieldUpdates(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name      string
+		change    func(*spec.Cluster)
+		wantPUT   bool
+		wantCheck func(*state.Cluster) bool
+	}{
+		{"tags", func(c *spec.Cluster) { c.Tags = []string{"env:prod"} }, true,
+			func(c *state.Cluster) bool { return slices.Equal(c.Tags, []string{"env:prod"}) }},
+		{"upgrade allowed", func(c *spec.Cluster) { c.K8sVersion, c.AllowUpgrade = "1.36", true }, true,
+			func(c *state.Cluster) bool { return c.K8sVersion == "1.36" }},
+		{"upgrade not allowed", func(c *spec.Cluster) { c.K8sVersion = "1.36" }, false,
+			func(c *state.Cluster) bool { return c.K8sVersion == "1.33" }},
+		{"HA on", func(c *spec.Cluster) { c.HighAvailability = true }, true,
+			func(c *state.Cluster) bool { return c.HighAvailability }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			l := newLab(t, linodeapi.Options{})
+			d := newDriver(t, l, newStore(t))
+			f := testFleet("mgr")
+			converge(t, d, f, "mgr")
+			tc.change(&f.Manager.Cluster)
+			l.api.ResetRequests()
+			if err := d.ApplyCluster(context.Background(), f, "mgr"); err != nil {
+				t.Fatal(err)
+			}
+			ws := l.writes()
+			gotPUT := len(ws) == 1 && ws[0].Method == http.MethodPut && perClusterPath.MatchString(ws[0].Path) && !strings.Contains(ws[0].Path, "/pools")
+			if gotPUT != tc.wantPUT || (!tc.wantPUT && len(ws) > 0) {
+				t.Errorf("writes:\n%s", describe(ws))
+			}
+			if c := observe(t, d, f).Clusters["mgr"]; !tc.wantCheck(c) {
+				t.Errorf("observed %+v", c)
+			}
+		})
+	}
+}
+
+func TestKubeconfigWaitIsBounded(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, linodeapi.Options{ProvisionDelay: time.Hour})
+	d := newDriver(t, l, newStore(t), func(c *Config) { c.WaitTimeout = 150 * time.Millisecond; c.PollInterval = 20 * time.Millisecond })
+	f := testFleet("mgr")
+	if err := d.ApplyCluster(context.Background(), f, "mgr"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err := d.StoreKubeconfig(context.Background(), f, "mgr")
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("wait took %v with a 150ms timeout", took)
+	}
+	var te *state.TransientError
+	if !errors.As(err, &te) {
+		t.Fatalf("error %v, want a transient timeout", err)
+	}
+	for _, want := range []string{"kubeconfig of cluster mgr", "150ms", "[503]", "not yet available"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	// Several polls, each answered 503 at once: the no-retry client was used.
+	polls := 0
+	for _, r := range l.api.Requests() {
+		if strings.HasSuffix(r.Path, "/kubeconfig") {
+			polls++
+			if r.Status != http.StatusServiceUnavailable {
+				t.Errorf("kubeconfig answered %d", r.Status)
+			}
+		}
+	}
+	if polls < 2 {
+		t.Errorf("%d kubeconfig polls, want several", polls)
+	}
+}
+
+func TestTokenNeverLogged(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, linodeapi.Options{ProvisionDelay: 20 * time.Millisecond, NodeReadyDelay: 10 * time.Millisecond})
+	l.api.SetFaultRate(0.1)
+	var buf syncBuffer
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	d := newDriver(t, l, newStore(t), func(c *Config) { c.Logger = logger })
+	f := testFleet("mgr", "eu")
+	converge(t, d, f, "mgr", "eu")
+	waitSettled(t, d, f, "mgr", "eu")
+	l.api.SetFaultRate(0)
+	f.Members[0].Pools[0].Type = "g6-standard-4"
+	converge(t, d, f, "eu")
+	if err := d.DeleteCluster(context.Background(), f, "eu"); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	if !strings.Contains(out, "creating LKE cluster") || !strings.Contains(out, "level=DEBUG") {
+		t.Fatalf("the pass logged too little to prove anything:\n%s", out)
+	}
+	if strings.Contains(out, testToken) {
+		t.Error("the token appears in the log")
+	}
+}
+
+func TestTokenFromSpec(t *testing.T) {
+	const secret = "file-token-8c1d"
+	dir := t.TempDir()
+	good := filepath.Join(dir, "token")
+	if err := os.WriteFile(good, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("RECONCILE_TEST_TOKEN", "env-token-77aa")
+	t.Setenv("RECONCILE_TEST_EMPTY", "")
+	t.Setenv(DefaultTokenEnv, "default-env-token-1")
+	cases := []struct {
+		name    string
+		in      *spec.Linode
+		want    string
+		wantErr string
+	}{
+		{"file wins", &spec.Linode{TokenFile: good, TokenEnv: "RECONCILE_TEST_TOKEN"}, secret, ""},
+		{"env", &spec.Linode{TokenEnv: "RECONCILE_TEST_TOKEN"}, "env-token-77aa", ""},
+		{"default env", nil, "default-env-token-1", ""},
+		{"empty env", &spec.Linode{TokenEnv: "RECONCILE_TEST_EMPTY"}, "", "RECONCILE_TEST_EMPTY"},
+		{"missing file", &spec.Linode{TokenFile: filepath.Join(dir, "nope")}, "", filepath.Join(dir, "nope")},
+		{"empty file", &spec.Linode{TokenFile: empty}, "", empty + " is empty"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := TokenFromSpec(tc.in)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want it to name %q", err, tc.wantErr)
+				}
+				if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "env-token") {
+					t.Errorf("error %q shows a token", err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Errorf("got %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}

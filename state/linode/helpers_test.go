@@ -1,0 +1,254 @@
+package linode
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/linode/linodego"
+
+	"github.com/reconcile-dev/reconcile/executor"
+	"github.com/reconcile-dev/reconcile/lab/linodeapi"
+	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/state"
+)
+
+// The driver is what the executor and the observers take it for.
+var (
+	_ executor.ClusterDriver = (*Driver)(nil)
+	_ state.Observer         = (*Driver)(nil)
+)
+
+const testToken = "lab-token-5b1f0c7e9d2a4c38"
+
+type lab struct {
+	api *linodeapi.Server
+	url string
+}
+
+func newLab(t testing.TB, o linodeapi.Options) *lab {
+	t.Helper()
+	o.Token = testToken
+	api := linodeapi.New(o)
+	srv := httptest.NewServer(api)
+	t.Cleanup(func() {
+		srv.Close()
+		api.Close()
+	})
+	return &lab{api: api, url: srv.URL}
+}
+
+// writes are the requests that change something.
+func (l *lab) writes() []linodeapi.RequestRecord {
+	var out []linodeapi.RequestRecord
+	for _, r := range l.api.Requests() {
+		if r.Method != http.MethodGet {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// plainClient is a linodego client outside the driver, playing someone else on the account.
+func (l *lab) plainClient(t testing.TB) *linodego.Client {
+	t.Helper()
+	c := linodego.NewClient(nil)
+	if _, err := c.UseURL(l.url + "/v4"); err != nil {
+		t.Fatal(err)
+	}
+	c.SetToken(testToken)
+	c.SetRetryWaitTime(5 * time.Millisecond).SetRetryMaxWaitTime(20 * time.Millisecond)
+	return &c
+}
+
+// countingStore is the real state store, counting writes.
+type countingStore struct {
+	*state.Store
+	writes atomic.Int64
+}
+
+func (s *countingStore) WriteFile(name string, data []byte) error {
+	s.writes.Add(1)
+	return s.Store.WriteFile(name, data)
+}
+
+func newStore(t testing.TB) *countingStore {
+	t.Helper()
+	st, err := state.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &countingStore{Store: st}
+}
+
+// syncBuffer collects log output from concurrent goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func newDriver(t testing.TB, l *lab, store Files, mods ...func(*Config)) *Driver {
+	t.Helper()
+	cfg := Config{
+		Token:             testToken,
+		APIURL:            l.url + "/v4",
+		RequestsPerSecond: 5000,
+		WaitTimeout:       10 * time.Second,
+		PollInterval:      5 * time.Millisecond,
+		RetryWait:         2 * time.Millisecond,
+		RetryMaxWait:      20 * time.Millisecond,
+		Store:             store,
+	}
+	for _, m := range mods {
+		m(&cfg)
+	}
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func testFleet(manager string, members ...string) *spec.Fleet {
+	f := &spec.Fleet{
+		APIVersion: spec.APIVersion, Kind: spec.Kind,
+		Metadata: spec.Metadata{Name: "demo"},
+		Manager:  spec.Manager{Name: manager, Cluster: lkeCluster("us-east", "team:platform")},
+	}
+	for _, m := range members {
+		f.Members = append(f.Members, spec.Member{Name: m, Cluster: lkeCluster("eu-central")})
+	}
+	return f
+}
+
+func lkeCluster(region string, tags ...string) spec.Cluster {
+	return spec.Cluster{
+		Region: region, K8sVersion: "1.33", Tags: tags,
+		Pools: []spec.Pool{{Type: "g6-standard-2", Count: 2, Tags: []string{"role:worker"}}},
+	}
+}
+
+// retry runs op like the executor does: transient errors are retried (after their
+// Retry-After, capped for tests) up to a bound; a terminal error stops at once.
+func retry(ctx context.Context, attempts int, op func(context.Context) error) error {
+	var err error
+	for range attempts {
+		if err = op(ctx); err == nil {
+			return nil
+		}
+		var te *state.TransientError
+		if !errors.As(err, &te) {
+			return err
+		}
+		wait := min(max(te.RetryAfter(), 5*time.Millisecond), 200*time.Millisecond)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return fmt.Errorf("still failing after %d attempts: %w", attempts, err)
+}
+
+// converge applies the named clusters and stores their kubeconfigs, retrying transient errors.
+func converge(t testing.TB, d *Driver, f *spec.Fleet, names ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, n := range names {
+		if err := retry(ctx, 100, func(ctx context.Context) error { return d.ApplyCluster(ctx, f, n) }); err != nil {
+			t.Fatalf("apply %s: %v", n, err)
+		}
+		if err := retry(ctx, 100, func(ctx context.Context) error { return d.StoreKubeconfig(ctx, f, n) }); err != nil {
+			t.Fatalf("kubeconfig %s: %v", n, err)
+		}
+	}
+}
+
+func observe(t testing.TB, d *Driver, f *spec.Fleet) *state.World {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var w *state.World
+	err := retry(ctx, 100, func(ctx context.Context) error {
+		w = &state.World{}
+		return d.Observe(ctx, f, w)
+	})
+	if err != nil {
+		t.Fatalf("observe: %v", err)
+	}
+	return w
+}
+
+// waitSettled observes until every named cluster has all its nodes ready (bounded).
+func waitSettled(t testing.TB, d *Driver, f *spec.Fleet, names ...string) *state.World {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		w := observe(t, d, f)
+		ok := true
+		for _, n := range names {
+			c := w.Clusters[n]
+			if c == nil || !c.Ready() {
+				ok = false
+			}
+		}
+		if ok {
+			return w
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("clusters %v not ready in time", names)
+		}
+		time.Sleep(10 * time.Millisecond) // polling an external server's clock-driven state
+	}
+}
+
+var perClusterPath = regexp.MustCompile(`/lke/clusters/\d+`)
+
+// perCluster are the requests that name one cluster.
+func perCluster(reqs []linodeapi.RequestRecord) []string {
+	var out []string
+	for _, r := range reqs {
+		if perClusterPath.MatchString(r.Path) {
+			out = append(out, r.Method+" "+r.Path)
+		}
+	}
+	return out
+}
+
+func describe(reqs []linodeapi.RequestRecord) string {
+	var b strings.Builder
+	for _, r := range reqs {
+		fmt.Fprintf(&b, "  %s %s -> %d\n", r.Method, r.Path, r.Status)
+	}
+	return b.String()
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)) }
+
+func itoa(n int) string { return strconv.Itoa(n) }
