@@ -106,7 +106,7 @@ func (s *Store) Path(name string) string { return filepath.Join(s.dir, filepath.
 func checkName(name string) error {
 	parts := strings.Split(name, "/")
 	switch {
-	case name == "" || !filepath.IsLocal(name) || path.Clean(name) != name || strings.Contains(name, `\`):
+	case name == "" || name == "." || !filepath.IsLocal(name) || path.Clean(name) != name || strings.Contains(name, `\`):
 		return fmt.Errorf("state store: invalid file name %q", name)
 	case len(parts) > 2:
 		return fmt.Errorf("state store: file name %q is nested more than one directory deep", name)
