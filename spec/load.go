@@ -89,15 +89,34 @@ func finish(list []FieldError, file string) error {
 
 var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
 
-// yamlSyntaxError turns a parser error into a FieldError with the line it names.
+// parserProblems are the problems the YAML parser (as opposed to its scanner) reports; for
+// these the library names a 0-based line, the start of the enclosing construct.
+var parserProblems = map[string]bool{
+	"did not find expected <stream-start>":   true,
+	"did not find expected <document start>": true,
+	"found undefined tag handle":             true,
+	"did not find expected node content":     true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected key":              true,
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found duplicate %TAG directive":         true,
+}
+
+// yamlSyntaxError turns a YAML library error into a FieldError with a 1-based line.
 func yamlSyntaxError(file string, err error) FieldError {
-	msg := err.Error()
-	fe := FieldError{File: file, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := 0
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		fe.Line, _ = strconv.Atoi(m[1])
-		fe.Msg = "invalid YAML: " + msg[len(m[0]):]
+		line, _ = strconv.Atoi(m[1])
+		msg = msg[len(m[0]):]
 	}
-	return fe
+	if parserProblems[msg] {
+		line++
+	}
+	return FieldError{File: file, Line: line, Msg: "invalid YAML: " + msg}
 }
 
 // document parses the fleet file, which must hold exactly one YAML document.
