@@ -151,7 +151,7 @@ func (s *Store) WriteFile(name string, data []byte) error {
 	committed := false
 	defer func() {
 		if !committed {
-			f.Close()
+			f.Close() // a second Close after a failed one is harmless
 			r.Remove(tmp)
 		}
 	}()
@@ -169,8 +169,6 @@ func (s *Store) WriteFile(name string, data []byte) error {
 		return fmt.Errorf("state store: write %s: %w", name, err)
 	}
 	if err := r.Rename(tmp, name); err != nil {
-		r.Remove(tmp)
-		committed = true
 		return fmt.Errorf("state store: write %s: %w", name, err)
 	}
 	committed = true
