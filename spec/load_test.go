@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -97,7 +98,7 @@ func TestDecodingPositions(t *testing.T) {
 			want.File = path
 			if want.Path == "manager.pools[0].count" { // position of the value "three"
 				line := lineOf(t, tc.doc, "count: three")
-				want.Line = atoi(t, line)
+				want.Line, _ = strconv.Atoi(line)
 				want.Col = strings.Index(strings.Split(tc.doc, "\n")[want.Line-1], "three") + 1
 			}
 			if len(list) != 1 || list[0] != want {
@@ -119,23 +120,11 @@ func baseYAML(t *testing.T) string {
 func lineOf(t *testing.T, doc, prefix string) string {
 	for i, l := range strings.Split(doc, "\n") {
 		if strings.HasPrefix(strings.TrimLeft(l, " -"), prefix) {
-			return itoa(i + 1)
+			return strconv.Itoa(i + 1)
 		}
 	}
 	t.Fatalf("no line starts with %q", prefix)
 	return ""
-}
-
-func itoa(i int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + fmtInt(i)) }
-
-func fmtInt(i int) string { b, _ := json.Marshal(i); return string(b) }
-
-func atoi(t *testing.T, s string) int {
-	var i int
-	if err := json.Unmarshal([]byte(s), &i); err != nil {
-		t.Fatal(err)
-	}
-	return i
 }
 
 func TestMisspelledRequiredFieldIsReportedOnce(t *testing.T) {
