@@ -82,6 +82,9 @@ type Step struct {
 	Peer string `json:"peer,omitempty"`
 	// Workload is the fleet workload a weights step belongs to.
 	Workload string `json:"workload,omitempty"`
+	// Namespace is the namespace of the policy a weights step acts on ("" when cluster-scoped),
+	// so deleting the policy of a workload that left the fleet needs nothing but the step.
+	Namespace string `json:"namespace,omitempty"`
 	// Changes say, field by field, what the step changes; never secrets.
 	Changes []Change `json:"changes,omitempty"`
 	// Reason is for people only; apply never decides on it.
