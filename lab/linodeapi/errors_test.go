@@ -182,7 +182,9 @@ func TestClusterUpdateRules(t *testing.T) {
 			func(l *linodego.LKECluster) bool { return l.ControlPlane.HighAvailability }},
 		{"disable HA", linodego.LKEClusterUpdateOptions{ControlPlane: &linodego.LKEClusterControlPlaneOptions{HighAvailability: &no}}, "control_plane.high_availability", nil},
 		{"clear tags", linodego.LKEClusterUpdateOptions{Tags: &[]string{}}, "",
-			func(l *linodego.LKECluster) bool { return len(l.Tags) == 0 && l.Label == "up2" && l.ControlPlane.HighAvailability }},
+			func(l *linodego.LKECluster) bool {
+				return len(l.Tags) == 0 && l.Label == "up2" && l.ControlPlane.HighAvailability
+			}},
 	}
 	for _, st := range steps { // in order: each step builds on the last
 		got, err := c.UpdateLKECluster(ctx, cl.ID, st.opts)

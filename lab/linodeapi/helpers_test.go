@@ -3,8 +3,11 @@ package linodeapi
 import (
 	"context"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -132,3 +135,16 @@ func createOpts(label, region string, count int, tags ...string) linodego.LKEClu
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+func httpServer(t *testing.T, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestMain silences linodego's retry notices, which it prints through the standard logger.
+func TestMain(m *testing.M) {
+	log.SetOutput(io.Discard)
+	os.Exit(m.Run())
+}

@@ -162,4 +162,3 @@ func TestClusterLifecycle(t *testing.T) {
 		t.Error("no requests recorded")
 	}
 }
-
