@@ -269,8 +269,10 @@ func (v *validator) workloads() {
 	members := map[string]bool{}
 	var names []string
 	for _, m := range f.Members {
+		if !members[m.Name] {
+			names = append(names, m.Name)
+		}
 		members[m.Name] = true
-		names = append(names, m.Name)
 	}
 	sort.Strings(names)
 	seen := map[string]bool{}
