@@ -45,8 +45,8 @@ func Load(path string) (*Fleet, error) {
 	return Parse(path, data)
 }
 
-// Parse is Load for a document already read; file names it in errors and anchors its
-// relative paths (the fleet file's directory), and it is read from disk for manifests.
+// Parse is Load for a document already read. file names the document in errors, and its
+// directory anchors relative paths (charts and manifests are still read from disk).
 func Parse(file string, data []byte) (*Fleet, error) {
 	d := newDecoder(file)
 	dir, err := filepath.Abs(filepath.Dir(file))
@@ -56,6 +56,10 @@ func Parse(file string, data []byte) (*Fleet, error) {
 	f := &Fleet{Source: file}
 
 	doc, ok := d.document(data)
+	if ok && doc.Kind != yaml.MappingNode {
+		d.errNode(doc, "", "want a fleet document (a mapping starting with apiVersion: %s and kind: %s), got %s", APIVersion, Kind, describe(doc))
+		ok = false
+	}
 	if ok {
 		d.pos[""] = position{doc.Line, doc.Column}
 		d.decode(doc, reflect.ValueOf(f).Elem(), "")

@@ -85,6 +85,7 @@ func TestDecodingPositions(t *testing.T) {
 		{"block mapping", "apiVersion: x\nkind: Fleet\nmetadata:\n  name: a\n b: c\n", FieldError{Line: 5, Msg: "invalid YAML: did not find expected key"}},
 		{"unterminated quote", "apiVersion: x\nkind: Fleet\nmetadata:\n  name: \"a\n", FieldError{Line: 4, Msg: "invalid YAML: found unexpected end of stream"}},
 		{"empty file", "# nothing\n", FieldError{Line: 1, Col: 1, Msg: "the file is empty: want a fleet document starting with apiVersion: reconcile.dev/v1alpha1 and kind: Fleet"}},
+		{"not a mapping", "- a\n- b\n", FieldError{Line: 1, Col: 1, Msg: "want a fleet document (a mapping starting with apiVersion: reconcile.dev/v1alpha1 and kind: Fleet), got a list"}},
 		{"two documents", "kind: Fleet\n---\nkind: Fleet\n", FieldError{Line: 2, Col: 1, Msg: "the file holds 2 YAML documents: want exactly one fleet document"}},
 		{"duplicate key", baseYAML(t) + "kind: Fleet\n", FieldError{Line: strings.Count(baseYAML(t), "\n") + 1, Col: 1, Path: "kind", Msg: `duplicate key "kind" (first set on line ` + lineOf(t, baseYAML(t), "kind:") + ")"}},
 		{"wrong type in a nested list", strings.Replace(baseYAML(t), "count: 3", "count: three", 1), FieldError{Line: 0, Col: 0, Path: "manager.pools[0].count", Msg: `want a whole number, got the string "three"`}},
