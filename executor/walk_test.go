@@ -646,28 +646,50 @@ func TestWalkCancelledBeforeStart(t *testing.T) {
 	}
 }
 
+// expiringContext is done with DeadlineExceeded when the test says so, so that a walk can hit
+// its deadline exactly while a step runs.
+type expiringContext struct {
+	context.Context
+	done chan struct{}
+	once *sync.Once
+}
+
+func newExpiringContext() (expiringContext, context.CancelFunc) {
+	c := expiringContext{Context: context.Background(), done: make(chan struct{}), once: new(sync.Once)}
+	return c, func() { c.once.Do(func() { close(c.done) }) }
+}
+
+func (c expiringContext) Done() <-chan struct{} { return c.done }
+
+func (c expiringContext) Err() error {
+	select {
+	case <-c.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
+}
+
 func TestWalkDoesNotRetryOnceCancelled(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name string
-		// ctx returns the walk's context; fail is what the step returns after seeing it done.
-		ctx func(context.Context) (context.Context, context.CancelFunc)
+		ctx  func() (context.Context, context.CancelFunc)
+		// err is what the step returns once it sees the walk's context done.
 		err error
 	}{
-		{"walk cancelled", context.WithCancel, flaky{true}},
-		{"walk deadline", func(ctx context.Context) (context.Context, context.CancelFunc) {
-			return context.WithTimeout(ctx, time.Millisecond)
-		}, context.DeadlineExceeded},
+		{"walk cancelled", func() (context.Context, context.CancelFunc) { return context.WithCancel(t.Context()) }, flaky{true}},
+		{"walk deadline", func() (context.Context, context.CancelFunc) { return newExpiringContext() }, context.DeadlineExceeded},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			ctx, cancel := tc.ctx(t.Context())
+			ctx, cancel := tc.ctx()
 			defer cancel()
 			var calls atomic.Int32
 			fn := func(context.Context, planner.Step) error {
 				calls.Add(1)
-				cancel() // a no-op for the deadline case, which waits for its timer
+				cancel()
 				<-ctx.Done()
 				return tc.err
 			}
