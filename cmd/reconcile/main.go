@@ -1,0 +1,215 @@
+// Command reconcile converges a fleet of Kubernetes clusters (LKE or existing), a Karmada
+// control plane, an Istio multi-primary mesh and weighted workload placement to one fleet.yaml.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/reconcile-dev/reconcile/executor"
+	"github.com/reconcile-dev/reconcile/planner"
+	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/state"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `reconcile converges a fleet (LKE clusters, Karmada, Istio, weights) to fleet.yaml.
+
+Usage:
+  reconcile -f fleet.yaml                  run as a daemon: reconcile on every change, SIGHUP and resync
+  reconcile --once -f fleet.yaml           plan, then apply once (for CI)
+  reconcile --once --dry-run -f fleet.yaml show the plan and change nothing
+  reconcile validate -f fleet.yaml         check the file; every problem as FILE:LINE:COL: field: message
+  reconcile schema                         print the JSON Schema of fleet.yaml (for editors)
+  reconcile version                        print the version
+  reconcile lab linode-api --listen ADDR   run the lab's Linode API server
+
+Flags:
+`
+
+type options struct {
+	file         string
+	once         bool
+	dryRun       bool
+	detailed     bool
+	output       string
+	parallelism  int
+	stateDir     string
+	logFormat    string
+	logLevel     string
+	resync       time.Duration
+	allowDestroy bool
+	targets      stringList
+}
+
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func newFlags(o *options, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("reconcile", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.file, "f", "fleet.yaml", "fleet file (same as --file)")
+	fs.StringVar(&o.file, "file", "fleet.yaml", "fleet file")
+	fs.BoolVar(&o.once, "once", false, "plan and apply once, then exit")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "with --once: show the plan, change nothing")
+	fs.BoolVar(&o.detailed, "detailed-exitcode", false, "exit 0 when nothing to do, 2 when the plan has changes, 1 on error")
+	fs.StringVar(&o.output, "o", "text", "plan output: text or json")
+	fs.IntVar(&o.parallelism, "parallelism", 10, "steps run at once")
+	fs.StringVar(&o.stateDir, "state-dir", "", "state directory (default $XDG_STATE_HOME/reconcile/<fleet>, /var/lib/reconcile/<fleet> under systemd)")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json (logs go to stderr)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.DurationVar(&o.resync, "resync-interval", 5*time.Minute, "daemon: re-observe and correct drift this often")
+	fs.BoolVar(&o.allowDestroy, "allow-destroy", false, "allow a plan that deletes the manager or more members than safety.maxDeleteShare")
+	fs.Var(&o.targets, "target", "limit the plan to steps matching this address or pattern (and what they need); repeatable")
+	return fs
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var o options
+	cmd := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "version":
+		fmt.Fprintf(stdout, "reconcile %s\n", version)
+		return 0
+	case "schema":
+		stdout.Write(spec.Schema())
+		return 0
+	case "lab":
+		return runLab(ctx, args, stdout, stderr)
+	case "", "validate", "plan", "apply":
+	default:
+		fmt.Fprintf(stderr, "reconcile: unknown command %q\n\n", cmd)
+		newFlags(&o, stderr).Usage()
+		return 1
+	}
+	fs := newFlags(&o, stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 1
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "reconcile: unexpected argument %q\n", fs.Arg(0))
+		return 1
+	}
+	if o.output != "text" && o.output != "json" {
+		fmt.Fprintf(stderr, "reconcile: -o must be text or json, not %q\n", o.output)
+		return 1
+	}
+	log, err := newLogger(stderr, o.logFormat, o.logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "reconcile: %v\n", err)
+		return 1
+	}
+
+	fleet, err := spec.Load(o.file)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if cmd == "validate" {
+		fmt.Fprintf(stdout, "%s: fleet %q is valid: manager %s, %d members, %d workloads\n",
+			o.file, fleet.Metadata.Name, fleet.Manager.Name, len(fleet.Members), len(fleet.Workloads))
+		return 0
+	}
+	// "plan" and "apply" are spelled-out aliases of --once --dry-run and --once.
+	switch cmd {
+	case "plan":
+		o.once, o.dryRun = true, true
+	case "apply":
+		o.once = true
+	}
+	if o.dryRun && !o.once {
+		fmt.Fprintln(stderr, "reconcile: --dry-run goes with --once")
+		return 1
+	}
+
+	dir := o.stateDir
+	if dir == "" {
+		dir = state.DefaultStoreDir(fleet.Metadata.Name)
+	}
+	store, err := state.OpenStore(dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "reconcile: %v\n", err)
+		return 1
+	}
+	if !o.dryRun {
+		unlock, err := store.Lock()
+		if err != nil {
+			fmt.Fprintf(stderr, "reconcile: %v\n", err)
+			return 1
+		}
+		defer unlock()
+	}
+
+	r := &Reconciler{
+		Wire:    func(f *spec.Fleet) ([]state.Observer, executor.Drivers, error) { return wire(f, store, log) },
+		Store:   store,
+		Plan:    planner.Options{AllowDestroy: o.allowDestroy},
+		Exec:    executor.Options{Parallelism: o.parallelism},
+		Targets: o.targets,
+		Out:     stdout,
+		Format:  o.output,
+		Log:     log,
+	}
+	if o.once {
+		res, err := r.Reconcile(ctx, fleet, o.dryRun)
+		if err != nil {
+			fmt.Fprintf(stderr, "reconcile: %v\n", err)
+		}
+		return exitCode(res, err, o.detailed)
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	d := &Daemon{Path: o.file, Reconciler: r, Resync: o.resync, Log: log}
+	if err := d.Run(ctx, hup); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
+}

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/reconcile-dev/reconcile/executor"
+	"github.com/reconcile-dev/reconcile/planner"
+	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/state"
+)
+
+// Reconciler runs one pass: observe, plan, and (unless dry-run) execute. The daemon and
+// --once run the very same Reconcile; --dry-run is that path stopped before any write.
+type Reconciler struct {
+	Observers []state.Observer
+	Drivers   executor.Drivers
+	// Wire, when set, builds the observers and drivers for each pass from the fleet in force
+	// (a daemon's edit may change the provider); it replaces Observers and Drivers.
+	Wire func(fleet *spec.Fleet) ([]state.Observer, executor.Drivers, error)
+	Store     *state.Store
+	Plan      planner.Options
+	Exec      executor.Options
+	// Targets, when set, limit the plan to matching addresses and what they depend on.
+	Targets []string
+	// Out receives the plan and the progress lines meant for people.
+	Out    io.Writer
+	Format string // "text" or "json" for the plan
+	Log    *slog.Logger
+	Now    func() time.Time
+}
+
+// PassResult is what one pass did.
+type PassResult struct {
+	Plan   *planner.Plan
+	Result *executor.Result
+}
+
+// Observe builds the world from every observer, in order.
+func (r *Reconciler) Observe(ctx context.Context, fleet *spec.Fleet, observers []state.Observer) (*state.World, error) {
+	w := &state.World{Now: r.now()}
+	for _, o := range observers {
+		if err := o.Observe(ctx, fleet, w); err != nil {
+			return nil, fmt.Errorf("observe: %w", err)
+		}
+	}
+	return w, nil
+}
+
+// Reconcile observes, plans, prints the plan and, unless dryRun, executes it.
+func (r *Reconciler) Reconcile(ctx context.Context, fleet *spec.Fleet, dryRun bool) (*PassResult, error) {
+	start := r.now()
+	observers, drivers := r.Observers, r.Drivers
+	if r.Wire != nil {
+		var err error
+		if observers, drivers, err = r.Wire(fleet); err != nil {
+			return nil, err
+		}
+	}
+	world, err := r.Observe(ctx, fleet, observers)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := planner.Compute(fleet, world, r.Plan)
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	if len(r.Targets) > 0 {
+		plan = targetPlan(plan, r.Targets)
+	}
+	if err := r.writePlan(plan); err != nil {
+		return nil, err
+	}
+	res := &PassResult{Plan: plan}
+	if dryRun || len(plan.Steps) == 0 {
+		return res, nil
+	}
+	opts := r.Exec
+	opts.OnEvent = r.progress
+	result, walkErr := executor.Walk(ctx, plan, executor.Dispatch(drivers, fleet), opts)
+	res.Result = result
+	r.summary(plan, result, r.now().Sub(start), walkErr)
+	if r.Store != nil {
+		rec := state.PassRecord{Time: start, Duration: r.now().Sub(start)}
+		fillRecord(&rec, plan, result, walkErr)
+		if err := r.Store.RecordPass(rec); err != nil {
+			r.Log.Warn("recording the pass failed", "err", err)
+		}
+	}
+	return res, walkErr
+}
+
+func (r *Reconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *Reconciler) writePlan(p *planner.Plan) error {
+	if r.Out == nil {
+		return nil
+	}
+	if r.Format == "json" {
+		return p.WriteJSON(r.Out)
+	}
+	return p.WriteText(r.Out)
+}
+
+// progress prints one line per step start and finish; in JSON output mode progress goes
+// to the log instead so stdout stays one JSON document.
+func (r *Reconciler) progress(e executor.Event) {
+	attrs := []any{"step", e.Step}
+	if e.Duration > 0 {
+		attrs = append(attrs, "duration", e.Duration.Round(time.Millisecond).String())
+	}
+	if e.Err != nil {
+		attrs = append(attrs, "err", e.Err)
+	}
+	if e.Reason != "" {
+		attrs = append(attrs, "reason", e.Reason)
+	}
+	r.Log.Debug("step "+e.Type.String(), attrs...)
+	if r.Out == nil || r.Format == "json" {
+		return
+	}
+	switch e.Type {
+	case executor.EventStart:
+		fmt.Fprintf(r.Out, "%s: starting\n", e.Step)
+	case executor.EventDone:
+		fmt.Fprintf(r.Out, "%s: done after %s\n", e.Step, e.Duration.Round(time.Millisecond))
+	case executor.EventRetry:
+		fmt.Fprintf(r.Out, "%s: attempt %d failed, retrying: %v\n", e.Step, e.Attempt, e.Err)
+	case executor.EventFailed:
+		fmt.Fprintf(r.Out, "%s: FAILED after %s: %v\n", e.Step, e.Duration.Round(time.Millisecond), e.Err)
+	case executor.EventSkipped:
+		fmt.Fprintf(r.Out, "%s: skipped (%s)\n", e.Step, e.Reason)
+	}
+}
+
+func (r *Reconciler) summary(p *planner.Plan, res *executor.Result, d time.Duration, err error) {
+	ok, failed, skipped := 0, 0, 0
+	if res != nil {
+		ok, failed, skipped = len(res.Succeeded), len(res.Failed), len(res.Skipped)
+	}
+	r.Log.Info("pass finished", "fleet", p.Fleet, "steps", len(p.Steps), "succeeded", ok,
+		"failed", failed, "skipped", skipped, "duration", d.Round(time.Millisecond).String())
+	if r.Out == nil || r.Format == "json" {
+		return
+	}
+	verdict := "Apply complete"
+	if err != nil {
+		verdict = "Apply failed"
+	}
+	fmt.Fprintf(r.Out, "\n%s: %d succeeded, %d failed, %d skipped in %s.\n", verdict, ok, failed, skipped,
+		d.Round(time.Second))
+}
+
+func fillRecord(rec *state.PassRecord, p *planner.Plan, res *executor.Result, err error) {
+	s := p.Summary()
+	rec.Plan = state.PassPlan{Add: s.Add, Change: s.Change, Destroy: s.Destroy, Wait: s.Wait}
+	if res != nil {
+		rec.Succeeded, rec.Failed, rec.Skipped = len(res.Succeeded), len(res.Failed), len(res.Skipped)
+	}
+	if err != nil {
+		rec.Error = err.Error()
+	}
+}
+
+// targetPlan keeps the steps whose address matches a target (a path.Match pattern or an
+// address prefix) and every step they depend on, as terraform's -target does.
+func targetPlan(p *planner.Plan, targets []string) *planner.Plan {
+	byAddr := make(map[string]planner.Step, len(p.Steps))
+	for _, s := range p.Steps {
+		byAddr[s.Address] = s
+	}
+	keep := map[string]bool{}
+	var visit func(addr string)
+	visit = func(addr string) {
+		if keep[addr] {
+			return
+		}
+		s, ok := byAddr[addr]
+		if !ok {
+			return
+		}
+		keep[addr] = true
+		for _, d := range s.DependsOn {
+			visit(d)
+		}
+	}
+	for _, s := range p.Steps {
+		for _, t := range targets {
+			if matched, _ := path.Match(t, s.Address); matched || s.Address == t || strings.HasPrefix(s.Address, t+"/") {
+				visit(s.Address)
+			}
+		}
+	}
+	out := *p
+	out.Steps = nil
+	for _, s := range p.Steps {
+		if keep[s.Address] {
+			out.Steps = append(out.Steps, s)
+		}
+	}
+	return &out
+}
+
+// exitCode maps a pass to --detailed-exitcode semantics: 0 nothing to do, 1 error, 2 the plan
+// had changes (pending with --dry-run, applied without).
+func exitCode(res *PassResult, err error, detailed bool) int {
+	if err != nil {
+		return 1
+	}
+	if detailed && res != nil && res.Plan != nil && !res.Plan.Empty() {
+		return 2
+	}
+	return 0
+}

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/reconcile-dev/reconcile/executor"
+	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/state"
+	"github.com/reconcile-dev/reconcile/state/linode"
+)
+
+// wire builds the observers and drivers a fleet needs. Layers whose drivers are not
+// configured plan as usual and fail their steps with executor.ErrNoDriver.
+func wire(f *spec.Fleet, store *state.Store, log *slog.Logger) ([]state.Observer, executor.Drivers, error) {
+	var observers []state.Observer
+	var drivers executor.Drivers
+	if f.Provider.Linode != nil && usesLKE(f) {
+		token, err := linode.TokenFromSpec(f.Provider.Linode)
+		if err != nil {
+			return nil, drivers, err
+		}
+		l := f.Provider.Linode
+		d, err := linode.New(linode.Config{
+			Token:             token,
+			APIURL:            l.APIURL,
+			RequestsPerSecond: l.RequestsPerSecond,
+			WaitTimeout:       l.WaitTimeout.Duration,
+			Store:             store,
+			Logger:            log,
+		})
+		if err != nil {
+			return nil, drivers, fmt.Errorf("linode: %w", err)
+		}
+		observers = append(observers, d)
+		drivers.Clusters = d
+	}
+	return observers, drivers, nil
+}
+
+func usesLKE(f *spec.Fleet) bool {
+	if f.Manager.IsLKE() {
+		return true
+	}
+	for _, m := range f.Members {
+		if m.IsLKE() {
+			return true
+		}
+	}
+	return false
+}
