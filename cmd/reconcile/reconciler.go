@@ -22,10 +22,10 @@ type Reconciler struct {
 	Drivers   executor.Drivers
 	// Wire, when set, builds the observers and drivers for each pass from the fleet in force
 	// (a daemon's edit may change the provider); it replaces Observers and Drivers.
-	Wire func(fleet *spec.Fleet) ([]state.Observer, executor.Drivers, error)
-	Store     *state.Store
-	Plan      planner.Options
-	Exec      executor.Options
+	Wire  func(fleet *spec.Fleet) ([]state.Observer, executor.Drivers, error)
+	Store *state.Store
+	Plan  planner.Options
+	Exec  executor.Options
 	// Targets, when set, limit the plan to matching addresses and what they depend on.
 	Targets []string
 	// Out receives the plan and the progress lines meant for people.
