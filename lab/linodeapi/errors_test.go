@@ -105,6 +105,13 @@ func TestRawErrors(t *testing.T) {
 		{"wrong method on versions", "POST", "/v4/lke/versions", "{}", 405, "Method Not Allowed", ""},
 		{"bad filter field", "GET", "/v4/lke/clusters", "", 400, "Cannot filter on colour", "X-Filter"},
 		{"v4beta works", "GET", "/v4beta/lke/clusters", "", 200, "", ""},
+		{"profile", "GET", "/v4/profile", "", 200, "", ""},
+		{"catalogue: types", "GET", "/v4/linode/types/g6-standard-2", "", 200, "", ""},
+		{"catalogue: missing type", "GET", "/v4/linode/types/g9-huge", "", 404, "Not found", ""},
+		{"catalogue: region", "GET", "/v4/regions/eu-west", "", 200, "", ""},
+		{"catalogue: version", "GET", "/v4/lke/versions/1.36", "", 200, "", ""},
+		{"catalogue: missing version", "GET", "/v4/lke/versions/1.20", "", 404, "Not found", ""},
+		{"missing instance", "GET", "/v4/linode/instances/42/ips", "", 404, "Not found", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -13,6 +13,23 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, path []string) {
 		s.routeLKE(w, r, path)
 	case "regions":
 		s.regions(w, r, path[1:])
+	case "profile":
+		// Clients call it to check a token.
+		if len(path) != 1 {
+			writeError(w, http.StatusNotFound, notFound())
+			return
+		}
+		if r.Method != http.MethodGet {
+			methodNotAllowed(w, http.MethodGet)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{
+			"uid": 1, "username": "lab", "email": "lab@example.com", "timezone": "UTC",
+			"email_notifications": false, "ip_whitelist_enabled": false, "lish_auth_method": "keys_only",
+			"authorized_keys": nil, "two_factor_auth": false, "restricted": false,
+			"authentication_type": "password", "verified_phone_number": nil,
+			"referrals": map[string]any{"total": 0, "completed": 0, "pending": 0, "credit": 0, "code": "", "url": ""},
+		})
 	case "linode":
 		if len(path) >= 2 && path[1] == "types" {
 			s.types(w, r, path[2:])
