@@ -26,6 +26,8 @@ type testBackend struct {
 	provisioned   []ClusterInfo
 	deprovisioned []int
 	cancelled     int // Provision calls that ended by context
+	failFirst     int // Provision calls that fail before one succeeds
+	calls         int
 }
 
 func (b *testBackend) Provision(ctx context.Context, c ClusterInfo) (Provisioned, error) {
@@ -41,6 +43,10 @@ func (b *testBackend) Provision(ctx context.Context, c ClusterInfo) (Provisioned
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.calls++
+	if b.calls <= b.failFirst {
+		return Provisioned{}, fmt.Errorf("backend not ready (call %d)", b.calls)
+	}
 	b.provisioned = append(b.provisioned, c)
 	return Provisioned{
 		Kubeconfig: testKubeconfig(c.ID),

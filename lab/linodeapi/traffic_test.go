@@ -374,3 +374,37 @@ func TestRun(t *testing.T) {
 		t.Fatal("Run did not return after cancel")
 	}
 }
+
+func TestBackendFailuresAreRetried(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := &testBackend{failFirst: 2}
+	_, _, c := newTestAPI(t, Options{Backend: b})
+	cl, err := c.CreateLKECluster(ctx, createOpts("flaky", "us-east", 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := c.GetLKEClusterKubeconfig(kctx, cl.ID); err != nil {
+		t.Fatalf("kubeconfig after backend retries: %v", err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.calls != 3 || len(b.provisioned) != 1 || b.provisioned[0].Nodes != 2 || b.provisioned[0].Label != "flaky" {
+		t.Errorf("backend calls %d, provisioned %+v", b.calls, b.provisioned)
+	}
+}
+
+func TestSlowRequests(t *testing.T) {
+	t.Parallel()
+	const delay = 80 * time.Millisecond
+	_, _, c := newTestAPI(t, Options{SlowRate: 1, SlowDelay: delay})
+	start := time.Now()
+	if _, err := c.ListLKEClusters(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < delay {
+		t.Errorf("slow request took %s, want at least %s", took, delay)
+	}
+}
