@@ -88,6 +88,9 @@ func TestFindKarmadaBinariesMissing(t *testing.T) {
 	if _, err := FindKarmadaBinaries(); !errors.Is(err, ErrBinariesMissing) {
 		t.Fatalf("FindKarmadaBinaries() error = %v, want ErrBinariesMissing", err)
 	}
+	if _, err := FindKwok(); !errors.Is(err, ErrBinariesMissing) {
+		t.Fatalf("FindKwok() error = %v, want ErrBinariesMissing", err)
+	}
 }
 
 // The versions FindBinaries looks for must be the ones lab/tools/build.sh builds, which come from
@@ -101,6 +104,7 @@ func TestVersionsMatchToolsModules(t *testing.T) {
 		{"../tools/cmd/etcd/go.mod", "go.etcd.io/etcd/server/v3", EtcdVersion},
 		{"../tools/karmada/go.mod", "github.com/karmada-io/karmada", KarmadaVersion},
 		{"../../go.mod", "github.com/karmada-io/karmada", KarmadaVersion},
+		{"../tools/kwok/go.mod", "sigs.k8s.io/kwok", KwokVersion},
 	}
 	for _, tt := range tests {
 		data, err := os.ReadFile(tt.gomod)
