@@ -705,7 +705,7 @@ func (b *builder) meshMemberSteps(m *spec.Member) {
 			if rel.Status != "deployed" {
 				st.Changes = append(st.Changes, Change{Field: "status", Before: statusText(rel.Status), After: "deployed"})
 			}
-			st.Changes = append(st.Changes, releaseChanges(rel, b.f.Mesh.Version, values)...)
+			st.Changes = append(st.Changes, releaseChanges(rel, b.meshVersion(), values)...)
 			st.Action, st.Reason = Update, "release "+key+" differs from fleet.yaml"
 		}
 		if len(st.Changes) > 0 {
@@ -722,6 +722,14 @@ func (b *builder) meshMemberSteps(m *spec.Member) {
 			Reason: "no cross-network Gateway in " + name, DependsOn: dependsOnChain(),
 			Changes: []Change{{Field: "gateway", After: MeshNamespace + "/cross-network-gateway (port 15443, AUTO_PASSTHROUGH, *.local)"}}})
 	}
+}
+
+// meshVersion is the version of the mesh charts: the chart source's, else the mesh's.
+func (b *builder) meshVersion() string {
+	if v := b.f.Mesh.Chart.Version; v != "" {
+		return v
+	}
+	return b.f.Mesh.Version
 }
 
 func meshChartName(comp string) string {
@@ -979,12 +987,6 @@ func (b *builder) splitChanges(w *spec.Workload, want *state.Policy) []Change {
 		text  string
 	}
 	var targets []target
-	named := 0
-	for _, r := range w.Resources {
-		if r.Name != "" {
-			named++
-		}
-	}
 	for _, r := range w.Resources {
 		if r.Name == "" {
 			continue
@@ -1034,15 +1036,16 @@ func (b *builder) splitChanges(w *spec.Workload, want *state.Policy) []Change {
 				}
 			}
 		}
-		field := "split"
-		if named > 1 {
-			field = "split " + r.Kind + "/" + r.Name
-		}
-		targets = append(targets, target{field, strings.Join(parts, ", ")})
+		targets = append(targets, target{r.Kind + "/" + r.Name, strings.Join(parts, ", ")})
 	}
 	var out []Change
 	for _, t := range targets {
-		out = append(out, Change{Field: t.field, After: t.text})
+		// Only resources with replicas are divided; name them when there are several.
+		field := "split"
+		if len(targets) > 1 {
+			field += " " + t.field
+		}
+		out = append(out, Change{Field: field, After: t.text})
 	}
 	return out
 }

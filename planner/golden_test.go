@@ -1,0 +1,217 @@
+package planner
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/state"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// loadCase reads testdata/<name>/fleet.yaml through spec.Load (parse, defaults, manifests)
+// and testdata/<name>/world.json as the observed world.
+func loadCase(t *testing.T, name string) (*spec.Fleet, *state.World) {
+	t.Helper()
+	dir := filepath.Join("testdata", name)
+	f, err := spec.Load(filepath.Join(dir, "fleet.yaml"))
+	if err != nil {
+		t.Fatalf("load fleet: %v", err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "world.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w state.World
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		t.Fatalf("decode world.json: %v", err)
+	}
+	return f, &w
+}
+
+// golden compares got with testdata/<case>/<file>, or rewrites it with -update.
+func golden(t *testing.T, name, file string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name, file)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./planner -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file (go test ./planner -update rewrites it)\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+func TestGolden(t *testing.T) {
+	cases := []struct {
+		name string
+		// check asserts what the case is about, beyond matching its golden files.
+		check func(t *testing.T, p *Plan)
+		// wantErr is the error type expected instead of a plan (its text goes to error.txt).
+		wantErr any
+	}{
+		{name: "empty-world", check: func(t *testing.T, p *Plan) {
+			s := p.Summary()
+			if s.Destroy != 0 || s.Change != 0 || s.Add == 0 {
+				t.Errorf("a cold start only adds: %+v", s)
+			}
+			for _, a := range []string{"cluster/cluster-manager", "manager/karmada/release", "member/eu/join",
+				"member/us/mesh/remote-secret/ap", "workload/hello/manifests", "workload/hello/policy"} {
+				if stepOf(p, a) == nil {
+					t.Errorf("cold start lacks %s", a)
+				}
+			}
+		}},
+		{name: "converged", check: func(t *testing.T, p *Plan) {
+			if len(p.Steps) != 0 || len(p.Notes) != 0 {
+				t.Errorf("a converged world must give an empty plan, got %d steps, notes %q", len(p.Steps), p.Notes)
+			}
+		}},
+		{name: "weights-changed", check: func(t *testing.T, p *Plan) {
+			if len(p.Steps) != 1 || p.Steps[0].Address != "workload/hello/policy" || p.Steps[0].Action != Update {
+				t.Fatalf("want exactly the policy update, got %v", addresses(p))
+			}
+			if c := changeOf(p.Steps[0], "split"); c == nil || c.After != "eu 4 (was 3), ap 2 (was 3), us 4 (was 4)" {
+				t.Errorf("split = %+v", c)
+			}
+		}},
+		{name: "member-added", check: func(t *testing.T, p *Plan) {
+			for _, a := range []string{"cluster/us", "member/us/join", "member/eu/mesh/remote-secret/us", "member/us/mesh/remote-secret/eu"} {
+				if s := stepOf(p, a); s == nil || s.Action != Create {
+					t.Errorf("%s: want a create, got %+v", a, s)
+				}
+			}
+			if s := stepOf(p, "workload/hello/policy"); s == nil || !contains(s.DependsOn, "member/us/ready") {
+				t.Errorf("the policy must wait for the new member: %+v", s)
+			}
+			if stepOf(p, "member/eu/join") != nil || stepOf(p, "mesh/root-ca") != nil {
+				t.Errorf("existing members and the root are left alone: %v", addresses(p))
+			}
+		}},
+		{name: "member-removed", check: func(t *testing.T, p *Plan) {
+			if s := stepOf(p, "cluster/us"); s != nil {
+				t.Errorf("prune is off: cluster/us must be kept, got %+v", s)
+			}
+			for _, a := range []string{"member/us/unjoin", "member/eu/mesh/remote-secret/us", "member/ap/mesh/remote-secret/us", "member/us/mesh/teardown"} {
+				if s := stepOf(p, a); s == nil || s.Action != Delete {
+					t.Errorf("%s: want a delete, got %+v", a, s)
+				}
+			}
+			if s := stepOf(p, "member/us/mesh/teardown"); s != nil && !contains(s.DependsOn, "member/eu/mesh/remote-secret/us") {
+				t.Errorf("teardown must come after the secrets are withdrawn: %v", s.DependsOn)
+			}
+			if len(p.Notes) == 0 {
+				t.Error("want a note that the cluster is kept")
+			}
+		}},
+		{name: "member-removed-prune", check: func(t *testing.T, p *Plan) {
+			s := stepOf(p, "cluster/us")
+			if s == nil || s.Action != Delete || !contains(s.DependsOn, "member/us/unjoin") {
+				t.Errorf("want cluster/us deleted after the unjoin, got %+v", s)
+			}
+		}},
+		{name: "prune-guard-tripped", wantErr: &GuardError{}},
+		{name: "network-renamed", check: func(t *testing.T, p *Plan) {
+			want := []string{"member/us/mesh/eastwest", "member/us/mesh/istiod", "member/us/mesh/namespace"}
+			if got := addresses(p); !reflect.DeepEqual(got, want) {
+				t.Errorf("steps = %v, want %v", got, want)
+			}
+		}},
+		{name: "mesh-ca-expiring", check: func(t *testing.T, p *Plan) {
+			if len(p.Steps) != 1 || p.Steps[0].Address != "member/eu/mesh/cacerts" || p.Steps[0].Action != Replace {
+				t.Fatalf("want only the eu cacerts replaced, got %v", addresses(p))
+			}
+		}},
+		{name: "karmada-release-failed", check: func(t *testing.T, p *Plan) {
+			if s := stepOf(p, AddrKarmadaRelease); s == nil || s.Action != Replace {
+				t.Errorf("a failed release is replaced, got %+v", s)
+			}
+			if s := stepOf(p, AddrKarmadaReady); s == nil || !contains(s.DependsOn, AddrKarmadaKubeconfig) {
+				t.Errorf("ready waits for the new kubeconfig, got %+v", s)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f, w := loadCase(t, tc.name)
+			p, err := Compute(f, w, Options{})
+			if tc.wantErr != nil {
+				if err == nil {
+					t.Fatalf("want an error of type %T, got a plan of %d steps", tc.wantErr, len(p.Steps))
+				}
+				target := reflect.New(reflect.TypeOf(tc.wantErr)).Interface()
+				if !errors.As(err, target) {
+					t.Fatalf("error %v is not a %T", err, tc.wantErr)
+				}
+				golden(t, tc.name, "error.txt", []byte(err.Error()+"\n"))
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var text, js bytes.Buffer
+			if err := p.WriteText(&text); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.WriteJSON(&js); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tc.name, "plan.txt", text.Bytes())
+			golden(t, tc.name, "plan.json", js.Bytes())
+			if tc.check != nil {
+				tc.check(t, p)
+			}
+		})
+	}
+}
+
+func stepOf(p *Plan, addr string) *Step {
+	for i := range p.Steps {
+		if p.Steps[i].Address == addr {
+			return &p.Steps[i]
+		}
+	}
+	return nil
+}
+
+func changeOf(s Step, field string) *Change {
+	for i := range s.Changes {
+		if s.Changes[i].Field == field {
+			return &s.Changes[i]
+		}
+	}
+	return nil
+}
+
+func addresses(p *Plan) []string {
+	var out []string
+	for _, s := range p.Steps {
+		out = append(out, s.Address)
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
