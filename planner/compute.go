@@ -375,7 +375,7 @@ func (b *builder) manager() {
 	switch {
 	case b.has(AddrKarmadaRelease):
 		b.add(Step{Address: AddrKarmadaKubeconfig, Layer: Managers, Kind: KindKarmadaKubeconfig, Action: Create,
-			Cluster: mgr, Reason: "the release is (re)installed", DependsOn: []string{AddrKarmadaRelease}})
+			Cluster: mgr, Reason: "the release writes a new " + relName + "-kubeconfig", DependsOn: []string{AddrKarmadaRelease}})
 	case k == nil || !k.Reachable:
 		b.add(Step{Address: AddrKarmadaKubeconfig, Layer: Managers, Kind: KindKarmadaKubeconfig, Action: Create,
 			Cluster: mgr, Reason: "the Karmada API was not reachable with the stored kubeconfig", DependsOn: deps})
@@ -780,7 +780,7 @@ func (b *builder) remoteSecret(n, x *spec.Member) {
 			addrMesh(n.Name, "cacerts"), addrMesh(n.Name, "namespace"), addrKubeconfig(n.Name), addrCluster(n.Name))...)}
 	switch {
 	case !ok:
-		st.Action, st.Reason = Create, n.Name+" cannot reach "+x.Name+"'s API for endpoints yet"
+		st.Action, st.Reason = Create, "istiod in "+n.Name+" does not watch "+x.Name+" yet"
 		st.Changes = []Change{{Field: "istio-remote-secret-" + x.Name, After: shown}}
 	case want == "" || have != want:
 		st.Action, st.Reason = Update, x.Name+"'s endpoint or reader token changed"
