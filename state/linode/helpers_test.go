@@ -35,18 +35,36 @@ const testToken = "lab-token-5b1f0c7e9d2a4c38"
 type lab struct {
 	api *linodeapi.Server
 	url string
+	// clock is the API's clock; it lags ours by a few seconds unless the test set Clock.
+	clock *skewClock
+}
+
+// skewClock is the real clock moved by an offset that tests can advance.
+type skewClock struct{ off atomic.Int64 }
+
+func (c *skewClock) now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *skewClock) advance(d time.Duration) { c.off.Add(int64(d)) }
+
+func lagging() *skewClock {
+	c := &skewClock{}
+	c.advance(-5 * time.Second)
+	return c
 }
 
 func newLab(t testing.TB, o linodeapi.Options) *lab {
 	t.Helper()
 	o.Token = testToken
+	clock := lagging()
+	if o.Clock == nil {
+		o.Clock = clock.now
+	}
 	api := linodeapi.New(o)
 	srv := httptest.NewServer(api)
 	t.Cleanup(func() {
 		srv.Close()
 		api.Close()
 	})
-	return &lab{api: api, url: srv.URL}
+	return &lab{api: api, url: srv.URL, clock: clock}
 }
 
 // writes are the requests that change something.

@@ -3,18 +3,24 @@ package linode
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
+	"time"
+
+	"github.com/linode/linodego"
 
 	"github.com/reconcile-dev/reconcile/lab/linodeapi"
 	"github.com/reconcile-dev/reconcile/spec"
 )
 
 // bigFleet is a fleet of n one-node clusters, created and settled, its pool cache filled.
-func bigFleet(tb testing.TB, n int) (*lab, *Driver, *countingStore, *spec.Fleet) {
+func bigFleet(tb testing.TB, n int, mods ...func(*Config)) (*lab, *Driver, *countingStore, *spec.Fleet) {
 	tb.Helper()
+	// newLab's API clock runs behind ours, so the listing right after the creates is
+	// already trusted (see cachedPools).
 	l := newLab(tb, linodeapi.Options{})
 	store := newStore(tb)
-	d := newDriver(tb, l, store)
+	d := newDriver(tb, l, store, mods...)
 	f := &spec.Fleet{Metadata: spec.Metadata{Name: "big"}}
 	var names []string
 	for i := range n {
@@ -69,15 +75,71 @@ func TestNoopObserveIsConstant(t *testing.T) {
 
 func TestPoolCacheIsInvalidated(t *testing.T) {
 	t.Parallel()
-	l, d, _, f := bigFleet(t, 2)
-	// A change of the spec: the next observe lists the pools of that cluster only.
-	f.Members[0].Pools[0].Tags = []string{"changed"}
-	l.api.ResetRequests()
-	observe(t, d, f)
-	if pc := perCluster(l.api.Requests()); len(pc) != 1 {
-		t.Errorf("after a spec change: per-cluster requests %v, want one pools list", pc)
+	cases := []struct {
+		name string
+		// change moves something; it returns the clusters whose pools must be listed again.
+		change func(t *testing.T, l *lab, f *spec.Fleet, clock *skewClock) []string
+	}{
+		{"nothing", func(*testing.T, *lab, *spec.Fleet, *skewClock) []string { return nil }},
+		{"spec changed", func(_ *testing.T, _ *lab, f *spec.Fleet, _ *skewClock) []string {
+			f.Members[0].Pools[0].Tags = []string{"changed"}
+			return []string{f.Members[0].Name}
+		}},
+		{"cache older than the TTL", func(_ *testing.T, _ *lab, f *spec.Fleet, clock *skewClock) []string {
+			clock.advance(DefaultPoolCacheTTL)
+			return []string{f.Manager.Name, f.Members[0].Name}
+		}},
+		{"cluster updated elsewhere", func(t *testing.T, l *lab, f *spec.Fleet, _ *skewClock) []string {
+			w := observe(t, newDriver(t, l, newStore(t)), f)
+			id := w.Clusters[f.Manager.Name].LinodeID
+			tags := append(desiredTags(f.Metadata.Name, f.Manager.Name, nil), "added-by-hand")
+			l.clock.advance(2 * time.Second) // a later second than the create's
+			if _, err := l.plainClient(t).UpdateLKECluster(context.Background(), id, linodego.LKEClusterUpdateOptions{Tags: &tags}); err != nil {
+				t.Fatal(err)
+			}
+			return []string{f.Manager.Name}
+		}},
+		{"node instance replaced", func(t *testing.T, l *lab, f *spec.Fleet, _ *skewClock) []string {
+			w := observe(t, newDriver(t, l, newStore(t)), f)
+			c := w.Clusters[f.Members[0].Name]
+			if err := l.plainClient(t).RecycleLKENodePoolNode(context.Background(), c.LinodeID, c.Pools[0].Nodes[0].ID); err != nil {
+				t.Fatal(err)
+			}
+			return []string{f.Members[0].Name}
+		}},
 	}
-	// Applied through the driver: the cache is stale, and the next observe shows the new tags.
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			clock := &skewClock{}
+			l, d, _, f := bigFleet(t, 2, func(c *Config) { c.Now = clock.now })
+			ids := map[int]string{}
+			for name, c := range observe(t, d, f).Clusters {
+				ids[c.LinodeID] = name
+			}
+			want := tc.change(t, l, f, clock)
+			l.api.ResetRequests()
+			observe(t, d, f)
+			var got []string
+			for _, r := range l.api.Requests() {
+				var id int
+				if _, err := fmt.Sscanf(r.Path, "/v4/lke/clusters/%d/pools", &id); err == nil {
+					got = append(got, ids[id])
+				}
+			}
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("pools listed for %v, want %v; requests:\n%s", got, want, describe(l.api.Requests()))
+			}
+		})
+	}
+}
+
+func TestApplyInvalidatesPoolCache(t *testing.T) {
+	t.Parallel()
+	_, d, _, f := bigFleet(t, 2)
+	f.Members[0].Pools[0].Tags = []string{"changed"}
 	if err := d.ApplyCluster(context.Background(), f, f.Members[0].Name); err != nil {
 		t.Fatal(err)
 	}

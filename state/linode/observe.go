@@ -163,6 +163,14 @@ func (d *Driver) cachedPools(name string, key poolCache) ([]state.Pool, bool) {
 		!slices.Equal(pc.Instances, key.Instances) {
 		return nil, false
 	}
+	// `updated` has whole seconds: a change in the same second as the listed one would
+	// not show. Trust only a listing made after that second was over.
+	if pc.Updated != "" {
+		u, err := time.Parse(time.RFC3339Nano, pc.Updated)
+		if err != nil || pc.FetchedAt.Before(u.Truncate(time.Second).Add(time.Second)) {
+			return nil, false
+		}
+	}
 	age := d.cfg.Now().Sub(pc.FetchedAt)
 	if age < 0 || age >= d.cfg.PoolCacheTTL {
 		return nil, false
