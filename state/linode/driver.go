@@ -171,8 +171,18 @@ type limitedTransport struct {
 }
 
 func (t *limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if err := t.lim.Wait(r.Context()); err != nil {
-		return nil, err
+	// Reserve and wait rather than rate.Limiter.Wait, which fails at once when the wait
+	// would pass the deadline: a bounded wait must end with the last API answer, not that.
+	res := t.lim.Reserve()
+	if delay := res.Delay(); delay > 0 {
+		timer := time.NewTimer(delay)
+		select {
+		case <-timer.C:
+		case <-r.Context().Done():
+			timer.Stop()
+			res.Cancel()
+			return nil, r.Context().Err()
+		}
 	}
 	return t.base.RoundTrip(r)
 }
