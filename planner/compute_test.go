@@ -407,7 +407,7 @@ func TestValues(t *testing.T) {
 	t.Parallel()
 	f, _ := converged(t)
 	f.Manager.Karmada.Values = map[string]any{
-		"apiServer": map[string]any{"hostNetwork": true, "nodePort": 31000},
+		"apiServer":  map[string]any{"hostNetwork": true, "nodePort": 31000},
 		"components": []any{"search"},
 	}
 	v := KarmadaValues(f, "192.0.2.7")
