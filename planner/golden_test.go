@@ -25,6 +25,19 @@ func loadCase(t *testing.T, name string) (*spec.Fleet, *state.World) {
 	if err != nil {
 		t.Fatalf("load fleet: %v", err)
 	}
+	// spec.Load makes manifest paths absolute; relative ones keep the spec fingerprint in
+	// the golden files independent of where the repository is checked out.
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range f.Workloads {
+		for j, m := range f.Workloads[i].Manifests {
+			if rel, err := filepath.Rel(abs, m); err == nil {
+				f.Workloads[i].Manifests[j] = rel
+			}
+		}
+	}
 	b, err := os.ReadFile(filepath.Join(dir, "world.json"))
 	if err != nil {
 		t.Fatal(err)

@@ -25,7 +25,7 @@ func (p *Plan) WriteText(w io.Writer) error {
 				fmt.Fprintf(bw, "%s:\n", layer)
 				first = false
 			}
-			fmt.Fprintf(bw, "  %-3s %s  (%s)\n", s.Action.Symbol(), s.Address, s.Reason)
+			fmt.Fprintf(bw, "  %s %s  (%s)\n", s.Action.Symbol(), s.Address, s.Reason)
 			for _, c := range s.Changes {
 				switch {
 				case c.Before == "":
