@@ -98,6 +98,10 @@ func (d *Driver) update(ctx context.Context, fleet, name string, sc *spec.Cluste
 
 	var up linodego.LKEClusterUpdateOptions
 	var what []string
+	if cur.Label != name {
+		up.Label = name
+		what = append(what, "label")
+	}
 	if want := desiredTags(fleet, name, sc.Tags); !sameSet(want, cur.Tags) {
 		up.Tags = &want
 		what = append(what, "tags")
@@ -287,7 +291,7 @@ func (d *Driver) DeleteCluster(ctx context.Context, fleet *spec.Fleet, name stri
 		return classify(ctx, "delete cluster "+name, err)
 	}
 	id := cur.ID
-	return d.waitFor(ctx, "cluster "+name+" ("+strconv.Itoa(id)+") to be gone", func(ctx context.Context) (bool, string, error) {
+	err = d.waitFor(ctx, "cluster "+name+" ("+strconv.Itoa(id)+") to be gone", func(ctx context.Context) (bool, string, error) {
 		c, err := d.api.GetLKECluster(ctx, id)
 		if linodego.IsNotFound(err) {
 			return true, "", nil
@@ -297,6 +301,32 @@ func (d *Driver) DeleteCluster(ctx context.Context, fleet *spec.Fleet, name stri
 		}
 		return false, "status " + string(c.Status), nil
 	})
+	if err != nil {
+		return err
+	}
+	d.forget(name)
+	return nil
+}
+
+// remover is the optional part of the store that deletes files (state.Store has it).
+type remover interface {
+	Remove(name string) error
+}
+
+// forget drops what the store keeps of a deleted cluster: its kubeconfig would only
+// mislead a cluster created later under the same name (Observe checks the ID anyway).
+func (d *Driver) forget(name string) {
+	r, ok := d.cfg.Store.(remover)
+	if !ok {
+		return
+	}
+	for _, f := range []string{kubeconfigName(name), kubeconfigRecordName(name), poolCacheName(name)} {
+		if d.cfg.Store.Exists(f) {
+			if err := r.Remove(f); err != nil {
+				d.log.Warn("could not remove a deleted cluster's file from the store", "cluster", name, "file", f, "err", err)
+			}
+		}
+	}
 }
 
 // waitFor calls check right away and then every PollInterval until it reports done,

@@ -558,3 +558,45 @@ func TestTokenFromSpec(t *testing.T) {
 		})
 	}
 }
+
+func TestRecreatedClusterNeedsANewKubeconfig(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		// store is what the driver gets; hiding Remove leaves only the cluster ID check.
+		store func(*countingStore) Files
+		gone  bool
+	}{
+		{"store with Remove", func(s *countingStore) Files { return s }, true},
+		{"store without Remove", func(s *countingStore) Files { return struct{ Files }{s} }, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			l := newLab(t, linodeapi.Options{})
+			st := newStore(t)
+			d := newDriver(t, l, tc.store(st))
+			f := testFleet("mgr")
+			converge(t, d, f, "mgr")
+			if !observe(t, d, f).Clusters["mgr"].KubeconfigStored {
+				t.Fatal("kubeconfig not stored")
+			}
+			if err := d.DeleteCluster(context.Background(), f, "mgr"); err != nil {
+				t.Fatal(err)
+			}
+			if got := !st.Exists("kubeconfigs/mgr"); got != tc.gone {
+				t.Errorf("kubeconfig removed from the store: %v, want %v", got, tc.gone)
+			}
+			if err := d.ApplyCluster(context.Background(), f, "mgr"); err != nil {
+				t.Fatal(err)
+			}
+			if c := observe(t, d, f).Clusters["mgr"]; c.KubeconfigStored {
+				t.Errorf("a new cluster %d is taken to have the old one's kubeconfig", c.LinodeID)
+			}
+			converge(t, d, f, "mgr")
+			if !observe(t, d, f).Clusters["mgr"].KubeconfigStored {
+				t.Error("kubeconfig of the new cluster not stored")
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -83,6 +84,10 @@ func (d *Driver) StoreKubeconfig(ctx context.Context, fleet *spec.Fleet, name st
 	if err := d.writeStore(kubeconfigName(name), raw); err != nil {
 		return fmt.Errorf("linode: store kubeconfig of cluster %s: %w", name, err)
 	}
+	record, _ := json.Marshal(kubeconfigRecord{ClusterID: id})
+	if err := d.writeStore(kubeconfigRecordName(name), record); err != nil {
+		return fmt.Errorf("linode: store kubeconfig of cluster %s: %w", name, err)
+	}
 	if fleet.KubeconfigDir != "" {
 		if err := writePrivate(fleet.KubeconfigDir, "kubeconfig-"+name, raw); err != nil {
 			return fmt.Errorf("linode: write kubeconfig of cluster %s: %w", name, err)
@@ -90,6 +95,27 @@ func (d *Driver) StoreKubeconfig(ctx context.Context, fleet *spec.Fleet, name st
 	}
 	d.log.Info("stored kubeconfig", "cluster", name, "linodeID", id)
 	return nil
+}
+
+// kubeconfigRecord says which LKE cluster the stored kubeconfig belongs to, so that a
+// cluster deleted and created again under the same name is not taken for having one.
+type kubeconfigRecord struct {
+	ClusterID int `json:"clusterID"`
+}
+
+func kubeconfigRecordName(name string) string { return "linode/kubeconfig-" + name + ".json" }
+
+// kubeconfigFor reports whether the stored kubeconfig of name is that of cluster id.
+func (d *Driver) kubeconfigFor(name string, id int) bool {
+	if !d.cfg.Store.Exists(kubeconfigName(name)) || !d.cfg.Store.Exists(kubeconfigRecordName(name)) {
+		return false
+	}
+	data, err := d.cfg.Store.ReadFile(kubeconfigRecordName(name))
+	if err != nil {
+		return false
+	}
+	var rec kubeconfigRecord
+	return json.Unmarshal(data, &rec) == nil && rec.ClusterID == id
 }
 
 // checkKubeconfig makes sure the payload is a kubeconfig a client can use. Its errors

@@ -74,7 +74,7 @@ func (d *Driver) Observe(ctx context.Context, fleet *spec.Fleet, w *state.World)
 		oc.Status = string(c.Status)
 		oc.Pools = pools
 		oc.NodeIPs = readyNodeIPs(pools)
-		oc.KubeconfigStored = d.cfg.Store.Exists(kubeconfigName(name))
+		oc.KubeconfigStored = d.kubeconfigFor(name, c.ID)
 		oc.APIEndpoint = ""
 		if oc.KubeconfigStored {
 			if data, err := d.cfg.Store.ReadFile(kubeconfigName(name)); err == nil {

@@ -71,7 +71,16 @@ func sortedSet(s []string) []string {
 	return slices.Compact(out)
 }
 
-func sameSet(a, b []string) bool { return slices.Equal(sortedSet(a), sortedSet(b)) }
+// sameSet compares tag sets without regard to order or case (the API may lowercase tags).
+func sameSet(a, b []string) bool { return slices.Equal(lowerSet(a), lowerSet(b)) }
+
+func lowerSet(s []string) []string {
+	out := make([]string, len(s))
+	for i, t := range s {
+		out[i] = strings.ToLower(t)
+	}
+	return sortedSet(out)
+}
 
 // specCluster finds the fleet's cluster (manager or member) by name.
 func specCluster(f *spec.Fleet, name string) (*spec.Cluster, bool) {
