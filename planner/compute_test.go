@@ -484,3 +484,43 @@ func TestFingerprints(t *testing.T) {
 		t.Error("the plan must carry the fingerprints of its inputs")
 	}
 }
+
+func TestKubeconfigClustersHaveNoClusterSteps(t *testing.T) {
+	t.Parallel()
+	f, _ := converged(t)
+	f.Manager.Kubeconfig = &spec.Kubeconfig{Path: "/nonexistent/manager"}
+	for i := range f.Members {
+		f.Members[i].Kubeconfig = &spec.Kubeconfig{Path: "/nonexistent/" + f.Members[i].Name}
+	}
+	p := mustCompute(t, f, &state.World{}, Options{})
+	for _, s := range p.Steps {
+		if s.Kind == KindCluster || s.Kind == KindKubeconfig {
+			t.Errorf("a cluster given by kubeconfig gets no %s step (%s)", s.Kind, s.Address)
+		}
+	}
+	if s := stepOf(p, AddrKarmadaRelease); s == nil || len(s.DependsOn) != 0 {
+		t.Errorf("the release needs nothing before it on an existing cluster: %+v", s)
+	}
+	if s := stepOf(p, "member/eu/join"); s == nil || !reflect.DeepEqual(s.DependsOn, []string{AddrKarmadaReady}) {
+		t.Errorf("join waits for Karmada only: %+v", s)
+	}
+}
+
+func TestPolicyMovesScope(t *testing.T) {
+	t.Parallel()
+	f, w := converged(t)
+	f.Workloads[0].ClusterScoped = true
+	p := mustCompute(t, f, w, Options{})
+	want := map[string]Action{"workload/hello/policy": Create, "workload/hello/policy/default": Delete}
+	if len(p.Steps) != len(want) {
+		t.Fatalf("steps = %v", addresses(p))
+	}
+	for _, s := range p.Steps {
+		if want[s.Address] != s.Action {
+			t.Errorf("%s: %s, want %s", s.Address, s.Action, want[s.Address])
+		}
+	}
+	if s := stepOf(p, "workload/hello/policy/default"); s == nil || s.Namespace != "default" || s.Workload != "hello" {
+		t.Errorf("the delete must name the old policy: %+v", s)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // WriteText renders the plan for people, like `terraform plan`: a header per layer, one line
@@ -37,7 +38,7 @@ func (p *Plan) WriteText(w io.Writer) error {
 				}
 			}
 			if len(s.DependsOn) > 0 {
-				fmt.Fprintf(bw, "        after: %s\n", joinComma(s.DependsOn))
+				fmt.Fprintf(bw, "        after: %s\n", strings.Join(s.DependsOn, ", "))
 			}
 		}
 		if !first {
@@ -66,15 +67,4 @@ func (p *Plan) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(p)
-}
-
-func joinComma(s []string) string {
-	out := ""
-	for i, x := range s {
-		if i > 0 {
-			out += ", "
-		}
-		out += x
-	}
-	return out
 }
