@@ -506,7 +506,7 @@ func (b *builder) member(m *spec.Member) {
 		b.add(Step{Address: addrMemberReady(m.Name), Layer: Members, Kind: KindMemberReady, Action: Wait,
 			Cluster: m.Name, Reason: "the member must be Ready before it receives replicas",
 			DependsOn: []string{step.Address}})
-	case km.Ready != "True":
+	case km != nil && km.Ready != "True":
 		b.add(Step{Address: addrMemberReady(m.Name), Layer: Members, Kind: KindMemberReady, Action: Wait,
 			Cluster: m.Name, Reason: "Karmada reports the member " + readyText(km)})
 		b.excluded[m.Name] = true
