@@ -160,13 +160,18 @@ func (d *Driver) update(ctx context.Context, fleet, name string, sc *spec.Cluste
 	if len(plan.remove) == 0 {
 		return nil
 	}
-	// Replacing: the new pools must carry the workloads before the old ones go.
-	if len(created) > 0 {
-		if err := d.waitPoolsReady(ctx, name, cur.ID, created); err != nil {
-			return err
-		}
-	} else if len(plan.keep) == 0 {
+	// Replacing: the pools that stay must carry the workloads before the old ones go.
+	// That includes kept pools: after a crash or a timed-out wait, the new pool of a
+	// replacement made by an earlier attempt is matched as kept, and may not be ready yet.
+	staying := created
+	for _, m := range plan.keep {
+		staying = append(staying, m.have.ID)
+	}
+	if len(staying) == 0 {
 		return fmt.Errorf("linode: update cluster %s: refusing to delete every node pool", name)
+	}
+	if err := d.waitPoolsReady(ctx, name, cur.ID, staying); err != nil {
+		return err
 	}
 	for _, p := range plan.remove {
 		d.log.Info("deleting node pool", "cluster", name, "pool", p.ID, "type", p.Type)

@@ -600,3 +600,35 @@ func TestRecreatedClusterNeedsANewKubeconfig(t *testing.T) {
 		})
 	}
 }
+
+func TestInterruptedPoolReplacementNeverDeletesFirst(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, linodeapi.Options{NodeReadyDelay: 400 * time.Millisecond})
+	f := testFleet("mgr")
+	converge(t, newDriver(t, l, newStore(t)), f, "mgr")
+	waitSettled(t, newDriver(t, l, newStore(t)), f, "mgr")
+
+	f.Manager.Pools[0].Type = "g6-standard-4"
+	impatient := newDriver(t, l, newStore(t), func(c *Config) { c.WaitTimeout = 30 * time.Millisecond })
+	l.api.ResetRequests()
+	for attempt := range 2 {
+		err := impatient.ApplyCluster(context.Background(), f, "mgr")
+		var te *state.TransientError
+		if !errors.As(err, &te) {
+			t.Fatalf("attempt %d: %v, want a transient timeout while the new pool is not ready", attempt, err)
+		}
+	}
+	for _, r := range l.writes() {
+		if r.Method == http.MethodDelete {
+			t.Fatalf("a pool was deleted before its replacement was ready:\n%s", describe(l.writes()))
+		}
+	}
+	if n := len(l.writes()); n != 1 {
+		t.Errorf("want exactly one POST (the retry must not create a second pool):\n%s", describe(l.writes()))
+	}
+	converge(t, newDriver(t, l, newStore(t)), f, "mgr")
+	w := waitSettled(t, newDriver(t, l, newStore(t)), f, "mgr")
+	if ps := w.Clusters["mgr"].Pools; len(ps) != 1 || ps[0].Type != "g6-standard-4" {
+		t.Errorf("pools %+v", ps)
+	}
+}
