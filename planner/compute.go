@@ -242,8 +242,8 @@ func (b *builder) updateCluster(name string, c spec.Cluster, obs *state.Cluster,
 	case !c.HighAvailability && obs.HighAvailability:
 		b.note("cluster/%s: highAvailability stays on: LKE cannot turn an HA control plane off", name)
 	}
-	if want, have := sortedSet(c.Tags), sortedSet(userTags(obs.Tags)); !slices.Equal(want, have) {
-		changes = append(changes, Change{Field: "tags", Before: strings.Join(have, ", "), After: strings.Join(want, ", ")})
+	if !sameTags(c.Tags, obs.Tags) {
+		changes = append(changes, Change{Field: "tags", Before: strings.Join(sortedSet(obs.Tags), ", "), After: strings.Join(sortedSet(c.Tags), ", ")})
 	}
 	pools := slices.Clone(obs.Pools)
 	sort.SliceStable(pools, func(i, j int) bool { return pools[i].ID < pools[j].ID })
@@ -284,8 +284,8 @@ func poolChanges(field string, want spec.Pool, have state.Pool) []Change {
 	if w != h {
 		out = append(out, Change{Field: field + ".autoscaler", Before: h, After: w})
 	}
-	if wt, ht := sortedSet(want.Tags), sortedSet(have.Tags); !slices.Equal(wt, ht) {
-		out = append(out, Change{Field: field + ".tags", Before: strings.Join(ht, ", "), After: strings.Join(wt, ", ")})
+	if !sameTags(want.Tags, have.Tags) {
+		out = append(out, Change{Field: field + ".tags", Before: strings.Join(sortedSet(have.Tags), ", "), After: strings.Join(sortedSet(want.Tags), ", ")})
 	}
 	return out
 }
@@ -309,16 +309,16 @@ func observedPool(p state.Pool) string {
 	return s
 }
 
-// OwnershipTagPrefix marks the tags reconcile puts on clusters to find its own; they are not
-// the user's tags and never count as drift.
-const OwnershipTagPrefix = "reconcile"
+// sameTags compares tag sets without regard to order or case (the Linode API may lowercase
+// tags). World tags are the user's only: observers leave out the ownership tags.
+func sameTags(want, have []string) bool {
+	return slices.Equal(sortedSet(lower(want)), sortedSet(lower(have)))
+}
 
-func userTags(tags []string) []string {
-	var out []string
-	for _, t := range tags {
-		if !strings.HasPrefix(t, OwnershipTagPrefix) {
-			out = append(out, t)
-		}
+func lower(in []string) []string {
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = strings.ToLower(s)
 	}
 	return out
 }

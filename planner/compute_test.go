@@ -524,3 +524,13 @@ func TestPolicyMovesScope(t *testing.T) {
 		t.Errorf("the delete must name the old policy: %+v", s)
 	}
 }
+
+func TestTagsIgnoreCase(t *testing.T) {
+	t.Parallel()
+	f, w := converged(t)
+	f.Members[0].Tags = []string{"Team-A", "reconcile-demo"}
+	w.Clusters["eu"].Tags = []string{"reconcile-demo", "team-a"}
+	if p := mustCompute(t, f, w, Options{}); len(p.Steps) != 0 {
+		t.Errorf("tags that differ only in case are the same: %v", addresses(p))
+	}
+}
