@@ -218,3 +218,19 @@ func TokenFromSpec(l *spec.Linode) (string, error) {
 	}
 	return tok, nil
 }
+
+// ConfigFromSpec is the Config the fleet's provider.linode asks for: its token, API URL,
+// rate and wait timeout (zero values take New's defaults).
+func ConfigFromSpec(l *spec.Linode, store Files, logger *slog.Logger) (Config, error) {
+	tok, err := TokenFromSpec(l)
+	if err != nil {
+		return Config{}, err
+	}
+	cfg := Config{Token: tok, Store: store, Logger: logger}
+	if l != nil {
+		cfg.APIURL = l.APIURL
+		cfg.RequestsPerSecond = l.RequestsPerSecond
+		cfg.WaitTimeout = l.WaitTimeout.Duration
+	}
+	return cfg, nil
+}

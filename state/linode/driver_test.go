@@ -540,6 +540,11 @@ func TestTokenFromSpec(t *testing.T) {
 		{"missing file", &spec.Linode{TokenFile: filepath.Join(dir, "nope")}, "", filepath.Join(dir, "nope")},
 		{"empty file", &spec.Linode{TokenFile: empty}, "", empty + " is empty"},
 	}
+	cfg, err := ConfigFromSpec(&spec.Linode{TokenEnv: "RECONCILE_TEST_TOKEN", APIURL: "http://127.0.0.1:1/v4",
+		RequestsPerSecond: 3, WaitTimeout: spec.Duration{Duration: time.Minute}}, nil, nil)
+	if err != nil || cfg.Token != "env-token-77aa" || cfg.APIURL != "http://127.0.0.1:1/v4" || cfg.RequestsPerSecond != 3 || cfg.WaitTimeout != time.Minute {
+		t.Errorf("ConfigFromSpec: %+v, %v", cfg, err)
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := TokenFromSpec(tc.in)
