@@ -543,7 +543,7 @@ func TestTokenFromSpec(t *testing.T) {
 	cfg, err := ConfigFromSpec(&spec.Linode{TokenEnv: "RECONCILE_TEST_TOKEN", APIURL: "http://127.0.0.1:1/v4",
 		RequestsPerSecond: 3, WaitTimeout: spec.Duration{Duration: time.Minute}}, nil, nil)
 	if err != nil || cfg.Token != "env-token-77aa" || cfg.APIURL != "http://127.0.0.1:1/v4" || cfg.RequestsPerSecond != 3 || cfg.WaitTimeout != time.Minute {
-		t.Errorf("ConfigFromSpec: %+v, %v", cfg, err)
+		t.Errorf("ConfigFromSpec: url %q rps %v wait %v token matches %v, %v", cfg.APIURL, cfg.RequestsPerSecond, cfg.WaitTimeout, cfg.Token == "env-token-77aa", err)
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
