@@ -30,33 +30,39 @@ func createNodes(ctx context.Context, client kubernetes.Interface, nodes []NodeS
 		for k, v := range n.Labels {
 			node.Labels[k] = v
 		}
-		created, err := client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
-		if err != nil {
+		if _, err := client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("create node %s: %w", n.Name, err)
 		}
 		internal := n.InternalIP
 		if internal == "" {
 			internal = n.ExternalIP
 		}
-		now := metav1.Now()
-		created.Status = corev1.NodeStatus{
-			Capacity:    nodeCapacity,
-			Allocatable: nodeCapacity,
-			Addresses: []corev1.NodeAddress{
+		// The node lifecycle controller may touch a new node at once (taints), hence the retry.
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			current, err := client.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			now := metav1.Now()
+			current.Status.Capacity = nodeCapacity
+			current.Status.Allocatable = nodeCapacity
+			current.Status.Addresses = []corev1.NodeAddress{
 				{Type: corev1.NodeInternalIP, Address: internal},
 				{Type: corev1.NodeExternalIP, Address: n.ExternalIP},
 				{Type: corev1.NodeHostName, Address: n.Name},
-			},
-			Conditions: []corev1.NodeCondition{{
+			}
+			current.Status.Conditions = []corev1.NodeCondition{{
 				Type:               corev1.NodeReady,
 				Status:             corev1.ConditionTrue,
 				Reason:             "LabHeartbeat",
 				Message:            "no kubelet runs in the lab; the lab keeps this node Ready",
 				LastHeartbeatTime:  now,
 				LastTransitionTime: now,
-			}},
-		}
-		if _, err := client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+			}}
+			_, err = client.CoreV1().Nodes().UpdateStatus(ctx, current, metav1.UpdateOptions{})
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("node %s status: %w", n.Name, err)
 		}
 	}

@@ -45,7 +45,7 @@ for arg in "$@"; do
 	esac
 done
 
-export GOWORK=off GOFLAGS=-trimpath CGO_ENABLED=0
+export GOWORK=off GOFLAGS=-trimpath
 
 # version reads the version of module mod as required by the go.mod in dir, without the network.
 version() {
