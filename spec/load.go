@@ -20,6 +20,7 @@ const (
 	DefaultTokenEnv          = "LINODE_TOKEN"
 	DefaultRequestsPerSecond = 10
 	DefaultWaitTimeout       = 20 * time.Minute
+	DefaultPollInterval      = 10 * time.Second
 	DefaultKarmadaRelease    = "karmada"
 	DefaultKarmadaNamespace  = "karmada-system"
 	DefaultKarmadaChartName  = "karmada"
@@ -169,6 +170,7 @@ func applyDefaults(f *Fleet) {
 			l.RequestsPerSecond = DefaultRequestsPerSecond
 		}
 		defaultDuration(&l.WaitTimeout, DefaultWaitTimeout)
+		defaultDuration(&l.PollInterval, DefaultPollInterval)
 	}
 	if f.JoinMode == "" {
 		f.JoinMode = Push

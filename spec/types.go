@@ -65,6 +65,8 @@ type Linode struct {
 	RequestsPerSecond float64 `json:"requestsPerSecond,omitempty"`
 	// WaitTimeout bounds every wait on the Linode API (default 20m).
 	WaitTimeout Duration `json:"waitTimeout,omitempty"`
+	// PollInterval is how often a wait asks the API again (default 10s).
+	PollInterval Duration `json:"pollInterval,omitempty"`
 }
 
 // Cluster is where a manager or member runs: an LKE cluster (Region set) or an

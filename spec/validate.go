@@ -98,6 +98,7 @@ func (v *validator) provider() {
 		v.errorf("provider.linode.requestsPerSecond", "%g must be positive", l.RequestsPerSecond)
 	}
 	v.positive("provider.linode.waitTimeout", l.WaitTimeout)
+	v.positive("provider.linode.pollInterval", l.PollInterval)
 }
 
 // names checks manager and member names: DNS-1123 labels, unique across the fleet.

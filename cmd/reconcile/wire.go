@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/reconcile-dev/reconcile/executor"
 	"github.com/reconcile-dev/reconcile/spec"
@@ -16,19 +17,14 @@ func wire(f *spec.Fleet, store *state.Store, log *slog.Logger) ([]state.Observer
 	var observers []state.Observer
 	var drivers executor.Drivers
 	if f.Provider.Linode != nil && usesLKE(f) {
-		token, err := linode.TokenFromSpec(f.Provider.Linode)
+		cfg, err := linode.ConfigFromSpec(f.Provider.Linode, store, log)
 		if err != nil {
-			return nil, drivers, err
+			return nil, drivers, fmt.Errorf("linode: %w", err)
 		}
-		l := f.Provider.Linode
-		d, err := linode.New(linode.Config{
-			Token:             token,
-			APIURL:            l.APIURL,
-			RequestsPerSecond: l.RequestsPerSecond,
-			WaitTimeout:       l.WaitTimeout.Duration,
-			Store:             store,
-			Logger:            log,
-		})
+		if cfg.APIURL == "" {
+			cfg.APIURL = os.Getenv("LINODE_URL") // as linodego's own clients read it
+		}
+		d, err := linode.New(cfg)
 		if err != nil {
 			return nil, drivers, fmt.Errorf("linode: %w", err)
 		}

@@ -231,6 +231,7 @@ func ConfigFromSpec(l *spec.Linode, store Files, logger *slog.Logger) (Config, e
 		cfg.APIURL = l.APIURL
 		cfg.RequestsPerSecond = l.RequestsPerSecond
 		cfg.WaitTimeout = l.WaitTimeout.Duration
+		cfg.PollInterval = l.PollInterval.Duration
 	}
 	return cfg, nil
 }

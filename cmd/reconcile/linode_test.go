@@ -1,0 +1,100 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/reconcile-dev/reconcile/lab/linodeapi"
+)
+
+// The regions fleet's Linode layer against the lab's Linode API over HTTP, through the CLI:
+// the dry run shows four clusters to create, --once creates them and stores kubeconfigs,
+// and a second --once plans nothing for the Linode layer and sends no write.
+func TestCLILinodeLayerAgainstLabAPI(t *testing.T) {
+	t.Parallel()
+	const token = "lab-token-5f2c"
+	api := linodeapi.New(linodeapi.Options{Token: token, ProvisionDelay: 300 * time.Millisecond, NodeReadyDelay: 100 * time.Millisecond})
+	srv := httptest.NewServer(api)
+	t.Cleanup(func() { srv.Close(); api.Close() })
+
+	dir := t.TempDir()
+	src, err := os.ReadFile("../../examples/regions/fleet.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := strings.Replace(string(src), "    tokenEnv: LINODE_TOKEN\n",
+		fmt.Sprintf("    tokenFile: ./token\n    apiURL: %s/v4\n    pollInterval: 100ms\n    waitTimeout: 1m\n", srv.URL), 1)
+	hello, err := filepath.Abs("../../examples/regions/hello.yaml")
+	must(t, err)
+	body = strings.Replace(body, "./hello.yaml", hello, 1)
+	fleetPath := filepath.Join(dir, "fleet.yaml")
+	must(t, os.WriteFile(fleetPath, []byte(body+"kubeconfigDir: ./kube\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "token"), []byte(token+"\n"), 0o600))
+	stateDir := filepath.Join(dir, "state")
+	args := func(extra ...string) []string {
+		return append([]string{"-f", fleetPath, "--state-dir", stateDir, "--target", "cluster"}, extra...)
+	}
+
+	code, out, errs := runCLI(t, args("--once", "--dry-run", "--detailed-exitcode")...)
+	if code != 2 {
+		t.Fatalf("dry run: exit %d, want 2 (changes pending)\n%s\n%s", code, out, errs)
+	}
+	if n := len(regexp.MustCompile(`(?m)^\s+\+\s+cluster/[a-z-]+\s`).FindAllString(out, -1)); n != 4 {
+		t.Fatalf("dry run shows %d clusters to create, want 4:\n%s", n, out)
+	}
+	if writes := apiWrites(api); len(writes) != 0 {
+		t.Fatalf("dry run sent writes to the Linode API: %v", writes)
+	}
+
+	code, out, errs = runCLI(t, args("--once")...)
+	if code != 0 {
+		t.Fatalf("--once: exit %d\n%s\n%s", code, out, errs)
+	}
+	if strings.Contains(out+errs, token) {
+		t.Fatal("the Linode token reached the output")
+	}
+	for _, name := range []string{"cluster-manager", "eu", "ap", "us"} {
+		for _, p := range []string{filepath.Join(stateDir, "kubeconfigs", name), filepath.Join(dir, "kube", "kubeconfig-"+name)} {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatalf("kubeconfig for %s: %v", name, err)
+			}
+			if fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s has mode %o, want 600", p, fi.Mode().Perm())
+			}
+		}
+	}
+
+	api.ResetRequests()
+	code, out, errs = runCLI(t, args("--once", "--detailed-exitcode")...)
+	if code != 0 || !strings.Contains(out, "No changes") {
+		t.Fatalf("second --once: exit %d, want 0 and no changes\n%s\n%s", code, out, errs)
+	}
+	if writes := apiWrites(api); len(writes) != 0 {
+		t.Fatalf("second pass sent writes to the Linode API: %v", writes)
+	}
+}
+
+func apiWrites(api *linodeapi.Server) []string {
+	var w []string
+	for _, r := range api.Requests() {
+		if r.Method != http.MethodGet {
+			w = append(w, r.Method+" "+r.Path)
+		}
+	}
+	return w
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
