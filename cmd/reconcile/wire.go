@@ -8,6 +8,7 @@ import (
 	"github.com/reconcile-dev/reconcile/executor"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
+	"github.com/reconcile-dev/reconcile/state/kube"
 	"github.com/reconcile-dev/reconcile/state/linode"
 )
 
@@ -31,6 +32,8 @@ func wire(f *spec.Fleet, store *state.Store, log *slog.Logger) ([]state.Observer
 		observers = append(observers, d)
 		drivers.Clusters = d
 	}
+	// Kubernetes comes after Linode: it reaches the clusters Linode found.
+	observers = append(observers, kube.Observer{Access: kube.Access{Store: store}})
 	return observers, drivers, nil
 }
 
