@@ -3,7 +3,9 @@ package cluster
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -122,5 +124,31 @@ func TestVersionsMatchToolsModules(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("%s requires %s %q, lab/cluster expects %q", tt.gomod, tt.module, got, tt.want)
 		}
+	}
+}
+
+// build.sh --list must name exactly the paths the Find functions look for.
+func TestBuildScriptListsFoundPaths(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash")
+	}
+	dir := t.TempDir()
+	t.Setenv("RECONCILE_LAB_CACHE", dir)
+	out, err := exec.Command("bash", "../tools/build.sh", "--list").Output()
+	if err != nil {
+		t.Fatalf("build.sh --list: %v", err)
+	}
+	listed := strings.Fields(string(out))
+	bins, _ := FindBinaries()
+	karmada, _ := FindKarmadaBinaries()
+	kwok, _ := FindKwok()
+	for _, want := range []string{bins.Etcd, bins.KubeAPIServer, bins.KubeControllerManager,
+		karmada.AggregatedAPIServer, karmada.ControllerManager, karmada.Scheduler, karmada.Webhook, karmada.Agent, kwok} {
+		if !slices.Contains(listed, want) {
+			t.Errorf("build.sh --list does not list %s; it lists %v", want, listed)
+		}
+	}
+	if len(listed) != 9 {
+		t.Errorf("build.sh --list printed %d paths, want 9: %v", len(listed), listed)
 	}
 }

@@ -47,10 +47,12 @@ func TestTwoClusters(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 
+	etcdStart := time.Now()
 	etcd, err := StartEtcd(ctx, dir+"/etcd", bins)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("etcd at %s healthy in %s", etcd.Endpoint(), time.Since(etcdStart).Round(10*time.Millisecond))
 	t.Cleanup(func() {
 		if err := etcd.Stop(); err != nil {
 			t.Error(err)
@@ -111,6 +113,16 @@ func TestTwoClusters(t *testing.T) {
 					t.Fatalf("kubeconfig does not verify the server: insecure=%v, CA %d bytes", cfg.Insecure, len(cfg.CAData))
 				}
 				client := kubernetes.NewForConfigOrDie(cfg)
+
+				t.Run("version", func(t *testing.T) {
+					v, err := client.Discovery().ServerVersion()
+					if err != nil {
+						t.Fatal(err)
+					}
+					if v.GitVersion != KubernetesVersion {
+						t.Errorf("server version = %s, want %s (built without version ldflags?)", v.GitVersion, KubernetesVersion)
+					}
+				})
 
 				t.Run("namespaces", func(t *testing.T) {
 					nss, err := client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})

@@ -58,6 +58,27 @@ version() {
 	echo "$v"
 }
 
+# ldflags stamps the release into the binaries, as upstream's release builds do: without it
+# kube-apiserver reports v0.0.0-master in /version, which charts' kubeVersion checks reject.
+ldflags() {
+	local comp=$1 ver=$2 flags="-s -w" pkg major minor
+	case $comp in
+	kubernetes)
+		major=${ver#v}
+		minor=${major#*.}
+		major=${major%%.*}
+		minor=${minor%%.*}
+		for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+			flags+=" -X $pkg.gitVersion=$ver -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+		done
+		;;
+	karmada)
+		flags+=" -X github.com/karmada-io/karmada/pkg/version.gitVersion=$ver -X github.com/karmada-io/karmada/pkg/version.gitTreeState=clean"
+		;;
+	esac
+	echo "$flags"
+}
+
 selected() {
 	local c=$1 w
 	((${#want[@]} == 0)) && return 0
@@ -98,7 +119,7 @@ for t in "${targets[@]}"; do
 	tmp="$out.tmp.$$"
 	echo "build $comp $ver $bin ..."
 	start=$SECONDS
-	if (cd "$here/$dir" && go build -ldflags='-s -w' -o "$tmp" "$pkg"); then
+	if (cd "$here/$dir" && go build -ldflags="$(ldflags "$comp" "$ver")" -o "$tmp" "$pkg"); then
 		mv -f "$tmp" "$out"
 		tmp=""
 		size=$(du -m "$out" | cut -f1)
