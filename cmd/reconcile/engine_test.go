@@ -285,3 +285,57 @@ func TestMain(m *testing.M) {
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
+
+// A saved plan is executed only against the fleet and world it was made from.
+func TestSavedPlanRefusedWhenStale(t *testing.T) {
+	t.Parallel()
+	fleet := loadExample(t, "regions")
+	fw := newFakeWorld(testNow)
+	r := newTestReconciler(t, fw, io.Discard)
+	planPath := filepath.Join(t.TempDir(), "plan.json")
+	r.SaveTo = planPath
+	if _, err := r.Reconcile(context.Background(), fleet, true); err != nil {
+		t.Fatal(err)
+	}
+	r.SaveTo = ""
+	saved, err := loadPlan(planPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The world moves (someone creates a cluster by hand): refused, nothing written.
+	if err := fw.ApplyCluster(context.Background(), fleet, "eu"); err != nil {
+		t.Fatal(err)
+	}
+	writes := len(fw.Writes())
+	r.Saved = saved
+	if _, err := r.Reconcile(context.Background(), fleet, false); !errors.Is(err, ErrStalePlan) || !strings.Contains(err.Error(), "world changed") {
+		t.Fatalf("stale world: err = %v", err)
+	}
+	if len(fw.Writes()) != writes {
+		t.Fatal("a stale plan wrote to the world")
+	}
+
+	// A fresh plan of the same world applies.
+	r.Saved, r.SaveTo = nil, planPath
+	if _, err := r.Reconcile(context.Background(), fleet, true); err != nil {
+		t.Fatal(err)
+	}
+	r.SaveTo = ""
+	if r.Saved, err = loadPlan(planPath); err != nil {
+		t.Fatal(err)
+	}
+	edited := *fleet
+	edited.Workloads = append([]spec.Workload(nil), fleet.Workloads...)
+	edited.Workloads[0].Weights = map[string]int64{"eu": 1, "ap": 1, "us": 1}
+	if _, err := r.Reconcile(context.Background(), &edited, false); !errors.Is(err, ErrStalePlan) || !strings.Contains(err.Error(), "fleet.yaml") {
+		t.Fatalf("edited fleet: err = %v", err)
+	}
+	res, err := r.Reconcile(context.Background(), fleet, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Result.Succeeded) != len(r.Saved.Steps) {
+		t.Fatalf("saved plan: %d of %d steps succeeded", len(res.Result.Succeeded), len(r.Saved.Steps))
+	}
+}

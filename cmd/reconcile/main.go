@@ -52,6 +52,8 @@ type options struct {
 	resync       time.Duration
 	allowDestroy bool
 	targets      stringList
+	savePlan     string
+	planFile     string
 }
 
 type stringList []string
@@ -85,6 +87,8 @@ func newFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&o.resync, "resync-interval", 5*time.Minute, "daemon: re-observe and correct drift this often")
 	fs.BoolVar(&o.allowDestroy, "allow-destroy", false, "allow a plan that deletes the manager or more members than safety.maxDeleteShare")
+	fs.StringVar(&o.savePlan, "save-plan", "", "with --once --dry-run: also write the plan as JSON to this file")
+	fs.StringVar(&o.planFile, "plan", "", "with --once: execute this saved plan, refused if the fleet or the world changed since")
 	fs.Var(&o.targets, "target", "limit the plan to steps matching this address or pattern (and what they need); repeatable")
 	return fs
 }
@@ -156,6 +160,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "reconcile: --dry-run goes with --once")
 		return 1
 	}
+	if o.savePlan != "" && !o.dryRun || o.planFile != "" && (!o.once || o.dryRun) {
+		fmt.Fprintln(stderr, "reconcile: --save-plan goes with --once --dry-run, --plan with --once")
+		return 1
+	}
+	var saved *planner.Plan
+	if o.planFile != "" {
+		if saved, err = loadPlan(o.planFile); err != nil {
+			fmt.Fprintf(stderr, "reconcile: %v\n", err)
+			return 1
+		}
+	}
 
 	dir := o.stateDir
 	if dir == "" {
@@ -181,6 +196,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Plan:    planner.Options{AllowDestroy: o.allowDestroy},
 		Exec:    executor.Options{Parallelism: o.parallelism},
 		Targets: o.targets,
+		Saved:   saved,
+		SaveTo:  o.savePlan,
 		Out:     stdout,
 		Format:  o.output,
 		Log:     log,

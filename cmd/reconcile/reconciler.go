@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path"
 	"strings"
 	"time"
@@ -28,6 +32,11 @@ type Reconciler struct {
 	Exec  executor.Options
 	// Targets, when set, limit the plan to matching addresses and what they depend on.
 	Targets []string
+	// Saved, when set, is a plan made earlier (--plan): it is executed only if a fresh plan
+	// computed now has the same fingerprints, so nothing runs against a world that moved.
+	Saved *planner.Plan
+	// SaveTo, when set, receives the plan as JSON (--save-plan).
+	SaveTo string
 	// Out receives the plan and the progress lines meant for people.
 	Out    io.Writer
 	Format string // "text" or "json" for the plan
@@ -72,6 +81,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, fleet *spec.Fleet, dryRun bo
 	}
 	if len(r.Targets) > 0 {
 		plan = targetPlan(plan, r.Targets)
+	}
+	if r.Saved != nil {
+		if err := checkSaved(r.Saved, plan); err != nil {
+			return nil, err
+		}
+		plan = r.Saved
+	}
+	if r.SaveTo != "" {
+		if err := savePlan(r.SaveTo, plan); err != nil {
+			return nil, err
+		}
 	}
 	if err := r.writePlan(plan); err != nil {
 		return nil, err
@@ -209,6 +229,48 @@ func targetPlan(p *planner.Plan, targets []string) *planner.Plan {
 		}
 	}
 	return &out
+}
+
+// ErrStalePlan refuses a saved plan whose fleet or world has changed since it was made.
+var ErrStalePlan = errors.New("plan is stale")
+
+func checkSaved(saved, fresh *planner.Plan) error {
+	switch {
+	case saved.Fleet != fresh.Fleet:
+		return fmt.Errorf("%w: it is for fleet %q, not %q", ErrStalePlan, saved.Fleet, fresh.Fleet)
+	case saved.SpecFingerprint != fresh.SpecFingerprint:
+		return fmt.Errorf("%w: fleet.yaml (or a manifest) changed since the plan was made; make a new plan", ErrStalePlan)
+	case saved.WorldFingerprint != fresh.WorldFingerprint:
+		return fmt.Errorf("%w: the world changed since the plan was made; make a new plan", ErrStalePlan)
+	}
+	return nil
+}
+
+func savePlan(path string, p *planner.Plan) error {
+	var buf bytes.Buffer
+	if err := p.WriteJSON(&buf); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		return fmt.Errorf("save plan: %w", err)
+	}
+	return nil
+}
+
+// loadPlan reads a plan saved with --save-plan.
+func loadPlan(path string) (*planner.Plan, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var p planner.Plan
+	if err := json.Unmarshal(data, &p); err != nil {
+		return nil, fmt.Errorf("%s: not a saved plan: %w", path, err)
+	}
+	if p.SpecFingerprint == "" || p.WorldFingerprint == "" {
+		return nil, fmt.Errorf("%s: the plan has no fingerprints", path)
+	}
+	return &p, nil
 }
 
 // exitCode maps a pass to --detailed-exitcode semantics: 0 nothing to do, 1 error, 2 the plan
