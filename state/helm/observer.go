@@ -1,0 +1,70 @@
+package helm
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+
+	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/state"
+	"github.com/reconcile-dev/reconcile/state/kube"
+)
+
+// DefaultNamespaces are where reconcile's releases live: Karmada's and Istio's.
+var DefaultNamespaces = []string{"karmada-system", "istio-system"}
+
+// Observer fills Clusters[name].Releases for every cluster the kube observer found reachable.
+// It runs after that observer.
+type Observer struct {
+	Access kube.Access
+	// Namespaces to list releases in (default DefaultNamespaces).
+	Namespaces []string
+	// Log receives one warning per cluster whose releases could not be read (default slog.Default()).
+	Log *slog.Logger
+}
+
+// Observe implements state.Observer. A cluster whose releases cannot be read is logged and
+// left without releases; it does not fail the pass.
+func (o Observer) Observe(ctx context.Context, f *spec.Fleet, w *state.World) error {
+	log := o.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	namespaces := o.Namespaces
+	if len(namespaces) == 0 {
+		namespaces = DefaultNamespaces
+	}
+	names := make([]string, 0, len(w.Clusters))
+	for name, c := range w.Clusters {
+		if c != nil && c.Reachable {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rels, err := o.releases(ctx, f, name, namespaces, log)
+		if err != nil {
+			log.Warn("helm releases not observed", "cluster", name, "err", err)
+			continue
+		}
+		if len(rels) > 0 {
+			w.Clusters[name].Releases = rels
+		}
+	}
+	return nil
+}
+
+func (o Observer) releases(ctx context.Context, f *spec.Fleet, name string, namespaces []string, log *slog.Logger) (map[string]*state.Release, error) {
+	cfg, err := o.Access.RESTConfig(f, name)
+	if err != nil {
+		return nil, err
+	}
+	c, err := New(cfg, log.With("cluster", name))
+	if err != nil {
+		return nil, err
+	}
+	return c.List(ctx, namespaces...)
+}
