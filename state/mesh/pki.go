@@ -195,8 +195,9 @@ func (r *Root) IssueIntermediate(member, keyType string, validity time.Duration,
 }
 
 // ParseCACerts reads the intermediate and root of a cacerts Secret's data. It checks that the
-// key matches the intermediate and that the intermediate chains to the root at now.
-func ParseCACerts(data map[string][]byte, now time.Time) (inter, root *x509.Certificate, err error) {
+// key matches the intermediate and that the intermediate was issued by the root; whether it
+// has expired is left to the caller, who compares NotAfter to its clock.
+func ParseCACerts(data map[string][]byte) (inter, root *x509.Certificate, err error) {
 	for _, k := range []string{CACertKey, CAKeyKey, RootCertKey, CertChainKey} {
 		if len(data[k]) == 0 {
 			return nil, nil, fmt.Errorf("cacerts lacks %s", k)
@@ -215,7 +216,9 @@ func ParseCACerts(data map[string][]byte, now time.Time) (inter, root *x509.Cert
 	if !samePublicKey(inter.PublicKey, key.Public()) {
 		return nil, nil, errors.New("cacerts key does not match its certificate")
 	}
-	if err := VerifyIntermediate(inter, root, now); err != nil {
+	// Check the signatures at a time inside the intermediate's validity, not at now.
+	mid := inter.NotBefore.Add(inter.NotAfter.Sub(inter.NotBefore) / 2)
+	if err := VerifyIntermediate(inter, root, mid); err != nil {
 		return nil, nil, err
 	}
 	return inter, root, nil

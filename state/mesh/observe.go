@@ -1,0 +1,122 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/reconcile-dev/reconcile/planner"
+	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/state"
+	"github.com/reconcile-dev/reconcile/state/kube"
+)
+
+// Observer fills World.RootCA (from the store) and World.Mesh for every reachable member,
+// and for reachable clusters that left the fleet, so their mesh can be torn down. It runs
+// after the cluster observer, whose Reachable flags it reads.
+type Observer struct {
+	Access kube.Access
+	Store  kube.Files
+	// WrapTransport, when set, wraps every client's transport.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
+}
+
+// Observe implements state.Observer.
+func (o Observer) Observe(ctx context.Context, f *spec.Fleet, w *state.World) error {
+	if !f.Mesh.On() {
+		return nil
+	}
+	root, err := LoadRoot(o.Store)
+	switch {
+	case errors.Is(err, ErrRootLost):
+		w.RootCALost = true
+	case err != nil:
+		return fmt.Errorf("mesh root CA: %w", err)
+	case root != nil:
+		w.RootCA = root.Info()
+	}
+	var names []string
+	for name, c := range w.Clusters {
+		if c == nil || !c.Reachable || name == f.Manager.Name {
+			continue
+		}
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		mm, err := o.member(ctx, f, name)
+		if err != nil {
+			return err
+		}
+		if mm == nil {
+			continue
+		}
+		if w.Mesh == nil {
+			w.Mesh = map[string]*state.MeshMember{}
+		}
+		w.Mesh[name] = mm
+	}
+	return nil
+}
+
+// member observes one cluster; nil when it has no istio-system at all and is not a member.
+func (o Observer) member(ctx context.Context, f *spec.Fleet, name string) (*state.MeshMember, error) {
+	c, err := connect(o.Access, o.WrapTransport, f, name)
+	if err != nil {
+		return nil, nil // no kubeconfig: nothing to observe
+	}
+	cs := c.kube
+	mm := &state.MeshMember{}
+	ns, err := cs.CoreV1().Namespaces().Get(ctx, planner.MeshNamespace, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		if _, member := f.Member(name); !member {
+			return nil, nil
+		}
+		return mm, nil
+	case err != nil:
+		return nil, fmt.Errorf("mesh: cluster %s: %w", name, err)
+	}
+	mm.Namespace = true
+	mm.NetworkLabel = ns.Labels[NetworkLabel]
+
+	secrets, err := cs.CoreV1().Secrets(planner.MeshNamespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("mesh: cluster %s: %w", name, err)
+	}
+	for i := range secrets.Items {
+		s := &secrets.Items[i]
+		switch {
+		case s.Name == CACertsSecret:
+			if inter, root, err := ParseCACerts(s.Data); err == nil {
+				mm.CACerts = &state.CertInfo{Subject: inter.Subject.String(), NotAfter: inter.NotAfter, RootFingerprint: CertFingerprint(root)}
+			}
+		case s.Name == ReaderTokenSecret:
+			mm.ReaderToken = ReaderTokenFingerprint(s)
+		case strings.HasPrefix(s.Name, RemoteSecretPrefix) && s.Labels[MultiClusterLabel] == "true" && s.Labels[ManagedByLabel] == ManagedBy:
+			peer := s.Annotations[ClusterAnnotation]
+			if peer == "" {
+				peer = strings.TrimPrefix(s.Name, RemoteSecretPrefix)
+			}
+			if mm.RemoteSecrets == nil {
+				mm.RemoteSecrets = map[string]string{}
+			}
+			mm.RemoteSecrets[peer] = s.Annotations[FingerprintAnnot]
+		}
+	}
+	gw, err := getGateway(ctx, c.dyn)
+	if err != nil {
+		return nil, fmt.Errorf("mesh: cluster %s: gateway: %w", name, err)
+	}
+	mm.Gateway = gw != nil && gatewayMatches(gw)
+	if mm.InjectorReady, err = injectorReady(ctx, cs); err != nil {
+		return nil, fmt.Errorf("mesh: cluster %s: %w", name, err)
+	}
+	return mm, nil
+}
