@@ -1,0 +1,416 @@
+package karmada
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+
+	clusterv1alpha1 "github.com/karmada-io/karmada/pkg/apis/cluster/v1alpha1"
+	clusterac "github.com/karmada-io/karmada/pkg/generated/applyconfigurations/cluster/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/reconcile-dev/reconcile/planner"
+	"github.com/reconcile-dev/reconcile/spec"
+)
+
+var applyOpts = metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
+
+// Join makes a member of the fleet a Karmada member: Push writes the member-side RBAC and
+// the credentials and Cluster into Karmada, Pull installs karmada-agent in the member.
+// Objects that already match are not written.
+func (d *Driver) Join(ctx context.Context, f *spec.Fleet, name string) error {
+	m, ok := f.Member(name)
+	if !ok {
+		return fmt.Errorf("join %s: %w", name, errNotMember)
+	}
+	mc, err := d.member(f, name)
+	if err != nil {
+		return fmt.Errorf("join %s: %w", name, err)
+	}
+	endpoint := m.APIEndpoint
+	if endpoint == "" {
+		endpoint = mc.rest.Host
+	}
+	if f.MemberJoinMode(*m) == spec.Pull {
+		if err := d.joinPull(ctx, f, name, endpoint, mc); err != nil {
+			return fmt.Errorf("join %s (Pull): %w", name, err)
+		}
+		return nil
+	}
+	kc, err := d.karmada()
+	if err != nil {
+		return fmt.Errorf("join %s: %w", name, err)
+	}
+	if err := d.joinPush(ctx, name, endpoint, mc, kc); err != nil {
+		return fmt.Errorf("join %s (Push): %w", name, err)
+	}
+	return nil
+}
+
+func (d *Driver) joinPush(ctx context.Context, name, endpoint string, mc clients, kc karmadaClients) error {
+	id, err := kubeSystemUID(ctx, mc.kube)
+	if err != nil {
+		return fmt.Errorf("member: %w", err)
+	}
+	if err := checkRegistration(ctx, kc, name, id); err != nil {
+		return err
+	}
+	member, impersonator, err := d.memberSide(ctx, mc.kube, name)
+	if err != nil {
+		return fmt.Errorf("member: %w", err)
+	}
+	if err := ensureNamespace(ctx, kc.kube, ClusterNamespace, nil); err != nil {
+		return fmt.Errorf("karmada: %w", err)
+	}
+	cluster, err := d.ensureCluster(ctx, kc, name, desiredClusterSpec(name, endpoint, id, mc.rest.Insecure))
+	if err != nil {
+		return fmt.Errorf("karmada: %w", err)
+	}
+	owner := metav1ac.OwnerReference().WithAPIVersion(clusterv1alpha1.SchemeGroupVersion.String()).
+		WithKind("Cluster").WithName(cluster.Name).WithUID(cluster.UID).WithController(true)
+	err = d.ensureSecret(ctx, kc.kube, ClusterNamespace, name, map[string][]byte{
+		clusterv1alpha1.SecretTokenKey:  member.Data[corev1.ServiceAccountTokenKey],
+		clusterv1alpha1.SecretCADataKey: member.Data[corev1.ServiceAccountRootCAKey],
+	}, owner)
+	if err != nil {
+		return fmt.Errorf("karmada: %w", err)
+	}
+	err = d.ensureSecret(ctx, kc.kube, ClusterNamespace, ImpersonatorSecret(name), map[string][]byte{
+		clusterv1alpha1.SecretTokenKey: impersonator.Data[corev1.ServiceAccountTokenKey],
+	}, owner)
+	if err != nil {
+		return fmt.Errorf("karmada: %w", err)
+	}
+	return nil
+}
+
+// checkRegistration refuses to take over a Cluster name that another cluster (another
+// kube-system UID) holds, or to register a cluster that is a member under another name.
+func checkRegistration(ctx context.Context, kc karmadaClients, name, id string) error {
+	list, err := kc.karmada.ClusterV1alpha1().Clusters().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("karmada: list clusters: %w", err)
+	}
+	for _, c := range list.Items {
+		switch {
+		case c.Name == name && c.Spec.ID != "" && c.Spec.ID != id:
+			return fmt.Errorf("karmada already has a cluster %s with id %s, but this member's kube-system UID is %s: "+
+				"another cluster holds the name (unjoin it first)", name, c.Spec.ID, id)
+		case c.Name != name && c.Spec.ID == id:
+			return fmt.Errorf("this member (kube-system UID %s) is already registered in Karmada as %s", id, c.Name)
+		}
+	}
+	return nil
+}
+
+// memberSide writes the namespace, service accounts, RBAC and token secrets into the member
+// and waits until both token secrets are filled.
+func (d *Driver) memberSide(ctx context.Context, kc kubernetes.Interface, name string) (member, impersonator *corev1.Secret, err error) {
+	if err := ensureNamespace(ctx, kc, ClusterNamespace, map[string]string{systemLabel: "true"}); err != nil {
+		return nil, nil, err
+	}
+	for _, sa := range []string{ImpersonatorSA, MemberSA(name)} {
+		if err := ensureServiceAccount(ctx, kc, ClusterNamespace, sa); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := ensureClusterRole(ctx, kc, MemberRBAC(name)); err != nil {
+		return nil, nil, err
+	}
+	if err := ensureClusterRoleBinding(ctx, kc, MemberRBAC(name), MemberSA(name)); err != nil {
+		return nil, nil, err
+	}
+	for _, sa := range []string{ImpersonatorSA, MemberSA(name)} {
+		if err := ensureTokenSecret(ctx, kc, ClusterNamespace, sa); err != nil {
+			return nil, nil, err
+		}
+	}
+	if member, err = d.waitToken(ctx, kc, MemberSA(name)); err != nil {
+		return nil, nil, err
+	}
+	if impersonator, err = d.waitToken(ctx, kc, ImpersonatorSA); err != nil {
+		return nil, nil, err
+	}
+	return member, impersonator, nil
+}
+
+func (d *Driver) waitToken(ctx context.Context, kc kubernetes.Interface, name string) (*corev1.Secret, error) {
+	var s *corev1.Secret
+	err := poll(ctx, d.cfg.JoinTimeout, "token and ca.crt in secret "+ClusterNamespace+"/"+name, func(ctx context.Context) (bool, error) {
+		got, err := kc.CoreV1().Secrets(ClusterNamespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		s = got
+		return tokenFilled(got), nil
+	})
+	return s, err
+}
+
+// ensureNamespace creates the namespace, or adds the labels it lacks.
+func ensureNamespace(ctx context.Context, kc kubernetes.Interface, name string, labels map[string]string) error {
+	ns, err := kc.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case err == nil && ns.DeletionTimestamp != nil:
+		return fmt.Errorf("namespace %s is being deleted", name)
+	case err == nil && hasAll(ns.Labels, labels):
+		return nil
+	case err == nil:
+		// An existing namespace someone else made: add only the labels, claim nothing else.
+	case !apierrors.IsNotFound(err):
+		return fmt.Errorf("namespace %s: %w", name, err)
+	default:
+		labels = managedLabels(labels)
+	}
+	_, err = kc.CoreV1().Namespaces().Apply(ctx, corev1ac.Namespace(name).WithLabels(labels), applyOpts)
+	if err != nil {
+		return fmt.Errorf("apply namespace %s: %w", name, err)
+	}
+	return nil
+}
+
+func ensureServiceAccount(ctx context.Context, kc kubernetes.Interface, ns, name string) error {
+	sa, err := kc.CoreV1().ServiceAccounts(ns).Get(ctx, name, metav1.GetOptions{})
+	if err == nil && hasAll(sa.Labels, managedLabels(nil)) {
+		return nil
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("service account %s/%s: %w", ns, name, err)
+	}
+	_, err = kc.CoreV1().ServiceAccounts(ns).Apply(ctx, corev1ac.ServiceAccount(name, ns).WithLabels(managedLabels(nil)), applyOpts)
+	if err != nil {
+		return fmt.Errorf("apply service account %s/%s: %w", ns, name, err)
+	}
+	return nil
+}
+
+// memberRules are the rights Karmada's controller-manager gets in a member, as karmadactl grants.
+var memberRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: []string{"*"}},
+	{NonResourceURLs: []string{"*"}, Verbs: []string{"get"}},
+}
+
+func ensureClusterRole(ctx context.Context, kc kubernetes.Interface, name string) error {
+	cr, err := kc.RbacV1().ClusterRoles().Get(ctx, name, metav1.GetOptions{})
+	if err == nil && hasAll(cr.Labels, managedLabels(nil)) && rulesEqual(cr.Rules, memberRules) {
+		return nil
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("cluster role %s: %w", name, err)
+	}
+	ac := rbacv1ac.ClusterRole(name).WithLabels(managedLabels(nil))
+	for _, r := range memberRules {
+		ac.WithRules(rbacv1ac.PolicyRule().WithAPIGroups(r.APIGroups...).WithResources(r.Resources...).
+			WithVerbs(r.Verbs...).WithNonResourceURLs(r.NonResourceURLs...))
+	}
+	if _, err := kc.RbacV1().ClusterRoles().Apply(ctx, ac, applyOpts); err != nil {
+		return fmt.Errorf("apply cluster role %s: %w", name, err)
+	}
+	return nil
+}
+
+func rulesEqual(a, b []rbacv1.PolicyRule) bool {
+	return slices.EqualFunc(a, b, func(x, y rbacv1.PolicyRule) bool {
+		return slices.Equal(x.APIGroups, y.APIGroups) && slices.Equal(x.Resources, y.Resources) &&
+			slices.Equal(x.Verbs, y.Verbs) && slices.Equal(x.NonResourceURLs, y.NonResourceURLs) &&
+			slices.Equal(x.ResourceNames, y.ResourceNames)
+	})
+}
+
+func ensureClusterRoleBinding(ctx context.Context, kc kubernetes.Interface, name, sa string) error {
+	want := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: ClusterNamespace}
+	crb, err := kc.RbacV1().ClusterRoleBindings().Get(ctx, name, metav1.GetOptions{})
+	if err == nil && hasAll(crb.Labels, managedLabels(nil)) && crb.RoleRef.Kind == "ClusterRole" && crb.RoleRef.Name == name &&
+		len(crb.Subjects) == 1 && crb.Subjects[0] == want {
+		return nil
+	}
+	switch {
+	case err != nil && !apierrors.IsNotFound(err):
+		return fmt.Errorf("cluster role binding %s: %w", name, err)
+	case err == nil && (crb.RoleRef.Kind != "ClusterRole" || crb.RoleRef.Name != name):
+		// roleRef cannot change: replace the binding.
+		if err := kc.RbacV1().ClusterRoleBindings().Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("replace cluster role binding %s: %w", name, err)
+		}
+	}
+	ac := rbacv1ac.ClusterRoleBinding(name).WithLabels(managedLabels(nil)).
+		WithRoleRef(rbacv1ac.RoleRef().WithAPIGroup(rbacv1.GroupName).WithKind("ClusterRole").WithName(name)).
+		WithSubjects(rbacv1ac.Subject().WithKind(want.Kind).WithName(want.Name).WithNamespace(want.Namespace))
+	if _, err := kc.RbacV1().ClusterRoleBindings().Apply(ctx, ac, applyOpts); err != nil {
+		return fmt.Errorf("apply cluster role binding %s: %w", name, err)
+	}
+	return nil
+}
+
+// ensureTokenSecret makes the long-lived token Secret of a service account, named like it,
+// which the token controller fills (Kubernetes ≥ 1.24 creates none by itself).
+func ensureTokenSecret(ctx context.Context, kc kubernetes.Interface, ns, sa string) error {
+	s, err := kc.CoreV1().Secrets(ns).Get(ctx, sa, metav1.GetOptions{})
+	switch {
+	case err == nil && s.Type != corev1.SecretTypeServiceAccountToken:
+		return fmt.Errorf("secret %s/%s exists with type %s, not %s", ns, sa, s.Type, corev1.SecretTypeServiceAccountToken)
+	case err == nil && s.Annotations[corev1.ServiceAccountNameKey] == sa && hasAll(s.Labels, managedLabels(nil)):
+		return nil
+	case err != nil && !apierrors.IsNotFound(err):
+		return fmt.Errorf("secret %s/%s: %w", ns, sa, err)
+	}
+	ac := corev1ac.Secret(sa, ns).WithType(corev1.SecretTypeServiceAccountToken).WithLabels(managedLabels(nil)).
+		WithAnnotations(map[string]string{corev1.ServiceAccountNameKey: sa})
+	if _, err := kc.CoreV1().Secrets(ns).Apply(ctx, ac, applyOpts); err != nil {
+		return fmt.Errorf("apply secret %s/%s: %w", ns, sa, err)
+	}
+	return nil
+}
+
+func desiredClusterSpec(name, endpoint, id string, insecure bool) clusterv1alpha1.ClusterSpec {
+	return clusterv1alpha1.ClusterSpec{
+		ID:                          id,
+		SyncMode:                    clusterv1alpha1.Push,
+		APIEndpoint:                 endpoint,
+		SecretRef:                   &clusterv1alpha1.LocalSecretReference{Namespace: ClusterNamespace, Name: name},
+		ImpersonatorSecretRef:       &clusterv1alpha1.LocalSecretReference{Namespace: ClusterNamespace, Name: ImpersonatorSecret(name)},
+		InsecureSkipTLSVerification: insecure,
+	}
+}
+
+func clusterMatches(c *clusterv1alpha1.Cluster, want clusterv1alpha1.ClusterSpec) bool {
+	s := c.Spec
+	return hasAll(c.Labels, managedLabels(nil)) && s.ID == want.ID && s.SyncMode == want.SyncMode &&
+		s.APIEndpoint == want.APIEndpoint && s.InsecureSkipTLSVerification == want.InsecureSkipTLSVerification &&
+		s.SecretRef != nil && *s.SecretRef == *want.SecretRef &&
+		s.ImpersonatorSecretRef != nil && *s.ImpersonatorSecretRef == *want.ImpersonatorSecretRef
+}
+
+func (d *Driver) ensureCluster(ctx context.Context, kc karmadaClients, name string, want clusterv1alpha1.ClusterSpec) (*clusterv1alpha1.Cluster, error) {
+	c, err := kc.karmada.ClusterV1alpha1().Clusters().Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case err == nil && c.DeletionTimestamp != nil:
+		return nil, fmt.Errorf("cluster %s is being deleted; join again once it is gone", name)
+	case err == nil && clusterMatches(c, want):
+		return c, nil
+	case err != nil && !apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("cluster %s: %w", name, err)
+	}
+	ac := clusterac.Cluster(name).WithLabels(managedLabels(nil)).WithSpec(clusterac.ClusterSpec().
+		WithID(want.ID).WithSyncMode(want.SyncMode).WithAPIEndpoint(want.APIEndpoint).
+		WithInsecureSkipTLSVerification(want.InsecureSkipTLSVerification).
+		WithSecretRef(clusterac.LocalSecretReference().WithNamespace(want.SecretRef.Namespace).WithName(want.SecretRef.Name)).
+		WithImpersonatorSecretRef(clusterac.LocalSecretReference().WithNamespace(want.ImpersonatorSecretRef.Namespace).
+			WithName(want.ImpersonatorSecretRef.Name)))
+	out, err := kc.karmada.ClusterV1alpha1().Clusters().Apply(ctx, ac, applyOpts)
+	if err != nil {
+		return nil, fmt.Errorf("apply cluster %s: %w", name, err)
+	}
+	d.log.Info("karmada cluster applied", "cluster", name, "syncMode", string(want.SyncMode), "apiEndpoint", want.APIEndpoint)
+	return out, nil
+}
+
+// ensureSecret writes an Opaque secret owned by the Cluster; data is compared, never logged.
+func (d *Driver) ensureSecret(ctx context.Context, kc kubernetes.Interface, ns, name string, data map[string][]byte,
+	owner *metav1ac.OwnerReferenceApplyConfiguration) error {
+	s, err := kc.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+	if err == nil && hasAll(s.Labels, managedLabels(nil)) && dataEqual(s.Data, data) && ownedBy(s.OwnerReferences, *owner.UID) {
+		return nil
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("secret %s/%s: %w", ns, name, err)
+	}
+	ac := corev1ac.Secret(name, ns).WithType(corev1.SecretTypeOpaque).WithLabels(managedLabels(nil)).
+		WithData(data).WithOwnerReferences(owner)
+	if _, err := kc.CoreV1().Secrets(ns).Apply(ctx, ac, applyOpts); err != nil {
+		return fmt.Errorf("apply secret %s/%s: %w", ns, name, err)
+	}
+	return nil
+}
+
+func dataEqual(have, want map[string][]byte) bool {
+	return maps.EqualFunc(have, want, bytes.Equal)
+}
+
+func ownedBy(refs []metav1.OwnerReference, uid types.UID) bool {
+	for _, r := range refs {
+		if r.UID == uid {
+			return true
+		}
+	}
+	return false
+}
+
+// joinPull installs karmada-agent in the member; the agent registers the Cluster itself.
+func (d *Driver) joinPull(ctx context.Context, f *spec.Fleet, name, endpoint string, mc clients) error {
+	mgr, err := d.member(f, f.Manager.Name)
+	if err != nil {
+		return fmt.Errorf("manager: %w", err)
+	}
+	relName, ns := planner.KarmadaRelease(f)
+	certs, err := mgr.kube.CoreV1().Secrets(ns).Get(ctx, relName+"-cert", metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("manager: read the Karmada certificates %s/%s-cert: %w", ns, relName, err)
+	}
+	ca, crt, key := certs.Data["server-ca.crt"], certs.Data["karmada.crt"], certs.Data["karmada.key"]
+	if len(ca) == 0 || len(crt) == 0 || len(key) == 0 {
+		return fmt.Errorf("manager: secret %s/%s-cert lacks server-ca.crt, karmada.crt or karmada.key", ns, relName)
+	}
+	nodeIP, err := d.managerNodeIP(ctx, f)
+	if err != nil {
+		return err
+	}
+	values := planner.AgentValues(f, name, endpoint, nodeIP)
+	agent := values["agent"].(map[string]any)
+	kcfg := agent["kubeconfig"].(map[string]any)
+	kcfg["caCrt"], kcfg["crt"], kcfg["key"] = string(ca), string(crt), string(key)
+	hc, err := d.cfg.Helm(mc.rest)
+	if err != nil {
+		return err
+	}
+	ch, err := hc.LoadChart(ctx, f.Manager.Karmada.Chart, "karmada", d.cfg.ChartCache)
+	if err != nil {
+		return err
+	}
+	err = hc.Ensure(ctx, ChartRelease{Name: planner.AgentRelease, Namespace: planner.AgentNamespace, Chart: ch,
+		Values: values, Timeout: f.Manager.Karmada.Timeout.Duration, Wait: true, WaitForJobs: true, CreateNamespace: true})
+	if err != nil {
+		return fmt.Errorf("release %s: %w", planner.ReleaseKey(planner.AgentNamespace, planner.AgentRelease), err)
+	}
+	return nil
+}
+
+// WaitMemberReady waits (bounded by ReadyTimeout) for the member's Cluster to be Ready=True.
+func (d *Driver) WaitMemberReady(ctx context.Context, _ *spec.Fleet, name string) error {
+	kc, err := d.karmada()
+	if err != nil {
+		return fmt.Errorf("member %s: %w", name, err)
+	}
+	var last string
+	err = poll(ctx, d.cfg.ReadyTimeout, "cluster "+name+" Ready", func(ctx context.Context) (bool, error) {
+		c, err := kc.karmada.ClusterV1alpha1().Clusters().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		cond := meta.FindStatusCondition(c.Status.Conditions, clusterv1alpha1.ClusterConditionReady)
+		if cond == nil {
+			last = "no Ready condition yet"
+			return false, fmt.Errorf("%s", last)
+		}
+		if cond.Status == metav1.ConditionTrue {
+			return true, nil
+		}
+		last = fmt.Sprintf("Ready=%s reason %s: %s", cond.Status, cond.Reason, cond.Message)
+		return false, fmt.Errorf("%s", last)
+	})
+	if err != nil {
+		return fmt.Errorf("member %s: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,173 @@
+package karmada
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	clusterv1alpha1 "github.com/karmada-io/karmada/pkg/apis/cluster/v1alpha1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/state"
+	"github.com/reconcile-dev/reconcile/state/kube"
+)
+
+// probeTimeout bounds the observation of the Karmada API and of one member.
+const probeTimeout = 15 * time.Second
+
+// Observe implements state.Observer. It runs after the cluster observers: it reads the
+// manager's node IPs and the members' reachability from the World they filled. It fills
+// World.Karmada when "karmada/kubeconfig" is stored (Reachable false when it does not answer),
+// and PushJoin for every reachable member cluster.
+func (d *Driver) Observe(ctx context.Context, f *spec.Fleet, w *state.World) error {
+	d.mu.Lock()
+	if c := w.Clusters[f.Manager.Name]; c != nil && len(c.NodeIPs) > 0 {
+		d.seenNodeIP[f.Manager.Name] = c.NodeIPs[0]
+	} else {
+		delete(d.seenNodeIP, f.Manager.Name)
+	}
+	d.mu.Unlock()
+
+	if d.cfg.Store.Exists(kube.KarmadaKubeconfig) {
+		kc, err := d.karmada()
+		if err != nil {
+			return fmt.Errorf("observe karmada: %w", err)
+		}
+		if err := observeKarmada(ctx, kc, w); err != nil {
+			return fmt.Errorf("observe karmada: %w", err)
+		}
+	}
+	for name, c := range w.Clusters {
+		if name == f.Manager.Name || c == nil || !c.Reachable {
+			continue
+		}
+		mc, err := d.member(f, name)
+		if err != nil {
+			continue // no kubeconfig: the kube observer would not have found it reachable
+		}
+		pj, err := observePushJoin(ctx, mc.kube, name)
+		if err != nil {
+			return fmt.Errorf("observe member %s: %w", name, err)
+		}
+		c.PushJoin = pj
+	}
+	return nil
+}
+
+func observeKarmada(ctx context.Context, kc karmadaClients, w *state.World) error {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	if w.Karmada == nil {
+		w.Karmada = &state.Karmada{}
+	}
+	k := w.Karmada
+	k.Reachable, k.APIServiceAvailable, k.Members = false, false, nil
+	if _, err := kc.kube.Discovery().RESTClient().Get().AbsPath("/version").DoRaw(ctx); err != nil {
+		return nil // not reachable: the planner fetches the kubeconfig again
+	}
+	k.Reachable = true
+	ready, _ := controlPlaneReady(ctx, kc.kube)
+	if !ready {
+		return nil // Clusters are served by the aggregated API: nothing more to read
+	}
+	k.APIServiceAvailable = true
+	list, err := kc.karmada.ClusterV1alpha1().Clusters().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list clusters: %w", err)
+	}
+	k.Members = map[string]*state.KarmadaMember{}
+	for i := range list.Items {
+		c := &list.Items[i]
+		km := &state.KarmadaMember{Name: c.Name, SyncMode: string(c.Spec.SyncMode), APIEndpoint: c.Spec.APIEndpoint,
+			ID: c.Spec.ID, Deleting: c.DeletionTimestamp != nil}
+		if cond := meta.FindStatusCondition(c.Status.Conditions, clusterv1alpha1.ClusterConditionReady); cond != nil {
+			km.Ready, km.Reason, km.Message = string(cond.Status), cond.Reason, cond.Message
+		}
+		if ref := c.Spec.SecretRef; ref != nil {
+			s, err := kc.kube.CoreV1().Secrets(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+			switch {
+			case err == nil:
+				km.SecretHash = CredentialHash(s.Data[clusterv1alpha1.SecretTokenKey], s.Data[clusterv1alpha1.SecretCADataKey])
+			case !apierrors.IsNotFound(err):
+				return fmt.Errorf("secret %s/%s: %w", ref.Namespace, ref.Name, err)
+			}
+		}
+		k.Members[c.Name] = km
+	}
+	return nil
+}
+
+// observePushJoin reads what a Push join leaves in the member; nil when karmada-cluster is absent.
+func observePushJoin(ctx context.Context, kc kubernetes.Interface, name string) (*state.PushJoin, error) {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	ns, err := kc.CoreV1().Namespaces().Get(ctx, ClusterNamespace, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) || (err == nil && ns.DeletionTimestamp != nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	pj := &state.PushJoin{Namespace: true}
+	rbac, err := rbacPresent(ctx, kc, name)
+	if err != nil {
+		return nil, err
+	}
+	pj.RBAC = rbac
+	pj.TokensReady = true
+	for _, sa := range []string{MemberSA(name), ImpersonatorSA} {
+		s, err := kc.CoreV1().Secrets(ClusterNamespace).Get(ctx, sa, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			pj.TokensReady = false
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !tokenFilled(s) {
+			pj.TokensReady = false
+			continue
+		}
+		if sa == MemberSA(name) {
+			pj.CredentialHash = CredentialHash(s.Data["token"], s.Data["ca.crt"])
+		}
+	}
+	return pj, nil
+}
+
+func rbacPresent(ctx context.Context, kc kubernetes.Interface, name string) (bool, error) {
+	for _, sa := range []string{MemberSA(name), ImpersonatorSA} {
+		_, err := kc.CoreV1().ServiceAccounts(ClusterNamespace).Get(ctx, sa, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	cr, err := kc.RbacV1().ClusterRoles().Get(ctx, MemberRBAC(name), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if !rulesEqual(cr.Rules, memberRules) {
+		return false, nil
+	}
+	crb, err := kc.RbacV1().ClusterRoleBindings().Get(ctx, MemberRBAC(name), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	want := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: MemberSA(name), Namespace: ClusterNamespace}
+	return crb.RoleRef.Kind == "ClusterRole" && crb.RoleRef.Name == MemberRBAC(name) &&
+		len(crb.Subjects) == 1 && crb.Subjects[0] == want, nil
+}
