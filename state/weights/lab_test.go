@@ -1,0 +1,264 @@
+package weights
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
+	"sigs.k8s.io/yaml"
+
+	"github.com/reconcile-dev/reconcile/lab/cluster"
+	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/state"
+	"github.com/reconcile-dev/reconcile/state/kube"
+)
+
+// The lab: one etcd and one kube-apiserver on 127.0.0.200 with Karmada's policy and work
+// CRDs, standing in for the Karmada API. Started on first use, stopped by TestMain.
+var lab struct {
+	once    sync.Once
+	err     error
+	skip    string
+	dir     string
+	etcd    *cluster.Etcd
+	karmada *cluster.Cluster
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if lab.karmada != nil {
+		_ = lab.karmada.Stop()
+	}
+	if lab.etcd != nil {
+		_ = lab.etcd.Stop()
+	}
+	if lab.dir != "" {
+		_ = os.RemoveAll(lab.dir)
+	}
+	os.Exit(code)
+}
+
+// karmadaLab returns the shared stand-in Karmada API, skipping the test when the lab
+// binaries are not built (failing it when RECONCILE_LAB_REQUIRED is set).
+func karmadaLab(t *testing.T) *cluster.Cluster {
+	t.Helper()
+	lab.once.Do(func() {
+		bins, err := cluster.FindBinaries()
+		if err != nil {
+			lab.skip = err.Error()
+			return
+		}
+		lab.dir, lab.err = os.MkdirTemp("", "weights-lab-")
+		if lab.err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		if lab.etcd, lab.err = cluster.StartEtcd(ctx, filepath.Join(lab.dir, "etcd"), bins); lab.err != nil {
+			return
+		}
+		lab.karmada, lab.err = cluster.StartCluster(ctx, cluster.ClusterOptions{
+			Name: "karmada", Dir: filepath.Join(lab.dir, "karmada"), Address: "127.0.0.200",
+			Etcd: lab.etcd, Bins: bins,
+		})
+		if lab.err != nil {
+			return
+		}
+		lab.err = applyKarmadaCRDs(ctx, lab.karmada)
+	})
+	if lab.skip != "" {
+		if os.Getenv("RECONCILE_LAB_REQUIRED") != "" {
+			t.Fatalf("RECONCILE_LAB_REQUIRED is set: %s", lab.skip)
+		}
+		t.Skipf("skipping lab test: %s (set RECONCILE_LAB_REQUIRED=1 to make this a failure)", lab.skip)
+	}
+	if lab.err != nil {
+		t.Fatalf("lab: %v", lab.err)
+	}
+	return lab.karmada
+}
+
+// applyKarmadaCRDs applies the policy and work CRDs of the karmada module's chart by
+// server-side apply and waits until they are served.
+func applyKarmadaCRDs(ctx context.Context, c *cluster.Cluster) error {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/karmada-io/karmada").Output()
+	if err != nil {
+		return fmt.Errorf("find the karmada module: %w", err)
+	}
+	bases := filepath.Join(strings.TrimSpace(string(out)), "charts", "karmada", "_crds", "bases")
+	dyn, err := dynamic.NewForConfig(c.RESTConfig())
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, sub := range []string{"policy", "work"} {
+		files, err := filepath.Glob(filepath.Join(bases, sub, "*.yaml"))
+		if err != nil || len(files) == 0 {
+			return fmt.Errorf("no CRDs in %s/%s", bases, sub)
+		}
+		for _, file := range files {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				return err
+			}
+			js, err := yaml.YAMLToJSON(data)
+			if err != nil {
+				return fmt.Errorf("%s: %w", file, err)
+			}
+			u := &unstructured.Unstructured{}
+			if err := u.UnmarshalJSON(js); err != nil {
+				return fmt.Errorf("%s: %w", file, err)
+			}
+			if _, err := dyn.Resource(crdGVR).Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: "weights-test", Force: true}); err != nil {
+				return fmt.Errorf("apply %s: %w", file, err)
+			}
+			names = append(names, u.GetName())
+		}
+	}
+	for _, name := range names {
+		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+			crd, err := dyn.Resource(crdGVR).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			conds, _, _ := unstructured.NestedSlice(crd.Object, "status", "conditions")
+			for _, cond := range conds {
+				if m, _ := cond.(map[string]any); m["type"] == "Established" && m["status"] == "True" {
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		if err != nil {
+			return fmt.Errorf("CRD %s not established: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// writeCounter counts the requests that change the API (dry runs excluded).
+type writeCounter struct {
+	mu     sync.Mutex
+	writes []string
+}
+
+func (w *writeCounter) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && !strings.Contains(r.URL.RawQuery, "dryRun") {
+			w.mu.Lock()
+			w.writes = append(w.writes, r.Method+" "+r.URL.Path)
+			w.mu.Unlock()
+		}
+		return rt.RoundTrip(r)
+	})
+}
+
+func (w *writeCounter) take() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := w.writes
+	w.writes = nil
+	return out
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// syncBuffer is a log sink safe for the driver's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type harness struct {
+	driver *Driver
+	writes *writeCounter
+	log    *syncBuffer
+	store  *state.Store
+	dyn    dynamic.Interface
+}
+
+// newHarness is a driver whose state store holds the lab Karmada's kubeconfig.
+func newHarness(t *testing.T, c *cluster.Cluster) *harness {
+	t.Helper()
+	store, err := state.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.WriteFile(kube.KarmadaKubeconfig, c.Kubeconfig()); err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := dynamic.NewForConfig(c.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{writes: &writeCounter{}, log: &syncBuffer{}, store: store, dyn: dyn}
+	h.driver = New(Config{
+		Access:        kube.Access{Store: store},
+		Log:           slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		WrapTransport: h.writes.wrap,
+		DeleteTimeout: 30 * time.Second,
+	})
+	return h
+}
+
+// loadFleet writes fleet.yaml (members eu, ap, us reached by kubeconfig) with the given
+// workloads section and manifest files, and loads it.
+func loadFleet(t *testing.T, workloads string, files map[string]string) *spec.Fleet {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	doc := `apiVersion: reconcile.dev/v1alpha1
+kind: Fleet
+metadata:
+  name: weights-test
+manager:
+  name: manager
+  kubeconfig: {path: ./manager.kubeconfig}
+  karmada:
+    chart: {repo: https://example.invalid/charts, name: karmada, version: v1.18.2}
+members:
+  - {name: eu, kubeconfig: {path: ./eu.kubeconfig}, network: n-eu}
+  - {name: ap, kubeconfig: {path: ./ap.kubeconfig}, network: n-ap}
+  - {name: us, kubeconfig: {path: ./us.kubeconfig}, network: n-us}
+` + workloads
+	path := filepath.Join(dir, "fleet.yaml")
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := spec.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
