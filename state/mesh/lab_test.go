@@ -1,0 +1,672 @@
+package mesh
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/reconcile-dev/reconcile/executor"
+	"github.com/reconcile-dev/reconcile/lab/cluster"
+	"github.com/reconcile-dev/reconcile/planner"
+	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/state"
+	"github.com/reconcile-dev/reconcile/state/kube"
+)
+
+var _ executor.MeshDriver = (*Driver)(nil)
+
+// One etcd per test package, started by the first lab test and stopped after all of them.
+var lab struct {
+	once sync.Once
+	etcd *cluster.Etcd
+	bins cluster.Binaries
+	dir  string
+	err  error
+}
+
+func runMain(m *testing.M) int {
+	code := m.Run()
+	if lab.etcd != nil {
+		if err := lab.etcd.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stop etcd:", err)
+		}
+	}
+	if lab.dir != "" {
+		os.RemoveAll(lab.dir)
+	}
+	return code
+}
+
+func labEtcd(t *testing.T) (*cluster.Etcd, cluster.Binaries) {
+	t.Helper()
+	bins, err := cluster.FindBinaries()
+	if err != nil {
+		if os.Getenv("RECONCILE_LAB_REQUIRED") != "" {
+			t.Fatalf("RECONCILE_LAB_REQUIRED is set: %v", err)
+		}
+		t.Skipf("skipping lab test: %v (set RECONCILE_LAB_REQUIRED=1 to make this a failure)", err)
+	}
+	lab.once.Do(func() {
+		lab.bins = bins
+		if lab.dir, lab.err = os.MkdirTemp("", "mesh-lab-"); lab.err != nil {
+			return
+		}
+		lab.etcd, lab.err = cluster.StartEtcd(context.Background(), filepath.Join(lab.dir, "etcd"), bins)
+	})
+	if lab.err != nil {
+		t.Fatal(lab.err)
+	}
+	return lab.etcd, lab.bins
+}
+
+// startClusters starts one lab cluster per name on 127.0.0.<first+i> and writes each
+// kubeconfig to dir/<name>.kubeconfig.
+func startClusters(t *testing.T, dir string, first int, names ...string) map[string]*cluster.Cluster {
+	t.Helper()
+	etcd, bins := labEtcd(t)
+	out := make(map[string]*cluster.Cluster, len(names))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make([]error, len(names))
+	for i, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			addr := fmt.Sprintf("127.0.0.%d", first+i)
+			c, err := cluster.StartCluster(context.Background(), cluster.ClusterOptions{
+				Name: "mesh-" + name, Dir: filepath.Join(dir, name), Address: addr, Etcd: etcd, Bins: bins,
+				Nodes: []cluster.NodeSpec{{Name: name + "-node", ExternalIP: addr}},
+			})
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			mu.Lock()
+			out[name] = c
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	for _, c := range out {
+		t.Cleanup(func() {
+			if err := c.Stop(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, c := range out {
+		if err := os.WriteFile(filepath.Join(dir, name+".kubeconfig"), c.Kubeconfig(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// ---- a stand-in for the Istio charts ----
+
+// labHelm stands in for state/helm with the Istio charts: it records releases as Helm's
+// storage would and creates, in the real cluster, the objects of the charts the mesh relies
+// on: the Gateway CRD, the istio-reader service account and its read-only RBAC (base), an
+// istiod Deployment with no replicas (Available without a kubelet) and the injector webhook
+// configuration (istiod).
+type labHelm struct {
+	mu       sync.Mutex
+	byHost   map[string]string                    // API host → cluster name
+	releases map[string]map[string]*state.Release // cluster → namespace/name → release
+	calls    map[string]int                       // cluster/release → Ensure calls
+}
+
+func newLabHelm() *labHelm {
+	return &labHelm{byHost: map[string]string{}, releases: map[string]map[string]*state.Release{}, calls: map[string]int{}}
+}
+
+func (h *labHelm) client(cfg *rest.Config) (HelmClient, error) {
+	h.mu.Lock()
+	name, ok := h.byHost[cfg.Host]
+	h.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("unknown cluster %s", cfg.Host)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &labHelmClient{h: h, cluster: name, cs: cs, dyn: dyn}, nil
+}
+
+// observe fills Cluster.Releases as a Helm release observer would.
+func (h *labHelm) observe(_ context.Context, _ *spec.Fleet, w *state.World) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for name, rels := range h.releases {
+		c := w.Clusters[name]
+		if c == nil || !c.Reachable {
+			continue
+		}
+		c.Releases = map[string]*state.Release{}
+		for k, r := range rels {
+			cp := *r
+			c.Releases[k] = &cp
+		}
+	}
+	return nil
+}
+
+type labHelmClient struct {
+	h       *labHelm
+	cluster string
+	cs      kubernetes.Interface
+	dyn     dynamic.Interface
+}
+
+var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+
+func (c *labHelmClient) Ensure(ctx context.Context, r Release) error {
+	var objs []*unstructured.Unstructured
+	switch r.ChartName {
+	case "base":
+		objs = baseObjects()
+	case "istiod":
+		objs = istiodObjects()
+	case "gateway":
+	default:
+		return fmt.Errorf("no stand-in for chart %q", r.ChartName)
+	}
+	for _, o := range objs {
+		gvr := schema.GroupVersionResource{Group: o.GroupVersionKind().Group, Version: o.GroupVersionKind().Version,
+			Resource: strings.ToLower(o.GetKind()) + "s"}
+		var ri dynamic.ResourceInterface = c.dyn.Resource(gvr)
+		if o.GetNamespace() != "" {
+			ri = c.dyn.Resource(gvr).Namespace(o.GetNamespace())
+		}
+		if _, err := ri.Apply(ctx, o.GetName(), o, metav1.ApplyOptions{FieldManager: "helm", Force: true}); err != nil {
+			return fmt.Errorf("%s %s: %w", o.GetKind(), o.GetName(), err)
+		}
+	}
+	if r.ChartName == "base" { // Helm waits for CRDs to be established
+		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			u, err := c.dyn.Resource(crdResource).Get(ctx, "gateways.networking.istio.io", metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+			for _, cond := range conds {
+				m, _ := cond.(map[string]any)
+				if m["type"] == "Established" && m["status"] == "True" {
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	c.h.mu.Lock()
+	defer c.h.mu.Unlock()
+	if c.h.releases[c.cluster] == nil {
+		c.h.releases[c.cluster] = map[string]*state.Release{}
+	}
+	c.h.releases[c.cluster][planner.ReleaseKey(r.Namespace, r.Name)] = &state.Release{Name: r.Name, Namespace: r.Namespace,
+		Chart: r.ChartName, ChartVersion: r.Chart.Version, Status: "deployed", Values: r.Values}
+	c.h.calls[c.cluster+"/"+r.Name]++
+	return nil
+}
+
+func (c *labHelmClient) Uninstall(ctx context.Context, name, namespace string) error {
+	var objs []*unstructured.Unstructured
+	switch name {
+	case planner.MeshReleaseName(planner.ComponentBase):
+		objs = baseObjects()
+	case planner.MeshReleaseName(planner.ComponentIstiod):
+		objs = istiodObjects()
+	}
+	for _, o := range objs {
+		gvr := schema.GroupVersionResource{Group: o.GroupVersionKind().Group, Version: o.GroupVersionKind().Version,
+			Resource: strings.ToLower(o.GetKind()) + "s"}
+		var ri dynamic.ResourceInterface = c.dyn.Resource(gvr)
+		if o.GetNamespace() != "" {
+			ri = c.dyn.Resource(gvr).Namespace(o.GetNamespace())
+		}
+		if err := ri.Delete(ctx, o.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	c.h.mu.Lock()
+	defer c.h.mu.Unlock()
+	delete(c.h.releases[c.cluster], planner.ReleaseKey(namespace, name))
+	return nil
+}
+
+func obj(apiVersion, kind, namespace, name string, fields map[string]any) *unstructured.Unstructured {
+	o := map[string]any{"apiVersion": apiVersion, "kind": kind,
+		"metadata": map[string]any{"name": name}}
+	if namespace != "" {
+		o["metadata"].(map[string]any)["namespace"] = namespace
+	}
+	for k, v := range fields {
+		o[k] = v
+	}
+	return &unstructured.Unstructured{Object: o}
+}
+
+func baseObjects() []*unstructured.Unstructured {
+	ns := planner.MeshNamespace
+	return []*unstructured.Unstructured{
+		obj("apiextensions.k8s.io/v1", "CustomResourceDefinition", "", "gateways.networking.istio.io", map[string]any{
+			"spec": map[string]any{
+				"group": "networking.istio.io", "scope": "Namespaced",
+				"names": map[string]any{"plural": "gateways", "singular": "gateway", "kind": "Gateway", "listKind": "GatewayList"},
+				"versions": []any{map[string]any{"name": "v1", "served": true, "storage": true,
+					"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object",
+						"properties": map[string]any{"spec": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}},
+			}}),
+		obj("v1", "ServiceAccount", ns, ReaderServiceAcct, nil),
+		// The istiod chart's reader role, trimmed to what the tests exercise.
+		obj("rbac.authorization.k8s.io/v1", "ClusterRole", "", "istio-reader-clusterrole-"+ns, map[string]any{
+			"rules": []any{
+				map[string]any{"apiGroups": []any{""}, "resources": []any{"endpoints", "pods", "services", "nodes", "replicationcontrollers", "namespaces", "secrets", "configmaps"},
+					"verbs": []any{"get", "list", "watch"}},
+				map[string]any{"apiGroups": []any{"discovery.k8s.io"}, "resources": []any{"endpointslices"}, "verbs": []any{"get", "list", "watch"}},
+				map[string]any{"apiGroups": []any{"networking.istio.io"}, "resources": []any{"*"}, "verbs": []any{"get", "list", "watch"}},
+			}}),
+		obj("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "", "istio-reader-clusterrole-"+ns, map[string]any{
+			"roleRef":  map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "istio-reader-clusterrole-" + ns},
+			"subjects": []any{map[string]any{"kind": "ServiceAccount", "name": ReaderServiceAcct, "namespace": ns}},
+		}),
+	}
+}
+
+func istiodObjects() []*unstructured.Unstructured {
+	labels := map[string]any{"app": "istiod"}
+	return []*unstructured.Unstructured{
+		obj("apps/v1", "Deployment", planner.MeshNamespace, IstiodDeployment, map[string]any{
+			"spec": map[string]any{"replicas": int64(0), "selector": map[string]any{"matchLabels": labels},
+				"template": map[string]any{"metadata": map[string]any{"labels": labels},
+					"spec": map[string]any{"containers": []any{map[string]any{"name": "discovery", "image": "registry.invalid/pilot:lab"}}}}}}),
+		obj("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration", "", InjectorWebhook, nil),
+	}
+}
+
+// ---- request counting ----
+
+type counter struct{ writes, reads atomic.Int64 }
+
+func (c *counter) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripper(func(r *http.Request) (*http.Response, error) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			c.reads.Add(1)
+		} else {
+			c.writes.Add(1)
+		}
+		return rt.RoundTrip(r)
+	})
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// ---- the engine, restricted to the mesh layer ----
+
+type harness struct {
+	t      *testing.T
+	store  *state.Store
+	access kube.Access
+	helm   *labHelm
+	driver *Driver
+	obs    Observer
+	count  *counter
+	offset atomic.Int64 // added to the wall clock
+}
+
+func (h *harness) now() time.Time { return time.Now().Add(time.Duration(h.offset.Load())) }
+
+func (h *harness) observe(ctx context.Context, f *spec.Fleet) *state.World {
+	h.t.Helper()
+	w := &state.World{Now: h.now()}
+	for _, o := range []state.Observer{kube.Observer{Access: h.access}, h.obs, state.ObserverFunc(h.helm.observe)} {
+		if err := o.Observe(ctx, f, w); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	return w
+}
+
+// meshPlan is the plan's mesh layer, with dependencies on other layers dropped.
+func (h *harness) meshPlan(ctx context.Context, f *spec.Fleet) (*planner.Plan, *state.World) {
+	h.t.Helper()
+	w := h.observe(ctx, f)
+	p, err := planner.Compute(f, w, planner.Options{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	keep := map[string]bool{}
+	var steps []planner.Step
+	for _, s := range p.Steps {
+		if s.Layer == planner.Mesh {
+			keep[s.Address] = true
+			steps = append(steps, s)
+		}
+	}
+	for i := range steps {
+		var deps []string
+		for _, d := range steps[i].DependsOn {
+			if keep[d] {
+				deps = append(deps, d)
+			}
+		}
+		steps[i].DependsOn = deps
+	}
+	p.Steps = steps
+	return p, w
+}
+
+func (h *harness) apply(ctx context.Context, f *spec.Fleet) *planner.Plan {
+	h.t.Helper()
+	p, _ := h.meshPlan(ctx, f)
+	res, err := executor.Walk(ctx, p, executor.Dispatch(executor.Drivers{Mesh: h.driver}, f), executor.Options{})
+	if err != nil {
+		h.t.Fatalf("walk: %v (failed %v, skipped %v)", err, res.Failed, res.Skipped)
+	}
+	return p
+}
+
+func stepAddrs(p *planner.Plan) []string {
+	var out []string
+	for _, s := range p.Steps {
+		out = append(out, string(s.Action.Symbol())+" "+s.Address)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func fleetYAML(dir string, members []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `apiVersion: reconcile.dev/v1alpha1
+kind: Fleet
+metadata: {name: meshlab}
+manager:
+  name: hub
+  kubeconfig: {path: %s}
+members:
+`, filepath.Join(dir, "hub.kubeconfig"))
+	for _, m := range members {
+		fmt.Fprintf(&b, "  - name: %s\n    kubeconfig: {path: %s}\n    network: net-%s\n", m, filepath.Join(dir, m+".kubeconfig"), m)
+	}
+	b.WriteString(`mesh:
+  version: 1.30.3
+  meshID: lab-mesh
+  ca:
+    keyType: ecdsa-p256
+    intermediateValidity: 2h
+    renewBefore: 1h
+`)
+	return b.String()
+}
+
+func parseFleet(t *testing.T, dir string, members ...string) *spec.Fleet {
+	t.Helper()
+	f, err := spec.Parse(filepath.Join(dir, "fleet.yaml"), []byte(fleetYAML(dir, members)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestMeshAcrossThreeMembers(t *testing.T) {
+	dir := t.TempDir()
+	members := []string{"eu", "ap", "us"}
+	cls := startClusters(t, dir, 81, members...)
+	if err := os.WriteFile(filepath.Join(dir, "hub.kubeconfig"), cls["eu"].Kubeconfig(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	store, err := state.OpenStore(filepath.Join(dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := &counter{}
+	h := &harness{t: t, store: store, access: kube.Access{Store: store}, helm: newLabHelm(), count: count}
+	for name, c := range cls {
+		h.helm.byHost[c.Endpoint()] = name
+	}
+	h.driver = New(Config{Access: h.access, Store: store, Helm: h.helm.client, Timeout: time.Minute, Now: h.now, WrapTransport: count.wrap})
+	h.obs = Observer{Access: h.access, Store: store, WrapTransport: count.wrap}
+	f := parseFleet(t, dir, members...)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+
+	first := h.apply(ctx, f)
+	if len(first.Steps) < 1+len(members)*8 {
+		t.Fatalf("first pass planned only %v", stepAddrs(first))
+	}
+	p, w := h.meshPlan(ctx, f)
+	if len(p.Steps) != 0 {
+		t.Fatalf("after one pass the mesh layer still plans %v", stepAddrs(p))
+	}
+	if w.RootCA == nil || w.RootCALost {
+		t.Fatalf("root CA %+v lost %v", w.RootCA, w.RootCALost)
+	}
+	for _, m := range members {
+		mm := w.Mesh[m]
+		switch {
+		case mm == nil:
+			t.Fatalf("%s: no mesh observed", m)
+		case !mm.Namespace || mm.NetworkLabel != "net-"+m:
+			t.Errorf("%s: namespace %v label %q", m, mm.Namespace, mm.NetworkLabel)
+		case mm.CACerts == nil || mm.CACerts.RootFingerprint != w.RootCA.RootFingerprint || !strings.Contains(mm.CACerts.Subject, "L="+m):
+			t.Errorf("%s: cacerts %+v", m, mm.CACerts)
+		case !mm.Gateway || !mm.InjectorReady || mm.ReaderToken == "":
+			t.Errorf("%s: gateway %v injector %v token %q", m, mm.Gateway, mm.InjectorReady, mm.ReaderToken)
+		case len(mm.RemoteSecrets) != len(members)-1:
+			t.Errorf("%s: remote secrets %v", m, mm.RemoteSecrets)
+		}
+	}
+
+	t.Run("second pass writes nothing", func(t *testing.T) {
+		count.writes.Store(0)
+		if p := h.apply(ctx, f); len(p.Steps) != 0 {
+			t.Fatalf("planned %v", stepAddrs(p))
+		}
+		// Called anyway, every idempotent step only reads.
+		for _, m := range members {
+			for _, call := range []func() error{
+				func() error { return h.driver.EnsureRootCA(ctx, f) },
+				func() error { return h.driver.EnsureNamespace(ctx, f, m) },
+				func() error { return h.driver.EnsureCACerts(ctx, f, m) },
+				func() error { return h.driver.EnsureGateway(ctx, f, m) },
+				func() error { return h.driver.EnsureReaderToken(ctx, f, m) },
+			} {
+				if err := call(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, from := range members {
+				if from != m {
+					if err := h.driver.EnsureRemoteSecret(ctx, f, m, from); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		if n := count.writes.Load(); n != 0 {
+			t.Errorf("%d write requests on a converged mesh", n)
+		}
+	})
+
+	t.Run("remote secrets read, never write", func(t *testing.T) {
+		for _, x := range members {
+			for _, y := range members {
+				if x == y {
+					continue
+				}
+				cs := kubernetes.NewForConfigOrDie(cls[y].RESTConfig())
+				s, err := cs.CoreV1().Secrets(planner.MeshNamespace).Get(ctx, RemoteSecretName(x), metav1.GetOptions{})
+				if err != nil {
+					t.Fatalf("%s in %s: %v", RemoteSecretName(x), y, err)
+				}
+				if s.Labels[MultiClusterLabel] != "true" || s.Annotations[ClusterAnnotation] != x || len(s.Data) != 1 {
+					t.Errorf("%s in %s: labels %v annotations %v keys %d", s.Name, y, s.Labels, s.Annotations, len(s.Data))
+				}
+				cfg, err := clientcmd.RESTConfigFromKubeConfig(s.Data[x])
+				if err != nil {
+					t.Fatalf("%s in %s: %v", s.Name, y, err)
+				}
+				if cfg.Host != cls[x].Endpoint() || cfg.BearerToken == "" || len(cfg.CertData) != 0 {
+					t.Errorf("%s in %s: server %s, bearer token %v, client cert %v", s.Name, y, cfg.Host, cfg.BearerToken != "", len(cfg.CertData) != 0)
+				}
+				remote := kubernetes.NewForConfigOrDie(cfg)
+				lists := map[string]func() error{
+					"services":  func() error { _, err := remote.CoreV1().Services("").List(ctx, metav1.ListOptions{}); return err },
+					"endpoints": func() error { _, err := remote.CoreV1().Endpoints("").List(ctx, metav1.ListOptions{}); return err },
+					"pods":      func() error { _, err := remote.CoreV1().Pods("").List(ctx, metav1.ListOptions{}); return err },
+					"nodes": func() error {
+						n, err := remote.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+						if err == nil && (len(n.Items) != 1 || n.Items[0].Name != x+"-node") {
+							err = fmt.Errorf("listed the nodes of another cluster: %d", len(n.Items))
+						}
+						return err
+					},
+				}
+				for what, list := range lists {
+					if err := list(); err != nil {
+						t.Errorf("%s's secret in %s: list %s: %v", x, y, what, err)
+					}
+				}
+				_, err = remote.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "intruder"}}, metav1.CreateOptions{})
+				if !apierrors.IsForbidden(err) {
+					t.Errorf("%s's secret in %s: creating a ConfigMap gave %v, want 403", x, y, err)
+				}
+			}
+		}
+	})
+
+	root, err := LoadRoot(store)
+	if err != nil || root == nil {
+		t.Fatalf("root: %v", err)
+	}
+	t.Run("every cacerts chains to the one root and names its member", func(t *testing.T) {
+		for _, m := range members {
+			cs := kubernetes.NewForConfigOrDie(cls[m].RESTConfig())
+			s, err := cs.CoreV1().Secrets(planner.MeshNamespace).Get(ctx, CACertsSecret, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			inter, _, err := ParseCACerts(s.Data)
+			if err != nil {
+				t.Fatalf("%s: %v", m, err)
+			}
+			if err := VerifyIntermediate(inter, root.Cert, time.Now()); err != nil {
+				t.Errorf("%s: %v", m, err)
+			}
+			if got := inter.Subject.Locality; len(got) != 1 || got[0] != m {
+				t.Errorf("%s: intermediate names %v", m, got)
+			}
+			if s.Annotations[RootFingerprintAnnt] != root.Fingerprint() {
+				t.Errorf("%s: root fingerprint annotation %q", m, s.Annotations[RootFingerprintAnnt])
+			}
+		}
+		for _, name := range []string{RootKeyFile, RootCertFile, RootRecordFile} {
+			fi, err := os.Stat(store.Path(name))
+			if err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s: %v %v", name, fi.Mode(), err)
+			}
+		}
+	})
+
+	t.Run("intermediate rotation", func(t *testing.T) {
+		cs := kubernetes.NewForConfigOrDie(cls["eu"].RESTConfig())
+		before, err := cs.CoreV1().Secrets(planner.MeshNamespace).Get(ctx, CACertsSecret, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldInter, _, _ := ParseCACerts(before.Data)
+		h.offset.Store(int64(30 * time.Minute)) // still more than renewBefore (1h) left of 2h
+		count.writes.Store(0)
+		if err := h.driver.EnsureCACerts(ctx, f, "eu"); err != nil || count.writes.Load() != 0 {
+			t.Fatalf("before the threshold: %v, %d writes", err, count.writes.Load())
+		}
+		h.offset.Store(int64(61 * time.Minute))
+		p, _ := h.meshPlan(ctx, f)
+		if got := stepAddrs(p); len(got) != 3 || got[0] != "-/+ member/ap/mesh/cacerts" {
+			t.Fatalf("past the threshold planned %v", got)
+		}
+		h.apply(ctx, f)
+		after, err := cs.CoreV1().Secrets(planner.MeshNamespace).Get(ctx, CACertsSecret, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		newInter, newRoot, err := ParseCACerts(after.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !newInter.NotAfter.After(oldInter.NotAfter) || CertFingerprint(newRoot) != root.Fingerprint() {
+			t.Errorf("re-issued until %v (was %v), root %s", newInter.NotAfter, oldInter.NotAfter, CertFingerprint(newRoot)[:12])
+		}
+		dep, err := cs.AppsV1().Deployments(planner.MeshNamespace).Get(ctx, IstiodDeployment, metav1.GetOptions{})
+		if err != nil || dep.Spec.Template.Annotations[RestartAnnotation] != CertFingerprint(newInter) {
+			t.Errorf("istiod not restarted for the new cacerts: %v", err)
+		}
+		if p, _ := h.meshPlan(ctx, f); len(p.Steps) != 0 {
+			t.Errorf("after rotation planned %v", stepAddrs(p))
+		}
+	})
+
+	t.Run("removing a member withdraws its secrets", func(t *testing.T) {
+		smaller := parseFleet(t, dir, "eu", "ap")
+		p, _ := h.meshPlan(ctx, smaller)
+		want := []string{"- member/ap/mesh/remote-secret/us", "- member/eu/mesh/remote-secret/us"}
+		if got := stepAddrs(p); strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("planned %v, want %v", got, want)
+		}
+		h.apply(ctx, smaller)
+		for _, m := range []string{"eu", "ap"} {
+			cs := kubernetes.NewForConfigOrDie(cls[m].RESTConfig())
+			if _, err := cs.CoreV1().Secrets(planner.MeshNamespace).Get(ctx, RemoteSecretName("us"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				t.Errorf("%s still holds us's remote secret: %v", m, err)
+			}
+		}
+		if p, _ := h.meshPlan(ctx, smaller); len(p.Steps) != 0 {
+			t.Errorf("after removal planned %v", stepAddrs(p))
+		}
+		// The member that left loses its mesh (here through the old fleet, which still reaches it).
+		if err := h.driver.Teardown(ctx, f, "us"); err != nil {
+			t.Fatal(err)
+		}
+		cs := kubernetes.NewForConfigOrDie(cls["us"].RESTConfig())
+		if _, err := cs.CoreV1().Namespaces().Get(ctx, planner.MeshNamespace, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("istio-system still in us: %v", err)
+		}
+		if _, err := cs.RbacV1().ClusterRoleBindings().Get(ctx, "istio-reader-clusterrole-"+planner.MeshNamespace, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("reader binding still in us: %v", err)
+		}
+	})
+}
