@@ -174,18 +174,26 @@ func (c *Client) ensure(ctx context.Context, r Release, want map[string]any) (Ou
 		return Installed, op.install(ctx, r, want, true)
 	}
 
-	good := lastGood(h)
+	good, was := lastGood(h), last.Info.Status
 	c.log.Warn("helm release needs recovery", "release", r.Namespace+"/"+r.Name,
 		"status", last.Info.Status.String(), "revision", last.Version)
 	if good == nil || last.Info.Status == release.StatusPendingInstall || last.Info.Status == release.StatusUninstalling {
 		// Never deployed (or half removed): nothing to return to, start afresh.
 		if err := op.uninstall(r.Name, r.Timeout); err != nil {
-			return Recovered, fmt.Errorf("recover %s release: uninstall: %w", last.Info.Status, err)
+			return Recovered, fmt.Errorf("recover %s release: uninstall: %w", was, err)
 		}
 		if err := op.install(ctx, r, want, false); err != nil {
-			return Recovered, fmt.Errorf("recover %s release: install: %w", last.Info.Status, err)
+			return Recovered, fmt.Errorf("recover %s release: install: %w", was, err)
 		}
 		return Recovered, nil
+	}
+	if last.Info.Status.IsPending() {
+		// Record the interrupted revision as failed, as Helm would have had it not been
+		// interrupted; a rollback leaves it pending otherwise.
+		last.SetStatus(release.StatusFailed, "interrupted while "+last.Info.Status.String()+"; rolled back by reconcile")
+		if err := op.cfg.Releases.Update(last); err != nil {
+			return Recovered, fmt.Errorf("recover %s release: mark revision %d failed: %w", was, last.Version, err)
+		}
 	}
 	rb := action.NewRollback(op.cfg)
 	rb.Version = good.Version
@@ -193,13 +201,13 @@ func (c *Client) ensure(ctx context.Context, r Release, want map[string]any) (Ou
 	rb.Wait, rb.WaitForJobs = r.Wait, r.WaitForJobs
 	rb.MaxHistory = maxHistory
 	if err := rb.Run(r.Name); err != nil {
-		return Recovered, fmt.Errorf("recover %s release: rollback to revision %d: %w", last.Info.Status, good.Version, err)
+		return Recovered, fmt.Errorf("recover %s release: rollback to revision %d: %w", was, good.Version, err)
 	}
 	if same, err := matches(good, r.Chart, want); err != nil || same {
 		return Recovered, err
 	}
 	if err := op.upgrade(ctx, r, want); err != nil {
-		return Recovered, fmt.Errorf("recover %s release: upgrade after rollback: %w", last.Info.Status, err)
+		return Recovered, fmt.Errorf("recover %s release: upgrade after rollback: %w", was, err)
 	}
 	return Recovered, nil
 }

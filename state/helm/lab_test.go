@@ -1,0 +1,277 @@
+package helm
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
+
+	"github.com/reconcile-dev/reconcile/lab/cluster"
+	"github.com/reconcile-dev/reconcile/state"
+)
+
+// This package's lab cluster address (127.0.0.20-29 are reserved for state/helm tests).
+const labAddress = "127.0.0.20"
+
+var lab struct {
+	once    sync.Once
+	dir     string
+	etcd    *cluster.Etcd
+	cluster *cluster.Cluster
+	err     error
+	skip    string
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if lab.cluster != nil {
+		_ = lab.cluster.Stop()
+	}
+	if lab.etcd != nil {
+		_ = lab.etcd.Stop()
+	}
+	if lab.dir != "" {
+		_ = os.RemoveAll(lab.dir)
+	}
+	os.Exit(code)
+}
+
+// labConfig starts (once per package) an etcd and a kube-apiserver with kube-controller-manager
+// and returns an admin config for it; it skips the test when the binaries are not built, unless
+// RECONCILE_LAB_REQUIRED is set.
+func labConfig(t *testing.T) *rest.Config {
+	t.Helper()
+	lab.once.Do(func() {
+		bins, err := cluster.FindBinaries()
+		if err != nil {
+			lab.skip = err.Error()
+			return
+		}
+		if lab.dir, lab.err = os.MkdirTemp("", "reconcile-helm-lab-"); lab.err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		if lab.etcd, lab.err = cluster.StartEtcd(ctx, filepath.Join(lab.dir, "etcd"), bins); lab.err != nil {
+			return
+		}
+		lab.cluster, lab.err = cluster.StartCluster(ctx, cluster.ClusterOptions{
+			Name: "helm", Dir: filepath.Join(lab.dir, "helm"), Address: labAddress, Etcd: lab.etcd, Bins: bins,
+		})
+	})
+	if lab.skip != "" {
+		if os.Getenv("RECONCILE_LAB_REQUIRED") != "" {
+			t.Fatalf("RECONCILE_LAB_REQUIRED is set: %s", lab.skip)
+		}
+		t.Skipf("skipping lab test: %s (set RECONCILE_LAB_REQUIRED=1 to make this a failure)", lab.skip)
+	}
+	if lab.err != nil {
+		t.Fatalf("lab cluster: %v", lab.err)
+	}
+	return lab.cluster.RESTConfig()
+}
+
+// writeCounter counts requests that may change something (anything but GET, HEAD, OPTIONS).
+type writeCounter struct {
+	next   http.RoundTripper
+	writes atomic.Int64
+	mu     sync.Mutex
+	last   []string
+}
+
+func (c *writeCounter) RoundTrip(req *http.Request) (*http.Response, error) {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+	default:
+		c.writes.Add(1)
+		c.mu.Lock()
+		c.last = append(c.last, req.Method+" "+req.URL.Path)
+		c.mu.Unlock()
+	}
+	return c.next.RoundTrip(req)
+}
+
+func (c *writeCounter) reset() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writes.Store(0)
+	l := c.last
+	c.last = nil
+	return l
+}
+
+// countedConfig is cfg with its writes counted.
+func countedConfig(cfg *rest.Config) (*rest.Config, *writeCounter) {
+	cfg = rest.CopyConfig(cfg)
+	wc := &writeCounter{}
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { wc.next = rt; return wc })
+	return cfg, wc
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func clientset(t *testing.T, cfg *rest.Config) kubernetes.Interface {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+// waitFor polls cond until it holds, failing the test after timeout.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func(ctx context.Context) (bool, error)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, cond); err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
+
+// jobCompleter plays the kubelet for hook Jobs in one namespace: while running, it marks every
+// Job it sees succeeded through the status subresource.
+type jobCompleter struct {
+	cs     kubernetes.Interface
+	ns     string
+	cancel context.CancelFunc
+	done   chan struct{}
+	count  atomic.Int64
+}
+
+func startJobCompleter(t *testing.T, cs kubernetes.Interface, ns string) *jobCompleter {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	j := &jobCompleter{cs: cs, ns: ns, cancel: cancel, done: make(chan struct{})}
+	w, err := cs.BatchV1().Jobs(ns).Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(j.done)
+		defer w.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-w.ResultChan():
+				if !ok {
+					return
+				}
+				job, isJob := ev.Object.(*batchv1.Job)
+				if !isJob || (ev.Type != watch.Added && ev.Type != watch.Modified) || complete(job) {
+					continue
+				}
+				if err := j.complete(ctx, job.Name); err != nil && ctx.Err() == nil && !apierrors.IsNotFound(err) {
+					t.Errorf("complete job %s/%s: %v", ns, job.Name, err)
+				}
+			}
+		}
+	}()
+	t.Cleanup(j.stop)
+	return j
+}
+
+func (j *jobCompleter) stop() {
+	j.cancel()
+	<-j.done
+}
+
+func complete(job *batchv1.Job) bool {
+	for _, c := range job.Status.Conditions {
+		if c.Type == batchv1.JobComplete && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+// complete marks a Job succeeded: kube-apiserver wants startTime, completionTime, succeeded and
+// both SuccessCriteriaMet and Complete.
+func (j *jobCompleter) complete(ctx context.Context, name string) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		job, err := j.cs.BatchV1().Jobs(j.ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if complete(job) {
+			return nil
+		}
+		now := metav1.Now()
+		if job.Status.StartTime == nil {
+			job.Status.StartTime = &now
+		}
+		job.Status.CompletionTime = &now
+		job.Status.Active, job.Status.Succeeded = 0, 1
+		zero := int32(0)
+		job.Status.Ready = &zero
+		job.Status.Terminating = &zero
+		job.Status.Conditions = append(job.Status.Conditions,
+			batchv1.JobCondition{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, Reason: "CompletionsReached",
+				LastProbeTime: now, LastTransitionTime: now},
+			batchv1.JobCondition{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, Reason: "CompletionsReached",
+				LastProbeTime: now, LastTransitionTime: now})
+		if _, err := j.cs.BatchV1().Jobs(j.ns).UpdateStatus(ctx, job, metav1.UpdateOptions{}); err != nil {
+			return err
+		}
+		j.count.Add(1)
+		return nil
+	})
+}
+
+// createNamespace makes a namespace for one test and removes it afterwards.
+func createNamespace(t *testing.T, cs kubernetes.Interface, name string) {
+	t.Helper()
+	_, err := cs.CoreV1().Namespaces().Create(context.Background(),
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cs.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+}
+
+func configMapData(t *testing.T, cs kubernetes.Interface, ns, name string) map[string]string {
+	t.Helper()
+	cm, err := cs.CoreV1().ConfigMaps(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("configmap %s/%s: %v", ns, name, err)
+	}
+	return cm.Data
+}
+
+// getRelease is Client.Get, failing the test on error.
+func getRelease(t *testing.T, c *Client, ns, name string) *state.Release {
+	t.Helper()
+	r, err := c.Get(context.Background(), name, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func describe(v any) string { return fmt.Sprintf("%+v", v) }
