@@ -417,6 +417,8 @@ metadata: {name: meshlab}
 manager:
   name: hub
   kubeconfig: {path: %s}
+  karmada:
+    chart: {repo: "https://charts.example/karmada", version: "1.18.2"}
 members:
 `, filepath.Join(dir, "hub.kubeconfig"))
 	for _, m := range members {
@@ -543,6 +545,7 @@ func TestMeshAcrossThreeMembers(t *testing.T) {
 				if cfg.Host != cls[x].Endpoint() || cfg.BearerToken == "" || len(cfg.CertData) != 0 {
 					t.Errorf("%s in %s: server %s, bearer token %v, client cert %v", s.Name, y, cfg.Host, cfg.BearerToken != "", len(cfg.CertData) != 0)
 				}
+				cfg.WarningHandler = rest.NoWarnings{}
 				remote := kubernetes.NewForConfigOrDie(cfg)
 				lists := map[string]func() error{
 					"services":  func() error { _, err := remote.CoreV1().Services("").List(ctx, metav1.ListOptions{}); return err },
@@ -599,6 +602,37 @@ func TestMeshAcrossThreeMembers(t *testing.T) {
 			if err != nil || fi.Mode().Perm() != 0o600 {
 				t.Errorf("%s: %v %v", name, fi.Mode(), err)
 			}
+		}
+	})
+
+	t.Run("cacerts from another root is replaced", func(t *testing.T) {
+		other, err := NewRoot(KeyECDSAP256, time.Hour, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		foreign, err := other.IssueIntermediate("ap", KeyECDSAP256, time.Hour, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs := kubernetes.NewForConfigOrDie(cls["ap"].RESTConfig())
+		s, err := cs.CoreV1().Secrets(planner.MeshNamespace).Get(ctx, CACertsSecret, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Data = foreign.Data()
+		if _, err := cs.CoreV1().Secrets(planner.MeshNamespace).Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		p, w := h.meshPlan(ctx, f)
+		if got := stepAddrs(p); len(got) != 1 || got[0] != "-/+ member/ap/mesh/cacerts" {
+			t.Fatalf("planned %v", got)
+		}
+		if got := w.Mesh["ap"].CACerts.RootFingerprint; got != other.Fingerprint() {
+			t.Errorf("observed root %s, want the foreign root's", got)
+		}
+		h.apply(ctx, f)
+		if p, w := h.meshPlan(ctx, f); len(p.Steps) != 0 || w.Mesh["ap"].CACerts.RootFingerprint != root.Fingerprint() {
+			t.Errorf("after re-issue planned %v", stepAddrs(p))
 		}
 	})
 
