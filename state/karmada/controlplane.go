@@ -20,6 +20,7 @@ import (
 
 	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/state/helm"
 	"github.com/reconcile-dev/reconcile/state/kube"
 )
 
@@ -41,12 +42,12 @@ func (d *Driver) InstallControlPlane(ctx context.Context, f *spec.Fleet) error {
 	if err != nil {
 		return fmt.Errorf("karmada release: %w", err)
 	}
-	ch, err := hc.LoadChart(ctx, f.Manager.Karmada.Chart, "karmada", d.cfg.ChartCache)
+	ch, err := d.cfg.LoadChart(ctx, f.Manager.Karmada.Chart, "karmada", d.cfg.ChartCache)
 	if err != nil {
 		return fmt.Errorf("karmada release: %w", err)
 	}
 	name, ns := planner.KarmadaRelease(f)
-	err = hc.Ensure(ctx, ChartRelease{Name: name, Namespace: ns, Chart: ch, Values: planner.KarmadaValues(f, nodeIP),
+	_, err = hc.Ensure(ctx, helm.Release{Name: name, Namespace: ns, Chart: ch, Values: planner.KarmadaValues(f, nodeIP),
 		Timeout: f.Manager.Karmada.Timeout.Duration, Wait: true, WaitForJobs: true, CreateNamespace: true})
 	if err != nil {
 		return fmt.Errorf("karmada release %s: %w", planner.ReleaseKey(ns, name), err)

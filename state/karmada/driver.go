@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
+	"helm.sh/helm/v3/pkg/chart"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -21,6 +23,7 @@ import (
 	karmadaclient "github.com/karmada-io/karmada/pkg/generated/clientset/versioned"
 
 	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/state/helm"
 	"github.com/reconcile-dev/reconcile/state/kube"
 )
 
@@ -71,6 +74,8 @@ type Config struct {
 	// ForceUnjoin strips the finalizers of an unreachable member's Works, execution namespace
 	// and Cluster when deleting it does not finish in time (as `karmadactl unjoin --force`).
 	ForceUnjoin bool
+	// LoadChart fetches the chart a fleet names; nil uses helm.LoadChart.
+	LoadChart func(ctx context.Context, src spec.ChartSource, defaultName, cacheDir string) (*chart.Chart, error)
 }
 
 // Driver implements executor.KarmadaDriver and state.Observer.
@@ -82,6 +87,8 @@ type Driver struct {
 	// seen holds what the last observation found that a driver call needs and that the
 	// planner compared against (the manager's first node IP), so the two never disagree.
 	seenNodeIP map[string]string
+	// wrap, when set (tests), wraps the transport of every client the driver makes.
+	wrap func(http.RoundTripper) http.RoundTripper
 }
 
 // New returns a driver; zero timeouts get their defaults.
@@ -101,6 +108,9 @@ func New(cfg Config) *Driver {
 	if cfg.Helm == nil {
 		cfg.Helm = defaultHelm(cfg.Log)
 	}
+	if cfg.LoadChart == nil {
+		cfg.LoadChart = helm.LoadChart
+	}
 	return &Driver{cfg: cfg, log: cfg.Log, seenNodeIP: map[string]string{}}
 }
 
@@ -115,6 +125,7 @@ func (d *Driver) member(f *spec.Fleet, name string) (clients, error) {
 	if err != nil {
 		return clients{}, err
 	}
+	cfg.WrapTransport = d.wrap
 	return newClients(cfg)
 }
 
@@ -137,6 +148,7 @@ func (d *Driver) karmada() (karmadaClients, error) {
 	if err != nil {
 		return karmadaClients{}, err
 	}
+	cfg.WrapTransport = d.wrap
 	return newKarmadaClients(cfg)
 }
 

@@ -22,6 +22,7 @@ import (
 
 	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/state/helm"
 )
 
 var applyOpts = metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
@@ -374,11 +375,11 @@ func (d *Driver) joinPull(ctx context.Context, f *spec.Fleet, name, endpoint str
 	if err != nil {
 		return err
 	}
-	ch, err := hc.LoadChart(ctx, f.Manager.Karmada.Chart, "karmada", d.cfg.ChartCache)
+	ch, err := d.cfg.LoadChart(ctx, f.Manager.Karmada.Chart, "karmada", d.cfg.ChartCache)
 	if err != nil {
 		return err
 	}
-	err = hc.Ensure(ctx, ChartRelease{Name: planner.AgentRelease, Namespace: planner.AgentNamespace, Chart: ch,
+	_, err = hc.Ensure(ctx, helm.Release{Name: planner.AgentRelease, Namespace: planner.AgentNamespace, Chart: ch,
 		Values: values, Timeout: f.Manager.Karmada.Timeout.Duration, Wait: true, WaitForJobs: true, CreateNamespace: true})
 	if err != nil {
 		return fmt.Errorf("release %s: %w", planner.ReleaseKey(planner.AgentNamespace, planner.AgentRelease), err)
