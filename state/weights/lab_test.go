@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/reconcile-dev/reconcile/lab/cluster"
@@ -26,21 +27,25 @@ import (
 	"github.com/reconcile-dev/reconcile/state/kube"
 )
 
-// The lab: one etcd and one kube-apiserver on 127.0.0.200 with Karmada's policy and work
-// CRDs, standing in for the Karmada API. Started on first use, stopped by TestMain.
+// The lab: one etcd, and one kube-apiserver on 127.0.0.200 with Karmada's policy and work
+// CRDs standing in for the Karmada API. Each is started on first use; TestMain stops them.
 var lab struct {
-	once    sync.Once
-	err     error
-	skip    string
-	dir     string
-	etcd    *cluster.Etcd
-	karmada *cluster.Cluster
+	etcdOnce sync.Once
+	skip     string
+	etcdErr  error
+	dir      string
+	bins     cluster.Binaries
+	etcd     *cluster.Etcd
+
+	standinOnce sync.Once
+	standinErr  error
+	standin     *cluster.Cluster
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if lab.karmada != nil {
-		_ = lab.karmada.Stop()
+	if lab.standin != nil {
+		_ = lab.standin.Stop()
 	}
 	if lab.etcd != nil {
 		_ = lab.etcd.Stop()
@@ -51,44 +56,61 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// karmadaLab returns the shared stand-in Karmada API, skipping the test when the lab
-// binaries are not built (failing it when RECONCILE_LAB_REQUIRED is set).
-func karmadaLab(t *testing.T) *cluster.Cluster {
+// labSkip skips the test when the lab binaries are not built (failing it when
+// RECONCILE_LAB_REQUIRED is set).
+func labSkip(t *testing.T, why string) {
 	t.Helper()
-	lab.once.Do(func() {
+	if os.Getenv("RECONCILE_LAB_REQUIRED") != "" {
+		t.Fatalf("RECONCILE_LAB_REQUIRED is set: %s", why)
+	}
+	t.Skipf("skipping lab test: %s (set RECONCILE_LAB_REQUIRED=1 to make this a failure)", why)
+}
+
+// labEtcd returns the shared etcd and the lab binaries.
+func labEtcd(t *testing.T) (*cluster.Etcd, cluster.Binaries) {
+	t.Helper()
+	lab.etcdOnce.Do(func() {
 		bins, err := cluster.FindBinaries()
 		if err != nil {
 			lab.skip = err.Error()
 			return
 		}
-		lab.dir, lab.err = os.MkdirTemp("", "weights-lab-")
-		if lab.err != nil {
+		lab.bins = bins
+		if lab.dir, lab.etcdErr = os.MkdirTemp("", "weights-lab-"); lab.etcdErr != nil {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if lab.etcd, lab.err = cluster.StartEtcd(ctx, filepath.Join(lab.dir, "etcd"), bins); lab.err != nil {
-			return
-		}
-		lab.karmada, lab.err = cluster.StartCluster(ctx, cluster.ClusterOptions{
-			Name: "karmada", Dir: filepath.Join(lab.dir, "karmada"), Address: "127.0.0.200",
-			Etcd: lab.etcd, Bins: bins,
-		})
-		if lab.err != nil {
-			return
-		}
-		lab.err = applyKarmadaCRDs(ctx, lab.karmada)
+		lab.etcd, lab.etcdErr = cluster.StartEtcd(ctx, filepath.Join(lab.dir, "etcd"), bins)
 	})
 	if lab.skip != "" {
-		if os.Getenv("RECONCILE_LAB_REQUIRED") != "" {
-			t.Fatalf("RECONCILE_LAB_REQUIRED is set: %s", lab.skip)
+		labSkip(t, lab.skip)
+	}
+	if lab.etcdErr != nil {
+		t.Fatalf("lab etcd: %v", lab.etcdErr)
+	}
+	return lab.etcd, lab.bins
+}
+
+// karmadaLab returns the shared stand-in Karmada API.
+func karmadaLab(t *testing.T) *cluster.Cluster {
+	t.Helper()
+	etcd, bins := labEtcd(t)
+	lab.standinOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		lab.standin, lab.standinErr = cluster.StartCluster(ctx, cluster.ClusterOptions{
+			Name: "karmada", Dir: filepath.Join(lab.dir, "karmada"), Address: "127.0.0.200",
+			Etcd: etcd, Bins: bins,
+		})
+		if lab.standinErr == nil {
+			lab.standinErr = applyKarmadaCRDs(ctx, lab.standin)
 		}
-		t.Skipf("skipping lab test: %s (set RECONCILE_LAB_REQUIRED=1 to make this a failure)", lab.skip)
+	})
+	if lab.standinErr != nil {
+		t.Fatalf("lab: %v", lab.standinErr)
 	}
-	if lab.err != nil {
-		t.Fatalf("lab: %v", lab.err)
-	}
-	return lab.karmada
+	return lab.standin
 }
 
 // applyKarmadaCRDs applies the policy and work CRDs of the karmada module's chart by
@@ -204,8 +226,14 @@ type harness struct {
 	dyn    dynamic.Interface
 }
 
+// karmadaAPI is a Karmada API of the lab: the stand-in or a real control plane.
+type karmadaAPI interface {
+	Kubeconfig() []byte
+	RESTConfig() *rest.Config
+}
+
 // newHarness is a driver whose state store holds the lab Karmada's kubeconfig.
-func newHarness(t *testing.T, c *cluster.Cluster) *harness {
+func newHarness(t *testing.T, c karmadaAPI) *harness {
 	t.Helper()
 	store, err := state.OpenStore(t.TempDir())
 	if err != nil {
