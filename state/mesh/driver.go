@@ -56,9 +56,9 @@ const (
 type Release struct {
 	Name      string
 	Namespace string
-	// Chart is fleet.yaml's mesh chart source with Name set to the component's chart (base,
-	// istiod or gateway) and Version to the mesh version; ChartName repeats that name as the
-	// default for sources that carry none (a local Path).
+	// Chart is fleet.yaml's mesh chart source narrowed to the component's chart (base, istiod
+	// or gateway; see componentChart) with Version defaulted to the mesh version; ChartName is
+	// that chart's name.
 	Chart     spec.ChartSource
 	ChartName string
 	// CacheDir is where downloaded charts are kept.
@@ -69,8 +69,8 @@ type Release struct {
 	CreateNamespace bool
 }
 
-// HelmClient is the part of state/helm the mesh uses, for one cluster. The wiring adapts
-// helm.LoadChart(ctx, r.Chart, r.ChartName, r.CacheDir) and helm.New(cfg, log).Ensure to it.
+// HelmClient is the part of state/helm the mesh uses, for one cluster; HelmSDK adapts
+// state/helm to it.
 type HelmClient interface {
 	Ensure(ctx context.Context, r Release) error
 	Uninstall(ctx context.Context, name, namespace string) error
@@ -309,12 +309,9 @@ func (d *Driver) EnsureRelease(ctx context.Context, f *spec.Fleet, member, compo
 	default:
 		return fmt.Errorf("unknown mesh component %q", component)
 	}
-	src := m.Chart
-	if src.Path == "" && src.OCI == "" {
-		src.Name = chartName
-	}
-	if src.Version == "" {
-		src.Version = m.Version
+	src, err := componentChart(m, chartName)
+	if err != nil {
+		return err
 	}
 	c, err := d.connect(f, member)
 	if err != nil {

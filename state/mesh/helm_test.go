@@ -1,0 +1,56 @@
+package mesh
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/reconcile-dev/reconcile/spec"
+)
+
+func TestComponentChart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, p := range []string{"base/Chart.yaml", "istiod-1.30.3.tgz", "istiod-1.29.0.tgz", "gateway-1.30.3.tgz"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, p), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cases := []struct {
+		name    string
+		mesh    spec.Mesh
+		chart   string
+		want    spec.ChartSource
+		wantErr bool
+	}{
+		{"repo takes the chart name and the mesh version", spec.Mesh{Version: "1.30.3", Chart: spec.ChartSource{Repo: "https://r"}}, "istiod",
+			spec.ChartSource{Repo: "https://r", Name: "istiod", Version: "1.30.3"}, false},
+		{"repo keeps the chart version", spec.Mesh{Version: "1.30.3", Chart: spec.ChartSource{Repo: "https://r", Version: "1.30.2"}}, "gateway",
+			spec.ChartSource{Repo: "https://r", Name: "gateway", Version: "1.30.2"}, false},
+		{"oci prefix", spec.Mesh{Version: "1.30.3", Chart: spec.ChartSource{OCI: "oci://reg/istio/"}}, "base",
+			spec.ChartSource{OCI: "oci://reg/istio/base", Version: "1.30.3"}, false},
+		{"directory with a chart subdirectory", spec.Mesh{Chart: spec.ChartSource{Path: dir}}, "base",
+			spec.ChartSource{Path: filepath.Join(dir, "base")}, false},
+		{"directory with archives, version picks", spec.Mesh{Version: "1.30.3", Chart: spec.ChartSource{Path: dir}}, "istiod",
+			spec.ChartSource{Path: filepath.Join(dir, "istiod-1.30.3.tgz"), Version: "1.30.3"}, false},
+		{"directory with two archives and no version", spec.Mesh{Chart: spec.ChartSource{Path: dir}}, "istiod", spec.ChartSource{}, true},
+		{"directory with one archive", spec.Mesh{Chart: spec.ChartSource{Path: dir}}, "gateway",
+			spec.ChartSource{Path: filepath.Join(dir, "gateway-1.30.3.tgz")}, false},
+		{"missing directory", spec.Mesh{Chart: spec.ChartSource{Path: filepath.Join(dir, "nope")}}, "base", spec.ChartSource{}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := componentChart(&tc.mesh, tc.chart)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err %v, want error %v", err, tc.wantErr)
+			}
+			if !tc.wantErr && got != tc.want {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
