@@ -1,0 +1,214 @@
+package weights
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"reflect"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/reconcile-dev/reconcile/state"
+)
+
+func TestPolicyRoundTrip(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		p    *state.Policy
+	}{
+		{"namespaced", &state.Policy{Namespace: "demo", Name: "web",
+			Resources: []state.ResourceRef{{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"},
+				{APIVersion: "v1", Kind: "Service", LabelSelector: map[string]string{"app": "web"}}},
+			Clusters: []string{"ap", "eu", "us"}, Weights: map[string]int64{"ap": 1, "eu": 2, "us": 2}, Divided: true}},
+		{"cluster-scoped", &state.Policy{Name: "ns", ClusterScoped: true,
+			Resources: []state.ResourceRef{{APIVersion: "v1", Kind: "Namespace", Name: "ns"}},
+			Clusters:  []string{"eu"}, Weights: map[string]int64{"eu": 5}, Divided: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			u := policyObject(tt.p)
+			// As the API returns it: through JSON.
+			js, err := u.MarshalJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			back := &unstructured.Unstructured{}
+			if err := back.UnmarshalJSON(js); err != nil {
+				t.Fatal(err)
+			}
+			if got := parsePolicy(back); !reflect.DeepEqual(got, tt.p) {
+				t.Errorf("round trip:\n got %+v\nwant %+v", got, tt.p)
+			}
+			if !upToDate(back, u) {
+				t.Error("a policy read back is not up to date with itself")
+			}
+		})
+	}
+}
+
+func TestParsePolicyReadsLikeTheScheduler(t *testing.T) {
+	t.Parallel()
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"kind":     "PropagationPolicy",
+		"metadata": map[string]any{"name": "web", "namespace": "demo"},
+		"spec": map[string]any{
+			"placement": map[string]any{
+				"clusterAffinity": map[string]any{"clusterNames": []any{"eu", "ap"}},
+				"replicaScheduling": map[string]any{
+					"replicaSchedulingType":     "Divided",
+					"replicaDivisionPreference": "Aggregated",
+					"weightPreference": map[string]any{"staticWeightList": []any{
+						map[string]any{"targetCluster": map[string]any{"clusterNames": []any{"eu", "ap"}}, "weight": int64(1)},
+						map[string]any{"targetCluster": map[string]any{"clusterNames": []any{"eu"}}, "weight": int64(3)},
+					}},
+				},
+			},
+		},
+	}}
+	p := parsePolicy(u)
+	if p.Divided {
+		t.Error("Aggregated is not weighted division")
+	}
+	if want := map[string]int64{"eu": 3, "ap": 1}; !maps.Equal(p.Weights, want) {
+		t.Errorf("weights = %v, want the largest matching rule per cluster %v", p.Weights, want)
+	}
+}
+
+func TestContains(t *testing.T) {
+	t.Parallel()
+	want := map[string]any{"a": "x", "list": []any{map[string]any{"w": int64(2)}}}
+	tests := []struct {
+		name string
+		have any
+		ok   bool
+	}{
+		{"equal", map[string]any{"a": "x", "list": []any{map[string]any{"w": int64(2)}}}, true},
+		{"defaulted fields", map[string]any{"a": "x", "b": "y", "list": []any{map[string]any{"w": int64(2), "d": true}}}, true},
+		{"float from JSON", map[string]any{"a": "x", "list": []any{map[string]any{"w": float64(2)}}}, true},
+		{"changed value", map[string]any{"a": "z", "list": []any{map[string]any{"w": int64(2)}}}, false},
+		{"changed number", map[string]any{"a": "x", "list": []any{map[string]any{"w": int64(3)}}}, false},
+		{"entry added", map[string]any{"a": "x", "list": []any{map[string]any{"w": int64(2)}, map[string]any{"w": int64(1)}}}, false},
+		{"field missing", map[string]any{"list": []any{map[string]any{"w": int64(2)}}}, false},
+		{"wrong type", map[string]any{"a": "x", "list": "no"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := contains(tt.have, want); got != tt.ok {
+				t.Errorf("contains = %t, want %t", got, tt.ok)
+			}
+		})
+	}
+}
+
+func TestBindingName(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ kind, name, want string }{
+		{"Deployment", "hello", "hello-deployment"},
+		{"StatefulSet", "Web", "web-statefulset"},
+		{"ClusterRole", "system:reader", "system.reader-clusterrole"},
+	}
+	for _, tt := range tests {
+		if got := BindingName(tt.kind, tt.name); got != tt.want {
+			t.Errorf("BindingName(%s, %s) = %s, want %s", tt.kind, tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestBindingSplit(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		clusters any
+		want     map[string]int32
+	}{
+		{"none yet", nil, nil},
+		{"split", []any{
+			map[string]any{"name": "eu", "replicas": int64(4)},
+			map[string]any{"name": "ap", "replicas": int64(2)},
+		}, map[string]int32{"eu": 4, "ap": 2}},
+		{"duplicated (no replicas)", []any{map[string]any{"name": "eu"}}, map[string]int32{"eu": 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			spec := map[string]any{}
+			if tt.clusters != nil {
+				spec["clusters"] = tt.clusters
+			}
+			got := bindingSplit(&unstructured.Unstructured{Object: map[string]any{"spec": spec}})
+			if !maps.Equal(got, tt.want) || (got == nil) != (tt.want == nil) {
+				t.Errorf("split = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestApplyOrder(t *testing.T) {
+	t.Parallel()
+	obj := func(apiVersion, kind, name string) *unstructured.Unstructured {
+		u := &unstructured.Unstructured{}
+		u.SetAPIVersion(apiVersion)
+		u.SetKind(kind)
+		u.SetName(name)
+		return u
+	}
+	objs := []*unstructured.Unstructured{
+		obj("apps/v1", "Deployment", "a"),
+		obj("v1", "Namespace", "ns"),
+		obj("example.com/v1", "Widget", "w"),
+		obj("apiextensions.k8s.io/v1", "CustomResourceDefinition", "widgets.example.com"),
+		obj("v1", "Service", "b"),
+	}
+	applyOrder(objs)
+	var got []string
+	for _, u := range objs {
+		got = append(got, u.GetName())
+	}
+	if want := []string{"widgets.example.com", "ns", "a", "w", "b"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("order = %v, want %v", got, want)
+	}
+}
+
+func TestClassify(t *testing.T) {
+	t.Parallel()
+	gr := schema.GroupResource{Group: "policy.karmada.io", Resource: "propagationpolicies"}
+	tests := []struct {
+		name      string
+		err       error
+		retryable bool
+	}{
+		{"conflict", apierrors.NewConflict(gr, "web", errors.New("changed")), true},
+		{"throttled", apierrors.NewTooManyRequests("slow down", 3), true},
+		{"unavailable", apierrors.NewServiceUnavailable("starting"), true},
+		{"kind not served yet", &meta.NoKindMatchError{GroupKind: schema.GroupKind{Group: "policy.karmada.io", Kind: "PropagationPolicy"}}, true},
+		{"network", fmt.Errorf("apply: %w", &net.OpError{Op: "dial", Err: errors.New("connection refused")}), true},
+		{"invalid", apierrors.NewBadRequest("bad"), false},
+		{"forbidden", apierrors.NewForbidden(gr, "web", errors.New("no")), false},
+		{"plain", errors.New("workload x is not in the fleet"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := classify(tt.err)
+			var tr *state.TransientError
+			if got := errors.As(err, &tr); got != tt.retryable {
+				t.Errorf("retryable = %t, want %t (%v)", got, tt.retryable, err)
+			}
+			if !errors.Is(err, tt.err) {
+				t.Errorf("classify lost the cause: %v", err)
+			}
+		})
+	}
+	var tr *state.TransientError
+	if err := classify(apierrors.NewTooManyRequests("slow down", 3)); !errors.As(err, &tr) || tr.After.Seconds() != 3 {
+		t.Errorf("Retry-After not kept: %v", err)
+	}
+}
