@@ -32,6 +32,8 @@ const usage = `Usage:
       say whether the lab runs, and check its processes and URLs
   reconcile lab down [--dir D]
       stop the lab: every cluster, process and port; remove its files (lab.log stays)
+  reconcile lab env [--dir D]
+      print export lines for LINODE_URL and LINODE_TOKEN (for eval)
   reconcile lab show -f fleet.yaml [--dir D] [--state-dir S]
       print the fleet's clusters (Linode API), Karmada members and workload replicas per member
   reconcile lab serve [--dir D] [flags of up]
@@ -180,6 +182,17 @@ func (c cli) run(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			return 1
 		}
 		return fail(down(*dir, stdout))
+	case "env":
+		dir := fs.String("dir", DefaultDir(), "lab directory")
+		if err := fs.Parse(args[1:]); err != nil {
+			return 1
+		}
+		s, err := ReadState(*dir)
+		if err != nil {
+			return fail(fmt.Errorf("the lab does not run (%w); start it with `reconcile lab up`", err))
+		}
+		fmt.Fprintf(stdout, "export LINODE_URL=%s\nexport LINODE_TOKEN=%s\n", s.LinodeURL, s.Token)
+		return 0
 	case "show":
 		var o showOptions
 		fs.StringVar(&o.dir, "dir", DefaultDir(), "lab directory")
