@@ -345,3 +345,82 @@ func TestEnsureRejectsBadReleases(t *testing.T) {
 		t.Error("New(nil) did not fail")
 	}
 }
+
+// deploymentChart is a chart of one Deployment; no kubelet runs in the lab, so it never
+// becomes available.
+func deploymentChart() *chart.Chart {
+	return &chart.Chart{
+		Metadata: &chart.Metadata{APIVersion: chart.APIVersionV2, Name: "app", Version: "1.0.0", Type: "application"},
+		Templates: []*chart.File{{Name: "templates/deployment.yaml", Data: []byte(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}
+  namespace: {{ .Release.Namespace }}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: {{ .Release.Name }}}
+  template:
+    metadata:
+      labels: {app: {{ .Release.Name }}}
+    spec:
+      containers:
+      - name: app
+        image: registry.example/app:1
+`)}},
+	}
+}
+
+// Wait is honoured and bounded by Timeout: a Deployment that never becomes available fails
+// the install in time, and the failed first install is reinstalled by the next Ensure.
+func TestEnsureWaitTimesOut(t *testing.T) {
+	t.Parallel()
+	c, _, cs := newClient(t)
+	ctx := context.Background()
+	const ns, name = "helm-wait", "app"
+	createNamespace(t, cs, ns)
+
+	start := time.Now()
+	_, err := c.Ensure(ctx, Release{Name: name, Namespace: ns, Chart: deploymentChart(), Wait: true, Timeout: 3 * time.Second})
+	if err == nil {
+		t.Fatal("Ensure with Wait on a Deployment that cannot become available succeeded")
+	}
+	if d := time.Since(start); d > 45*time.Second {
+		t.Errorf("Ensure took %s with a 3s timeout", d)
+	}
+	if r := getRelease(t, c, ns, name); r == nil || r.Status != release.StatusFailed.String() {
+		t.Fatalf("after the timed-out install Get = %s, want failed", describe(r))
+	}
+
+	got, err := c.Ensure(ctx, Release{Name: name, Namespace: ns, Chart: deploymentChart(), Timeout: time.Minute})
+	if err != nil || got != Recovered {
+		t.Fatalf("Ensure = %s, %v; want recovered", got, err)
+	}
+	if h := history(t, c, ns, name); !reflect.DeepEqual(h, []string{"1:deployed"}) {
+		t.Errorf("history %v, want one deployed revision", h)
+	}
+	if _, err := cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
+		t.Errorf("deployment: %v", err)
+	}
+
+	// A failed upgrade is rolled back to the last deployed revision, then upgraded.
+	values := map[string]any{"note": "second"}
+	if _, err := c.Ensure(ctx, Release{Name: name, Namespace: ns, Chart: deploymentChart(), Values: values,
+		Wait: true, Timeout: 3 * time.Second}); err == nil {
+		t.Fatal("upgrade with Wait on a Deployment that cannot become available succeeded")
+	}
+	if r := getRelease(t, c, ns, name); r == nil || r.Status != release.StatusFailed.String() {
+		t.Fatalf("after the timed-out upgrade Get = %s, want failed", describe(r))
+	}
+	got, err = c.Ensure(ctx, Release{Name: name, Namespace: ns, Chart: deploymentChart(), Values: values, Timeout: time.Minute})
+	if err != nil || got != Recovered {
+		t.Fatalf("Ensure = %s, %v; want recovered", got, err)
+	}
+	want := []string{"1:superseded", "2:failed", "3:superseded", "4:deployed"}
+	if h := history(t, c, ns, name); !reflect.DeepEqual(h, want) {
+		t.Errorf("history %v, want %v (install, failed upgrade, rollback, upgrade)", h, want)
+	}
+	if r := getRelease(t, c, ns, name); !reflect.DeepEqual(r.Values, values) {
+		t.Errorf("values %v, want %v", r.Values, values)
+	}
+}
