@@ -341,11 +341,12 @@ type harness struct {
 	t      *testing.T
 	store  *state.Store
 	access kube.Access
-	helm   *labHelm
-	driver *Driver
-	obs    Observer
-	count  *counter
-	offset atomic.Int64 // added to the wall clock
+	// releases observes Cluster.Releases.
+	releases state.Observer
+	driver   *Driver
+	obs      Observer
+	count    *counter
+	offset   atomic.Int64 // added to the wall clock
 }
 
 func (h *harness) now() time.Time { return time.Now().Add(time.Duration(h.offset.Load())) }
@@ -353,7 +354,7 @@ func (h *harness) now() time.Time { return time.Now().Add(time.Duration(h.offset
 func (h *harness) observe(ctx context.Context, f *spec.Fleet) *state.World {
 	h.t.Helper()
 	w := &state.World{Now: h.now()}
-	for _, o := range []state.Observer{kube.Observer{Access: h.access}, h.obs, state.ObserverFunc(h.helm.observe)} {
+	for _, o := range []state.Observer{kube.Observer{Access: h.access}, h.obs, h.releases} {
 		if err := o.Observe(ctx, f, w); err != nil {
 			h.t.Fatal(err)
 		}
@@ -409,7 +410,7 @@ func stepAddrs(p *planner.Plan) []string {
 	return out
 }
 
-func fleetYAML(dir string, members []string) string {
+func fleetYAML(dir string, members []string, chartRepo string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `apiVersion: reconcile.dev/v1alpha1
 kind: Fleet
@@ -424,9 +425,11 @@ members:
 	for _, m := range members {
 		fmt.Fprintf(&b, "  - name: %s\n    kubeconfig: {path: %s}\n    network: net-%s\n", m, filepath.Join(dir, m+".kubeconfig"), m)
 	}
-	b.WriteString(`mesh:
-  version: 1.30.3
-  meshID: lab-mesh
+	b.WriteString("mesh:\n  version: 1.30.3\n")
+	if chartRepo != "" {
+		fmt.Fprintf(&b, "  chart: {repo: %q}\n", chartRepo)
+	}
+	b.WriteString(`  meshID: lab-mesh
   ca:
     keyType: ecdsa-p256
     intermediateValidity: 2h
@@ -437,7 +440,12 @@ members:
 
 func parseFleet(t *testing.T, dir string, members ...string) *spec.Fleet {
 	t.Helper()
-	f, err := spec.Parse(filepath.Join(dir, "fleet.yaml"), []byte(fleetYAML(dir, members)))
+	return parseFleetCharts(t, dir, "", members...)
+}
+
+func parseFleetCharts(t *testing.T, dir, chartRepo string, members ...string) *spec.Fleet {
+	t.Helper()
+	f, err := spec.Parse(filepath.Join(dir, "fleet.yaml"), []byte(fleetYAML(dir, members, chartRepo)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,11 +464,12 @@ func TestMeshAcrossThreeMembers(t *testing.T) {
 		t.Fatal(err)
 	}
 	count := &counter{}
-	h := &harness{t: t, store: store, access: kube.Access{Store: store}, helm: newLabHelm(), count: count}
+	lh := newLabHelm()
+	h := &harness{t: t, store: store, access: kube.Access{Store: store}, releases: state.ObserverFunc(lh.observe), count: count}
 	for name, c := range cls {
-		h.helm.byHost[c.Endpoint()] = name
+		lh.byHost[c.Endpoint()] = name
 	}
-	h.driver = New(Config{Access: h.access, Store: store, Helm: h.helm.client, Timeout: time.Minute, Now: h.now, WrapTransport: count.wrap})
+	h.driver = New(Config{Access: h.access, Store: store, Helm: lh.client, Timeout: time.Minute, Now: h.now, WrapTransport: count.wrap})
 	h.obs = Observer{Access: h.access, Store: store, WrapTransport: count.wrap}
 	f := parseFleet(t, dir, members...)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)

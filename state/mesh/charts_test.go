@@ -1,0 +1,149 @@
+package mesh
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/reconcile-dev/reconcile/lab/charts"
+	"github.com/reconcile-dev/reconcile/lab/cluster"
+	"github.com/reconcile-dev/reconcile/planner"
+	"github.com/reconcile-dev/reconcile/state"
+	"github.com/reconcile-dev/reconcile/state/helm"
+	"github.com/reconcile-dev/reconcile/state/kube"
+)
+
+// playKubelet marks every pod of istio-system Running and Ready, as a kubelet would once its
+// containers pass their probes, until ctx ends: lab clusters run no kubelet.
+func playKubelet(ctx context.Context, t *testing.T, c *cluster.Cluster) {
+	cs := kubernetes.NewForConfigOrDie(c.RESTConfig())
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		pods, err := cs.CoreV1().Pods(planner.MeshNamespace).List(ctx, metav1.ListOptions{})
+		if err == nil {
+			for i := range pods.Items {
+				p := &pods.Items[i]
+				if p.Status.Phase == corev1.PodRunning {
+					continue
+				}
+				now := metav1.Now()
+				p.Status.Phase, p.Status.StartTime = corev1.PodRunning, &now
+				p.Status.Conditions = []corev1.PodCondition{
+					{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now},
+					{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+					{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+				}
+				if _, err := cs.CoreV1().Pods(planner.MeshNamespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil && ctx.Err() == nil && !apierrors.IsConflict(err) {
+					t.Logf("kubelet stand-in: %v", err)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// TestMeshWithLabCharts runs the mesh layer with the real Helm client and the lab's Istio
+// stand-in charts served as a Helm repository: the reader account, its RBAC and the Gateway
+// CRD come from the charts, and istiod is waited on until Available.
+func TestMeshWithLabCharts(t *testing.T) {
+	dir := t.TempDir()
+	members := []string{"eu", "ap"}
+	cls := startClusters(t, dir, 85, members...)
+	if err := os.WriteFile(filepath.Join(dir, "hub.kubeconfig"), cls["eu"].Kubeconfig(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	repo, err := charts.BuildRepo(filepath.Join(dir, "repo"), charts.RepoOptions{IstioVersion: "1.30.3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, err := charts.Serve(ctx, "127.0.0.1:0", repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeletCtx, stopKubelets := context.WithCancel(ctx)
+	done := make(chan struct{}, len(cls))
+	for _, c := range cls {
+		go func() { playKubelet(kubeletCtx, t, c); done <- struct{}{} }()
+	}
+	t.Cleanup(func() {
+		stopKubelets()
+		for range cls {
+			<-done
+		}
+	})
+
+	store, err := state.OpenStore(filepath.Join(dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	access := kube.Access{Store: store}
+	count := &counter{}
+	h := &harness{t: t, store: store, access: access, count: count,
+		releases: helm.Observer{Access: access, Log: quiet},
+		obs:      Observer{Access: access, Store: store, WrapTransport: count.wrap}}
+	h.driver = New(Config{Access: access, Store: store, Log: quiet, Helm: HelmSDK(quiet), ChartCache: filepath.Join(dir, "cache"),
+		Timeout: 2 * time.Minute, Now: h.now, WrapTransport: count.wrap})
+	f := parseFleetCharts(t, dir, url, members...)
+
+	h.apply(ctx, f)
+	p, w := h.meshPlan(ctx, f)
+	if len(p.Steps) != 0 {
+		t.Fatalf("after one pass the mesh layer still plans %v", stepAddrs(p))
+	}
+	for _, m := range members {
+		if got := len(w.Clusters[m].Releases); got != 3 {
+			t.Errorf("%s: %d releases observed, want 3", m, got)
+		}
+		if mm := w.Mesh[m]; mm == nil || !mm.InjectorReady || !mm.Gateway || len(mm.RemoteSecrets) != 1 {
+			t.Errorf("%s: %+v", m, mm)
+		}
+	}
+	count.writes.Store(0)
+	if p := h.apply(ctx, f); len(p.Steps) != 0 || count.writes.Load() != 0 {
+		t.Errorf("second pass planned %v with %d writes", stepAddrs(p), count.writes.Load())
+	}
+	// The charts' reader RBAC is what the remote secrets carry: read, never write.
+	for _, pair := range [][2]string{{"eu", "ap"}, {"ap", "eu"}} {
+		x, y := pair[0], pair[1]
+		s, err := kubernetes.NewForConfigOrDie(cls[y].RESTConfig()).CoreV1().Secrets(planner.MeshNamespace).Get(ctx, RemoteSecretName(x), metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := clientcmd.RESTConfigFromKubeConfig(s.Data[x])
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.WarningHandler = rest.NoWarnings{}
+		remote := kubernetes.NewForConfigOrDie(cfg)
+		pods, err := remote.CoreV1().Pods(planner.MeshNamespace).List(ctx, metav1.ListOptions{})
+		if err != nil || len(pods.Items) == 0 {
+			t.Errorf("%s's secret in %s: istiod pods not listed: %v", x, y, err)
+		}
+		if _, err := remote.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err != nil {
+			t.Errorf("%s's secret in %s: nodes: %v", x, y, err)
+		}
+		_, err = remote.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "intruder"}}, metav1.CreateOptions{})
+		if !apierrors.IsForbidden(err) {
+			t.Errorf("%s's secret in %s: creating a ConfigMap gave %v, want 403", x, y, err)
+		}
+	}
+}
