@@ -137,9 +137,10 @@ func (c *Client) Ensure(ctx context.Context, r Release) (Outcome, error) {
 	if err != nil {
 		return Unchanged, fmt.Errorf("release %s/%s: values: %w", r.Namespace, r.Name, err)
 	}
+	r.Chart = cloneChart(r.Chart)
 	out, err := c.ensure(ctx, r, want)
 	if err != nil {
-		return out, fmt.Errorf("release %s/%s: %w", r.Namespace, r.Name, err)
+		return out, classify(fmt.Errorf("release %s/%s: %w", r.Namespace, r.Name, err))
 	}
 	if out != Unchanged {
 		c.log.Info("helm release", "release", r.Namespace+"/"+r.Name, "outcome", out.String(),
@@ -303,13 +304,13 @@ func (c *Client) Uninstall(ctx context.Context, name, namespace string, timeout 
 	defer op.done()
 	h, err := op.history(name)
 	if err != nil {
-		return fmt.Errorf("release %s/%s: %w", namespace, name, err)
+		return classify(fmt.Errorf("release %s/%s: %w", namespace, name, err))
 	}
 	if len(h) == 0 {
 		return nil
 	}
 	if err := op.uninstall(name, timeout); err != nil {
-		return fmt.Errorf("release %s/%s: uninstall: %w", namespace, name, err)
+		return classify(fmt.Errorf("release %s/%s: uninstall: %w", namespace, name, err))
 	}
 	c.log.Info("helm release", "release", namespace+"/"+name, "outcome", "uninstalled")
 	return nil

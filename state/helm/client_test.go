@@ -16,6 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/reconcile-dev/reconcile/state"
 )
 
 // hookChart is configMapChart with a pre-install/pre-upgrade hook Job, which Helm waits on.
@@ -384,6 +386,9 @@ func TestEnsureWaitTimesOut(t *testing.T) {
 	_, err := c.Ensure(ctx, Release{Name: name, Namespace: ns, Chart: deploymentChart(), Wait: true, Timeout: 3 * time.Second})
 	if err == nil {
 		t.Fatal("Ensure with Wait on a Deployment that cannot become available succeeded")
+	}
+	if te := (*state.TransientError)(nil); !errors.As(err, &te) {
+		t.Errorf("a wait that timed out is not marked transient: %v", err)
 	}
 	if d := time.Since(start); d > 45*time.Second {
 		t.Errorf("Ensure took %s with a 3s timeout", d)
