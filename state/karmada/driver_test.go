@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	workv1alpha1 "github.com/karmada-io/karmada/pkg/apis/work/v1alpha1"
 	karmadaclient "github.com/karmada-io/karmada/pkg/generated/clientset/versioned"
 
 	"github.com/reconcile-dev/reconcile/lab/cluster"
@@ -56,17 +57,6 @@ func startEnv(t *testing.T) *env {
 	etcd, bins, kbins := labEtcd(t)
 	ctx := context.Background()
 	e := &env{t: t, dir: t.TempDir(), members: map[string]*cluster.Cluster{}}
-	cp, err := karmadalab.StartControlPlane(ctx, karmadalab.ControlPlaneOptions{Name: "statekarmada",
-		Dir: filepath.Join(e.dir, "karmada"), Address: karmadaAddr, Port: nodePort, Etcd: etcd, Bins: bins, Karmada: kbins})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := cp.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	e.cp = cp
 	for _, c := range []struct{ name, addr, nodeIP string }{
 		{"mgr", managerAddr, karmadaAddr}, {"eu", euAddr, euAddr}, {"ap", apAddr, apAddr},
 	} {
@@ -82,6 +72,17 @@ func startEnv(t *testing.T) *env {
 		})
 		e.members[c.name] = lc
 	}
+	cp, err := karmadalab.StartControlPlane(ctx, karmadalab.ControlPlaneOptions{Name: "statekarmada",
+		Dir: filepath.Join(e.dir, "karmada"), Address: karmadaAddr, Port: nodePort, Etcd: etcd, Bins: bins, Karmada: kbins})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := cp.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	e.cp = cp
 	if e.store, err = state.OpenStore(filepath.Join(e.dir, "store")); err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +177,7 @@ func (e *env) observe(d *Driver, f *spec.Fleet) *state.World {
 // memberSteps are the plan's steps in the members layer.
 func memberSteps(t *testing.T, f *spec.Fleet, w *state.World) []planner.Step {
 	t.Helper()
-	p, err := planner.Compute(f, w, planner.Options{})
+	p, err := planner.Compute(f, w, planner.Options{AllowDestroy: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,6 +388,53 @@ func TestPushJoinLifecycle(t *testing.T) {
 		}
 		if err := d.Unjoin(ctx, f3, "ap"); err != nil {
 			t.Errorf("a second unjoin: %v", err)
+		}
+	})
+
+	t.Run("forced unjoin of an unreachable member", func(t *testing.T) {
+		if err := d.Join(ctx, f, "ap"); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.WaitMemberReady(ctx, f, "ap"); err != nil {
+			t.Fatal(err)
+		}
+		es := ExecutionNamespace("ap")
+		kcp, err := kubernetes.NewForConfig(e.cp.RESTConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := poll(ctx, 60*time.Second, "namespace "+es, func(ctx context.Context) (bool, error) {
+			_, err := kcp.CoreV1().Namespaces().Get(ctx, es, metav1.GetOptions{})
+			return err == nil, err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		// A Work whose finalizer nobody removes stands for the Works of a member that cannot be reached.
+		stuck := &workv1alpha1.Work{ObjectMeta: metav1.ObjectMeta{Name: "stuck", Namespace: es, Finalizers: []string{"reconcile.test/stuck"}}}
+		if _, err := kk.WorkV1alpha1().Works(es).Create(ctx, stuck, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.members["ap"].Stop(); err != nil {
+			t.Log(err) // a slow exit is killed; the member is unreachable either way
+		}
+		f3 := e.fleet([]string{"eu"}, nil)
+		polite := New(Config{Access: e.access, Store: e.store, JoinTimeout: 3 * time.Second})
+		err = polite.Unjoin(ctx, f3, "ap")
+		if err == nil || !strings.Contains(err.Error(), "unreachable") {
+			t.Fatalf("unjoin of an unreachable member without force: %v; want an error saying it is unreachable", err)
+		}
+		forced := New(Config{Access: e.access, Store: e.store, JoinTimeout: 30 * time.Second, ForceUnjoin: true})
+		if err := forced.Unjoin(ctx, f3, "ap"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kk.ClusterV1alpha1().Clusters().Get(ctx, "ap", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("cluster ap after a forced unjoin: %v", err)
+		}
+		if err := poll(ctx, 30*time.Second, "work "+es+"/stuck gone", func(ctx context.Context) (bool, error) {
+			_, err := kk.WorkV1alpha1().Works(es).Get(ctx, "stuck", metav1.GetOptions{})
+			return apierrors.IsNotFound(err), nil
+		}); err != nil {
+			t.Error(err)
 		}
 	})
 

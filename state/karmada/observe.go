@@ -39,7 +39,7 @@ func (d *Driver) Observe(ctx context.Context, f *spec.Fleet, w *state.World) err
 			return fmt.Errorf("observe karmada: %w", err)
 		}
 		if err := observeKarmada(ctx, kc, w); err != nil {
-			return fmt.Errorf("observe karmada: %w", err)
+			return state.Transient(fmt.Errorf("observe karmada: %w", err), 0)
 		}
 	}
 	for name, c := range w.Clusters {
@@ -52,7 +52,7 @@ func (d *Driver) Observe(ctx context.Context, f *spec.Fleet, w *state.World) err
 		}
 		pj, err := observePushJoin(ctx, mc.kube, name)
 		if err != nil {
-			return fmt.Errorf("observe member %s: %w", name, err)
+			return state.Transient(fmt.Errorf("observe member %s: %w", name, err), 0)
 		}
 		c.PushJoin = pj
 	}
