@@ -128,3 +128,41 @@ func terminateHard(t *testing.T, p procID) {
 		return !p.alive(), nil
 	})
 }
+
+func TestProcStatOfSelf(t *testing.T) {
+	t.Parallel()
+	ppid, start, err := procStat(os.Getpid())
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	if ppid != os.Getppid() || start == 0 {
+		t.Errorf("procStat = ppid %d start %d; want ppid %d and a start time", ppid, start, os.Getppid())
+	}
+	self := procID{PID: os.Getpid(), Start: start}
+	if !self.alive() {
+		t.Error("this process does not count as alive")
+	}
+	if (procID{PID: os.Getpid(), Start: start + 1}).alive() {
+		t.Error("a process with another start time (a reused PID) counts as alive")
+	}
+}
+
+func TestPIDFileRoundTrip(t *testing.T) {
+	t.Parallel()
+	path := pidFilePath(t.TempDir())
+	if procs, err := readPIDFile(path); err != nil || len(procs) != 0 {
+		t.Fatalf("missing file: %v, %v", procs, err)
+	}
+	if err := os.WriteFile(path, []byte("123 456\ngarbage\n1 2\n789 1011\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	procs, err := readPIDFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// PID 1 is never ours to kill.
+	want := []procID{{123, 456}, {789, 1011}}
+	if len(procs) != len(want) || procs[0] != want[0] || procs[1] != want[1] {
+		t.Errorf("read %v, want %v", procs, want)
+	}
+}
