@@ -57,7 +57,7 @@ func LoadChart(ctx context.Context, src spec.ChartSource, defaultName, cacheDir 
 		what = src.OCI
 		ch, err = loadOCI(ctx, src.OCI, src.Version, cacheDir)
 	case src.Repo != "":
-		what = src.Repo + " " + name
+		what = redact(src.Repo) + " " + name
 		ch, err = loadRepo(ctx, src.Repo, name, src.Version, cacheDir)
 	default:
 		return nil, errors.New("chart: no repo, oci or path given")
@@ -89,7 +89,7 @@ func loadRepo(ctx context.Context, repoURL, name, version, cacheDir string) (*ch
 	}
 	base, err := url.Parse(strings.TrimSuffix(repoURL, "/") + "/")
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return nil, fmt.Errorf("repository URL %q is not an http(s) URL", repoURL)
+		return nil, fmt.Errorf("repository URL %q is not an http(s) URL", redact(repoURL))
 	}
 	cached := cachePath(cacheDir, "repo", repoURL, name, version)
 	if cached != "" {
@@ -169,6 +169,15 @@ func pickVersion(index repo.IndexFile, name, version string) (*repo.ChartVersion
 	}
 	sort.Strings(have)
 	return nil, fmt.Errorf("repository has no version %s of chart %q (available: %s)", version, name, listOrNone(have))
+}
+
+// redact hides a password in a URL ("https://user:xxxxx@host/...").
+func redact(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return p.Redacted()
 }
 
 func listOrNone(s []string) string {

@@ -246,6 +246,10 @@ func TestLoadChartBadSources(t *testing.T) {
 		{name: "oci bad version", src: spec.ChartSource{OCI: "oci://registry.example/charts/x", Version: "1.0 beta"}, wantErr: "malformed OCI reference"},
 		{name: "oci no version", src: spec.ChartSource{OCI: "oci://registry.example/charts/x"}, wantErr: "no tag and no version"},
 		{name: "repo not http", src: spec.ChartSource{Repo: "ftp://charts.example", Name: "x", Version: "1"}, wantErr: "not an http(s) URL"},
+		{name: "repo password not shown", src: spec.ChartSource{Repo: "http://user:s3cret@127.0.0.21:1/charts", Name: "x", Version: "1"},
+			wantErr: "user:xxxxx@127.0.0.21:1"},
+		{name: "repo password not shown when invalid", src: spec.ChartSource{Repo: "ftp://user:s3cret@charts.example", Name: "x", Version: "1"},
+			wantErr: "not an http(s) URL"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -253,6 +257,9 @@ func TestLoadChartBadSources(t *testing.T) {
 			_, err := LoadChart(context.Background(), tc.src, "x", t.TempDir())
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("error %v, want one saying %q", err, tc.wantErr)
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("error shows the repository password: %v", err)
 			}
 		})
 	}
