@@ -203,6 +203,48 @@ spec:
 	if got := h.writes.take(); len(got) != 0 {
 		t.Errorf("second pass against Karmada wrote %v", got)
 	}
+
+	// A hand edit of the weights is corrected, and Karmada reschedules to match.
+	ri := h.dyn.Resource(policyGVR).Namespace(ns("seven"))
+	pp, err := ri.Get(ctx, "seven", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unstructured.SetNestedSlice(pp.Object, []any{map[string]any{
+		"targetCluster": map[string]any{"clusterNames": []any{"eu"}}, "weight": int64(1)}},
+		"spec", "placement", "replicaScheduling", "weightPreference", "staticWeightList"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ri.Update(ctx, pp, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 90*time.Second, "Karmada to follow the hand edit", func(ctx context.Context) (bool, error) {
+		d, err := members["eu"].AppsV1().Deployments(ns("seven")).Get(ctx, "seven", metav1.GetOptions{})
+		return err == nil && d.Spec.Replicas != nil && *d.Spec.Replicas == 7, nil
+	})
+	if err := h.driver.ApplyPolicy(ctx, f, "seven"); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.writes.take(); len(got) != 1 {
+		t.Errorf("correcting drift: want one write, got %v", got)
+	}
+	waitUntil(t, 90*time.Second, "Karmada back at 3/1/3 after the correction", func(ctx context.Context) (bool, error) {
+		d, err := members["eu"].AppsV1().Deployments(ns("seven")).Get(ctx, "seven", metav1.GetOptions{})
+		return err == nil && d.Spec.Replicas != nil && *d.Spec.Replicas == 3, nil
+	})
+
+	// Deleting a policy waits for Karmada's finalizer; the template stays.
+	pp, err = h.dyn.Resource(policyGVR).Namespace(ns("pair")).Get(ctx, "pair", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("policy pair finalizers: %v", pp.GetFinalizers())
+	if err := h.driver.DeletePolicy(ctx, f, planner.Step{Workload: "pair", Namespace: ns("pair")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.dyn.Resource(policyGVR).Namespace(ns("pair")).Get(ctx, "pair", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("policy pair still there after DeletePolicy: %v", err)
+	}
 }
 
 func waitUntil(t *testing.T, timeout time.Duration, what string, cond func(ctx context.Context) (bool, error)) {
