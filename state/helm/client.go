@@ -69,7 +69,8 @@ func (o Outcome) String() string {
 	return fmt.Sprintf("Outcome(%d)", int(o))
 }
 
-// Client runs Helm operations against one cluster.
+// Client runs Helm operations against one cluster. It is safe for concurrent use: every call
+// builds its own Helm configuration, bound to the call's context.
 type Client struct {
 	cfg *rest.Config
 	log *slog.Logger
