@@ -64,7 +64,7 @@ func playKubelet(ctx context.Context, t *testing.T, c *cluster.Cluster) {
 func TestMeshWithLabCharts(t *testing.T) {
 	dir := t.TempDir()
 	members := []string{"eu", "ap"}
-	cls := startClusters(t, dir, 85, members...)
+	cls := startClusters(t, dir, "charts", 85, members...)
 	if err := os.WriteFile(filepath.Join(dir, "hub.kubeconfig"), cls["eu"].Kubeconfig(), 0o600); err != nil {
 		t.Fatal(err)
 	}

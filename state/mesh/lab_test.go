@@ -79,8 +79,8 @@ func labEtcd(t *testing.T) (*cluster.Etcd, cluster.Binaries) {
 }
 
 // startClusters starts one lab cluster per name on 127.0.0.<first+i> and writes each
-// kubeconfig to dir/<name>.kubeconfig.
-func startClusters(t *testing.T, dir string, first int, names ...string) map[string]*cluster.Cluster {
+// kubeconfig to dir/<name>.kubeconfig. The etcd prefix is <prefix>-<name>: distinct per test.
+func startClusters(t *testing.T, dir, prefix string, first int, names ...string) map[string]*cluster.Cluster {
 	t.Helper()
 	etcd, bins := labEtcd(t)
 	out := make(map[string]*cluster.Cluster, len(names))
@@ -93,7 +93,7 @@ func startClusters(t *testing.T, dir string, first int, names ...string) map[str
 			defer wg.Done()
 			addr := fmt.Sprintf("127.0.0.%d", first+i)
 			c, err := cluster.StartCluster(context.Background(), cluster.ClusterOptions{
-				Name: "mesh-" + name, Dir: filepath.Join(dir, name), Address: addr, Etcd: etcd, Bins: bins,
+				Name: prefix + "-" + name, Dir: filepath.Join(dir, name), Address: addr, Etcd: etcd, Bins: bins,
 				Nodes: []cluster.NodeSpec{{Name: name + "-node", ExternalIP: addr}},
 			})
 			if err != nil {
@@ -455,7 +455,7 @@ func parseFleetCharts(t *testing.T, dir, chartRepo string, members ...string) *s
 func TestMeshAcrossThreeMembers(t *testing.T) {
 	dir := t.TempDir()
 	members := []string{"eu", "ap", "us"}
-	cls := startClusters(t, dir, 81, members...)
+	cls := startClusters(t, dir, "mesh", 81, members...)
 	if err := os.WriteFile(filepath.Join(dir, "hub.kubeconfig"), cls["eu"].Kubeconfig(), 0o600); err != nil {
 		t.Fatal(err)
 	}
