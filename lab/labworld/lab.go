@@ -20,6 +20,7 @@ import (
 
 	"github.com/reconcile-dev/reconcile/lab/charts"
 	"github.com/reconcile-dev/reconcile/lab/cluster"
+	"github.com/reconcile-dev/reconcile/lab/karmadalab"
 	"github.com/reconcile-dev/reconcile/lab/linodeapi"
 )
 
@@ -44,7 +45,10 @@ type Options struct {
 	ProvisionDelay time.Duration
 	// Addresses are the clusters' loopback addresses (default DefaultAddresses).
 	Addresses AddressRange
-	// Player, when set, runs in every lab cluster (the Karmada player).
+	// Karmada runs the karmadalab Player in every lab cluster, so the Karmada chart installs
+	// and runs there (it needs the Karmada binaries). `reconcile lab serve` sets it.
+	Karmada bool
+	// Player, when set, runs in every lab cluster instead.
 	Player ClusterPlayer
 	Log    *slog.Logger
 }
@@ -171,12 +175,22 @@ func up(ctx context.Context, o Options) (*Lab, error) {
 		linodeLn.Close()
 		return l, err
 	}
+	player := o.Player
+	if o.Karmada && player == nil {
+		kb, err := cluster.FindKarmadaBinaries()
+		if err != nil {
+			linodeLn.Close()
+			return l, err
+		}
+		player = karmadaPlayer{&karmadalab.Player{Etcd: l.etcd, Bins: bins, Karmada: kb,
+			Dir: filepath.Join(o.Dir, "karmada"), Log: log}}
+	}
 	l.backend = &Backend{
 		Dir:       filepath.Join(o.Dir, "clusters"),
 		Etcd:      l.etcd,
 		Bins:      bins,
 		Addresses: o.Addresses,
-		Player:    o.Player,
+		Player:    player,
 		Log:       log,
 		Started:   func() { _ = l.pids.recordChildren() },
 	}

@@ -250,7 +250,7 @@ func serve(ctx context.Context, f serveFlags, logOut io.Writer) error {
 	// A stale record of an earlier lab would have down kill unrelated processes: start afresh.
 	_ = os.Remove(pidFilePath(f.dir))
 	l, err := Up(ctx, Options{Dir: f.dir, LinodeListen: f.linodeListen, ChartsListen: f.chartsListen,
-		Token: f.token, ProvisionDelay: f.delay, Addresses: r, Log: log, Player: defaultPlayer(log)})
+		Token: f.token, ProvisionDelay: f.delay, Addresses: r, Log: log, Karmada: true})
 	if err != nil {
 		return err
 	}
@@ -427,7 +427,7 @@ func down(dir string, out io.Writer) error {
 		return fmt.Errorf("processes still run: %v", left)
 	}
 	var errs []error
-	for _, name := range []string{"lab.json", "lab.json.tmp", "pids", "etcd", "clusters", "charts"} {
+	for _, name := range []string{"lab.json", "lab.json.tmp", "pids", "etcd", "clusters", "charts", "karmada"} {
 		errs = append(errs, os.RemoveAll(filepath.Join(dir, name)))
 	}
 	if s == nil && len(procs) == 0 {
