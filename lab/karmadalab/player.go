@@ -618,4 +618,3 @@ func kubeconfigFromREST(name string, rc *rest.Config) ([]byte, error) {
 	cfg.CurrentContext = name
 	return clientcmd.Write(*cfg)
 }
-

@@ -239,4 +239,3 @@ func TestPlayerKarmadaChart(t *testing.T) {
 		t.Errorf("TLS error %q does not name the address %s", tlsErr, mgrIP)
 	}
 }
-
