@@ -8,6 +8,7 @@ import (
 	"github.com/reconcile-dev/reconcile/executor"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
+	"github.com/reconcile-dev/reconcile/state/helm"
 	"github.com/reconcile-dev/reconcile/state/kube"
 	"github.com/reconcile-dev/reconcile/state/linode"
 )
@@ -33,7 +34,8 @@ func wire(f *spec.Fleet, store *state.Store, log *slog.Logger) ([]state.Observer
 		drivers.Clusters = d
 	}
 	// Kubernetes comes after Linode: it reaches the clusters Linode found.
-	observers = append(observers, kube.Observer{Access: kube.Access{Store: store}})
+	access := kube.Access{Store: store}
+	observers = append(observers, kube.Observer{Access: access}, helm.Observer{Access: access, Log: log})
 	return observers, drivers, nil
 }
 
