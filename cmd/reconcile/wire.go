@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 
 	"github.com/reconcile-dev/reconcile/executor"
 	"github.com/reconcile-dev/reconcile/spec"
@@ -11,6 +12,7 @@ import (
 	"github.com/reconcile-dev/reconcile/state/helm"
 	"github.com/reconcile-dev/reconcile/state/kube"
 	"github.com/reconcile-dev/reconcile/state/linode"
+	"github.com/reconcile-dev/reconcile/state/mesh"
 )
 
 // wire builds the observers and drivers a fleet needs. Layers whose drivers are not
@@ -36,6 +38,11 @@ func wire(f *spec.Fleet, store *state.Store, log *slog.Logger) ([]state.Observer
 	// Kubernetes comes after Linode: it reaches the clusters Linode found.
 	access := kube.Access{Store: store}
 	observers = append(observers, kube.Observer{Access: access}, helm.Observer{Access: access, Log: log})
+	charts := filepath.Join(store.Dir(), "charts")
+	if f.MeshOn() {
+		observers = append(observers, mesh.Observer{Access: access, Store: store})
+		drivers.Mesh = mesh.New(mesh.Config{Access: access, Store: store, Log: log, ChartCache: charts, Helm: mesh.HelmSDK(log)})
+	}
 	return observers, drivers, nil
 }
 
