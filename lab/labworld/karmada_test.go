@@ -3,6 +3,8 @@ package labworld
 import (
 	"context"
 	"net"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -106,10 +108,24 @@ func TestLabKarmadaChart(t *testing.T) {
 	})
 	t.Logf("Karmada API ready %s after the install began", time.Since(start).Round(time.Millisecond))
 
+	waitFor(t, 2*time.Minute, "Karmada Clusters served by its aggregated API server", func(ctx context.Context) (bool, error) {
+		_, err := karmada.Discovery().RESTClient().Get().AbsPath("/apis/cluster.karmada.io/v1alpha1/clusters").DoRaw(ctx)
+		return err == nil, err
+	})
+	if err := l.pids.recordChildren(); err != nil {
+		t.Fatal(err)
+	}
 	procs, err := readPIDFile(pidFilePath(l.Dir()))
 	if err != nil {
 		t.Fatal(err)
 	}
+	var total int64
+	for _, p := range procs {
+		rss, comm := rssOf(p.PID)
+		t.Logf("pid %d %s: RSS %d MiB", p.PID, comm, rss>>20)
+		total += rss
+	}
+	t.Logf("lab processes (etcd, one cluster, Karmada): RSS %d MiB in all", total>>20)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -121,4 +137,20 @@ func TestLabKarmadaChart(t *testing.T) {
 	if listening(net.JoinHostPort(address, "32443")) {
 		t.Error("the Karmada API still listens after Close")
 	}
+}
+
+// rssOf reads a process's resident set size and command name from /proc.
+func rssOf(pid int) (int64, string) {
+	comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, strings.TrimSpace(string(comm))
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10, strings.TrimSpace(string(comm))
+		}
+	}
+	return 0, strings.TrimSpace(string(comm))
 }
