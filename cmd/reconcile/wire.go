@@ -13,6 +13,7 @@ import (
 	"github.com/reconcile-dev/reconcile/state/kube"
 	"github.com/reconcile-dev/reconcile/state/linode"
 	"github.com/reconcile-dev/reconcile/state/mesh"
+	"github.com/reconcile-dev/reconcile/state/weights"
 )
 
 // wire builds the observers and drivers a fleet needs. Layers whose drivers are not
@@ -39,6 +40,9 @@ func wire(f *spec.Fleet, store *state.Store, log *slog.Logger) ([]state.Observer
 	access := kube.Access{Store: store}
 	observers = append(observers, kube.Observer{Access: access}, helm.Observer{Access: access, Log: log})
 	charts := filepath.Join(store.Dir(), "charts")
+	// Weights reads what the Karmada observer found and adds policies and workloads to it.
+	observers = append(observers, weights.New(weights.Config{Access: access, Log: log}))
+	drivers.Weights = weights.New(weights.Config{Access: access, Log: log})
 	if f.MeshOn() {
 		observers = append(observers, mesh.Observer{Access: access, Store: store})
 		drivers.Mesh = mesh.New(mesh.Config{Access: access, Store: store, Log: log, ChartCache: charts, Helm: mesh.HelmSDK(log)})
