@@ -52,8 +52,12 @@ func node(name string, ready bool, addrs ...corev1.NodeAddress) corev1.Node {
 
 func TestNodeIPs(t *testing.T) {
 	t.Parallel()
-	ext := func(ip string) corev1.NodeAddress { return corev1.NodeAddress{Type: corev1.NodeExternalIP, Address: ip} }
-	in := func(ip string) corev1.NodeAddress { return corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: ip} }
+	ext := func(ip string) corev1.NodeAddress {
+		return corev1.NodeAddress{Type: corev1.NodeExternalIP, Address: ip}
+	}
+	in := func(ip string) corev1.NodeAddress {
+		return corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: ip}
+	}
 	tests := []struct {
 		name  string
 		nodes []corev1.Node
