@@ -52,6 +52,25 @@ type Player struct {
 	// Dir holds a directory per cluster and release with the processes' files and logs.
 	Dir string
 	Log *slog.Logger
+
+	mu      sync.Mutex
+	serving map[*player]bool
+}
+
+// PIDs are the process ids (each also a process group id) of every control plane component and
+// agent the Player's Serve calls run now.
+func (p *Player) PIDs() []int {
+	p.mu.Lock()
+	players := make([]*player, 0, len(p.serving))
+	for pl := range p.serving {
+		players = append(players, pl)
+	}
+	p.mu.Unlock()
+	var pids []int
+	for _, pl := range players {
+		pids = append(pids, pl.pids()...)
+	}
+	return pids
 }
 
 // ClusterRef is a lab cluster whose single node has ExternalIP = Address.
@@ -62,8 +81,9 @@ type ClusterRef struct {
 
 // hostRelease is a Karmada control plane the Player runs for a host-mode release.
 type hostRelease struct {
-	uid string // of the <R>-apiserver Deployment it was started for
-	cp  *ControlPlane
+	uid  string // of the <R>-apiserver Deployment it was started for
+	port int    // the <R>-apiserver Service's nodePort it serves on (0: a free port)
+	cp   *ControlPlane
 }
 
 // agentRun is a karmada-agent the Player runs for an agent Deployment.
@@ -106,7 +126,18 @@ func (p *Player) Serve(ctx context.Context, c ClusterRef) error {
 	}
 	pl := &player{p: p, c: c, client: client, log: log.With("cluster", c.Name), dir: dir,
 		hosts: map[string]*hostRelease{}, agents: map[string]*agentRun{}, failed: map[string]string{}}
-	defer pl.stopAll()
+	p.mu.Lock()
+	if p.serving == nil {
+		p.serving = map[*player]bool{}
+	}
+	p.serving[pl] = true
+	p.mu.Unlock()
+	defer func() {
+		pl.stopAll()
+		p.mu.Lock()
+		delete(p.serving, pl)
+		p.mu.Unlock()
+	}()
 	ticker := time.NewTicker(playerInterval)
 	defer ticker.Stop()
 	for {
@@ -220,6 +251,19 @@ func (pl *player) stopAll() {
 		delete(pl.agents, key)
 	}
 	wg.Wait()
+}
+
+func (pl *player) pids() []int {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	var pids []int
+	for _, h := range pl.hosts {
+		pids = append(pids, h.cp.PIDs()...)
+	}
+	for _, a := range pl.agents {
+		pids = append(pids, a.proc.pid())
+	}
+	return pids
 }
 
 func jobFinished(j *batchv1.Job) bool {
@@ -426,16 +470,33 @@ func certsFromSecret(s *corev1.Secret) (*Certs, error) {
 	return c, nil
 }
 
-// ensureHost starts the release's control plane if it does not run for this Deployment yet.
+// ensureHost starts the release's control plane unless one runs for this Deployment and port.
 func (pl *player) ensureHost(ctx context.Context, ns, release, uid string) error {
 	key := ns + "/" + release
+	// Helm creates the Service before the Deployment; without it the port is not known yet.
+	svc, err := pl.client.CoreV1().Services(ns).Get(ctx, release+"-apiserver", metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	port := 0
+	if svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
+		for _, p := range svc.Spec.Ports {
+			if p.NodePort != 0 {
+				port = int(p.NodePort)
+				break
+			}
+		}
+	}
 	pl.mu.Lock()
 	h := pl.hosts[key]
 	pl.mu.Unlock()
-	if h != nil && h.uid == uid {
+	if h != nil && h.uid == uid && h.port == port {
 		return nil
 	}
-	if h != nil { // the release was replaced: a new control plane for the new one
+	if h != nil { // the release was replaced or moved to another port
 		_ = h.cp.Stop()
 		pl.mu.Lock()
 		delete(pl.hosts, key)
@@ -452,19 +513,6 @@ func (pl *player) ensureHost(ctx context.Context, ns, release, uid string) error
 	if err != nil {
 		return err
 	}
-	port := 0
-	svc, err := pl.client.CoreV1().Services(ns).Get(ctx, release+"-apiserver", metav1.GetOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return err
-	}
-	if err == nil && (svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer) {
-		for _, p := range svc.Spec.Ports {
-			if p.NodePort != 0 {
-				port = int(p.NodePort)
-				break
-			}
-		}
-	}
 	short := uid
 	if len(short) > 8 {
 		short = short[:8]
@@ -479,7 +527,7 @@ func (pl *player) ensureHost(ctx context.Context, ns, release, uid string) error
 		return err
 	}
 	pl.mu.Lock()
-	pl.hosts[key] = &hostRelease{uid: uid, cp: cp}
+	pl.hosts[key] = &hostRelease{uid: uid, port: port, cp: cp}
 	pl.mu.Unlock()
 	return nil
 }

@@ -3,10 +3,12 @@ package karmadalab
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,7 +32,7 @@ var noPodControllers = []string{"--controllers", "*,-replicaset-controller,-stat
 
 // startPlayedCluster starts a lab cluster and a Player serving it; the Player is stopped (and
 // with it every process it started) before the cluster.
-func startPlayedCluster(t *testing.T, etcd *cluster.Etcd, bins cluster.Binaries, kbins cluster.KarmadaBinaries, name, address string) *cluster.Cluster {
+func startPlayedCluster(t *testing.T, etcd *cluster.Etcd, bins cluster.Binaries, kbins cluster.KarmadaBinaries, name, address string) (*cluster.Cluster, *Player) {
 	t.Helper()
 	c, err := cluster.StartCluster(context.Background(), cluster.ClusterOptions{
 		Name: name, Dir: filepath.Join(t.TempDir(), name), Address: address, Etcd: etcd, Bins: bins,
@@ -60,8 +62,27 @@ func startPlayedCluster(t *testing.T, etcd *cluster.Etcd, bins cluster.Binaries,
 		case <-time.After(60 * time.Second):
 			t.Error("Serve did not return within 60s of cancel")
 		}
+		if pids := p.PIDs(); len(pids) != 0 {
+			t.Errorf("PIDs after Serve returned: %v", pids)
+		}
 	})
-	return c
+	return c, p
+}
+
+// waitStopped waits until the Player runs no process and every pid in before has exited.
+func waitStopped(t *testing.T, p *Player, before []int, what string) {
+	t.Helper()
+	waitFor(t, 60*time.Second, what+" stopped", func(context.Context) (bool, error) {
+		if now := p.PIDs(); len(now) != 0 {
+			return false, fmt.Errorf("still running: %v", now)
+		}
+		return true, nil
+	})
+	for _, pid := range before {
+		if err := syscall.Kill(pid, 0); err == nil {
+			t.Errorf("%s: process %d still runs", what, pid)
+		}
+	}
 }
 
 type testWriter struct{ t *testing.T }
@@ -134,7 +155,7 @@ func TestPlayerKarmadaChart(t *testing.T) {
 	ch := karmadaChart(t)
 
 	const mgrIP, pullIP = "127.0.0.34", "127.0.0.35"
-	mgr := startPlayedCluster(t, etcd, bins, kbins, "mgr", mgrIP)
+	mgr, mgrPlayer := startPlayedCluster(t, etcd, bins, kbins, "mgr", mgrIP)
 	mgrKube := kubernetes.NewForConfigOrDie(mgr.RESTConfig())
 	hc, err := helm.New(mgr.RESTConfig(), nil)
 	if err != nil {
@@ -163,7 +184,7 @@ func TestPlayerKarmadaChart(t *testing.T) {
 	})
 
 	t.Run("agent", func(t *testing.T) {
-		member := startPlayedCluster(t, etcd, bins, kbins, "pull", pullIP)
+		member, memberPlayer := startPlayedCluster(t, etcd, bins, kbins, "pull", pullIP)
 		certs, err := mgrKube.CoreV1().Secrets("karmada-system").Get(ctx, "karmada-cert", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -197,12 +218,21 @@ func TestPlayerKarmadaChart(t *testing.T) {
 			}
 			return meta.IsStatusConditionTrue(c.Status.Conditions, clusterv1alpha1.ClusterConditionReady), nil
 		})
+		agentPIDs := memberPlayer.PIDs()
+		if len(agentPIDs) != 1 {
+			t.Errorf("member player runs %v, want one karmada-agent", agentPIDs)
+		}
 		if err := mh.Uninstall(ctx, "karmada-agent", "karmada-system", 2*time.Minute); err != nil {
 			t.Fatal(err)
 		}
+		waitStopped(t, memberPlayer, agentPIDs, "karmada-agent")
 	})
 
 	// Uninstall: the post-delete hook removes the generated secrets and the control plane stops.
+	hostPIDs := mgrPlayer.PIDs()
+	if len(hostPIDs) != 6 {
+		t.Errorf("manager player runs %v, want the 6 control plane components", hostPIDs)
+	}
 	if err := hc.Uninstall(ctx, "karmada", "karmada-system", 3*time.Minute); err != nil {
 		t.Fatalf("helm uninstall: %v", err)
 	}
@@ -214,6 +244,7 @@ func TestPlayerKarmadaChart(t *testing.T) {
 		conn.Close()
 		return false, nil
 	})
+	waitStopped(t, mgrPlayer, hostPIDs, "karmada control plane")
 	if _, err := mgrKube.CoreV1().Secrets("karmada-system").Get(ctx, "karmada-cert", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("karmada-cert after uninstall: %v, want NotFound", err)
 	}
