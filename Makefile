@@ -16,3 +16,5 @@ lint:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+include Makefile.lab
