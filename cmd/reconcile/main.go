@@ -54,6 +54,7 @@ type options struct {
 	resync       time.Duration
 	allowDestroy bool
 	targets      stringList
+	forceUnjoin  bool
 	savePlan     string
 	planFile     string
 }
@@ -89,6 +90,7 @@ func newFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&o.resync, "resync-interval", 5*time.Minute, "daemon: re-observe and correct drift this often")
 	fs.BoolVar(&o.allowDestroy, "allow-destroy", false, "allow a plan that deletes the manager or more members than safety.maxDeleteShare")
+	fs.BoolVar(&o.forceUnjoin, "force-unjoin", false, "unjoin an unreachable member by stripping finalizers when deleting it does not finish (as karmadactl unjoin --force)")
 	fs.StringVar(&o.savePlan, "save-plan", "", "with --once --dry-run: also write the plan as JSON to this file")
 	fs.StringVar(&o.planFile, "plan", "", "with --once: execute this saved plan, refused if the fleet or the world changed since")
 	fs.Var(&o.targets, "target", "limit the plan to steps matching this address or pattern (and what they need); repeatable")
@@ -193,7 +195,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	r := &Reconciler{
-		Wire:    func(f *spec.Fleet) ([]state.Observer, executor.Drivers, error) { return wire(f, store, log) },
+		Wire: func(f *spec.Fleet) ([]state.Observer, executor.Drivers, error) {
+			return wire(f, store, log, wireOptions{forceUnjoin: o.forceUnjoin})
+		},
 		Store:   store,
 		Plan:    planner.Options{AllowDestroy: o.allowDestroy},
 		Exec:    executor.Options{Parallelism: o.parallelism},

@@ -10,6 +10,7 @@ import (
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
 	"github.com/reconcile-dev/reconcile/state/helm"
+	"github.com/reconcile-dev/reconcile/state/karmada"
 	"github.com/reconcile-dev/reconcile/state/kube"
 	"github.com/reconcile-dev/reconcile/state/linode"
 	"github.com/reconcile-dev/reconcile/state/mesh"
@@ -18,7 +19,7 @@ import (
 
 // wire builds the observers and drivers a fleet needs. Layers whose drivers are not
 // configured plan as usual and fail their steps with executor.ErrNoDriver.
-func wire(f *spec.Fleet, store *state.Store, log *slog.Logger) ([]state.Observer, executor.Drivers, error) {
+func wire(f *spec.Fleet, store *state.Store, log *slog.Logger, opts wireOptions) ([]state.Observer, executor.Drivers, error) {
 	var observers []state.Observer
 	var drivers executor.Drivers
 	if f.Provider.Linode != nil && usesLKE(f) {
@@ -36,18 +37,24 @@ func wire(f *spec.Fleet, store *state.Store, log *slog.Logger) ([]state.Observer
 		observers = append(observers, d)
 		drivers.Clusters = d
 	}
-	// Kubernetes comes after Linode: it reaches the clusters Linode found.
+	// Order matters: Kubernetes reaches the clusters Linode found; Helm reads releases in the
+	// clusters that answered; weights adds policies to what the Karmada observer found.
 	access := kube.Access{Store: store}
-	observers = append(observers, kube.Observer{Access: access}, helm.Observer{Access: access, Log: log})
 	charts := filepath.Join(store.Dir(), "charts")
-	// Weights reads what the Karmada observer found and adds policies and workloads to it.
-	observers = append(observers, weights.New(weights.Config{Access: access, Log: log}))
-	drivers.Weights = weights.New(weights.Config{Access: access, Log: log})
+	km := karmada.New(karmada.Config{Access: access, Store: store, Log: log, ChartCache: charts, ForceUnjoin: opts.forceUnjoin})
+	wd := weights.New(weights.Config{Access: access, Log: log})
+	observers = append(observers, kube.Observer{Access: access}, helm.Observer{Access: access, Log: log}, km, wd)
+	drivers.Karmada, drivers.Weights = km, wd
 	if f.MeshOn() {
 		observers = append(observers, mesh.Observer{Access: access, Store: store})
 		drivers.Mesh = mesh.New(mesh.Config{Access: access, Store: store, Log: log, ChartCache: charts, Helm: mesh.HelmSDK(log)})
 	}
 	return observers, drivers, nil
+}
+
+// wireOptions are the CLI's choices the drivers need.
+type wireOptions struct {
+	forceUnjoin bool
 }
 
 func usesLKE(f *spec.Fleet) bool {
