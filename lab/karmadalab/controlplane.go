@@ -144,7 +144,7 @@ type files struct {
 	ca, frontProxyCA               string
 	serverCert, serverKey          string
 	internalCert, internalKey      string
-	proxyClientCert, proxyClientKy string
+	proxyClientCert, proxyClientKey string
 	saKey, saPub                   string
 	webhookCertDir                 string
 	internalKubeconfig             string
@@ -225,7 +225,7 @@ func startControlPlane(ctx context.Context, o ControlPlaneOptions) (*ControlPlan
 		"--requestheader-group-headers", "X-Remote-Group",
 		"--requestheader-extra-headers-prefix", "X-Remote-Extra-",
 		"--proxy-client-cert-file", f.proxyClientCert,
-		"--proxy-client-key-file", f.proxyClientKy,
+		"--proxy-client-key-file", f.proxyClientKey,
 	}
 	apiServer, err := cp.start(o.Dir, "karmada-apiserver", o.Bins.KubeAPIServer, apiArgs...)
 	if err != nil {
@@ -312,6 +312,7 @@ func startControlPlane(ctx context.Context, o ControlPlaneOptions) (*ControlPlan
 	if err != nil {
 		return cp, err
 	}
+	// Its health probe has no checks, but unset it would listen on :8000 of every interface.
 	whHealth, err := freePort("127.0.0.1")
 	if err != nil {
 		return cp, err
@@ -413,7 +414,7 @@ func (cp *ControlPlane) writeFiles(dir string) (files, error) {
 		{&f.internalKey, pki, "internal.key", internal.keyPEM},
 		{&f.frontProxyCA, pki, "front-proxy-ca.crt", c.FrontProxyCA},
 		{&f.proxyClientCert, pki, "front-proxy-client.crt", c.FrontProxyClientCert},
-		{&f.proxyClientKy, pki, "front-proxy-client.key", c.FrontProxyClientKey},
+		{&f.proxyClientKey, pki, "front-proxy-client.key", c.FrontProxyClientKey},
 		{&f.saKey, pki, "sa.key", saKey},
 		{&f.saPub, pki, "sa.pub", saPub},
 		{nil, f.webhookCertDir, "tls.crt", internal.certPEM},
