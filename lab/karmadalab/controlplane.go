@@ -141,13 +141,13 @@ func StartControlPlane(ctx context.Context, o ControlPlaneOptions) (*ControlPlan
 
 // files are the paths the components are given.
 type files struct {
-	ca, frontProxyCA               string
-	serverCert, serverKey          string
-	internalCert, internalKey      string
+	ca, frontProxyCA                string
+	serverCert, serverKey           string
+	internalCert, internalKey       string
 	proxyClientCert, proxyClientKey string
-	saKey, saPub                   string
-	webhookCertDir                 string
-	internalKubeconfig             string
+	saKey, saPub                    string
+	webhookCertDir                  string
+	internalKubeconfig              string
 }
 
 func startControlPlane(ctx context.Context, o ControlPlaneOptions) (*ControlPlane, error) {
