@@ -178,6 +178,28 @@ joinMode: Pull
 		t.Errorf("agent release: %v", agent != nil && agent.Status == "deployed")
 	}
 
+	// The member switches to Push: the agent goes, Karmada reaches the member itself.
+	fpush := fleetYAML(fmt.Sprintf("members:\n  - name: cpull\n    kubeconfig: {path: %s}\n    joinMode: Push\n", paths["cpull"]))
+	if got := plan(fpush, observe(fpush)); len(got) != 2 || got[0].Address != "member/cpull/join" || got[0].Action != planner.Update {
+		t.Fatalf("plan of the switch to Push: %s", stepText(got))
+	}
+	if err := d.Join(ctx, fpush, "cpull"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WaitMemberReady(ctx, fpush, "cpull"); err != nil {
+		t.Fatal(err)
+	}
+	w = observe(fpush)
+	if km := w.Karmada.Members["cpull"]; km == nil || km.SyncMode != "Push" || km.Ready != "True" {
+		t.Errorf("member after the switch to Push: %+v", km)
+	}
+	if _, ok := w.Clusters["cpull"].Releases[planner.ReleaseKey(planner.AgentNamespace, planner.AgentRelease)]; ok {
+		t.Error("the agent release is still there after the switch to Push")
+	}
+	if left := plan(fpush, w); len(left) != 0 {
+		t.Errorf("after the switch to Push the plan is not empty: %s", stepText(left))
+	}
+
 	f2 := fleetYAML("")
 	if err := d.Unjoin(ctx, f2, "cpull"); err != nil {
 		t.Fatal(err)

@@ -67,6 +67,17 @@ func (d *Driver) joinPush(ctx context.Context, name, endpoint string, mc clients
 	if err := checkRegistration(ctx, kc, name, id); err != nil {
 		return err
 	}
+	if agentInstalled(ctx, mc.kube) {
+		// The member was joined in Pull mode: its agent goes before Karmada reaches it directly.
+		hc, err := d.cfg.Helm(mc.rest)
+		if err != nil {
+			return err
+		}
+		if err := hc.Uninstall(ctx, planner.AgentRelease, planner.AgentNamespace, d.cfg.JoinTimeout); err != nil {
+			return fmt.Errorf("member: uninstall the agent of the Pull join: %w", err)
+		}
+		d.log.Info("karmada agent uninstalled: the member switches to Push", "cluster", name)
+	}
 	member, impersonator, err := d.memberSide(ctx, mc.kube, name)
 	if err != nil {
 		return fmt.Errorf("member: %w", err)
