@@ -84,7 +84,7 @@ type Driver struct {
 	log *slog.Logger
 
 	mu sync.Mutex
-	// seen holds what the last observation found that a driver call needs and that the
+	// seenNodeIP holds what the last observation found that a driver call needs and that the
 	// planner compared against (the manager's first node IP), so the two never disagree.
 	seenNodeIP map[string]string
 	// wrap, when set (tests), wraps the transport of every client the driver makes.
