@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 
@@ -39,7 +40,7 @@ func wire(f *spec.Fleet, store *state.Store, log *slog.Logger, opts wireOptions)
 	}
 	// Order matters: Kubernetes reaches the clusters Linode found; Helm reads releases in the
 	// clusters that answered; weights adds policies to what the Karmada observer found.
-	access := kube.Access{Store: store}
+	access := kube.Access{Store: store, WrapTransport: opts.wrap}
 	charts := filepath.Join(store.Dir(), "charts")
 	km := karmada.New(karmada.Config{Access: access, Store: store, Log: log, ChartCache: charts, ForceUnjoin: opts.forceUnjoin})
 	wd := weights.New(weights.Config{Access: access, Log: log})
@@ -55,6 +56,8 @@ func wire(f *spec.Fleet, store *state.Store, log *slog.Logger, opts wireOptions)
 // wireOptions are the CLI's choices the drivers need.
 type wireOptions struct {
 	forceUnjoin bool
+	// wrap wraps the transport of every Kubernetes client (tests count writes with it).
+	wrap func(http.RoundTripper) http.RoundTripper
 }
 
 func usesLKE(f *spec.Fleet) bool {

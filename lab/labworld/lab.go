@@ -206,6 +206,9 @@ func (l *Lab) serve(ln net.Listener, h http.Handler) {
 	go func() { _ = srv.Serve(ln) }()
 }
 
+// LinodeAPI is the lab's Linode API server (tests count its requests).
+func (l *Lab) LinodeAPI() *linodeapi.Server { return l.api }
+
 // Dir is the lab's directory.
 func (l *Lab) Dir() string { return l.dir }
 

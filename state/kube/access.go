@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/http"
 	"net/url"
 	"sort"
 	"time"
@@ -44,6 +45,9 @@ type Access struct {
 	Store Files
 	// Timeout bounds each request made through the configs it returns (default 30s).
 	Timeout time.Duration
+	// WrapTransport, when set, wraps the transport of every config it returns (tests count
+	// requests with it).
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // Kubeconfig returns the raw kubeconfig of a cluster: the stored one for LKE clusters, the
@@ -110,6 +114,7 @@ func (a Access) restConfig(data []byte, what string) (*rest.Config, error) {
 		cfg.Timeout = 30 * time.Second
 	}
 	cfg.QPS, cfg.Burst = 50, 100
+	cfg.WrapTransport = a.WrapTransport
 	cfg.UserAgent = "reconcile"
 	return cfg, nil
 }
