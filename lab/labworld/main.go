@@ -198,6 +198,7 @@ func (c cli) run(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fs.StringVar(&o.dir, "dir", DefaultDir(), "lab directory")
 		fs.StringVar(&o.fleet, "f", "fleet.yaml", "fleet file")
 		fs.StringVar(&o.stateDir, "state-dir", "", "reconcile's state directory (default as reconcile's)")
+		fs.DurationVar(&o.wait, "wait", 0, "wait up to this long for Karmada to propagate the workloads to every weighted member")
 		if err := fs.Parse(args[1:]); err != nil {
 			return 1
 		}

@@ -23,6 +23,7 @@ import (
 
 type showOptions struct {
 	dir, fleet, stateDir string
+	wait                 time.Duration
 }
 
 var karmadaClusters = schema.GroupVersionResource{Group: "cluster.karmada.io", Version: "v1alpha1", Resource: "clusters"}
@@ -39,7 +40,7 @@ func show(ctx context.Context, o showOptions, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("the lab does not run here (%w); start it with `reconcile lab up`", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute+o.wait)
 	defer cancel()
 
 	lc := linodego.NewClient(&http.Client{Timeout: 10 * time.Second})
@@ -92,6 +93,9 @@ func show(ctx context.Context, o showOptions, out io.Writer) error {
 		tw.Flush()
 	}
 
+	if o.wait > 0 {
+		waitPropagated(ctx, f, access, o.wait)
+	}
 	for _, w := range f.Workloads {
 		fmt.Fprintf(out, "\nWorkload %s (namespace %s):\n", w.Name, w.Namespace)
 		members := make([]string, 0, len(w.Weights))
@@ -126,6 +130,47 @@ func show(ctx context.Context, o showOptions, out io.Writer) error {
 		tw.Flush()
 	}
 	return nil
+}
+
+// waitPropagated waits (bounded) until every weighted member has every Deployment its
+// workload selects: right after a pass, Karmada's scheduler may not have placed them yet.
+// Whatever is still missing when the wait ends is printed as such by show.
+func waitPropagated(ctx context.Context, f *spec.Fleet, access kube.Access, wait time.Duration) {
+	deadline := time.Now().Add(wait)
+	for {
+		if propagated(ctx, f, access) || time.Now().After(deadline) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func propagated(ctx context.Context, f *spec.Fleet, access kube.Access) bool {
+	for _, w := range f.Workloads {
+		for m := range w.Weights {
+			cfg, err := access.RESTConfig(f, m)
+			if err != nil {
+				return false
+			}
+			client, err := kubernetes.NewForConfig(cfg)
+			if err != nil {
+				return false
+			}
+			for _, r := range w.Resources {
+				if r.Kind != "Deployment" || r.Name == "" {
+					continue
+				}
+				if _, err := client.AppsV1().Deployments(w.Namespace).Get(ctx, r.Name, metav1.GetOptions{}); err != nil {
+					return false
+				}
+			}
+		}
+	}
+	return true
 }
 
 func replicas(p *int32) int32 {
