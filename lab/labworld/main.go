@@ -34,7 +34,7 @@ const usage = `Usage:
       stop the lab: every cluster, process and port; remove its files (lab.log stays)
   reconcile lab env [--dir D]
       print export lines for LINODE_URL and LINODE_TOKEN (for eval)
-  reconcile lab show -f fleet.yaml [--dir D] [--state-dir S]
+  reconcile lab show -f fleet.yaml [--dir D] [--state-dir S] [--wait 60s]
       print the fleet's clusters (Linode API), Karmada members and workload replicas per member
   reconcile lab serve [--dir D] [flags of up]
       run the lab in the foreground until SIGTERM or SIGINT (what up starts)
