@@ -869,6 +869,11 @@ func (b *builder) weights() {
 			st.Action, st.Reason = Update, "policy "+policyName(want)+" differs from fleet.yaml"
 		}
 		if len(st.Changes) == 0 {
+			// The policy stays, but new manifests may change the replicas it divides: the
+			// manifests step shows the split they lead to.
+			if ms, ok := b.steps[addrManifests(w.Name)]; ok {
+				ms.Changes = append(ms.Changes, b.splitChanges(w, want)...)
+			}
 			continue
 		}
 		for _, m := range want.Clusters {
@@ -1001,7 +1006,10 @@ func (b *builder) splitChanges(w *spec.Workload, want *state.Policy) []Change {
 		uid := ""
 		if obs != nil {
 			replicas, uid = &obs.Replicas, obs.UID
-		} else {
+		}
+		// Manifests about to be applied in this plan set the replica count Karmada will divide;
+		// otherwise Karmada's count stands (someone may have scaled it there).
+		if obs == nil || b.has(addrManifests(w.Name)) {
 			for _, o := range w.Objects {
 				if o.Kind == r.Kind && o.Name == r.Name && (o.Namespace == "" || o.Namespace == ns) && o.Replicas != nil {
 					replicas = o.Replicas

@@ -103,6 +103,27 @@ func TestGolden(t *testing.T) {
 				t.Errorf("split = %+v", c)
 			}
 		}},
+		// The manifests change hello's replicas from 10 to 3: the plan shows the split of 3,
+		// not of the 10 Karmada holds now.
+		{name: "manifest-replicas-changed", check: func(t *testing.T, p *Plan) {
+			if len(p.Steps) != 1 || p.Steps[0].Address != "workload/hello/manifests" {
+				t.Fatalf("want only the manifests update, got %v", addresses(p))
+			}
+			if c := changeOf(p.Steps[0], "split"); c == nil || c.After != "eu 1 (was 4), ap 1 (was 2), us 1 (was 4)" {
+				t.Errorf("split = %+v", c)
+			}
+		}},
+		{name: "manifest-replicas-and-weights", check: func(t *testing.T, p *Plan) {
+			if got := addresses(p); !reflect.DeepEqual(got, []string{"workload/hello/manifests", "workload/hello/policy"}) {
+				t.Fatalf("steps = %v", got)
+			}
+			if c := changeOf(*stepOf(p, "workload/hello/policy"), "split"); c == nil || c.After != "eu 1 (was 4), ap 1 (was 2), us 1 (was 4)" {
+				t.Errorf("split = %+v", c)
+			}
+			if c := changeOf(*stepOf(p, "workload/hello/manifests"), "split"); c != nil {
+				t.Errorf("the split is shown once, on the policy step; the manifests step has %+v", c)
+			}
+		}},
 		{name: "member-added", check: func(t *testing.T, p *Plan) {
 			for _, a := range []string{"cluster/us", "member/us/join", "member/eu/mesh/remote-secret/us", "member/us/mesh/remote-secret/eu"} {
 				if s := stepOf(p, a); s == nil || s.Action != Create {
