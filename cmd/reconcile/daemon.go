@@ -1,11 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/spec"
 )
 
@@ -31,8 +31,10 @@ type Daemon struct {
 	// Rejected, when set, is called after an invalid edit was refused (tests use it).
 	Rejected func(err error)
 
-	current atomic.Pointer[spec.Fleet]
-	digest  [32]byte
+	current     atomic.Pointer[spec.Fleet]
+	fingerprint string
+	lastReject  string
+	watcher     *fsnotify.Watcher
 }
 
 // Current is the spec in force.
@@ -47,33 +49,33 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	if d.Resync <= 0 {
 		d.Resync = 5 * time.Minute
 	}
-	if _, err := d.reload(); err != nil {
-		return err
-	}
 	watcher, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("watch %s: %w", d.Path, err)
 	}
 	defer watcher.Close()
+	d.watcher = watcher
 	for _, dir := range watchDirs(d.Path) {
 		if err := watcher.Add(dir); err != nil {
 			return fmt.Errorf("watch %s: %w", dir, err)
 		}
 	}
+	if _, err := d.reload(onStart); err != nil {
+		return err
+	}
 	d.Log.Info("daemon started", "file", d.Path, "resync", d.Resync.String())
 
-	// Triggers are coalesced into one pending flag each; the loop drains them.
+	// Every event in a watched directory (fleet.yaml's, its symlink target's, the manifests')
+	// may change the spec; reload tells by content. Triggers coalesce into one pending flag.
 	changed := make(chan struct{}, 1)
 	go func() {
 		for {
 			select {
-			case ev, ok := <-watcher.Events:
+			case _, ok := <-watcher.Events:
 				if !ok {
 					return
 				}
-				if relevant(ev, d.Path) {
-					notify(changed)
-				}
+				notify(changed)
 			case err, ok := <-watcher.Errors:
 				if !ok {
 					return
@@ -97,11 +99,11 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 			debounce = time.After(d.Debounce)
 		case <-debounce:
 			debounce = nil
-			if fresh, err := d.reload(); err == nil && fresh {
-				d.pass(ctx, "fleet.yaml changed")
+			if fresh, err := d.reload(onFileEvent); err == nil && fresh {
+				d.pass(ctx, "fleet.yaml or a manifest changed")
 			}
 		case <-hup:
-			if _, err := d.reload(); err == nil {
+			if _, err := d.reload(onSIGHUP); err == nil {
 				d.pass(ctx, "SIGHUP")
 			}
 		case <-resync.C:
@@ -110,33 +112,76 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	}
 }
 
-// reload reads fleet.yaml and, only if it is valid, swaps it in. It reports whether the
-// content differs from the spec in force.
-func (d *Daemon) reload() (bool, error) {
-	data, err := os.ReadFile(d.Path)
-	if err != nil {
-		d.reject(fmt.Errorf("read %s: %w", d.Path, err))
-		return false, err
-	}
-	sum := sha256.Sum256(data)
-	if d.current.Load() != nil && bytes.Equal(sum[:], d.digest[:]) {
-		return false, nil
-	}
+// reload reads fleet.yaml and its manifests and, only if they are valid, swaps them in. It
+// reports whether they differ from the spec in force (fleet.yaml's content after defaults,
+// and every manifest's content).
+func (d *Daemon) reload(why trigger) (bool, error) {
 	fleet, err := spec.Load(d.Path)
 	if err != nil {
-		d.reject(err)
+		d.reject(err, why)
 		return false, err
 	}
+	d.lastReject = ""
+	fp := planner.SpecFingerprint(fleet)
+	if d.current.Load() != nil && fp == d.fingerprint {
+		return false, nil
+	}
 	d.current.Store(fleet)
-	d.digest = sum
-	d.Log.Info("fleet loaded", "file", d.Path, "fleet", fleet.Metadata.Name, "sha256", fmt.Sprintf("%x", sum[:6]))
+	d.fingerprint = fp
+	d.watchManifests(fleet)
+	d.Log.Info("fleet loaded", "file", d.Path, "fleet", fleet.Metadata.Name, "fingerprint", fp)
 	return true, nil
 }
 
-func (d *Daemon) reject(err error) {
+// watchManifests adds the directories holding the workloads' manifests to the watch, so an
+// edit of a manifest alone is a change too.
+func (d *Daemon) watchManifests(f *spec.Fleet) {
+	if d.watcher == nil {
+		return
+	}
+	for _, w := range f.Workloads {
+		for _, m := range w.Manifests {
+			fi, err := os.Stat(m)
+			if err != nil {
+				continue
+			}
+			if !fi.IsDir() {
+				d.addWatch(filepath.Dir(m))
+				continue
+			}
+			filepath.WalkDir(m, func(p string, e fs.DirEntry, err error) error {
+				if err == nil && e.IsDir() {
+					d.addWatch(p)
+				}
+				return nil
+			})
+		}
+	}
+}
+
+func (d *Daemon) addWatch(dir string) {
+	if err := d.watcher.Add(dir); err != nil {
+		d.Log.Warn("cannot watch a manifest directory; its edits are taken at the next resync", "dir", dir, "err", err)
+	}
+}
+
+// trigger says why the spec is read again.
+type trigger int
+
+const (
+	onStart trigger = iota
+	onFileEvent
+	onSIGHUP
+)
+
+func (d *Daemon) reject(err error, why trigger) {
 	if d.current.Load() == nil {
 		return // at start the caller reports it
 	}
+	if why == onFileEvent && err.Error() == d.lastReject {
+		return // the same broken edit, seen again through another event: said once
+	}
+	d.lastReject = err.Error()
 	var errs *spec.Errors
 	if errors.As(err, &errs) {
 		for _, fe := range errs.List {
@@ -173,19 +218,6 @@ func watchDirs(path string) []string {
 		}
 	}
 	return dirs
-}
-
-// relevant reports whether a directory event can concern the fleet file. Anything named
-// like the file counts, and so do symlink swaps (..data) and moves into the directory.
-func relevant(ev fsnotify.Event, path string) bool {
-	base := filepath.Base(ev.Name)
-	if base == filepath.Base(path) || base == "..data" {
-		return true
-	}
-	if real, err := filepath.EvalSymlinks(path); err == nil && filepath.Clean(ev.Name) == real {
-		return true
-	}
-	return ev.Has(fsnotify.Create) || ev.Has(fsnotify.Rename)
 }
 
 func notify(ch chan struct{}) {

@@ -263,3 +263,32 @@ func TestDaemonRefusesInvalidFileAtStart(t *testing.T) {
 		t.Fatalf("Run = %v, want an error naming the misspelled field", err)
 	}
 }
+
+// An edit of a manifest alone, in a directory of its own, is a change: the daemon watches
+// the manifests' directories and compares their content too.
+func TestDaemonManifestEditTriggersPass(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(dir, "manifests"), 0o755))
+	manifest := func(replicas string) string {
+		return "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: " + replicas + "\n"
+	}
+	saveByRename(t, filepath.Join(dir, "manifests", "web.yaml"), manifest("3"))
+	path := filepath.Join(dir, "fleet.yaml")
+	saveByRename(t, path, strings.Replace(fleetWithWeight("1"), "weights: {one: 1, two: 1}",
+		"weights: {one: 1, two: 1}\n    manifests: [./manifests/web.yaml]", 1))
+	_, pl, _, _ := startDaemon(t, dir, path)
+	replicas := func(f *spec.Fleet) int32 { return *f.Workloads[0].Objects[0].Replicas }
+
+	if f := waitPass(t, pl, "start"); replicas(f) != 3 {
+		t.Fatalf("first pass saw %d replicas, want 3", replicas(f))
+	}
+	saveByRename(t, filepath.Join(dir, "manifests", "web.yaml"), manifest("10"))
+	if f := waitPass(t, pl, "a manifest edit"); replicas(f) != 10 {
+		t.Fatalf("pass after the manifest edit saw %d replicas, want 10", replicas(f))
+	}
+	// Touching fleet.yaml without changing it is not a change.
+	saveByRename(t, path, strings.Replace(fleetWithWeight("1"), "weights: {one: 1, two: 1}",
+		"weights: {one: 1, two: 1}\n    manifests: [./manifests/web.yaml]", 1))
+	expectNoPass(t, pl, 300*time.Millisecond)
+}
