@@ -16,7 +16,6 @@ const (
 	KubernetesVersion = "v1.36.3"
 	EtcdVersion       = "v3.6.5"
 	KarmadaVersion    = "v1.18.2"
-	KwokVersion       = "v0.8.0"
 )
 
 // Binaries are the paths of the executables a lab cluster runs.
@@ -76,17 +75,6 @@ func FindKarmadaBinaries() (KarmadaBinaries, error) {
 		Agent:               p("agent"),
 	}
 	return b, checkExecutables(b.AggregatedAPIServer, b.ControllerManager, b.Scheduler, b.Webhook, b.Agent)
-}
-
-// FindKwok returns the cached kwok binary (sigs.k8s.io/kwok), which can play the kubelet for
-// lab clusters, or an error if it is not built.
-func FindKwok() (string, error) {
-	dir, err := CacheDir()
-	if err != nil {
-		return "", err
-	}
-	p := filepath.Join(dir, "kwok-"+KwokVersion, "kwok")
-	return p, checkExecutables(p)
 }
 
 // ErrBinariesMissing is wrapped by FindBinaries and FindKarmadaBinaries when a binary is not built.

@@ -90,9 +90,6 @@ func TestFindKarmadaBinariesMissing(t *testing.T) {
 	if _, err := FindKarmadaBinaries(); !errors.Is(err, ErrBinariesMissing) {
 		t.Fatalf("FindKarmadaBinaries() error = %v, want ErrBinariesMissing", err)
 	}
-	if _, err := FindKwok(); !errors.Is(err, ErrBinariesMissing) {
-		t.Fatalf("FindKwok() error = %v, want ErrBinariesMissing", err)
-	}
 }
 
 // The versions FindBinaries looks for must be the ones lab/tools/build.sh builds, which come from
@@ -106,7 +103,6 @@ func TestVersionsMatchToolsModules(t *testing.T) {
 		{"../tools/cmd/etcd/go.mod", "go.etcd.io/etcd/server/v3", EtcdVersion},
 		{"../tools/karmada/go.mod", "github.com/karmada-io/karmada", KarmadaVersion},
 		{"../../go.mod", "github.com/karmada-io/karmada", KarmadaVersion},
-		{"../tools/kwok/go.mod", "sigs.k8s.io/kwok", KwokVersion},
 	}
 	for _, tt := range tests {
 		data, err := os.ReadFile(tt.gomod)
@@ -141,14 +137,13 @@ func TestBuildScriptListsFoundPaths(t *testing.T) {
 	listed := strings.Fields(string(out))
 	bins, _ := FindBinaries()
 	karmada, _ := FindKarmadaBinaries()
-	kwok, _ := FindKwok()
 	for _, want := range []string{bins.Etcd, bins.KubeAPIServer, bins.KubeControllerManager,
-		karmada.AggregatedAPIServer, karmada.ControllerManager, karmada.Scheduler, karmada.Webhook, karmada.Agent, kwok} {
+		karmada.AggregatedAPIServer, karmada.ControllerManager, karmada.Scheduler, karmada.Webhook, karmada.Agent} {
 		if !slices.Contains(listed, want) {
 			t.Errorf("build.sh --list does not list %s; it lists %v", want, listed)
 		}
 	}
-	if len(listed) != 9 {
-		t.Errorf("build.sh --list printed %d paths, want 9: %v", len(listed), listed)
+	if len(listed) != 8 {
+		t.Errorf("build.sh --list printed %d paths, want 8: %v", len(listed), listed)
 	}
 }

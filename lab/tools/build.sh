@@ -4,7 +4,7 @@
 #   ${RECONCILE_LAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/reconcile-lab}/<component>-<version>/<binary>
 #
 # usage: build.sh [--list] [component...]
-#   component: kubernetes, etcd, karmada, kwok (default: all of them)
+#   component: kubernetes, etcd, karmada (default: all of them)
 #   --list     print the path of every binary (one per line) and build nothing
 #
 # Idempotent: a binary that exists is skipped. Interrupt-safe: each binary is linked under a
@@ -25,7 +25,6 @@ targets=(
 	"karmada|karmada|github.com/karmada-io/karmada|github.com/karmada-io/karmada/cmd/scheduler|karmada-scheduler"
 	"karmada|karmada|github.com/karmada-io/karmada|github.com/karmada-io/karmada/cmd/webhook|karmada-webhook"
 	"karmada|karmada|github.com/karmada-io/karmada|github.com/karmada-io/karmada/cmd/agent|karmada-agent"
-	"kwok|kwok|sigs.k8s.io/kwok|sigs.k8s.io/kwok/cmd/kwok|kwok"
 )
 
 list=false
