@@ -83,6 +83,7 @@ func TestLabEndToEnd(t *testing.T) {
 		{"second-pass-writes-nothing", e.secondPassWritesNothing},
 		{"weights-daemon", e.weightsDaemon},
 		{"member-removed-and-back", e.memberRemovedAndBack},
+		{"fourth-member", e.fourthMember},
 	}
 	keepGoing := os.Getenv("RECONCILE_E2E_KEEP_GOING") != ""
 	for _, p := range phases {
@@ -846,6 +847,14 @@ func (e *e2e) memberRemovedAndBack(t *testing.T) {
 	if labels := e.lkeLabels(t); !contains(labels, "us") {
 		t.Errorf("LKE clusters after removing us = %v: us was deleted, but prune is off", labels)
 	}
+	// The cluster stays, but its mesh is torn down: no other member's secret is left in it
+	// (its kubeconfig is still in the state store, which is how reconcile reached it).
+	for _, m := range []string{"eu", "ap"} {
+		_, err := e.kubeClient(t, f, "us").CoreV1().Secrets(planner.MeshNamespace).Get(ctx, mesh.RemoteSecretName(m), metav1.GetOptions{})
+		if !apierrors.IsNotFound(err) {
+			t.Errorf("%s in us after removing us: %v, want NotFound", mesh.RemoteSecretName(m), err)
+		}
+	}
 	e.passPlansNothing(t, "after removing us")
 
 	saveByRename(t, e.fleetPath, full)
@@ -860,6 +869,45 @@ func (e *e2e) memberRemovedAndBack(t *testing.T) {
 	e.checkRemoteSecret(t, ctx, f, "eu", "us")
 	e.waitSplit(t, ctx, f, map[string]int32{"eu": 4, "ap": 2, "us": 4})
 	e.passPlansNothing(t, "after bringing us back")
+}
+
+// fourthMember adds a member `sa` to the converged fleet: a new LKE cluster joined to Karmada
+// and meshed with the three others, which takes exactly 6 new remote secrets (3 of the others'
+// in sa, sa's in each of the 3).
+func (e *e2e) fourthMember(t *testing.T) {
+	full := withWeights(t, e.baseFleet, map[string]int64{"us": 2, "ap": 1, "eu": 2})
+	const saBlock = "  - name: sa\n    region: br-gru\n    k8sVersion: \"1.33\"\n    pools:\n      - type: g6-standard-2\n        count: 1\n    network: network4\n"
+	i := strings.Index(full, "\nmesh:")
+	if i < 0 {
+		t.Fatal("the fleet has no mesh section after its members; update this test")
+	}
+	withSA := withWeights(t, full[:i+1]+saBlock+full[i+1:], map[string]int64{"us": 2, "ap": 1, "eu": 2, "sa": 1})
+	saveByRename(t, e.fleetPath, withSA)
+	f := e.load(t)
+	res, err := e.pass(t, f)
+	if err != nil {
+		t.Fatalf("the pass adding sa failed: %v", err)
+	}
+	var secrets []string
+	for _, s := range res.Plan.Steps {
+		if s.Kind == planner.KindRemoteSecret {
+			if s.Action != planner.Create {
+				t.Errorf("adding a member planned %s %s; only creates were expected", s.Action, s.Address)
+			}
+			secrets = append(secrets, s.Address)
+		}
+	}
+	if len(secrets) != 6 {
+		t.Errorf("adding a fourth member planned %d remote secrets, want 6: %v", len(secrets), secrets)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*e2eWaitTimeout)
+	defer cancel()
+	e.waitMemberReady(t, ctx, "sa", "Push")
+	for _, m := range []string{"eu", "ap", "us"} {
+		e.checkRemoteSecret(t, ctx, f, "sa", m)
+		e.checkRemoteSecret(t, ctx, f, m, "sa")
+	}
+	e.passPlansNothing(t, "after adding sa")
 }
 
 func (e *e2e) passPlansNothing(t *testing.T, when string) {
