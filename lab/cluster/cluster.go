@@ -76,7 +76,7 @@ type Cluster struct {
 	kubeconfig []byte
 	restConfig *rest.Config
 
-	apiServer, controllerManager *process
+	apiServer, controllerManager *Process
 
 	stopHeartbeat context.CancelFunc
 	heartbeatDone chan struct{}
@@ -133,11 +133,11 @@ func startCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 	port := opts.Port
 	if port == 0 {
 		var err error
-		if port, err = freePort(opts.Address); err != nil {
+		if port, err = FreePort(opts.Address); err != nil {
 			return nil, err
 		}
 	}
-	kcmPort, err := freePort(opts.Address)
+	kcmPort, err := FreePort(opts.Address)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +186,7 @@ func startCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 		"--proxy-client-cert-file", files.proxyClientCert,
 		"--proxy-client-key-file", files.proxyClientKey,
 	}
-	c.apiServer, err = startProcess("kube-apiserver "+opts.Name, filepath.Join(opts.Dir, "kube-apiserver.log"),
+	c.apiServer, err = StartProcess("kube-apiserver "+opts.Name, filepath.Join(opts.Dir, "kube-apiserver.log"),
 		opts.Bins.KubeAPIServer, append(apiArgs, opts.ExtraAPIServerArgs...)...)
 	if err != nil {
 		return c, err
@@ -195,7 +195,7 @@ func startCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 	if err != nil {
 		return c, err
 	}
-	err = pollUntil(ctx, apiServerStartTimeout, "kube-apiserver /readyz", []*process{c.apiServer}, func(ctx context.Context) (bool, error) {
+	err = PollUntil(ctx, apiServerStartTimeout, "kube-apiserver /readyz", []*Process{c.apiServer}, func(ctx context.Context) (bool, error) {
 		body, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		if err != nil {
 			return false, fmt.Errorf("%w: %s", err, body)
@@ -222,7 +222,7 @@ func startCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 		"--controllers", "*",
 		"--profiling=false",
 	}
-	c.controllerManager, err = startProcess("kube-controller-manager "+opts.Name, filepath.Join(opts.Dir, "kube-controller-manager.log"),
+	c.controllerManager, err = StartProcess("kube-controller-manager "+opts.Name, filepath.Join(opts.Dir, "kube-controller-manager.log"),
 		opts.Bins.KubeControllerManager, append(kcmArgs, opts.ExtraControllerManagerArgs...)...)
 	if err != nil {
 		return c, err
@@ -232,8 +232,8 @@ func startCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 	pool.AppendCertsFromPEM(files.caPEM)
 	kcmClient := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	defer kcmClient.CloseIdleConnections()
-	procs := []*process{c.apiServer, c.controllerManager}
-	err = pollUntil(ctx, controllerStartTimeout, "kube-controller-manager /healthz", procs, func(ctx context.Context) (bool, error) {
+	procs := []*Process{c.apiServer, c.controllerManager}
+	err = PollUntil(ctx, controllerStartTimeout, "kube-controller-manager /healthz", procs, func(ctx context.Context) (bool, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, kcmHealth, nil)
 		if err != nil {
 			return false, err
@@ -252,7 +252,7 @@ func startCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 		return c, err
 	}
 	// The default ServiceAccount appearing shows the controllers run, with their credentials.
-	err = pollUntil(ctx, controllerStartTimeout, "the default ServiceAccount", procs, func(ctx context.Context) (bool, error) {
+	err = PollUntil(ctx, controllerStartTimeout, "the default ServiceAccount", procs, func(ctx context.Context) (bool, error) {
 		_, err := client.CoreV1().ServiceAccounts(metav1.NamespaceDefault).Get(ctx, "default", metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return false, nil
@@ -304,9 +304,9 @@ func (c *Cluster) Stop() error {
 			<-c.heartbeatDone
 		}
 		var errs []error
-		for _, p := range []*process{c.controllerManager, c.apiServer} {
+		for _, p := range []*Process{c.controllerManager, c.apiServer} {
 			if p != nil {
-				errs = append(errs, p.stop())
+				errs = append(errs, p.Stop())
 			}
 		}
 		c.stopErr = errors.Join(errs...)
@@ -335,60 +335,60 @@ func writePKI(dir, name string, addr net.IP, endpoint string) (pkiFiles, error) 
 	if err := os.MkdirAll(pki, 0o700); err != nil {
 		return f, err
 	}
-	ca, err := newAuthority(name + "-ca")
+	ca, err := NewCA(name + "-ca")
 	if err != nil {
 		return f, err
 	}
-	frontProxyCA, err := newAuthority(name + "-front-proxy-ca")
+	frontProxyCA, err := NewCA(name + "-front-proxy-ca")
 	if err != nil {
 		return f, err
 	}
 	loopback := []net.IP{addr, net.ParseIP("127.0.0.1")}
-	serving, err := ca.issue(certRequest{
-		commonName: "kube-apiserver",
-		dnsNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+	serving, err := ca.Issue(CertRequest{
+		CommonName: "kube-apiserver",
+		DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
 			"kubernetes.default.svc.cluster.local"},
-		ips:    append(loopback, net.ParseIP(firstServiceIP)),
-		server: true,
+		IPs:    append(loopback, net.ParseIP(firstServiceIP)),
+		Server: true,
 	})
 	if err != nil {
 		return f, err
 	}
-	admin, err := ca.issue(certRequest{commonName: "lab-admin", organizations: []string{"system:masters"}, client: true})
+	admin, err := ca.Issue(CertRequest{CommonName: "lab-admin", Organizations: []string{"system:masters"}, Client: true})
 	if err != nil {
 		return f, err
 	}
-	kcmClient, err := ca.issue(certRequest{commonName: "system:kube-controller-manager", client: true})
+	kcmClient, err := ca.Issue(CertRequest{CommonName: "system:kube-controller-manager", Client: true})
 	if err != nil {
 		return f, err
 	}
-	kcmServing, err := ca.issue(certRequest{commonName: "kube-controller-manager", dnsNames: []string{"localhost"}, ips: loopback, server: true})
+	kcmServing, err := ca.Issue(CertRequest{CommonName: "kube-controller-manager", DNSNames: []string{"localhost"}, IPs: loopback, Server: true})
 	if err != nil {
 		return f, err
 	}
-	proxyClient, err := frontProxyCA.issue(certRequest{commonName: "front-proxy-client", client: true})
+	proxyClient, err := frontProxyCA.Issue(CertRequest{CommonName: "front-proxy-client", Client: true})
 	if err != nil {
 		return f, err
 	}
-	saKey, saPub, err := serviceAccountKey()
+	saKey, saPub, err := ServiceAccountKey()
 	if err != nil {
 		return f, err
 	}
 
-	f.caPEM = ca.certPEM
+	f.caPEM = ca.CertPEM
 	writes := []struct {
 		path *string
 		name string
 		data []byte
 	}{
-		{&f.caCert, "ca.crt", ca.certPEM},
-		{&f.frontProxyCACert, "front-proxy-ca.crt", frontProxyCA.certPEM},
-		{&f.servingCert, "apiserver.crt", serving.certPEM},
-		{&f.servingKey, "apiserver.key", serving.keyPEM},
-		{&f.proxyClientCert, "front-proxy-client.crt", proxyClient.certPEM},
-		{&f.proxyClientKey, "front-proxy-client.key", proxyClient.keyPEM},
-		{&f.controllerManagerCert, "controller-manager.crt", kcmServing.certPEM},
-		{&f.controllerManagerKey, "controller-manager.key", kcmServing.keyPEM},
+		{&f.caCert, "ca.crt", ca.CertPEM},
+		{&f.frontProxyCACert, "front-proxy-ca.crt", frontProxyCA.CertPEM},
+		{&f.servingCert, "apiserver.crt", serving.CertPEM},
+		{&f.servingKey, "apiserver.key", serving.KeyPEM},
+		{&f.proxyClientCert, "front-proxy-client.crt", proxyClient.CertPEM},
+		{&f.proxyClientKey, "front-proxy-client.key", proxyClient.KeyPEM},
+		{&f.controllerManagerCert, "controller-manager.crt", kcmServing.CertPEM},
+		{&f.controllerManagerKey, "controller-manager.key", kcmServing.KeyPEM},
 		{&f.saKey, "sa.key", saKey},
 		{&f.saPub, "sa.pub", saPub},
 	}
@@ -397,13 +397,13 @@ func writePKI(dir, name string, addr net.IP, endpoint string) (pkiFiles, error) 
 			return f, err
 		}
 	}
-	if f.adminKubeconfig, err = kubeconfig(name, endpoint, ca.certPEM, "lab-admin", admin); err != nil {
+	if f.adminKubeconfig, err = kubeconfig(name, endpoint, ca.CertPEM, "lab-admin", admin); err != nil {
 		return f, err
 	}
 	if _, err := writeSecret(dir, "admin.kubeconfig", f.adminKubeconfig); err != nil {
 		return f, err
 	}
-	kcm, err := kubeconfig(name, endpoint, ca.certPEM, "kube-controller-manager", kcmClient)
+	kcm, err := kubeconfig(name, endpoint, ca.CertPEM, "kube-controller-manager", kcmClient)
 	if err != nil {
 		return f, err
 	}
@@ -412,10 +412,10 @@ func writePKI(dir, name string, addr net.IP, endpoint string) (pkiFiles, error) 
 }
 
 // kubeconfig serializes a one-context kubeconfig authenticating with a client certificate.
-func kubeconfig(cluster, endpoint string, caPEM []byte, user string, kp keyPair) ([]byte, error) {
+func kubeconfig(cluster, endpoint string, caPEM []byte, user string, kp KeyPair) ([]byte, error) {
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters[cluster] = &clientcmdapi.Cluster{Server: endpoint, CertificateAuthorityData: caPEM}
-	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificateData: kp.certPEM, ClientKeyData: kp.keyPEM}
+	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificateData: kp.CertPEM, ClientKeyData: kp.KeyPEM}
 	cfg.Contexts[cluster] = &clientcmdapi.Context{Cluster: cluster, AuthInfo: user}
 	cfg.CurrentContext = cluster
 	return clientcmd.Write(*cfg)

@@ -37,7 +37,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func(ctx con
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := pollUntil(ctx, timeout, what, nil, cond); err != nil {
+	if err := PollUntil(ctx, timeout, what, nil, cond); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -86,8 +86,8 @@ func TestTwoClusters(t *testing.T) {
 			}
 		})
 		rss := map[string]int64{}
-		for name, p := range map[string]*process{"kube-apiserver": c.apiServer, "kube-controller-manager": c.controllerManager} {
-			if rss[name], err = p.rssBytes(); err != nil {
+		for name, p := range map[string]*Process{"kube-apiserver": c.apiServer, "kube-controller-manager": c.controllerManager} {
+			if rss[name], err = p.RSSBytes(); err != nil {
 				t.Error(err)
 			}
 		}
@@ -261,7 +261,7 @@ func TestTwoClusters(t *testing.T) {
 			t.Fatalf("port of stopped cluster still taken: %v", err)
 		}
 		l.Close()
-		if err := c.apiServer.exited(); err == nil {
+		if err := c.apiServer.Exited(); err == nil {
 			t.Error("kube-apiserver still running after Stop")
 		}
 		if err := c.Stop(); err != nil {

@@ -18,7 +18,7 @@ const etcdStartTimeout = 60 * time.Second
 // Etcd is one etcd member on 127.0.0.1 that every lab cluster shares, each under its own prefix.
 type Etcd struct {
 	clientURL string
-	proc      *process
+	proc      *Process
 }
 
 // StartEtcd runs etcd with its data and log (etcd.log) in dir, on free ports of 127.0.0.1, and
@@ -30,17 +30,17 @@ func StartEtcd(ctx context.Context, dir string, bins Binaries) (*Etcd, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("start etcd: %w", err)
 	}
-	clientPort, err := freePort("127.0.0.1")
+	clientPort, err := FreePort("127.0.0.1")
 	if err != nil {
 		return nil, fmt.Errorf("start etcd: %w", err)
 	}
-	peerPort, err := freePort("127.0.0.1")
+	peerPort, err := FreePort("127.0.0.1")
 	if err != nil {
 		return nil, fmt.Errorf("start etcd: %w", err)
 	}
 	clientURL := "http://127.0.0.1:" + strconv.Itoa(clientPort)
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(peerPort)
-	proc, err := startProcess("etcd", filepath.Join(dir, "etcd.log"), bins.Etcd,
+	proc, err := StartProcess("etcd", filepath.Join(dir, "etcd.log"), bins.Etcd,
 		"--name", "lab",
 		"--data-dir", filepath.Join(dir, "data"),
 		"--listen-client-urls", clientURL,
@@ -57,7 +57,7 @@ func StartEtcd(ctx context.Context, dir string, bins Binaries) (*Etcd, error) {
 	}
 	e := &Etcd{clientURL: clientURL, proc: proc}
 	client := &http.Client{Timeout: 2 * time.Second}
-	err = pollUntil(ctx, etcdStartTimeout, "etcd /health", []*process{proc}, func(ctx context.Context) (bool, error) {
+	err = PollUntil(ctx, etcdStartTimeout, "etcd /health", []*Process{proc}, func(ctx context.Context) (bool, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, clientURL+"/health", nil)
 		if err != nil {
 			return false, err
@@ -74,7 +74,7 @@ func StartEtcd(ctx context.Context, dir string, bins Binaries) (*Etcd, error) {
 		return true, nil
 	})
 	if err != nil {
-		_ = proc.stop()
+		_ = proc.Stop()
 		return nil, fmt.Errorf("start etcd: %w", err)
 	}
 	return e, nil
@@ -84,4 +84,4 @@ func StartEtcd(ctx context.Context, dir string, bins Binaries) (*Etcd, error) {
 func (e *Etcd) Endpoint() string { return e.clientURL }
 
 // Stop ends etcd and waits for it to exit; its ports are free afterwards.
-func (e *Etcd) Stop() error { return e.proc.stop() }
+func (e *Etcd) Stop() error { return e.proc.Stop() }

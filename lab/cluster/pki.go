@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -19,14 +20,17 @@ import (
 // certValidity is long enough for any lab run and short enough to never be mistaken for real.
 const certValidity = 7 * 24 * time.Hour
 
-// authority is a self-signed CA that lives only as long as a lab cluster.
-type authority struct {
-	cert    *x509.Certificate
-	key     crypto.Signer
-	certPEM []byte
+// CA is a certificate authority that lives only as long as a lab run: a lab cluster's, or a
+// Karmada control plane's (lab/karmadalab). CertPEM and KeyPEM hold its certificate and private
+// key; keep KeyPEM out of logs.
+type CA struct {
+	cert            *x509.Certificate
+	key             crypto.Signer
+	CertPEM, KeyPEM []byte
 }
 
-func newAuthority(commonName string) (*authority, error) {
+// NewCA creates a self-signed CA (ECDSA P-256) named commonName.
+func NewCA(commonName string) (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -49,58 +53,97 @@ func newAuthority(commonName string) (*authority, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &authority{cert: cert, key: key, certPEM: pemBlock("CERTIFICATE", der)}, nil
+	keyPEM, err := privateKeyPEM(key)
+	if err != nil {
+		return nil, err
+	}
+	return &CA{cert: cert, key: key, CertPEM: pemBlock("CERTIFICATE", der), KeyPEM: keyPEM}, nil
 }
 
-// keyPair is a PEM certificate and its PEM private key.
-type keyPair struct {
-	certPEM, keyPEM []byte
+// LoadCA parses a PEM CA certificate and its PEM private key (EC, PKCS#1 RSA or PKCS#8).
+func LoadCA(certPEM, keyPEM []byte) (*CA, error) {
+	cb, _ := pem.Decode(certPEM)
+	if cb == nil {
+		return nil, errors.New("CA certificate: no PEM block")
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("CA certificate: %w", err)
+	}
+	kb, _ := pem.Decode(keyPEM)
+	if kb == nil {
+		return nil, errors.New("CA key: no PEM block")
+	}
+	var key any
+	switch kb.Type {
+	case "EC PRIVATE KEY":
+		key, err = x509.ParseECPrivateKey(kb.Bytes)
+	case "RSA PRIVATE KEY":
+		key, err = x509.ParsePKCS1PrivateKey(kb.Bytes)
+	default:
+		key, err = x509.ParsePKCS8PrivateKey(kb.Bytes)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("CA key: %w", err)
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, errors.New("CA key cannot sign")
+	}
+	return &CA{cert: cert, key: signer, CertPEM: certPEM, KeyPEM: keyPEM}, nil
 }
 
-// certRequest says what a leaf certificate is for.
-type certRequest struct {
-	commonName    string
-	organizations []string
-	dnsNames      []string
-	ips           []net.IP
-	server        bool
-	client        bool
+// KeyPair is a PEM certificate and its PEM private key.
+type KeyPair struct {
+	CertPEM, KeyPEM []byte
 }
 
-func (a *authority) issue(r certRequest) (keyPair, error) {
+// CertRequest says what a leaf certificate is for: its subject, its SANs, and whether it
+// authenticates a server, a client, or both.
+type CertRequest struct {
+	CommonName     string
+	Organizations  []string
+	DNSNames       []string
+	IPs            []net.IP
+	Server, Client bool
+}
+
+// Issue signs a new leaf certificate (ECDSA P-256 key) for r.
+func (a *CA) Issue(r CertRequest) (KeyPair, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return keyPair{}, err
+		return KeyPair{}, err
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: r.commonName, Organization: r.organizations},
+		Subject:      pkix.Name{CommonName: r.CommonName, Organization: r.Organizations},
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(certValidity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		DNSNames:     r.dnsNames,
-		IPAddresses:  r.ips,
+		DNSNames:     r.DNSNames,
+		IPAddresses:  r.IPs,
 	}
-	if r.server {
+	if r.Server {
 		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
 	}
-	if r.client {
+	if r.Client {
 		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.cert, key.Public(), a.key)
 	if err != nil {
-		return keyPair{}, fmt.Errorf("certificate %s: %w", r.commonName, err)
+		return KeyPair{}, fmt.Errorf("certificate %s: %w", r.CommonName, err)
 	}
 	keyPEM, err := privateKeyPEM(key)
 	if err != nil {
-		return keyPair{}, err
+		return KeyPair{}, err
 	}
-	return keyPair{certPEM: pemBlock("CERTIFICATE", der), keyPEM: keyPEM}, nil
+	return KeyPair{CertPEM: pemBlock("CERTIFICATE", der), KeyPEM: keyPEM}, nil
 }
 
-// serviceAccountKey returns a PEM private key and its PEM public key for signing tokens.
-func serviceAccountKey() (keyPEM, pubPEM []byte, err error) {
+// ServiceAccountKey returns a PEM private key and its PEM public key for signing service account
+// tokens.
+func ServiceAccountKey() (keyPEM, pubPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err

@@ -17,8 +17,9 @@ import (
 // stopGrace is how long a stopped process gets to exit after SIGTERM before it is killed.
 const stopGrace = 10 * time.Second
 
-// process is one lab binary running in its own process group, its output in a log file.
-type process struct {
+// Process is one lab binary running in its own process group, its output in a log file. Other lab
+// packages (karmadalab) start their binaries with it too.
+type Process struct {
 	name    string
 	logPath string
 	cmd     *exec.Cmd
@@ -26,8 +27,9 @@ type process struct {
 	err     error
 }
 
-// startProcess runs bin with args, stdout and stderr appended to logPath (mode 0600).
-func startProcess(name, logPath, bin string, args ...string) (*process, error) {
+// StartProcess runs bin with args in its own process group (on Linux killed if its starter dies),
+// stdout and stderr appended to logPath (mode 0600).
+func StartProcess(name, logPath, bin string, args ...string) (*Process, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
@@ -40,7 +42,7 @@ func startProcess(name, logPath, bin string, args ...string) (*process, error) {
 		logFile.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &process{name: name, logPath: logPath, cmd: cmd, done: make(chan struct{})}
+	p := &Process{name: name, logPath: logPath, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		logFile.Close()
@@ -49,28 +51,28 @@ func startProcess(name, logPath, bin string, args ...string) (*process, error) {
 	return p, nil
 }
 
-// pid is the process id, which is also its process group id.
-func (p *process) pid() int { return p.cmd.Process.Pid }
+// Pid is the process id, which is also its process group id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
-// exited reports an error if the process has already exited.
-func (p *process) exited() error {
+// Exited reports an error, with the end of the log, if the process has already exited.
+func (p *Process) Exited() error {
 	select {
 	case <-p.done:
-		return fmt.Errorf("%s exited early (%v); last log lines of %s:\n%s", p.name, p.err, p.logPath, tail(p.logPath, 20))
+		return fmt.Errorf("%s exited early (%v); last log lines of %s:\n%s", p.name, p.err, p.logPath, Tail(p.logPath, 20))
 	default:
 		return nil
 	}
 }
 
-// stop sends SIGTERM to the process group, waits up to stopGrace, then kills the group. It is
+// Stop sends SIGTERM to the process group, waits up to stopGrace, then kills the group. It is
 // safe to call more than once.
-func (p *process) stop() error {
+func (p *Process) Stop() error {
 	select {
 	case <-p.done:
 		return nil
 	default:
 	}
-	pgid := p.pid()
+	pgid := p.Pid()
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	timer := time.NewTimer(stopGrace)
 	defer timer.Stop()
@@ -84,9 +86,9 @@ func (p *process) stop() error {
 	return fmt.Errorf("%s (pid %d) did not exit within %s of SIGTERM; killed", p.name, pgid, stopGrace)
 }
 
-// rssBytes is the resident set size of the process, read from /proc.
-func (p *process) rssBytes() (int64, error) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(p.pid()) + "/status")
+// RSSBytes is the resident set size of the process, read from /proc.
+func (p *Process) RSSBytes() (int64, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(p.Pid()) + "/status")
 	if err != nil {
 		return 0, err
 	}
@@ -99,8 +101,8 @@ func (p *process) rssBytes() (int64, error) {
 	return 0, errors.New("no VmRSS in /proc status")
 }
 
-// tail returns up to the last n lines of a file, for error messages.
-func tail(path string, n int) string {
+// Tail returns up to the last n lines of a file, for error messages.
+func Tail(path string, n int) string {
 	f, err := os.Open(path)
 	if err != nil {
 		return err.Error()
@@ -118,8 +120,8 @@ func tail(path string, n int) string {
 	return string(bytes.Join(lines, []byte("\n")))
 }
 
-// freePort returns a TCP port that is free on host at the time of the call.
-func freePort(host string) (int, error) {
+// FreePort returns a TCP port that is free on host at the time of the call.
+func FreePort(host string) (int, error) {
 	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return 0, fmt.Errorf("free port on %s: %w", host, err)
@@ -128,9 +130,9 @@ func freePort(host string) (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// pollUntil calls check every interval until it returns true, an error, the process dies, or
-// timeout (or ctx) expires. The last not-yet error is reported on timeout.
-func pollUntil(ctx context.Context, timeout time.Duration, what string, procs []*process, check func(context.Context) (bool, error)) error {
+// PollUntil calls check every 100ms until it returns true, one of procs exits, or timeout (or
+// ctx) expires. An error from check means "not yet": the last one is reported on timeout.
+func PollUntil(ctx context.Context, timeout time.Duration, what string, procs []*Process, check func(context.Context) (bool, error)) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	ticker := time.NewTicker(100 * time.Millisecond)
@@ -138,7 +140,7 @@ func pollUntil(ctx context.Context, timeout time.Duration, what string, procs []
 	var last error
 	for {
 		for _, p := range procs {
-			if err := p.exited(); err != nil {
+			if err := p.Exited(); err != nil {
 				return fmt.Errorf("waiting for %s: %w", what, err)
 			}
 		}

@@ -17,6 +17,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/reconcile-dev/reconcile/lab/cluster"
 )
 
 // renderedChart is the Karmada chart rendered with Helm's engine, as an install would.
@@ -218,7 +220,7 @@ func TestGenerateCerts(t *testing.T) {
 			if _, err := proxy.Verify(x509.VerifyOptions{Roots: fp, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil || proxy.Subject.CommonName != "front-proxy-client" {
 				t.Errorf("front proxy client %s: %v", proxy.Subject.CommonName, err)
 			}
-			if _, err := loadAuthority(c.CACert, c.CAKey); err != nil {
+			if _, err := cluster.LoadCA(c.CACert, c.CAKey); err != nil {
 				t.Errorf("CA key does not load: %v", err)
 			}
 		})

@@ -90,7 +90,7 @@ type ControlPlane struct {
 	internal      *rest.Config
 
 	mu       sync.Mutex
-	procs    []*process
+	procs    []*cluster.Process
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -190,7 +190,7 @@ func startControlPlane(ctx context.Context, o ControlPlaneOptions) (*ControlPlan
 	port := o.Port
 	if port == 0 {
 		var err error
-		if port, err = freePort(o.Address); err != nil {
+		if port, err = cluster.FreePort(o.Address); err != nil {
 			return nil, err
 		}
 	}
@@ -235,7 +235,7 @@ func startControlPlane(ctx context.Context, o ControlPlaneOptions) (*ControlPlan
 	if err != nil {
 		return cp, err
 	}
-	err = pollUntil(ctx, apiServerTimeout, "karmada-apiserver /readyz", []*process{apiServer}, func(ctx context.Context) (bool, error) {
+	err = cluster.PollUntil(ctx, apiServerTimeout, "karmada-apiserver /readyz", []*cluster.Process{apiServer}, func(ctx context.Context) (bool, error) {
 		body, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		if err != nil {
 			return false, fmt.Errorf("%w: %s", err, body)
@@ -259,7 +259,7 @@ func startControlPlane(ctx context.Context, o ControlPlaneOptions) (*ControlPlan
 
 	// kube-controller-manager: garbage collection, namespace deletion and service account tokens
 	// in the Karmada API, as the chart's karmada-kube-controller-manager.
-	kcmPort, err := freePort("127.0.0.1")
+	kcmPort, err := cluster.FreePort("127.0.0.1")
 	if err != nil {
 		return cp, err
 	}
@@ -284,7 +284,7 @@ func startControlPlane(ctx context.Context, o ControlPlaneOptions) (*ControlPlan
 
 	// karmada-aggregated-apiserver, reached by karmada-apiserver through an ExternalName Service
 	// (localhost) and the APIService's port.
-	aggPort, err := freePort("127.0.0.1")
+	aggPort, err := cluster.FreePort("127.0.0.1")
 	if err != nil {
 		return cp, err
 	}
@@ -308,12 +308,12 @@ func startControlPlane(ctx context.Context, o ControlPlaneOptions) (*ControlPlan
 	}
 
 	// karmada-webhook, registered by url on loopback.
-	whPort, err := freePort("127.0.0.1")
+	whPort, err := cluster.FreePort("127.0.0.1")
 	if err != nil {
 		return cp, err
 	}
 	// Its health probe has no checks, but unset it would listen on :8000 of every interface.
-	whHealth, err := freePort("127.0.0.1")
+	whHealth, err := cluster.FreePort("127.0.0.1")
 	if err != nil {
 		return cp, err
 	}
@@ -339,7 +339,7 @@ func startControlPlane(ctx context.Context, o ControlPlaneOptions) (*ControlPlan
 	// karmada-controller-manager and karmada-scheduler.
 	type component struct{ name, bin string }
 	for _, c := range []component{{"karmada-controller-manager", o.Karmada.ControllerManager}, {"karmada-scheduler", o.Karmada.Scheduler}} {
-		health, err := freePort("127.0.0.1")
+		health, err := cluster.FreePort("127.0.0.1")
 		if err != nil {
 			return cp, err
 		}
@@ -375,21 +375,21 @@ func (cp *ControlPlane) writeFiles(dir string) (files, error) {
 		len(c.FrontProxyCA) == 0 || len(c.FrontProxyClientCert) == 0 || len(c.FrontProxyClientKey) == 0 {
 		return f, errors.New("certs incomplete: CACert, CAKey, ServerCert, ServerKey and the front-proxy CA and client are all required")
 	}
-	ca, err := loadAuthority(c.CACert, c.CAKey)
+	ca, err := cluster.LoadCA(c.CACert, c.CAKey)
 	if err != nil {
 		return f, err
 	}
-	internal, err := ca.issue(certRequest{
-		commonName: "karmadalab-internal",
-		dnsNames: []string{internalServerName, "localhost",
+	internal, err := ca.Issue(cluster.CertRequest{
+		CommonName: "karmadalab-internal",
+		DNSNames: []string{internalServerName, "localhost",
 			"karmada-aggregated-apiserver.karmada-system.svc", "karmada-webhook.karmada-system.svc"},
-		ips:    []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(cp.address)},
-		server: true,
+		IPs:    []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(cp.address)},
+		Server: true,
 	})
 	if err != nil {
 		return f, err
 	}
-	saKey, saPub, err := serviceAccountKey()
+	saKey, saPub, err := cluster.ServiceAccountKey()
 	if err != nil {
 		return f, err
 	}
@@ -410,15 +410,15 @@ func (cp *ControlPlane) writeFiles(dir string) (files, error) {
 		{nil, pki, "ca.key", c.CAKey},
 		{&f.serverCert, pki, "karmada.crt", c.ServerCert},
 		{&f.serverKey, pki, "karmada.key", c.ServerKey},
-		{&f.internalCert, pki, "internal.crt", internal.certPEM},
-		{&f.internalKey, pki, "internal.key", internal.keyPEM},
+		{&f.internalCert, pki, "internal.crt", internal.CertPEM},
+		{&f.internalKey, pki, "internal.key", internal.KeyPEM},
 		{&f.frontProxyCA, pki, "front-proxy-ca.crt", c.FrontProxyCA},
 		{&f.proxyClientCert, pki, "front-proxy-client.crt", c.FrontProxyClientCert},
 		{&f.proxyClientKey, pki, "front-proxy-client.key", c.FrontProxyClientKey},
 		{&f.saKey, pki, "sa.key", saKey},
 		{&f.saPub, pki, "sa.pub", saPub},
-		{nil, f.webhookCertDir, "tls.crt", internal.certPEM},
-		{nil, f.webhookCertDir, "tls.key", internal.keyPEM},
+		{nil, f.webhookCertDir, "tls.crt", internal.CertPEM},
+		{nil, f.webhookCertDir, "tls.key", internal.KeyPEM},
 	}
 	for _, w := range writes {
 		p, err := writeSecret(w.dir, w.name, w.data)
@@ -470,11 +470,11 @@ func writeSecret(dir, name string, data []byte) (string, error) {
 }
 
 // start runs one component with its log in dir/<name>.log and records it for Stop.
-func (cp *ControlPlane) start(dir, name, bin string, args ...string) (*process, error) {
+func (cp *ControlPlane) start(dir, name, bin string, args ...string) (*cluster.Process, error) {
 	if bin == "" {
 		return nil, fmt.Errorf("no binary for %s", name)
 	}
-	p, err := startProcess(name+" "+cp.name, filepath.Join(dir, name+".log"), bin, args...)
+	p, err := cluster.StartProcess(name+" "+cp.name, filepath.Join(dir, name+".log"), bin, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -485,11 +485,11 @@ func (cp *ControlPlane) start(dir, name, bin string, args ...string) (*process, 
 }
 
 // waitHealthy polls http://127.0.0.1:<port><path> until it answers 200.
-func waitHealthy(ctx context.Context, name string, p *process, port int, path string) error {
+func waitHealthy(ctx context.Context, name string, p *cluster.Process, port int, path string) error {
 	hc := &http.Client{Timeout: 2 * time.Second}
 	defer hc.CloseIdleConnections()
 	url := "http://127.0.0.1:" + strconv.Itoa(port) + path
-	return pollUntil(ctx, componentTimeout, name+" "+path, []*process{p}, func(ctx context.Context) (bool, error) {
+	return cluster.PollUntil(ctx, componentTimeout, name+" "+path, []*cluster.Process{p}, func(ctx context.Context) (bool, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
 			return false, err
@@ -554,7 +554,7 @@ func applyCRDs(ctx context.Context, cfg *rest.Config, dir string) error {
 	if len(names) == 0 {
 		return fmt.Errorf("no CRDs found under %s", dir)
 	}
-	return pollUntil(ctx, componentTimeout, "CRDs established", nil, func(ctx context.Context) (bool, error) {
+	return cluster.PollUntil(ctx, componentTimeout, "CRDs established", nil, func(ctx context.Context) (bool, error) {
 		for _, n := range names {
 			crd, err := dyn.Resource(crdGVR).Get(ctx, n, metav1.GetOptions{})
 			if err != nil {
@@ -638,13 +638,13 @@ func registerAggregatedAPI(ctx context.Context, cfg *rest.Config, port int32, ca
 }
 
 // waitAPIService waits until v1alpha1.cluster.karmada.io is Available and Clusters can be listed.
-func waitAPIService(ctx context.Context, cfg *rest.Config, aggregated *process) error {
+func waitAPIService(ctx context.Context, cfg *rest.Config, aggregated *cluster.Process) error {
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return err
 	}
 	clusters := schema.GroupVersionResource{Group: "cluster.karmada.io", Version: "v1alpha1", Resource: "clusters"}
-	return pollUntil(ctx, apiServiceTimeout, "APIService v1alpha1.cluster.karmada.io Available", []*process{aggregated}, func(ctx context.Context) (bool, error) {
+	return cluster.PollUntil(ctx, apiServiceTimeout, "APIService v1alpha1.cluster.karmada.io Available", []*cluster.Process{aggregated}, func(ctx context.Context) (bool, error) {
 		as, err := dyn.Resource(apiServiceGVR).Get(ctx, "v1alpha1.cluster.karmada.io", metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -719,7 +719,7 @@ func (cp *ControlPlane) PIDs() []int {
 	defer cp.mu.Unlock()
 	pids := make([]int, 0, len(cp.procs))
 	for _, p := range cp.procs {
-		pids = append(pids, p.pid())
+		pids = append(pids, p.Pid())
 	}
 	return pids
 }
@@ -729,18 +729,18 @@ func (cp *ControlPlane) PIDs() []int {
 func (cp *ControlPlane) Stop() error {
 	cp.stopOnce.Do(func() {
 		cp.mu.Lock()
-		procs := append([]*process(nil), cp.procs...)
+		procs := append([]*cluster.Process(nil), cp.procs...)
 		cp.mu.Unlock()
 		errs := make([]error, len(procs))
 		var wg sync.WaitGroup
 		// Clients first, karmada-apiserver (the first started) last.
 		for i := len(procs) - 1; i >= 1; i-- {
 			wg.Add(1)
-			go func() { defer wg.Done(); errs[i] = procs[i].stop() }()
+			go func() { defer wg.Done(); errs[i] = procs[i].Stop() }()
 		}
 		wg.Wait()
 		if len(procs) > 0 {
-			errs[0] = procs[0].stop()
+			errs[0] = procs[0].Stop()
 		}
 		cp.stopErr = errors.Join(errs...)
 	})
@@ -748,11 +748,11 @@ func (cp *ControlPlane) Stop() error {
 }
 
 // waitTLS waits until addr completes a TLS handshake verified against caPEM.
-func waitTLS(ctx context.Context, name string, p *process, addr string, caPEM []byte) error {
+func waitTLS(ctx context.Context, name string, p *cluster.Process, addr string, caPEM []byte) error {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
 	dialer := &tls.Dialer{Config: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}}
-	return pollUntil(ctx, componentTimeout, name+" serving TLS on "+addr, []*process{p}, func(ctx context.Context) (bool, error) {
+	return cluster.PollUntil(ctx, componentTimeout, name+" serving TLS on "+addr, []*cluster.Process{p}, func(ctx context.Context) (bool, error) {
 		dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		conn, err := dialer.DialContext(dctx, "tcp", addr)

@@ -68,7 +68,7 @@ func labEtcd(t *testing.T) (*cluster.Etcd, cluster.Binaries, cluster.KarmadaBina
 // waitFor polls cond until it holds or timeout passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func(ctx context.Context) (bool, error)) {
 	t.Helper()
-	if err := pollUntil(context.Background(), timeout, what, nil, cond); err != nil {
+	if err := cluster.PollUntil(context.Background(), timeout, what, nil, cond); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -89,7 +89,7 @@ type hostRelease struct {
 // agentRun is a karmada-agent the Player runs for an agent Deployment.
 type agentRun struct {
 	uid  string
-	proc *process
+	proc *cluster.Process
 }
 
 // player is the state of one Serve call.
@@ -229,7 +229,7 @@ func (pl *player) pass(ctx context.Context) {
 	for key, a := range pl.agents {
 		if !seenAgents[key] {
 			pl.log.Info("karmada agent Deployment gone: stopping the agent", "deployment", key)
-			_ = a.proc.stop()
+			_ = a.proc.Stop()
 			delete(pl.agents, key)
 		}
 	}
@@ -247,7 +247,7 @@ func (pl *player) stopAll() {
 	}
 	for key, a := range pl.agents {
 		wg.Add(1)
-		go func() { defer wg.Done(); _ = a.proc.stop() }()
+		go func() { defer wg.Done(); _ = a.proc.Stop() }()
 		delete(pl.agents, key)
 	}
 	wg.Wait()
@@ -261,7 +261,7 @@ func (pl *player) pids() []int {
 		pids = append(pids, h.cp.PIDs()...)
 	}
 	for _, a := range pl.agents {
-		pids = append(pids, a.proc.pid())
+		pids = append(pids, a.proc.Pid())
 	}
 	return pids
 }
@@ -582,13 +582,13 @@ func (pl *player) ensureAgent(ctx context.Context, d *appsv1.Deployment, flags m
 	a := pl.agents[key]
 	pl.mu.Unlock()
 	if a != nil && a.uid == uid {
-		if a.proc.exited() == nil {
+		if a.proc.Exited() == nil {
 			return nil
 		}
-		pl.log.Warn("karmada-agent exited: restarting it", "deployment", key, "error", a.proc.exited())
+		pl.log.Warn("karmada-agent exited: restarting it", "deployment", key, "error", a.proc.Exited())
 	}
 	if a != nil {
-		_ = a.proc.stop()
+		_ = a.proc.Stop()
 	}
 	if flags["cluster-name"] == "" || flags["karmada-kubeconfig"] == "" {
 		return fmt.Errorf("deployment %s: karmada-agent without --cluster-name or --karmada-kubeconfig", key)
@@ -621,7 +621,7 @@ func (pl *player) ensureAgent(ctx context.Context, d *appsv1.Deployment, flags m
 	if err != nil {
 		return err
 	}
-	health, err := freePort("127.0.0.1")
+	health, err := cluster.FreePort("127.0.0.1")
 	if err != nil {
 		return err
 	}
@@ -640,7 +640,7 @@ func (pl *player) ensureAgent(ctx context.Context, d *appsv1.Deployment, flags m
 	if pl.p.Karmada.Agent == "" {
 		return errors.New("no karmada-agent binary")
 	}
-	proc, err := startProcess("karmada-agent "+key, filepath.Join(dir, "karmada-agent.log"), pl.p.Karmada.Agent, args...)
+	proc, err := cluster.StartProcess("karmada-agent "+key, filepath.Join(dir, "karmada-agent.log"), pl.p.Karmada.Agent, args...)
 	if err != nil {
 		return err
 	}
