@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
@@ -31,7 +30,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/reconcile-dev/reconcile/executor"
-	"github.com/reconcile-dev/reconcile/lab/cluster"
+	"github.com/reconcile-dev/reconcile/lab/labtest"
 	"github.com/reconcile-dev/reconcile/lab/labworld"
 	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/spec"
@@ -62,17 +61,7 @@ var (
 // back. Phases run in order and stop at the first that fails (RECONCILE_E2E_KEEP_GOING=1
 // runs the later ones anyway, to see more at once).
 func TestLabEndToEnd(t *testing.T) {
-	for _, find := range []func() error{
-		func() error { _, err := cluster.FindBinaries(); return err },
-		func() error { _, err := cluster.FindKarmadaBinaries(); return err },
-	} {
-		if err := find(); err != nil {
-			if os.Getenv("RECONCILE_LAB_REQUIRED") != "" {
-				t.Fatalf("RECONCILE_LAB_REQUIRED is set: %v", err)
-			}
-			t.Skipf("skipping the lab end-to-end test: %v (set RECONCILE_LAB_REQUIRED=1 to make this a failure)", err)
-		}
-	}
+	labtest.KarmadaBinaries(t)
 	e := newE2E(t)
 	phases := []struct {
 		name string
@@ -109,8 +98,8 @@ type e2e struct {
 	baseFleet string // the fleet as phase 1 writes it
 	store     *state.Store
 	access    kube.Access // the test's own reads: not counted
-	writes    *writeCounter
-	out       *syncBuffer // Reconciler.Out
+	writes    *labtest.WriteCounter
+	out       *labtest.SyncBuffer // Reconciler.Out
 	logPath   string
 	r         *Reconciler
 	linode    *linodego.Client
@@ -119,7 +108,7 @@ type e2e struct {
 func newE2E(t *testing.T) *e2e {
 	dir := t.TempDir()
 	e := &e2e{dir: dir, fleetPath: filepath.Join(dir, "fleet", "fleet.yaml"), helloPath: filepath.Join(dir, "fleet", "hello.yaml"),
-		logPath: filepath.Join(dir, "reconcile.log"), writes: &writeCounter{}, out: &syncBuffer{}}
+		logPath: filepath.Join(dir, "reconcile.log"), writes: &labtest.WriteCounter{}, out: &labtest.SyncBuffer{}}
 	must(t, os.MkdirAll(filepath.Dir(e.fleetPath), 0o700))
 
 	labLog, err := os.OpenFile(filepath.Join(dir, "lab.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -129,7 +118,7 @@ func newE2E(t *testing.T) *e2e {
 	l, err := labworld.Up(context.Background(), labworld.Options{
 		Dir: filepath.Join(dir, "lab"), LinodeListen: "127.0.0.1:0", ChartsListen: "127.0.0.1:0",
 		ProvisionDelay: 200 * time.Millisecond, Karmada: true,
-		Addresses: labworld.AddressRange{First: net.IPv4(127, 0, 0, 220), Last: net.IPv4(127, 0, 0, 250)},
+		Addresses: labworld.AddressRange{First: net.IPv4(127, 0, 1, 10), Last: net.IPv4(127, 0, 1, 60)}, // no other package uses 127.0.1.x
 		Log:       slog.New(slog.NewTextHandler(labLog, nil)),
 	})
 	if err != nil {
@@ -152,7 +141,7 @@ func newE2E(t *testing.T) *e2e {
 	log := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.r = &Reconciler{
 		Wire: func(f *spec.Fleet) ([]state.Observer, executor.Drivers, error) {
-			return wire(f, e.store, log, wireOptions{wrap: e.writes.wrap})
+			return wire(f, e.store, log, wireOptions{wrap: e.writes.Wrap})
 		},
 		Store: e.store,
 		Exec:  executor.Options{Parallelism: 10},
@@ -527,14 +516,14 @@ func (e *e2e) checkRemoteSecret(t *testing.T, ctx context.Context, f *spec.Fleet
 
 func (e *e2e) secondPassWritesNothing(t *testing.T) {
 	// The counters must be live, or zero writes below would prove nothing.
-	if n := len(e.writes.list()); n == 0 {
+	if n := len(e.writes.Writes()); n == 0 {
 		t.Fatal("the counting transport saw no write during the cold passes: it is not wired into reconcile's clients")
 	}
 	if n := len(apiWrites(e.lab.LinodeAPI())); n == 0 {
 		t.Fatal("the Linode API recorded no write during the cold passes: its request log is not live")
 	}
 	e.lab.LinodeAPI().ResetRequests()
-	e.writes.reset()
+	e.writes.Reset()
 	mark := e.out.Len()
 	res, err := e.pass(t, e.load(t))
 	if err != nil {
@@ -546,10 +535,10 @@ func (e *e2e) secondPassWritesNothing(t *testing.T) {
 	if w := apiWrites(e.lab.LinodeAPI()); len(w) != 0 {
 		t.Errorf("the second pass sent %d writes to the Linode API: %v", len(w), w)
 	}
-	if w := e.writes.list(); len(w) != 0 {
+	if w := e.writes.Writes(); len(w) != 0 {
 		t.Errorf("the second pass sent %d writes to Kubernetes/Karmada: %v", len(w), w)
 	}
-	if n := e.writes.readCount(); n == 0 {
+	if n := e.writes.Reads(); n == 0 {
 		t.Error("the second pass read nothing through the counting transport: it observed the world some other way")
 	} else {
 		t.Logf("the second pass: %d reads through the counting transport, %d Linode API requests, no write", n, len(e.lab.LinodeAPI().Requests()))
@@ -1063,85 +1052,4 @@ func (e *e2e) logRSS(t *testing.T) {
 	}
 	sort.Strings(parts)
 	t.Logf("lab processes RSS: %d MiB total (%s)", total/1024, strings.Join(parts, ", "))
-}
-
-// ---- helpers ----
-
-// writeCounter records every write (anything but GET and HEAD: lists and watches are GETs)
-// that reconcile's Kubernetes clients send.
-type writeCounter struct {
-	mu     sync.Mutex
-	writes []string
-	reads  int
-}
-
-func (c *writeCounter) wrap(rt http.RoundTripper) http.RoundTripper {
-	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
-		if req.Method != http.MethodGet && req.Method != http.MethodHead {
-			c.mu.Lock()
-			c.writes = append(c.writes, req.Method+" "+req.URL.String())
-			c.mu.Unlock()
-		} else {
-			c.mu.Lock()
-			c.reads++
-			c.mu.Unlock()
-		}
-		return rt.RoundTrip(req)
-	})
-}
-
-func (c *writeCounter) reset() {
-	c.mu.Lock()
-	c.writes, c.reads = nil, 0
-	c.mu.Unlock()
-}
-
-func (c *writeCounter) readCount() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.reads
-}
-
-func (c *writeCounter) list() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.writes...)
-}
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// syncBuffer is an io.Writer safe for the executor's and the test's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *syncBuffer) Len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Len()
-}
-
-// From is what was written since Len returned mark.
-func (b *syncBuffer) From(mark int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if mark > b.buf.Len() {
-		return ""
-	}
-	return string(b.buf.Bytes()[mark:])
 }
