@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"sort"
 
@@ -20,6 +19,7 @@ import (
 
 	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/state"
 	"github.com/reconcile-dev/reconcile/state/helm"
 	"github.com/reconcile-dev/reconcile/state/kube"
 )
@@ -132,7 +132,7 @@ func (d *Driver) StoreKarmadaKubeconfig(ctx context.Context, f *spec.Fleet) erro
 		return fmt.Errorf("karmada kubeconfig: %w", err)
 	}
 	if f.KubeconfigDir != "" {
-		if err := writePrivate(filepath.Join(f.KubeconfigDir, KubeconfigFile), data); err != nil {
+		if err := state.WritePrivateFile(filepath.Join(f.KubeconfigDir, KubeconfigFile), data); err != nil {
 			return fmt.Errorf("karmada kubeconfig: %w", err)
 		}
 	}
@@ -197,31 +197,6 @@ func answers(ctx context.Context, cfg *rest.Config) error {
 		return fmt.Errorf("TLS: its certificate does not verify against the CA in the release's kubeconfig: %w", err)
 	}
 	return err
-}
-
-// writePrivate replaces path with data, 0600, in a 0700 directory it creates if needed.
-func writePrivate(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // WaitControlPlaneReady waits (bounded by ReadyTimeout) for /readyz of the Karmada API and for

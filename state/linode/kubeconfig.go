@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -89,7 +88,7 @@ func (d *Driver) StoreKubeconfig(ctx context.Context, fleet *spec.Fleet, name st
 		return fmt.Errorf("linode: store kubeconfig of cluster %s: %w", name, err)
 	}
 	if fleet.KubeconfigDir != "" {
-		if err := writePrivate(fleet.KubeconfigDir, "kubeconfig-"+name, raw); err != nil {
+		if err := state.WritePrivateFile(filepath.Join(fleet.KubeconfigDir, "kubeconfig-"+name), raw); err != nil {
 			return fmt.Errorf("linode: write kubeconfig of cluster %s: %w", name, err)
 		}
 	}
@@ -141,34 +140,4 @@ func (d *Driver) writeStore(name string, data []byte) error {
 		}
 	}
 	return d.cfg.Store.WriteFile(name, data)
-}
-
-// writePrivate writes dir/file 0600 through a temporary file and a rename, creating dir 0700.
-func writePrivate(dir, file string, data []byte) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	path := filepath.Join(dir, file)
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
-		if st, err := os.Stat(path); err == nil && st.Mode().Perm() == 0o600 {
-			return nil
-		}
-	}
-	tmp, err := os.CreateTemp(dir, "."+file+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
