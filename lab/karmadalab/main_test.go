@@ -5,64 +5,23 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/reconcile-dev/reconcile/lab/cluster"
+	"github.com/reconcile-dev/reconcile/lab/labtest"
 )
 
 // lab is what every test of the package shares: one etcd, started on first use.
-var lab struct {
-	once    sync.Once
-	dir     string
-	etcd    *cluster.Etcd
-	bins    cluster.Binaries
-	karmada cluster.KarmadaBinaries
-	err     error
-	skip    string
-}
+var lab = labtest.Etcd{Prefix: "karmadalab-", Karmada: true}
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if lab.etcd != nil {
-		_ = lab.etcd.Stop()
-	}
-	if lab.dir != "" {
-		_ = os.RemoveAll(lab.dir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { lab.Main(m) }
 
-// labEtcd returns the shared etcd and binaries, skipping the test when binaries are not built
-// (failing it when RECONCILE_LAB_REQUIRED is set).
+// labEtcd returns the shared etcd and binaries, skipping the test when the binaries are not
+// built (failing it when RECONCILE_LAB_REQUIRED is set).
 func labEtcd(t *testing.T) (*cluster.Etcd, cluster.Binaries, cluster.KarmadaBinaries) {
 	t.Helper()
-	lab.once.Do(func() {
-		bins, err := cluster.FindBinaries()
-		if err == nil {
-			lab.karmada, err = cluster.FindKarmadaBinaries()
-		}
-		if err != nil {
-			lab.skip = err.Error()
-			return
-		}
-		lab.bins = bins
-		if lab.dir, lab.err = os.MkdirTemp("", "karmadalab-"); lab.err != nil {
-			return
-		}
-		lab.etcd, lab.err = cluster.StartEtcd(context.Background(), filepath.Join(lab.dir, "etcd"), bins)
-	})
-	if lab.skip != "" {
-		if os.Getenv("RECONCILE_LAB_REQUIRED") != "" {
-			t.Fatalf("RECONCILE_LAB_REQUIRED is set: %s", lab.skip)
-		}
-		t.Skipf("skipping lab test: %s (set RECONCILE_LAB_REQUIRED=1 to make this a failure)", lab.skip)
-	}
-	if lab.err != nil {
-		t.Fatal(lab.err)
-	}
-	return lab.etcd, lab.bins, lab.karmada
+	return lab.Start(t)
 }
 
 // waitFor polls cond until it holds or timeout passes.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/reconcile-dev/reconcile/lab/cluster"
+	"github.com/reconcile-dev/reconcile/lab/labtest"
 )
 
 // testAddresses are the loopback addresses reserved for this package's tests.
@@ -30,35 +30,14 @@ var testAddresses = AddressRange{First: net.IPv4(127, 0, 0, 40), Last: net.IPv4(
 // needBinaries skips when the lab binaries are not built, unless RECONCILE_LAB_REQUIRED is set.
 func needBinaries(t *testing.T) {
 	t.Helper()
-	if _, err := cluster.FindBinaries(); err != nil {
-		if os.Getenv("RECONCILE_LAB_REQUIRED") != "" {
-			t.Fatalf("RECONCILE_LAB_REQUIRED is set: %v", err)
-		}
-		t.Skipf("skipping lab test: %v (set RECONCILE_LAB_REQUIRED=1 to make this a failure)", err)
-	}
+	labtest.Binaries(t)
 }
 
 // waitFor polls cond every 100ms until it holds or timeout passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func(ctx context.Context) (bool, error)) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	var last error
-	for {
-		ok, err := cond(ctx)
-		if ok {
-			return
-		}
-		if err != nil {
-			last = err
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v (last error: %v)", what, ctx.Err(), last)
-		case <-tick.C:
-		}
+	if err := cluster.PollUntil(context.Background(), timeout, what, nil, cond); err != nil {
+		t.Fatal(err)
 	}
 }
 

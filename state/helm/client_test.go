@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/reconcile-dev/reconcile/lab/labtest"
 	"github.com/reconcile-dev/reconcile/state"
 )
 
@@ -43,7 +44,7 @@ spec:
 	return ch
 }
 
-func newClient(t *testing.T) (*Client, *writeCounter, kubernetes.Interface) {
+func newClient(t *testing.T) (*Client, *labtest.WriteCounter, kubernetes.Interface) {
 	t.Helper()
 	cfg := labConfig(t)
 	counted, wc := countedConfig(cfg)
@@ -135,7 +136,7 @@ func TestEnsureLifecycle(t *testing.T) {
 			if s.do != nil {
 				s.do(t)
 			}
-			wc.reset()
+			wc.Reset()
 			got, err := c.Ensure(ctx, s.release)
 			if err != nil {
 				t.Fatal(err)
@@ -143,7 +144,7 @@ func TestEnsureLifecycle(t *testing.T) {
 			if got != s.want {
 				t.Errorf("Ensure = %s, want %s", got, s.want)
 			}
-			writes := wc.reset()
+			writes := wc.Take()
 			if s.noWrites && len(writes) > 0 {
 				t.Errorf("Ensure wrote %d times, want none: %v", len(writes), writes)
 			}
@@ -179,11 +180,11 @@ func TestEnsureLifecycle(t *testing.T) {
 	if _, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, name+"-cm", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("configmap after Uninstall: %v, want not found", err)
 	}
-	wc.reset()
+	wc.Reset()
 	if err := c.Uninstall(ctx, name, ns, 0); err != nil {
 		t.Errorf("Uninstall of an absent release: %v", err)
 	}
-	if w := wc.reset(); len(w) > 0 {
+	if w := wc.Take(); len(w) > 0 {
 		t.Errorf("Uninstall of an absent release wrote %v", w)
 	}
 }

@@ -24,32 +24,28 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/reconcile-dev/reconcile/lab/cluster"
+	"github.com/reconcile-dev/reconcile/lab/labtest"
 	"github.com/reconcile-dev/reconcile/state"
 )
 
 // This package's lab cluster address (127.0.0.20-29 are reserved for state/helm tests).
 const labAddress = "127.0.0.20"
 
-var lab struct {
-	once    sync.Once
-	dir     string
-	etcd    *cluster.Etcd
-	cluster *cluster.Cluster
-	err     error
-	skip    string
-}
+var (
+	sharedEtcd = labtest.Etcd{Prefix: "reconcile-helm-lab-"}
+	lab        struct {
+		once    sync.Once
+		cluster *cluster.Cluster
+		err     error
+	}
+)
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if lab.cluster != nil {
 		_ = lab.cluster.Stop()
 	}
-	if lab.etcd != nil {
-		_ = lab.etcd.Stop()
-	}
-	if lab.dir != "" {
-		_ = os.RemoveAll(lab.dir)
-	}
+	_ = sharedEtcd.Stop()
 	os.Exit(code)
 }
 
@@ -58,70 +54,25 @@ func TestMain(m *testing.M) {
 // RECONCILE_LAB_REQUIRED is set.
 func labConfig(t *testing.T) *rest.Config {
 	t.Helper()
+	etcd, bins, _ := sharedEtcd.Start(t)
 	lab.once.Do(func() {
-		bins, err := cluster.FindBinaries()
-		if err != nil {
-			lab.skip = err.Error()
-			return
-		}
-		if lab.dir, lab.err = os.MkdirTemp("", "reconcile-helm-lab-"); lab.err != nil {
-			return
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
-		if lab.etcd, lab.err = cluster.StartEtcd(ctx, filepath.Join(lab.dir, "etcd"), bins); lab.err != nil {
-			return
-		}
 		lab.cluster, lab.err = cluster.StartCluster(ctx, cluster.ClusterOptions{
-			Name: "helm", Dir: filepath.Join(lab.dir, "helm"), Address: labAddress, Etcd: lab.etcd, Bins: bins,
+			Name: "helm", Dir: filepath.Join(sharedEtcd.Dir(), "helm"), Address: labAddress, Etcd: etcd, Bins: bins,
 		})
 	})
-	if lab.skip != "" {
-		if os.Getenv("RECONCILE_LAB_REQUIRED") != "" {
-			t.Fatalf("RECONCILE_LAB_REQUIRED is set: %s", lab.skip)
-		}
-		t.Skipf("skipping lab test: %s (set RECONCILE_LAB_REQUIRED=1 to make this a failure)", lab.skip)
-	}
 	if lab.err != nil {
 		t.Fatalf("lab cluster: %v", lab.err)
 	}
 	return lab.cluster.RESTConfig()
 }
 
-// writeCounter counts requests that may change something (anything but GET, HEAD, OPTIONS).
-type writeCounter struct {
-	next   http.RoundTripper
-	writes atomic.Int64
-	mu     sync.Mutex
-	last   []string
-}
-
-func (c *writeCounter) RoundTrip(req *http.Request) (*http.Response, error) {
-	switch req.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions:
-	default:
-		c.writes.Add(1)
-		c.mu.Lock()
-		c.last = append(c.last, req.Method+" "+req.URL.Path)
-		c.mu.Unlock()
-	}
-	return c.next.RoundTrip(req)
-}
-
-func (c *writeCounter) reset() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.writes.Store(0)
-	l := c.last
-	c.last = nil
-	return l
-}
-
-// countedConfig is cfg with its writes counted.
-func countedConfig(cfg *rest.Config) (*rest.Config, *writeCounter) {
+// countedConfig is cfg with its writes counted (anything but GET, HEAD and OPTIONS).
+func countedConfig(cfg *rest.Config) (*rest.Config, *labtest.WriteCounter) {
 	cfg = rest.CopyConfig(cfg)
-	wc := &writeCounter{}
-	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { wc.next = rt; return wc })
+	wc := &labtest.WriteCounter{Ignore: func(r *http.Request) bool { return r.Method == http.MethodOptions }}
+	cfg.Wrap(wc.Wrap)
 	return cfg, wc
 }
 

@@ -27,6 +27,7 @@ import (
 
 	"github.com/reconcile-dev/reconcile/lab/cluster"
 	"github.com/reconcile-dev/reconcile/lab/karmadalab"
+	"github.com/reconcile-dev/reconcile/lab/labtest"
 	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
@@ -205,9 +206,9 @@ func stepText(steps []planner.Step) string {
 func TestPushJoinLifecycle(t *testing.T) {
 	e := startEnv(t)
 	ctx := context.Background()
-	var counter writeCounter
+	var counter labtest.WriteCounter
 	d := New(Config{Access: e.access, Store: e.store, JoinTimeout: 60 * time.Second, ReadyTimeout: 90 * time.Second})
-	d.wrap = counter.wrap
+	d.wrap = counter.Wrap
 	f := e.fleet([]string{"eu", "ap"}, nil)
 	kk := e.karmadaClient()
 
@@ -263,14 +264,14 @@ func TestPushJoinLifecycle(t *testing.T) {
 	}
 
 	// A second join writes nothing.
-	counter.reset()
+	counter.Reset()
 	for _, m := range []string{"eu", "ap"} {
 		if err := d.Join(ctx, f, m); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n := counter.n.Load(); n != 0 {
-		t.Errorf("re-running the joins wrote %d times: %v", n, counter.list())
+	if n := len(counter.Writes()); n != 0 {
+		t.Errorf("re-running the joins wrote %d times: %v", n, counter.Writes())
 	}
 
 	w = e.observe(d, f)
@@ -315,11 +316,11 @@ func TestPushJoinLifecycle(t *testing.T) {
 		if len(steps) != 2 || steps[0].Address != "member/eu/join" || steps[0].Action != planner.Update {
 			t.Fatalf("plan for a moved endpoint: %s", stepText(steps))
 		}
-		counter.reset()
+		counter.Reset()
 		if err := d.Join(ctx, f2, "eu"); err != nil {
 			t.Fatal(err)
 		}
-		if counter.n.Load() == 0 {
+		if len(counter.Writes()) == 0 {
 			t.Error("the endpoint change wrote nothing")
 		}
 		c, err := kk.ClusterV1alpha1().Clusters().Get(ctx, "eu", metav1.GetOptions{})

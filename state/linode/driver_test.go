@@ -14,6 +14,7 @@ import (
 
 	"github.com/linode/linodego"
 
+	"github.com/reconcile-dev/reconcile/lab/labtest"
 	"github.com/reconcile-dev/reconcile/lab/linodeapi"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
@@ -492,7 +493,7 @@ func TestTokenNeverLogged(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, linodeapi.Options{ProvisionDelay: 20 * time.Millisecond, NodeReadyDelay: 10 * time.Millisecond})
 	l.api.SetFaultRate(0.1)
-	var buf syncBuffer
+	var buf labtest.SyncBuffer
 	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	d := newDriver(t, l, newStore(t), func(c *Config) { c.Logger = logger })
 	f := testFleet("mgr", "eu")

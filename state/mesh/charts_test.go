@@ -18,6 +18,7 @@ import (
 
 	"github.com/reconcile-dev/reconcile/lab/charts"
 	"github.com/reconcile-dev/reconcile/lab/cluster"
+	"github.com/reconcile-dev/reconcile/lab/labtest"
 	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/state"
 	"github.com/reconcile-dev/reconcile/state/helm"
@@ -96,12 +97,12 @@ func TestMeshWithLabCharts(t *testing.T) {
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	access := kube.Access{Store: store}
-	count := &counter{}
+	count := &labtest.WriteCounter{}
 	h := &harness{t: t, store: store, access: access, count: count,
 		releases: helm.Observer{Access: access, Log: quiet},
-		obs:      Observer{Access: access, Store: store, WrapTransport: count.wrap}}
+		obs:      Observer{Access: access, Store: store, WrapTransport: count.Wrap}}
 	h.driver = New(Config{Access: access, Store: store, Log: quiet, Helm: HelmSDK(quiet), ChartCache: filepath.Join(dir, "cache"),
-		Timeout: 2 * time.Minute, Now: h.now, WrapTransport: count.wrap})
+		Timeout: 2 * time.Minute, Now: h.now, WrapTransport: count.Wrap})
 	f := parseFleetCharts(t, dir, url, members...)
 
 	h.apply(ctx, f)
@@ -117,9 +118,9 @@ func TestMeshWithLabCharts(t *testing.T) {
 			t.Errorf("%s: %+v", m, mm)
 		}
 	}
-	count.writes.Store(0)
-	if p := h.apply(ctx, f); len(p.Steps) != 0 || count.writes.Load() != 0 {
-		t.Errorf("second pass planned %v with %d writes", stepAddrs(p), count.writes.Load())
+	count.Reset()
+	if p := h.apply(ctx, f); len(p.Steps) != 0 || len(count.Writes()) != 0 {
+		t.Errorf("second pass planned %v with %d writes", stepAddrs(p), len(count.Writes()))
 	}
 	// The charts' reader RBAC is what the remote secrets carry: read, never write.
 	for _, pair := range [][2]string{{"eu", "ap"}, {"ap", "eu"}} {

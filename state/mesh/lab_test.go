@@ -3,7 +3,6 @@ package mesh
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/reconcile-dev/reconcile/executor"
 	"github.com/reconcile-dev/reconcile/lab/cluster"
+	"github.com/reconcile-dev/reconcile/lab/labtest"
 	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
@@ -35,47 +35,20 @@ import (
 var _ executor.MeshDriver = (*Driver)(nil)
 
 // One etcd per test package, started by the first lab test and stopped after all of them.
-var lab struct {
-	once sync.Once
-	etcd *cluster.Etcd
-	bins cluster.Binaries
-	dir  string
-	err  error
-}
+var sharedEtcd = labtest.Etcd{Prefix: "mesh-lab-"}
 
 func runMain(m *testing.M) int {
 	code := m.Run()
-	if lab.etcd != nil {
-		if err := lab.etcd.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stop etcd:", err)
-		}
-	}
-	if lab.dir != "" {
-		os.RemoveAll(lab.dir)
+	if err := sharedEtcd.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stop etcd:", err)
 	}
 	return code
 }
 
 func labEtcd(t *testing.T) (*cluster.Etcd, cluster.Binaries) {
 	t.Helper()
-	bins, err := cluster.FindBinaries()
-	if err != nil {
-		if os.Getenv("RECONCILE_LAB_REQUIRED") != "" {
-			t.Fatalf("RECONCILE_LAB_REQUIRED is set: %v", err)
-		}
-		t.Skipf("skipping lab test: %v (set RECONCILE_LAB_REQUIRED=1 to make this a failure)", err)
-	}
-	lab.once.Do(func() {
-		lab.bins = bins
-		if lab.dir, lab.err = os.MkdirTemp("", "mesh-lab-"); lab.err != nil {
-			return
-		}
-		lab.etcd, lab.err = cluster.StartEtcd(context.Background(), filepath.Join(lab.dir, "etcd"), bins)
-	})
-	if lab.err != nil {
-		t.Fatal(lab.err)
-	}
-	return lab.etcd, lab.bins
+	etcd, bins, _ := sharedEtcd.Start(t)
+	return etcd, bins
 }
 
 // startClusters starts one lab cluster per name on 127.0.0.<first+i> and writes each
@@ -316,25 +289,6 @@ func istiodObjects() []*unstructured.Unstructured {
 	}
 }
 
-// ---- request counting ----
-
-type counter struct{ writes, reads atomic.Int64 }
-
-func (c *counter) wrap(rt http.RoundTripper) http.RoundTripper {
-	return roundTripper(func(r *http.Request) (*http.Response, error) {
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			c.reads.Add(1)
-		} else {
-			c.writes.Add(1)
-		}
-		return rt.RoundTrip(r)
-	})
-}
-
-type roundTripper func(*http.Request) (*http.Response, error)
-
-func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
 // ---- the engine, restricted to the mesh layer ----
 
 type harness struct {
@@ -345,7 +299,7 @@ type harness struct {
 	releases state.Observer
 	driver   *Driver
 	obs      Observer
-	count    *counter
+	count    *labtest.WriteCounter
 	offset   atomic.Int64 // added to the wall clock
 }
 
@@ -463,14 +417,14 @@ func TestMeshAcrossThreeMembers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	count := &counter{}
+	count := &labtest.WriteCounter{}
 	lh := newLabHelm()
 	h := &harness{t: t, store: store, access: kube.Access{Store: store}, releases: state.ObserverFunc(lh.observe), count: count}
 	for name, c := range cls {
 		lh.byHost[c.Endpoint()] = name
 	}
-	h.driver = New(Config{Access: h.access, Store: store, Helm: lh.client, Timeout: time.Minute, Now: h.now, WrapTransport: count.wrap})
-	h.obs = Observer{Access: h.access, Store: store, WrapTransport: count.wrap}
+	h.driver = New(Config{Access: h.access, Store: store, Helm: lh.client, Timeout: time.Minute, Now: h.now, WrapTransport: count.Wrap})
+	h.obs = Observer{Access: h.access, Store: store, WrapTransport: count.Wrap}
 	f := parseFleet(t, dir, members...)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -503,7 +457,7 @@ func TestMeshAcrossThreeMembers(t *testing.T) {
 	}
 
 	t.Run("second pass writes nothing", func(t *testing.T) {
-		count.writes.Store(0)
+		count.Reset()
 		if p := h.apply(ctx, f); len(p.Steps) != 0 {
 			t.Fatalf("planned %v", stepAddrs(p))
 		}
@@ -528,7 +482,7 @@ func TestMeshAcrossThreeMembers(t *testing.T) {
 				}
 			}
 		}
-		if n := count.writes.Load(); n != 0 {
+		if n := len(count.Writes()); n != 0 {
 			t.Errorf("%d write requests on a converged mesh", n)
 		}
 	})
@@ -653,9 +607,9 @@ func TestMeshAcrossThreeMembers(t *testing.T) {
 		}
 		oldInter, _, _ := ParseCACerts(before.Data)
 		h.offset.Store(int64(30 * time.Minute)) // still more than renewBefore (1h) left of 2h
-		count.writes.Store(0)
-		if err := h.driver.EnsureCACerts(ctx, f, "eu"); err != nil || count.writes.Load() != 0 {
-			t.Fatalf("before the threshold: %v, %d writes", err, count.writes.Load())
+		count.Reset()
+		if err := h.driver.EnsureCACerts(ctx, f, "eu"); err != nil || len(count.Writes()) != 0 {
+			t.Fatalf("before the threshold: %v, %d writes", err, len(count.Writes()))
 		}
 		h.offset.Store(int64(61 * time.Minute))
 		p, _ := h.meshPlan(ctx, f)

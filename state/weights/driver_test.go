@@ -130,7 +130,7 @@ func TestApplyObserveConverge(t *testing.T) {
 	if err := h.driver.ApplyPolicy(ctx, f, "hello"); err != nil {
 		t.Fatal(err)
 	}
-	if got := h.writes.take(); len(got) != 4 { // namespace, deployment, configmap, policy
+	if got := h.writes.Take(); len(got) != 4 { // namespace, deployment, configmap, policy
 		t.Errorf("first apply: want 4 writes, got %d: %v", len(got), got)
 	}
 
@@ -198,7 +198,7 @@ func TestApplyObserveConverge(t *testing.T) {
 	if err := h.driver.ApplyPolicy(ctx, f, "hello"); err != nil {
 		t.Fatal(err)
 	}
-	if got := h.writes.take(); len(got) != 0 {
+	if got := h.writes.Take(); len(got) != 0 {
 		t.Errorf("second apply wrote %v", got)
 	}
 
@@ -220,7 +220,7 @@ func TestApplyObserveConverge(t *testing.T) {
 	if err := h.driver.ApplyManifests(ctx, f2, "hello"); err != nil {
 		t.Fatal(err)
 	}
-	if got := h.writes.take(); len(got) != 3 { // every object's digest annotation changed
+	if got := h.writes.Take(); len(got) != 3 { // every object's digest annotation changed
 		t.Errorf("changed manifests: want 3 writes, got %v", got)
 	}
 	if steps := weightSteps(t, ns, f2, observe(t, ctx, h.driver, f2)); len(steps) != 0 {
@@ -241,7 +241,7 @@ func TestPolicyDriftCorrected(t *testing.T) {
 	if err := h.driver.ApplyPolicy(ctx, f, "hello"); err != nil {
 		t.Fatal(err)
 	}
-	h.writes.take()
+	h.writes.Take()
 
 	// Someone edits the weights by hand (an update, as kubectl edit does).
 	ri := h.dyn.Resource(policyGVR).Namespace(ns)
@@ -269,7 +269,7 @@ func TestPolicyDriftCorrected(t *testing.T) {
 	if err := h.driver.ApplyPolicy(ctx, f, steps[0].Workload); err != nil {
 		t.Fatal(err)
 	}
-	if got := h.writes.take(); len(got) != 1 {
+	if got := h.writes.Take(); len(got) != 1 {
 		t.Errorf("correcting drift: want one write, got %v", got)
 	}
 	if !strings.Contains(h.log.String(), "policy drift corrected") {
@@ -437,11 +437,11 @@ func TestClusterScopedPolicy(t *testing.T) {
 	if steps := weightSteps(t, ns, f, w); len(steps) != 0 {
 		t.Errorf("after apply: %+v", steps)
 	}
-	h.writes.take()
+	h.writes.Take()
 	if err := h.driver.ApplyPolicy(ctx, f, "cluster-hello"); err != nil {
 		t.Fatal(err)
 	}
-	if got := h.writes.take(); len(got) != 0 {
+	if got := h.writes.Take(); len(got) != 0 {
 		t.Errorf("second apply wrote %v", got)
 	}
 	if err := h.driver.DeletePolicy(ctx, f, planner.Step{Workload: "cluster-hello"}); err != nil {

@@ -1,7 +1,6 @@
 package weights
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -22,6 +21,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/reconcile-dev/reconcile/lab/cluster"
+	"github.com/reconcile-dev/reconcile/lab/labtest"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
 	"github.com/reconcile-dev/reconcile/state/kube"
@@ -29,67 +29,30 @@ import (
 
 // The lab: one etcd, and one kube-apiserver on 127.0.0.200 with Karmada's policy and work
 // CRDs standing in for the Karmada API. Each is started on first use; TestMain stops them.
-var lab struct {
-	etcdOnce sync.Once
-	skip     string
-	etcdErr  error
-	dir      string
-	bins     cluster.Binaries
-	etcd     *cluster.Etcd
-
-	standinOnce sync.Once
-	standinErr  error
-	standin     *cluster.Cluster
-}
+var (
+	sharedEtcd = labtest.Etcd{Prefix: "weights-lab-"}
+	lab        struct {
+		standinOnce sync.Once
+		standinErr  error
+		standin     *cluster.Cluster
+	}
+)
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if lab.standin != nil {
 		_ = lab.standin.Stop()
 	}
-	if lab.etcd != nil {
-		_ = lab.etcd.Stop()
-	}
-	if lab.dir != "" {
-		_ = os.RemoveAll(lab.dir)
-	}
+	_ = sharedEtcd.Stop()
 	os.Exit(code)
 }
 
-// labSkip skips the test when the lab binaries are not built (failing it when
-// RECONCILE_LAB_REQUIRED is set).
-func labSkip(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("RECONCILE_LAB_REQUIRED") != "" {
-		t.Fatalf("RECONCILE_LAB_REQUIRED is set: %s", why)
-	}
-	t.Skipf("skipping lab test: %s (set RECONCILE_LAB_REQUIRED=1 to make this a failure)", why)
-}
-
-// labEtcd returns the shared etcd and the lab binaries.
+// labEtcd returns the shared etcd and the lab binaries, skipping the test when they are not
+// built (failing it when RECONCILE_LAB_REQUIRED is set).
 func labEtcd(t *testing.T) (*cluster.Etcd, cluster.Binaries) {
 	t.Helper()
-	lab.etcdOnce.Do(func() {
-		bins, err := cluster.FindBinaries()
-		if err != nil {
-			lab.skip = err.Error()
-			return
-		}
-		lab.bins = bins
-		if lab.dir, lab.etcdErr = os.MkdirTemp("", "weights-lab-"); lab.etcdErr != nil {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		lab.etcd, lab.etcdErr = cluster.StartEtcd(ctx, filepath.Join(lab.dir, "etcd"), bins)
-	})
-	if lab.skip != "" {
-		labSkip(t, lab.skip)
-	}
-	if lab.etcdErr != nil {
-		t.Fatalf("lab etcd: %v", lab.etcdErr)
-	}
-	return lab.etcd, lab.bins
+	etcd, bins, _ := sharedEtcd.Start(t)
+	return etcd, bins
 }
 
 // karmadaLab returns the shared stand-in Karmada API.
@@ -100,7 +63,7 @@ func karmadaLab(t *testing.T) *cluster.Cluster {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		lab.standin, lab.standinErr = cluster.StartCluster(ctx, cluster.ClusterOptions{
-			Name: "karmada", Dir: filepath.Join(lab.dir, "karmada"), Address: "127.0.0.200",
+			Name: "karmada", Dir: filepath.Join(sharedEtcd.Dir(), "karmada"), Address: "127.0.0.200",
 			Etcd: etcd, Bins: bins,
 		})
 		if lab.standinErr == nil {
@@ -171,57 +134,10 @@ func applyKarmadaCRDs(ctx context.Context, c *cluster.Cluster) error {
 	return nil
 }
 
-// writeCounter counts the requests that change the API (dry runs excluded).
-type writeCounter struct {
-	mu     sync.Mutex
-	writes []string
-}
-
-func (w *writeCounter) wrap(rt http.RoundTripper) http.RoundTripper {
-	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead && !strings.Contains(r.URL.RawQuery, "dryRun") {
-			w.mu.Lock()
-			w.writes = append(w.writes, r.Method+" "+r.URL.Path)
-			w.mu.Unlock()
-		}
-		return rt.RoundTrip(r)
-	})
-}
-
-func (w *writeCounter) take() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	out := w.writes
-	w.writes = nil
-	return out
-}
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// syncBuffer is a log sink safe for the driver's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type harness struct {
 	driver *Driver
-	writes *writeCounter
-	log    *syncBuffer
+	writes *labtest.WriteCounter
+	log    *labtest.SyncBuffer
 	store  *state.Store
 	dyn    dynamic.Interface
 }
@@ -246,11 +162,11 @@ func newHarness(t *testing.T, c karmadaAPI) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{writes: &writeCounter{}, log: &syncBuffer{}, store: store, dyn: dyn}
+	h := &harness{writes: &labtest.WriteCounter{Ignore: isDryRun}, log: &labtest.SyncBuffer{}, store: store, dyn: dyn}
 	h.driver = New(Config{
 		Access:        kube.Access{Store: store},
 		Log:           slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		WrapTransport: h.writes.wrap,
+		WrapTransport: h.writes.Wrap,
 		DeleteTimeout: 30 * time.Second,
 	})
 	return h
@@ -290,3 +206,6 @@ members:
 	}
 	return f
 }
+
+// isDryRun leaves dry runs out of the writes: they change nothing.
+func isDryRun(r *http.Request) bool { return strings.Contains(r.URL.RawQuery, "dryRun") }

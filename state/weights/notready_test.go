@@ -17,6 +17,7 @@ import (
 
 	"github.com/reconcile-dev/reconcile/lab/cluster"
 	"github.com/reconcile-dev/reconcile/lab/karmadalab"
+	"github.com/reconcile-dev/reconcile/lab/labtest"
 	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
@@ -30,14 +31,7 @@ func TestNotReadyMemberGetsNoReplicas(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a Karmada control plane and three member clusters")
 	}
-	bins, err := cluster.FindBinaries()
-	if err != nil {
-		labSkip(t, err.Error())
-	}
-	kbins, err := cluster.FindKarmadaBinaries()
-	if err != nil {
-		labSkip(t, err.Error())
-	}
+	bins, kbins := labtest.KarmadaBinaries(t)
 	ctx := t.Context()
 
 	// An etcd of its own: the package's other lab test names its members eu, ap and us too,

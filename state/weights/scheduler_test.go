@@ -21,6 +21,7 @@ import (
 
 	"github.com/reconcile-dev/reconcile/lab/cluster"
 	"github.com/reconcile-dev/reconcile/lab/karmadalab"
+	"github.com/reconcile-dev/reconcile/lab/labtest"
 	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/state"
 )
@@ -34,10 +35,7 @@ func TestRealSchedulerSplits(t *testing.T) {
 		t.Skip("starts a Karmada control plane and three member clusters")
 	}
 	etcd, bins := labEtcd(t)
-	kbins, err := cluster.FindKarmadaBinaries()
-	if err != nil {
-		labSkip(t, err.Error())
-	}
+	_, kbins := labtest.KarmadaBinaries(t)
 	ctx := t.Context()
 	start := time.Now()
 	cp, err := karmadalab.StartControlPlane(ctx, karmadalab.ControlPlaneOptions{
@@ -191,7 +189,7 @@ spec:
 
 	// Karmada's webhook and controllers add to the policies and templates; a second pass still
 	// writes nothing.
-	h.writes.take()
+	h.writes.Take()
 	for _, c := range cases {
 		if err := h.driver.ApplyManifests(ctx, f, c.name); err != nil {
 			t.Fatal(err)
@@ -200,7 +198,7 @@ spec:
 			t.Fatal(err)
 		}
 	}
-	if got := h.writes.take(); len(got) != 0 {
+	if got := h.writes.Take(); len(got) != 0 {
 		t.Errorf("second pass against Karmada wrote %v", got)
 	}
 
@@ -225,7 +223,7 @@ spec:
 	if err := h.driver.ApplyPolicy(ctx, f, "seven"); err != nil {
 		t.Fatal(err)
 	}
-	if got := h.writes.take(); len(got) != 1 {
+	if got := h.writes.Take(); len(got) != 1 {
 		t.Errorf("correcting drift: want one write, got %v", got)
 	}
 	waitUntil(t, 90*time.Second, "Karmada back at 3/1/3 after the correction", func(ctx context.Context) (bool, error) {
