@@ -46,30 +46,19 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, path []string) {
 }
 
 func (s *Server) regions(w http.ResponseWriter, r *http.Request, rest []string) {
-	if r.Method != http.MethodGet {
-		methodNotAllowed(w, http.MethodGet)
-		return
-	}
-	switch len(rest) {
-	case 0:
-		var items []any
-		for _, rg := range regions {
-			items = append(items, regionJSON(rg))
-		}
-		writeList(w, r, items, map[string]bool{"id": true, "label": true, "country": true, "site_type": true, "status": true, "capabilities": true})
-	case 1:
-		rg, ok := findRegion(rest[0])
-		if !ok {
-			writeError(w, http.StatusNotFound, notFound())
-			return
-		}
-		writeJSON(w, http.StatusOK, regionJSON(rg))
-	default:
-		writeError(w, http.StatusNotFound, notFound())
-	}
+	serveCatalog(w, r, rest, regions, findRegion, regionJSON,
+		map[string]bool{"id": true, "label": true, "country": true, "site_type": true, "status": true, "capabilities": true})
 }
 
 func (s *Server) types(w http.ResponseWriter, r *http.Request, rest []string) {
+	serveCatalog(w, r, rest, linodeTypes, findType, typeJSON,
+		map[string]bool{"id": true, "label": true, "class": true, "vcpus": true, "memory": true, "disk": true})
+}
+
+// serveCatalog answers a read-only collection of the API's catalogue (regions, Linode types):
+// GET of the list, with filters on the given fields and pagination, and GET of one item.
+func serveCatalog[T any](w http.ResponseWriter, r *http.Request, rest []string, all []T,
+	find func(string) (T, bool), toJSON func(T) map[string]any, filterable map[string]bool) {
 	if r.Method != http.MethodGet {
 		methodNotAllowed(w, http.MethodGet)
 		return
@@ -77,17 +66,17 @@ func (s *Server) types(w http.ResponseWriter, r *http.Request, rest []string) {
 	switch len(rest) {
 	case 0:
 		var items []any
-		for _, t := range linodeTypes {
-			items = append(items, typeJSON(t))
+		for _, it := range all {
+			items = append(items, toJSON(it))
 		}
-		writeList(w, r, items, map[string]bool{"id": true, "label": true, "class": true, "vcpus": true, "memory": true, "disk": true})
+		writeList(w, r, items, filterable)
 	case 1:
-		t, ok := findType(rest[0])
+		it, ok := find(rest[0])
 		if !ok {
 			writeError(w, http.StatusNotFound, notFound())
 			return
 		}
-		writeJSON(w, http.StatusOK, typeJSON(t))
+		writeJSON(w, http.StatusOK, toJSON(it))
 	default:
 		writeError(w, http.StatusNotFound, notFound())
 	}
