@@ -8,8 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/state/world"
+
 	"github.com/reconcile-dev/reconcile/spec"
-	"github.com/reconcile-dev/reconcile/state"
 )
 
 // Defaults the planner applies when the fleet leaves them out (spec applies the same ones).
@@ -48,12 +49,12 @@ func addrPolicy(w string) string    { return "workload/" + w + "/policy" }
 // A converged world gives a plan with no steps. It returns *GuardError when the plan would
 // destroy more than the fleet allows without opts.AllowDestroy, and refuses to plan a new mesh
 // root when the old one was lost.
-func Compute(desired *spec.Fleet, observed *state.World, opts Options) (*Plan, error) {
+func Compute(desired *spec.Fleet, observed *world.World, opts Options) (*Plan, error) {
 	if desired == nil {
 		return nil, errors.New("planner: no desired fleet")
 	}
 	if observed == nil {
-		observed = &state.World{}
+		observed = &world.World{}
 	}
 	if desired.Mesh.On() && observed.RootCALost {
 		return nil, fmt.Errorf("%w: the state store records a root that is no longer there; "+
@@ -89,7 +90,7 @@ func Compute(desired *spec.Fleet, observed *state.World, opts Options) (*Plan, e
 
 type builder struct {
 	f       *spec.Fleet
-	w       *state.World
+	w       *world.World
 	members []*spec.Member
 	steps   map[string]*Step
 	notes   []string
@@ -158,21 +159,21 @@ func dedupe(in []string) []string {
 	return slices.Compact(out)
 }
 
-func (b *builder) cluster(name string) *state.Cluster {
+func (b *builder) cluster(name string) *world.Cluster {
 	if b.w.Clusters == nil {
 		return nil
 	}
 	return b.w.Clusters[name]
 }
 
-func (b *builder) karmadaMember(name string) *state.KarmadaMember {
+func (b *builder) karmadaMember(name string) *world.KarmadaMember {
 	if b.w.Karmada == nil || b.w.Karmada.Members == nil {
 		return nil
 	}
 	return b.w.Karmada.Members[name]
 }
 
-func (b *builder) meshMember(name string) *state.MeshMember {
+func (b *builder) meshMember(name string) *world.MeshMember {
 	if b.w.Mesh == nil {
 		return nil
 	}
@@ -222,7 +223,7 @@ func (b *builder) lkeCluster(name string, c spec.Cluster, layer Layer) {
 	}
 }
 
-func (b *builder) updateCluster(name string, c spec.Cluster, obs *state.Cluster, layer Layer) {
+func (b *builder) updateCluster(name string, c spec.Cluster, obs *world.Cluster, layer Layer) {
 	var changes []Change
 	if c.Region != "" && obs.Region != "" && c.Region != obs.Region {
 		b.note("cluster/%s: region %s -> %s is refused: an LKE cluster cannot move; "+
@@ -265,7 +266,7 @@ func (b *builder) updateCluster(name string, c spec.Cluster, obs *state.Cluster,
 		Cluster: name, Changes: changes, Reason: "LKE cluster " + name + " differs from fleet.yaml"})
 }
 
-func poolChanges(field string, want spec.Pool, have state.Pool) []Change {
+func poolChanges(field string, want spec.Pool, have world.Pool) []Change {
 	if want.Type != have.Type {
 		return []Change{{Field: field + ".type", Before: have.Type,
 			After: want.Type + " (pool replaced: the new pool is created first, then the old one deleted)"}}
@@ -301,7 +302,7 @@ func desiredPool(p spec.Pool) string {
 	return s
 }
 
-func observedPool(p state.Pool) string {
+func observedPool(p world.Pool) string {
 	s := fmt.Sprintf("%s x%d", p.Type, p.Count)
 	if p.Autoscaler != nil {
 		s += fmt.Sprintf(" (autoscaler %d-%d)", p.Autoscaler.Min, p.Autoscaler.Max)
@@ -345,7 +346,7 @@ func (b *builder) manager() {
 	mgr := b.f.Manager.Name
 	b.lkeCluster(mgr, b.f.Manager.Cluster, Managers)
 	relName, ns := KarmadaRelease(b.f)
-	var rel *state.Release
+	var rel *world.Release
 	if c := b.cluster(mgr); c != nil {
 		rel = c.Releases[ReleaseKey(ns, relName)]
 	}
@@ -395,7 +396,7 @@ func (b *builder) manager() {
 	}
 }
 
-func releaseChanges(rel *state.Release, version string, values map[string]any) []Change {
+func releaseChanges(rel *world.Release, version string, values map[string]any) []Change {
 	var out []Change
 	if version != "" && strings.TrimPrefix(version, "v") != strings.TrimPrefix(rel.ChartVersion, "v") {
 		out = append(out, Change{Field: "version", Before: rel.ChartVersion, After: version})
@@ -515,7 +516,7 @@ func (b *builder) member(m *spec.Member) {
 	}
 }
 
-func readyText(km *state.KarmadaMember) string {
+func readyText(km *world.KarmadaMember) string {
 	s := "Ready=" + km.Ready
 	if km.Ready == "" {
 		s = "without a Ready condition"
@@ -526,7 +527,7 @@ func readyText(km *state.KarmadaMember) string {
 	return s
 }
 
-func pushJoinChanges(pj *state.PushJoin, km *state.KarmadaMember) []Change {
+func pushJoinChanges(pj *world.PushJoin, km *world.KarmadaMember) []Change {
 	var missing []string
 	switch {
 	case pj == nil:
@@ -551,7 +552,7 @@ func pushJoinChanges(pj *state.PushJoin, km *state.KarmadaMember) []Change {
 	return nil
 }
 
-func agentChanges(rel *state.Release, key, version string, values map[string]any) []Change {
+func agentChanges(rel *world.Release, key, version string, values map[string]any) []Change {
 	if rel == nil {
 		return []Change{{Field: "agent.release", After: key}}
 	}
@@ -691,7 +692,7 @@ func (b *builder) meshMemberSteps(m *spec.Member) {
 			values = EastWestValues(b.f, name)
 		}
 		key := ReleaseKey(MeshNamespace, MeshReleaseName(comp))
-		var rel *state.Release
+		var rel *world.Release
 		if obs != nil {
 			rel = obs.Releases[key]
 		}
@@ -747,7 +748,7 @@ func versionSuffix(c spec.ChartSource, version string) string {
 	return " " + version
 }
 
-func (b *builder) readerToken(name string, mm *state.MeshMember, deps []string) {
+func (b *builder) readerToken(name string, mm *world.MeshMember, deps []string) {
 	if mm != nil && mm.ReaderToken != "" {
 		return
 	}
@@ -791,7 +792,7 @@ func (b *builder) remoteSecret(n, x *spec.Member) {
 	b.add(st)
 }
 
-func hasMeshObjects(mm *state.MeshMember) bool {
+func hasMeshObjects(mm *world.MeshMember) bool {
 	return mm != nil && (mm.Namespace || mm.CACerts != nil || mm.Gateway || mm.ReaderToken != "" || len(mm.RemoteSecrets) > 0)
 }
 
@@ -811,11 +812,11 @@ func policyKey(namespace, name string) string { return namespace + "/" + name }
 
 // DesiredPolicy is the (Cluster)PropagationPolicy of a workload: the members of the fleet that
 // have a weight, sorted, with their weights, replicas divided.
-func DesiredPolicy(f *spec.Fleet, w *spec.Workload) *state.Policy {
-	p := &state.Policy{Namespace: workloadNamespace(w), Name: w.Name, ClusterScoped: w.ClusterScoped,
+func DesiredPolicy(f *spec.Fleet, w *spec.Workload) *world.Policy {
+	p := &world.Policy{Namespace: workloadNamespace(w), Name: w.Name, ClusterScoped: w.ClusterScoped,
 		Weights: map[string]int64{}, Divided: true}
 	for _, r := range w.Resources {
-		p.Resources = append(p.Resources, state.ResourceRef{APIVersion: r.APIVersion, Kind: r.Kind,
+		p.Resources = append(p.Resources, world.ResourceRef{APIVersion: r.APIVersion, Kind: r.Kind,
 			Name: r.Name, LabelSelector: r.LabelSelector})
 	}
 	for _, m := range f.Members {
@@ -856,7 +857,7 @@ func (b *builder) weights() {
 				b.add(st)
 			}
 		}
-		var have *state.Policy
+		var have *world.Policy
 		if k != nil {
 			have = k.Policies[key]
 		}
@@ -902,7 +903,7 @@ func (b *builder) weights() {
 	}
 }
 
-func policyName(p *state.Policy) string {
+func policyName(p *world.Policy) string {
 	if p.ClusterScoped {
 		return "ClusterPropagationPolicy " + p.Name
 	}
@@ -923,9 +924,9 @@ func objectText(o spec.ManifestObject, ns string) string {
 	return s
 }
 
-func policyChanges(have, want *state.Policy) []Change {
+func policyChanges(have, want *world.Policy) []Change {
 	var out []Change
-	var h state.Policy
+	var h world.Policy
 	if have != nil {
 		h = *have
 	}
@@ -951,7 +952,7 @@ func policyChanges(have, want *state.Policy) []Change {
 	return out
 }
 
-func resourcesText(rs []state.ResourceRef) string {
+func resourcesText(rs []world.ResourceRef) string {
 	var parts []string
 	for _, r := range rs {
 		s := r.APIVersion + " " + r.Kind
@@ -980,7 +981,7 @@ func weightsText(w map[string]int64) string {
 
 // splitChanges show how each named resource's replicas will be divided, next to the split
 // Karmada made last: "eu 4 (was 4), ap 2 (was 3), us 4 (was 3)".
-func (b *builder) splitChanges(w *spec.Workload, want *state.Policy) []Change {
+func (b *builder) splitChanges(w *spec.Workload, want *world.Policy) []Change {
 	weights := map[string]int64{}
 	for m, wt := range want.Weights {
 		if !b.excluded[m] {
@@ -998,7 +999,7 @@ func (b *builder) splitChanges(w *spec.Workload, want *state.Policy) []Change {
 		}
 		ns := want.Namespace
 		key := ns + "/" + r.Kind + "/" + r.Name
-		var obs *state.Workload
+		var obs *world.Workload
 		if b.w.Karmada != nil {
 			obs = b.w.Karmada.Workloads[key]
 		}
@@ -1061,7 +1062,7 @@ func (b *builder) splitChanges(w *spec.Workload, want *state.Policy) []Change {
 // ---- members that left the fleet ----
 
 // holdsKarmada reports whether a cluster runs a Karmada control plane.
-func (b *builder) holdsKarmada(c *state.Cluster) bool {
+func (b *builder) holdsKarmada(c *world.Cluster) bool {
 	relName, ns := KarmadaRelease(b.f)
 	return c != nil && c.Releases[ReleaseKey(ns, relName)] != nil
 }

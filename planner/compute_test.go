@@ -9,17 +9,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/state/world"
+
 	"github.com/reconcile-dev/reconcile/spec"
-	"github.com/reconcile-dev/reconcile/state"
 )
 
 // converged returns the regions fleet and a world that matches it, fresh for each call.
-func converged(t *testing.T) (*spec.Fleet, *state.World) {
+func converged(t *testing.T) (*spec.Fleet, *world.World) {
 	t.Helper()
 	return loadCase(t, "converged")
 }
 
-func mustCompute(t *testing.T, f *spec.Fleet, w *state.World, opts Options) *Plan {
+func mustCompute(t *testing.T, f *spec.Fleet, w *world.World, opts Options) *Plan {
 	t.Helper()
 	p, err := Compute(f, w, opts)
 	if err != nil {
@@ -151,38 +152,38 @@ func TestClusterDrift(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name    string
-		edit    func(f *spec.Fleet, w *state.World)
+		edit    func(f *spec.Fleet, w *world.World)
 		steps   []string
 		change  string // a field of the first step's changes, with its after text contained
 		after   string
 		note    string
 		actions []Action
 	}{
-		{name: "pool count", edit: func(f *spec.Fleet, w *state.World) { w.Clusters["eu"].Pools[0].Count = 2 },
+		{name: "pool count", edit: func(f *spec.Fleet, w *world.World) { w.Clusters["eu"].Pools[0].Count = 2 },
 			steps: []string{"cluster/eu"}, change: "pool[0].count", after: "3"},
-		{name: "pool type is a replacement", edit: func(f *spec.Fleet, w *state.World) { f.Members[0].Pools[0].Type = "g6-standard-4" },
+		{name: "pool type is a replacement", edit: func(f *spec.Fleet, w *world.World) { f.Members[0].Pools[0].Type = "g6-standard-4" },
 			steps: []string{"cluster/eu"}, change: "pool[0].type", after: "new pool is created first"},
-		{name: "autoscaler turned on", edit: func(f *spec.Fleet, w *state.World) {
+		{name: "autoscaler turned on", edit: func(f *spec.Fleet, w *world.World) {
 			f.Members[0].Pools[0].Autoscaler = &spec.Autoscaler{Min: 3, Max: 6}
 		}, steps: []string{"cluster/eu"}, change: "pool[0].autoscaler", after: "3-6"},
-		{name: "extra pool", edit: func(f *spec.Fleet, w *state.World) {
+		{name: "extra pool", edit: func(f *spec.Fleet, w *world.World) {
 			f.Members[0].Pools = append(f.Members[0].Pools, spec.Pool{Type: "g6-standard-8", Count: 1})
 		}, steps: []string{"cluster/eu"}, change: "pool[1]", after: "g6-standard-8 x1"},
-		{name: "user tag added", edit: func(f *spec.Fleet, w *state.World) { f.Members[0].Tags = []string{"team-a"} },
+		{name: "user tag added", edit: func(f *spec.Fleet, w *world.World) { f.Members[0].Tags = []string{"team-a"} },
 			steps: []string{"cluster/eu"}, change: "tags", after: "team-a"},
-		{name: "HA turned on", edit: func(f *spec.Fleet, w *state.World) { f.Members[0].HighAvailability = true },
+		{name: "HA turned on", edit: func(f *spec.Fleet, w *world.World) { f.Members[0].HighAvailability = true },
 			steps: []string{"cluster/eu"}, change: "highAvailability", after: "true"},
-		{name: "HA cannot be turned off", edit: func(f *spec.Fleet, w *state.World) { w.Clusters["eu"].HighAvailability = true },
+		{name: "HA cannot be turned off", edit: func(f *spec.Fleet, w *world.World) { w.Clusters["eu"].HighAvailability = true },
 			note: "cannot turn an HA control plane off"},
-		{name: "region change is refused", edit: func(f *spec.Fleet, w *state.World) { f.Members[0].Region = "us-east" },
+		{name: "region change is refused", edit: func(f *spec.Fleet, w *world.World) { f.Members[0].Region = "us-east" },
 			note: "region eu-west -> us-east is refused"},
-		{name: "k8s upgrade needs allowUpgrade", edit: func(f *spec.Fleet, w *state.World) { f.Members[0].K8sVersion = "1.34" },
+		{name: "k8s upgrade needs allowUpgrade", edit: func(f *spec.Fleet, w *world.World) { f.Members[0].K8sVersion = "1.34" },
 			note: "set allowUpgrade"},
-		{name: "k8s upgrade allowed", edit: func(f *spec.Fleet, w *state.World) {
+		{name: "k8s upgrade allowed", edit: func(f *spec.Fleet, w *world.World) {
 			f.Members[0].K8sVersion = "1.34"
 			f.Members[0].AllowUpgrade = true
 		}, steps: []string{"cluster/eu"}, change: "k8sVersion", after: "1.34"},
-		{name: "kubeconfig lost", edit: func(f *spec.Fleet, w *state.World) { w.Clusters["ap"].KubeconfigStored = false },
+		{name: "kubeconfig lost", edit: func(f *spec.Fleet, w *world.World) { w.Clusters["ap"].KubeconfigStored = false },
 			steps: []string{"cluster/ap/kubeconfig"}, actions: []Action{Create}},
 	}
 	for _, tc := range cases {
@@ -217,59 +218,59 @@ func TestMembersAndMeshDrift(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name  string
-		edit  func(f *spec.Fleet, w *state.World)
+		edit  func(f *spec.Fleet, w *world.World)
 		steps []string
 		note  string
 	}{
-		{name: "push RBAC missing", edit: func(f *spec.Fleet, w *state.World) { w.Clusters["ap"].PushJoin.RBAC = false },
+		{name: "push RBAC missing", edit: func(f *spec.Fleet, w *world.World) { w.Clusters["ap"].PushJoin.RBAC = false },
 			steps: []string{"member/ap/join", "member/ap/ready"}},
-		{name: "push state not observable while unreachable", edit: func(f *spec.Fleet, w *state.World) {
+		{name: "push state not observable while unreachable", edit: func(f *spec.Fleet, w *world.World) {
 			w.Clusters["ap"].PushJoin = nil
 			w.Clusters["ap"].Reachable = false
 		}},
-		{name: "credentials rotated", edit: func(f *spec.Fleet, w *state.World) { w.Clusters["ap"].PushJoin.CredentialHash = "sha256:new" },
+		{name: "credentials rotated", edit: func(f *spec.Fleet, w *world.World) { w.Clusters["ap"].PushJoin.CredentialHash = "sha256:new" },
 			steps: []string{"member/ap/join", "member/ap/ready"}},
-		{name: "api endpoint override", edit: func(f *spec.Fleet, w *state.World) { f.Members[1].APIEndpoint = "https://ap.example:6443" },
+		{name: "api endpoint override", edit: func(f *spec.Fleet, w *world.World) { f.Members[1].APIEndpoint = "https://ap.example:6443" },
 			// The remote secrets of ap follow its endpoint too.
 			steps: []string{"member/ap/join", "member/ap/ready", "member/eu/mesh/remote-secret/ap", "member/us/mesh/remote-secret/ap"}},
-		{name: "member not ready", edit: func(f *spec.Fleet, w *state.World) {
+		{name: "member not ready", edit: func(f *spec.Fleet, w *world.World) {
 			w.Karmada.Members["ap"].Ready = "False"
 			w.Karmada.Members["ap"].Reason = "ClusterNotReachable"
 		}, steps: []string{"member/ap/ready"}, note: "member ap is Ready=False (ClusterNotReachable) in Karmada"},
-		{name: "karmada unreachable", edit: func(f *spec.Fleet, w *state.World) { w.Karmada = nil },
+		{name: "karmada unreachable", edit: func(f *spec.Fleet, w *world.World) { w.Karmada = nil },
 			steps: []string{"manager/karmada/kubeconfig", "manager/karmada/ready",
 				"member/ap/join", "member/ap/ready", "member/eu/join", "member/eu/ready", "member/us/join", "member/us/ready",
 				"workload/hello/manifests", "workload/hello/policy"}},
-		{name: "apiservice unavailable", edit: func(f *spec.Fleet, w *state.World) { w.Karmada.APIServiceAvailable = false },
+		{name: "apiservice unavailable", edit: func(f *spec.Fleet, w *world.World) { w.Karmada.APIServiceAvailable = false },
 			steps: []string{"manager/karmada/ready"}},
-		{name: "karmada values drift", edit: func(f *spec.Fleet, w *state.World) {
+		{name: "karmada values drift", edit: func(f *spec.Fleet, w *world.World) {
 			w.Clusters["cluster-manager"].Releases["karmada-system/karmada"].Values["apiServer"] = map[string]any{"serviceType": "NodePort", "nodePort": 30000}
 		}, steps: []string{"manager/karmada/kubeconfig", "manager/karmada/ready", "manager/karmada/release"}},
-		{name: "karmada chart upgrade", edit: func(f *spec.Fleet, w *state.World) {
+		{name: "karmada chart upgrade", edit: func(f *spec.Fleet, w *world.World) {
 			w.Clusters["cluster-manager"].Releases["karmada-system/karmada"].ChartVersion = "v1.17.1"
 		}, steps: []string{"manager/karmada/kubeconfig", "manager/karmada/ready", "manager/karmada/release"}},
-		{name: "reader token rotated", edit: func(f *spec.Fleet, w *state.World) { w.Mesh["us"].ReaderToken = "sha256:rotated" },
+		{name: "reader token rotated", edit: func(f *spec.Fleet, w *world.World) { w.Mesh["us"].ReaderToken = "sha256:rotated" },
 			steps: []string{"member/ap/mesh/remote-secret/us", "member/eu/mesh/remote-secret/us"}},
-		{name: "reader token gone", edit: func(f *spec.Fleet, w *state.World) { w.Mesh["us"].ReaderToken = "" },
+		{name: "reader token gone", edit: func(f *spec.Fleet, w *world.World) { w.Mesh["us"].ReaderToken = "" },
 			steps: []string{"member/ap/mesh/remote-secret/us", "member/eu/mesh/remote-secret/us", "member/us/mesh/reader-token"}},
-		{name: "cacerts from another root", edit: func(f *spec.Fleet, w *state.World) { w.Mesh["ap"].CACerts.RootFingerprint = "sha256:other" },
+		{name: "cacerts from another root", edit: func(f *spec.Fleet, w *world.World) { w.Mesh["ap"].CACerts.RootFingerprint = "sha256:other" },
 			steps: []string{"member/ap/mesh/cacerts"}},
-		{name: "gateway missing", edit: func(f *spec.Fleet, w *state.World) { w.Mesh["ap"].Gateway = false },
+		{name: "gateway missing", edit: func(f *spec.Fleet, w *world.World) { w.Mesh["ap"].Gateway = false },
 			steps: []string{"member/ap/mesh/expose"}},
-		{name: "mesh version upgrade", edit: func(f *spec.Fleet, w *state.World) { f.Mesh.Version = "1.31.1"; f.Mesh.Chart.Version = "1.31.1" },
+		{name: "mesh version upgrade", edit: func(f *spec.Fleet, w *world.World) { f.Mesh.Version = "1.31.1"; f.Mesh.Chart.Version = "1.31.1" },
 			steps: []string{"member/ap/mesh/base", "member/ap/mesh/eastwest", "member/ap/mesh/istiod",
 				"member/eu/mesh/base", "member/eu/mesh/eastwest", "member/eu/mesh/istiod",
 				"member/us/mesh/base", "member/us/mesh/eastwest", "member/us/mesh/istiod"}},
-		{name: "mesh off plans no mesh", edit: func(f *spec.Fleet, w *state.World) {
+		{name: "mesh off plans no mesh", edit: func(f *spec.Fleet, w *world.World) {
 			off := false
 			f.Mesh.Enabled = &off
 			w.Mesh = nil
 			w.RootCA = nil
 		}},
-		{name: "policy of a removed workload", edit: func(f *spec.Fleet, w *state.World) {
-			w.Karmada.Policies["other/old"] = &state.Policy{Namespace: "other", Name: "old", Clusters: []string{"eu"}, Weights: map[string]int64{"eu": 1}, Divided: true}
+		{name: "policy of a removed workload", edit: func(f *spec.Fleet, w *world.World) {
+			w.Karmada.Policies["other/old"] = &world.Policy{Namespace: "other", Name: "old", Clusters: []string{"eu"}, Weights: map[string]int64{"eu": 1}, Divided: true}
 		}, steps: []string{"workload/old/policy"}},
-		{name: "manifests changed", edit: func(f *spec.Fleet, w *state.World) { w.Karmada.ManifestHashes["hello"] = "sha256:old" },
+		{name: "manifests changed", edit: func(f *spec.Fleet, w *world.World) { w.Karmada.ManifestHashes["hello"] = "sha256:old" },
 			steps: []string{"workload/hello/manifests"}},
 	}
 	for _, tc := range cases {
@@ -327,7 +328,7 @@ func TestPullJoin(t *testing.T) {
 	for _, k := range []string{"caCrt", "crt", "key"} {
 		kc[k] = "-----BEGIN SECRET " + k + "-----"
 	}
-	w.Clusters["ap"].Releases["karmada-system/karmada-agent"] = &state.Release{Name: "karmada-agent", Namespace: "karmada-system",
+	w.Clusters["ap"].Releases["karmada-system/karmada-agent"] = &world.Release{Name: "karmada-agent", Namespace: "karmada-system",
 		Chart: "karmada", ChartVersion: "v1.18.2", Status: "deployed", Values: vals}
 	p = mustCompute(t, f, w, Options{})
 	if len(p.Steps) != 0 {
@@ -492,7 +493,7 @@ func TestKubeconfigClustersHaveNoClusterSteps(t *testing.T) {
 	for i := range f.Members {
 		f.Members[i].Kubeconfig = &spec.Kubeconfig{Path: "/nonexistent/" + f.Members[i].Name}
 	}
-	p := mustCompute(t, f, &state.World{}, Options{})
+	p := mustCompute(t, f, &world.World{}, Options{})
 	for _, s := range p.Steps {
 		if s.Kind == KindCluster || s.Kind == KindKubeconfig {
 			t.Errorf("a cluster given by kubeconfig gets no %s step (%s)", s.Kind, s.Address)

@@ -10,15 +10,16 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/reconcile-dev/reconcile/state/world"
+
 	"github.com/reconcile-dev/reconcile/spec"
-	"github.com/reconcile-dev/reconcile/state"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // loadCase reads testdata/<name>/fleet.yaml through spec.Load (parse, defaults, manifests)
 // and testdata/<name>/world.json as the observed world.
-func loadCase(t *testing.T, name string) (*spec.Fleet, *state.World) {
+func loadCase(t *testing.T, name string) (*spec.Fleet, *world.World) {
 	t.Helper()
 	dir := filepath.Join("testdata", name)
 	f, err := spec.Load(filepath.Join(dir, "fleet.yaml"))
@@ -42,7 +43,7 @@ func loadCase(t *testing.T, name string) (*spec.Fleet, *state.World) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var w state.World
+	var w world.World
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&w); err != nil {

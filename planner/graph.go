@@ -9,8 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/state/world"
+
 	"github.com/reconcile-dev/reconcile/spec"
-	"github.com/reconcile-dev/reconcile/state"
 )
 
 // GraphError lists everything wrong with a plan graph at once: dependencies on steps that
@@ -169,7 +170,7 @@ func SpecFingerprint(f *spec.Fleet) string {
 
 // WorldFingerprint is the sha256 of the observed world's JSON with Now zeroed, so observing
 // the same world twice gives the same fingerprint.
-func WorldFingerprint(w *state.World) string {
+func WorldFingerprint(w *world.World) string {
 	c := *w
 	c.Now = time.Time{}
 	return fingerprint(&c)

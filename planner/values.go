@@ -83,7 +83,7 @@ func MeshReleaseName(component string) string {
 	return component
 }
 
-// ReleaseKey is how state.Cluster.Releases is keyed: "namespace/name".
+// ReleaseKey is how world.Cluster.Releases is keyed: "namespace/name".
 func ReleaseKey(namespace, name string) string { return namespace + "/" + name }
 
 // imageTag is the tag of the Karmada images for a chart version: chart and images share
@@ -200,7 +200,7 @@ func EastWestValues(f *spec.Fleet, member string) map[string]any {
 }
 
 // RemoteSecretFingerprint identifies the content of istio-remote-secret-<x>: x's API endpoint
-// and the fingerprint of x's istio-reader token (state.MeshMember.ReaderToken). Observers
+// and the fingerprint of x's istio-reader token (world.MeshMember.ReaderToken). Observers
 // compute the same from the secret they find, so a changed endpoint or token shows as drift.
 func RemoteSecretFingerprint(endpoint, readerToken string) string {
 	sum := sha256.Sum256([]byte("istio-remote-secret\x00" + endpoint + "\x00" + readerToken))

@@ -8,10 +8,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/state/world"
+
 	"github.com/reconcile-dev/reconcile/executor"
 	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/spec"
-	"github.com/reconcile-dev/reconcile/state"
 )
 
 // fakeWorld is an in-memory world for engine tests: an observer plus every driver, each
@@ -20,7 +21,7 @@ import (
 // drivers, which are tested against real protocols in their own packages.
 type fakeWorld struct {
 	mu     sync.Mutex
-	w      state.World
+	w      world.World
 	now    time.Time
 	writes []string
 	// fail makes the named step kinds (by "kind/cluster") fail with this error.
@@ -28,18 +29,18 @@ type fakeWorld struct {
 }
 
 func newFakeWorld(now time.Time) *fakeWorld {
-	return &fakeWorld{now: now, w: state.World{Clusters: map[string]*state.Cluster{}, Mesh: map[string]*state.MeshMember{}}}
+	return &fakeWorld{now: now, w: world.World{Clusters: map[string]*world.Cluster{}, Mesh: map[string]*world.MeshMember{}}}
 }
 
 // addExisting makes an existing (kubeconfig) cluster reachable, as the cluster observer would.
 func (fw *fakeWorld) addExisting(name string) {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
-	fw.w.Clusters[name] = &state.Cluster{Name: name, Reachable: true, APIEndpoint: "https://" + name + ".example:6443",
+	fw.w.Clusters[name] = &world.Cluster{Name: name, Reachable: true, APIEndpoint: "https://" + name + ".example:6443",
 		KubeSystemUID: "uid-" + name, NodeIPs: []string{"192.0.2.10"}}
 }
 
-func (fw *fakeWorld) Observe(_ context.Context, _ *spec.Fleet, w *state.World) error {
+func (fw *fakeWorld) Observe(_ context.Context, _ *spec.Fleet, w *world.World) error {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
 	b, err := json.Marshal(fw.w)
@@ -86,19 +87,19 @@ func (fw *fakeWorld) ApplyCluster(_ context.Context, f *spec.Fleet, name string)
 		sc := specCluster(f, name)
 		c := fw.w.Clusters[name]
 		if c == nil {
-			c = &state.Cluster{Name: name, LinodeID: len(fw.w.Clusters) + 100, Label: name, Status: "ready"}
+			c = &world.Cluster{Name: name, LinodeID: len(fw.w.Clusters) + 100, Label: name, Status: "ready"}
 			fw.w.Clusters[name] = c
 		}
 		c.Region, c.K8sVersion, c.Tags, c.HighAvailability = sc.Region, sc.K8sVersion, sc.Tags, sc.HighAvailability
 		c.Pools, c.NodeIPs = nil, nil
 		for i, p := range sc.Pools {
-			pool := state.Pool{ID: c.LinodeID*10 + i, Type: p.Type, Count: p.Count, Tags: p.Tags}
+			pool := world.Pool{ID: c.LinodeID*10 + i, Type: p.Type, Count: p.Count, Tags: p.Tags}
 			if p.Autoscaler != nil {
-				pool.Autoscaler = &state.Scaler{Min: p.Autoscaler.Min, Max: p.Autoscaler.Max}
+				pool.Autoscaler = &world.Scaler{Min: p.Autoscaler.Min, Max: p.Autoscaler.Max}
 			}
 			for n := 0; n < p.Count; n++ {
 				ip := fmt.Sprintf("198.51.%d.%d", c.LinodeID%250, i*10+n+1)
-				pool.Nodes = append(pool.Nodes, state.Node{ID: fmt.Sprintf("%d-%d", pool.ID, n), InstanceID: pool.ID*10 + n, Status: "ready", PublicIPv4: ip})
+				pool.Nodes = append(pool.Nodes, world.Node{ID: fmt.Sprintf("%d-%d", pool.ID, n), InstanceID: pool.ID*10 + n, Status: "ready", PublicIPv4: ip})
 				c.NodeIPs = append(c.NodeIPs, ip)
 			}
 			c.Pools = append(c.Pools, pool)
@@ -128,13 +129,13 @@ func (fw *fakeWorld) StoreKubeconfig(_ context.Context, _ *spec.Fleet, name stri
 func (fw *fakeWorld) release(cluster, ns, name, chart, version string, values map[string]any) {
 	c := fw.w.Clusters[cluster]
 	if c.Releases == nil {
-		c.Releases = map[string]*state.Release{}
+		c.Releases = map[string]*world.Release{}
 	}
-	c.Releases[planner.ReleaseKey(ns, name)] = &state.Release{Name: name, Namespace: ns, Chart: chart,
+	c.Releases[planner.ReleaseKey(ns, name)] = &world.Release{Name: name, Namespace: ns, Chart: chart,
 		ChartVersion: version, Status: "deployed", Values: values}
 }
 
-func firstIP(c *state.Cluster) string {
+func firstIP(c *world.Cluster) string {
 	if c == nil || len(c.NodeIPs) == 0 {
 		return ""
 	}
@@ -153,7 +154,7 @@ func (fw *fakeWorld) InstallControlPlane(_ context.Context, f *spec.Fleet) error
 func (fw *fakeWorld) StoreKarmadaKubeconfig(_ context.Context, _ *spec.Fleet) error {
 	return fw.do("karmada-kubeconfig", func() error {
 		if fw.w.Karmada == nil {
-			fw.w.Karmada = &state.Karmada{}
+			fw.w.Karmada = &world.Karmada{}
 		}
 		fw.w.Karmada.Reachable = true
 		return nil
@@ -183,13 +184,13 @@ func (fw *fakeWorld) Join(_ context.Context, f *spec.Fleet, member string) error
 		mode := f.MemberJoinMode(*m)
 		k := fw.w.Karmada
 		if k.Members == nil {
-			k.Members = map[string]*state.KarmadaMember{}
+			k.Members = map[string]*world.KarmadaMember{}
 		}
-		km := &state.KarmadaMember{Name: member, SyncMode: string(mode), APIEndpoint: fw.endpoint(f, member),
+		km := &world.KarmadaMember{Name: member, SyncMode: string(mode), APIEndpoint: fw.endpoint(f, member),
 			ID: fw.w.Clusters[member].KubeSystemUID, Ready: "True", Reason: "ClusterReady"}
 		if mode == spec.Push {
 			km.SecretHash = "sha256:cred-" + member
-			fw.w.Clusters[member].PushJoin = &state.PushJoin{Namespace: true, RBAC: true, TokensReady: true, CredentialHash: km.SecretHash}
+			fw.w.Clusters[member].PushJoin = &world.PushJoin{Namespace: true, RBAC: true, TokensReady: true, CredentialHash: km.SecretHash}
 		} else {
 			fw.release(member, planner.AgentNamespace, planner.AgentRelease, "karmada", f.Manager.Karmada.Chart.Version,
 				planner.AgentValues(f, member, fw.endpoint(f, member), firstIP(fw.w.Clusters[f.Manager.Name])))
@@ -218,10 +219,10 @@ func (fw *fakeWorld) Unjoin(_ context.Context, _ *spec.Fleet, member string) err
 	})
 }
 
-func (fw *fakeWorld) mesh(member string) *state.MeshMember {
+func (fw *fakeWorld) mesh(member string) *world.MeshMember {
 	m := fw.w.Mesh[member]
 	if m == nil {
-		m = &state.MeshMember{}
+		m = &world.MeshMember{}
 		fw.w.Mesh[member] = m
 	}
 	return m
@@ -229,7 +230,7 @@ func (fw *fakeWorld) mesh(member string) *state.MeshMember {
 
 func (fw *fakeWorld) EnsureRootCA(_ context.Context, _ *spec.Fleet) error {
 	return fw.do("root-ca", func() error {
-		fw.w.RootCA = &state.CertInfo{Subject: "O=Istio, CN=Root CA", NotAfter: fw.now.AddDate(10, 0, 0), RootFingerprint: "sha256:root"}
+		fw.w.RootCA = &world.CertInfo{Subject: "O=Istio, CN=Root CA", NotAfter: fw.now.AddDate(10, 0, 0), RootFingerprint: "sha256:root"}
 		return nil
 	})
 }
@@ -245,7 +246,7 @@ func (fw *fakeWorld) EnsureNamespace(_ context.Context, f *spec.Fleet, member st
 
 func (fw *fakeWorld) EnsureCACerts(_ context.Context, f *spec.Fleet, member string) error {
 	return fw.do("cacerts/"+member, func() error {
-		fw.mesh(member).CACerts = &state.CertInfo{Subject: "O=Istio, CN=Intermediate CA, L=" + member,
+		fw.mesh(member).CACerts = &world.CertInfo{Subject: "O=Istio, CN=Intermediate CA, L=" + member,
 			NotAfter: fw.now.Add(f.Mesh.CA.IntermediateValidity.Duration), RootFingerprint: fw.w.RootCA.RootFingerprint}
 		return nil
 	})
@@ -307,7 +308,7 @@ func (fw *fakeWorld) ApplyManifests(_ context.Context, f *spec.Fleet, workload s
 			k.ManifestHashes = map[string]string{}
 		}
 		if k.Workloads == nil {
-			k.Workloads = map[string]*state.Workload{}
+			k.Workloads = map[string]*world.Workload{}
 		}
 		for _, w := range f.Workloads {
 			if w.Name != workload {
@@ -316,7 +317,7 @@ func (fw *fakeWorld) ApplyManifests(_ context.Context, f *spec.Fleet, workload s
 			k.ManifestHashes[workload] = w.ManifestDigest
 			for _, o := range w.Objects {
 				if o.Replicas != nil {
-					k.Workloads[o.Namespace+"/"+o.Kind+"/"+o.Name] = &state.Workload{UID: "uid-" + o.Name, Replicas: *o.Replicas}
+					k.Workloads[o.Namespace+"/"+o.Kind+"/"+o.Name] = &world.Workload{UID: "uid-" + o.Name, Replicas: *o.Replicas}
 				}
 			}
 		}
@@ -328,7 +329,7 @@ func (fw *fakeWorld) ApplyPolicy(_ context.Context, f *spec.Fleet, workload stri
 	return fw.do("policy/"+workload, func() error {
 		k := fw.w.Karmada
 		if k.Policies == nil {
-			k.Policies = map[string]*state.Policy{}
+			k.Policies = map[string]*world.Policy{}
 		}
 		for i := range f.Workloads {
 			w := &f.Workloads[i]

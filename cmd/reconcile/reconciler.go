@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/state/world"
+
 	"github.com/reconcile-dev/reconcile/executor"
 	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/spec"
@@ -51,8 +53,8 @@ type PassResult struct {
 }
 
 // Observe builds the world from every observer, in order.
-func (r *Reconciler) Observe(ctx context.Context, fleet *spec.Fleet, observers []state.Observer) (*state.World, error) {
-	w := &state.World{Now: r.now()}
+func (r *Reconciler) Observe(ctx context.Context, fleet *spec.Fleet, observers []state.Observer) (*world.World, error) {
+	w := &world.World{Now: r.now()}
 	for _, o := range observers {
 		if err := o.Observe(ctx, fleet, w); err != nil {
 			return nil, fmt.Errorf("observe: %w", err)

@@ -11,13 +11,13 @@ import (
 	"sort"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/state/world"
+
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage/driver"
 	"k8s.io/client-go/rest"
-
-	"github.com/reconcile-dev/reconcile/state"
 )
 
 // DefaultTimeout bounds an install, upgrade, rollback or uninstall when none is given.
@@ -318,7 +318,7 @@ func (c *Client) Uninstall(ctx context.Context, name, namespace string, timeout 
 }
 
 // Get returns the latest revision of a release; nil, nil when there is none.
-func (c *Client) Get(ctx context.Context, name, namespace string) (*state.Release, error) {
+func (c *Client) Get(ctx context.Context, name, namespace string) (*world.Release, error) {
 	op, err := c.operation(ctx, namespace)
 	if err != nil {
 		return nil, err
@@ -336,8 +336,8 @@ func (c *Client) Get(ctx context.Context, name, namespace string) (*state.Releas
 
 // List returns the latest revision of every release in the given namespaces, keyed
 // "namespace/name".
-func (c *Client) List(ctx context.Context, namespaces ...string) (map[string]*state.Release, error) {
-	out := map[string]*state.Release{}
+func (c *Client) List(ctx context.Context, namespaces ...string) (map[string]*world.Release, error) {
+	out := map[string]*world.Release{}
 	for _, ns := range namespaces {
 		if err := c.list(ctx, ns, out); err != nil {
 			return nil, fmt.Errorf("releases in %s: %w", ns, err)
@@ -346,7 +346,7 @@ func (c *Client) List(ctx context.Context, namespaces ...string) (map[string]*st
 	return out, nil
 }
 
-func (c *Client) list(ctx context.Context, namespace string, out map[string]*state.Release) error {
+func (c *Client) list(ctx context.Context, namespace string, out map[string]*world.Release) error {
 	op, err := c.operation(ctx, namespace)
 	if err != nil {
 		return err
@@ -375,8 +375,8 @@ func (c *Client) list(ctx context.Context, namespace string, out map[string]*sta
 	return nil
 }
 
-func observed(r *release.Release) (*state.Release, error) {
-	s := &state.Release{Name: r.Name, Namespace: r.Namespace}
+func observed(r *release.Release) (*world.Release, error) {
+	s := &world.Release{Name: r.Name, Namespace: r.Namespace}
 	if r.Chart != nil && r.Chart.Metadata != nil {
 		s.Chart, s.ChartVersion = r.Chart.Metadata.Name, r.Chart.Metadata.Version
 	}

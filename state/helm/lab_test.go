@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/state/world"
+
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -25,7 +27,6 @@ import (
 
 	"github.com/reconcile-dev/reconcile/lab/cluster"
 	"github.com/reconcile-dev/reconcile/lab/labtest"
-	"github.com/reconcile-dev/reconcile/state"
 )
 
 // This package's lab cluster address (127.0.0.20-29 are reserved for state/helm tests).
@@ -216,7 +217,7 @@ func configMapData(t *testing.T, cs kubernetes.Interface, ns, name string) map[s
 }
 
 // getRelease is Client.Get, failing the test on error.
-func getRelease(t *testing.T, c *Client, ns, name string) *state.Release {
+func getRelease(t *testing.T, c *Client, ns, name string) *world.Release {
 	t.Helper()
 	r, err := c.Get(context.Background(), name, ns)
 	if err != nil {

@@ -5,8 +5,9 @@ import (
 	"log/slog"
 	"sort"
 
+	"github.com/reconcile-dev/reconcile/state/world"
+
 	"github.com/reconcile-dev/reconcile/spec"
-	"github.com/reconcile-dev/reconcile/state"
 	"github.com/reconcile-dev/reconcile/state/kube"
 )
 
@@ -25,7 +26,7 @@ type Observer struct {
 
 // Observe implements state.Observer. A cluster whose releases cannot be read is logged and
 // left without releases; it does not fail the pass.
-func (o Observer) Observe(ctx context.Context, f *spec.Fleet, w *state.World) error {
+func (o Observer) Observe(ctx context.Context, f *spec.Fleet, w *world.World) error {
 	log := o.Log
 	if log == nil {
 		log = slog.Default()
@@ -57,7 +58,7 @@ func (o Observer) Observe(ctx context.Context, f *spec.Fleet, w *state.World) er
 	return nil
 }
 
-func (o Observer) releases(ctx context.Context, f *spec.Fleet, name string, namespaces []string, log *slog.Logger) (map[string]*state.Release, error) {
+func (o Observer) releases(ctx context.Context, f *spec.Fleet, name string, namespaces []string, log *slog.Logger) (map[string]*world.Release, error) {
 	cfg, err := o.Access.RESTConfig(f, name)
 	if err != nil {
 		return nil, err

@@ -13,11 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/state/world"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/reconcile-dev/reconcile/spec"
-	"github.com/reconcile-dev/reconcile/state"
 	"github.com/reconcile-dev/reconcile/state/kube"
 )
 
@@ -102,29 +103,29 @@ func TestObserver(t *testing.T) {
 			{Name: "down", Cluster: spec.Cluster{Kubeconfig: &spec.Kubeconfig{Path: kubeconfig}}},
 		},
 	}
-	world := func() *state.World {
-		return &state.World{Clusters: map[string]*state.Cluster{
+	newWorld := func() *world.World {
+		return &world.World{Clusters: map[string]*world.Cluster{
 			"mgr":      {Name: "mgr", Reachable: true},
 			"dead":     {Name: "dead", Reachable: true}, // answered the probe, fails now
 			"creating": {Name: "creating", Reachable: true},
 			"down":     {Name: "down"},
 		}}
 	}
-	rel := func(ns, name, version, data string) *state.Release {
-		return &state.Release{Name: name, Namespace: ns, Chart: "demo", ChartVersion: version, Status: "deployed",
+	rel := func(ns, name, version, data string) *world.Release {
+		return &world.Release{Name: name, Namespace: ns, Chart: "demo", ChartVersion: version, Status: "deployed",
 			Values: map[string]any{"data": map[string]any{"k": data}}}
 	}
 
 	cases := []struct {
 		name       string
 		namespaces []string
-		want       map[string]*state.Release
+		want       map[string]*world.Release
 	}{
-		{name: "given namespaces", namespaces: []string{"helm-observe"}, want: map[string]*state.Release{
+		{name: "given namespaces", namespaces: []string{"helm-observe"}, want: map[string]*world.Release{
 			"helm-observe/first":  rel("helm-observe", "first", "1.0.0", "1"),
 			"helm-observe/second": rel("helm-observe", "second", "1.0.0", "2b"),
 		}},
-		{name: "default namespaces", want: map[string]*state.Release{
+		{name: "default namespaces", want: map[string]*world.Release{
 			"istio-system/istiod": rel("istio-system", "istiod", "1.0.0", "4"),
 		}},
 		{name: "namespace without releases", namespaces: []string{"helm-observe-none"}},
@@ -137,7 +138,7 @@ func TestObserver(t *testing.T) {
 				Namespaces: tc.namespaces,
 				Log:        slog.New(slog.NewTextHandler(&logs, nil)),
 			}
-			w := world()
+			w := newWorld()
 			if err := o.Observe(ctx, fleet, w); err != nil {
 				t.Fatalf("Observe: %v", err)
 			}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/state/world"
+
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -129,9 +131,9 @@ joinMode: Pull
 	log := slog.New(slog.DiscardHandler)
 	d := New(Config{Access: access, Store: store, Log: log, ChartCache: filepath.Join(dir, "cache"),
 		JoinTimeout: 2 * time.Minute, ReadyTimeout: 2 * time.Minute})
-	observe := func(f *spec.Fleet) *state.World {
+	observe := func(f *spec.Fleet) *world.World {
 		t.Helper()
-		w := &state.World{Now: time.Now()}
+		w := &world.World{Now: time.Now()}
 		for _, o := range []state.Observer{kube.Observer{Access: access}, helm.Observer{Access: access, Log: log}, d} {
 			if err := o.Observe(ctx, f, w); err != nil {
 				t.Fatal(err)
@@ -139,7 +141,7 @@ joinMode: Pull
 		}
 		return w
 	}
-	plan := func(f *spec.Fleet, w *state.World) []planner.Step {
+	plan := func(f *spec.Fleet, w *world.World) []planner.Step {
 		t.Helper()
 		p, err := planner.Compute(f, w, planner.Options{AllowDestroy: true})
 		if err != nil {

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/state/world"
+
 	"helm.sh/helm/v3/pkg/chart"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -166,9 +168,9 @@ members:
 }
 
 // observe runs the cluster observer and then the driver's, as the daemon does.
-func (e *env) observe(d *Driver, f *spec.Fleet) *state.World {
+func (e *env) observe(d *Driver, f *spec.Fleet) *world.World {
 	e.t.Helper()
-	w := &state.World{Now: time.Now()}
+	w := &world.World{Now: time.Now()}
 	ctx := context.Background()
 	if err := (kube.Observer{Access: e.access}).Observe(ctx, f, w); err != nil {
 		e.t.Fatal(err)
@@ -180,7 +182,7 @@ func (e *env) observe(d *Driver, f *spec.Fleet) *state.World {
 }
 
 // memberSteps are the plan's steps in the members layer.
-func memberSteps(t *testing.T, f *spec.Fleet, w *state.World) []planner.Step {
+func memberSteps(t *testing.T, f *spec.Fleet, w *world.World) []planner.Step {
 	t.Helper()
 	p, err := planner.Compute(f, w, planner.Options{AllowDestroy: true})
 	if err != nil {
@@ -452,7 +454,7 @@ func TestPushJoinLifecycle(t *testing.T) {
 		}
 		d2 := New(Config{Access: kube.Access{Store: store}, Store: store})
 		// The observed manager node is the proxy's address.
-		w := &state.World{Clusters: map[string]*state.Cluster{"mgr": {Name: "mgr", Reachable: true, NodeIPs: []string{proxyAddr}}}}
+		w := &world.World{Clusters: map[string]*world.Cluster{"mgr": {Name: "mgr", Reachable: true, NodeIPs: []string{proxyAddr}}}}
 		if err := d2.Observe(ctx, f, w); err != nil {
 			t.Fatal(err)
 		}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/state/world"
+
 	clusterv1alpha1 "github.com/karmada-io/karmada/pkg/apis/cluster/v1alpha1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -24,7 +26,7 @@ const probeTimeout = 15 * time.Second
 // manager's node IPs and the members' reachability from the World they filled. It fills
 // World.Karmada when "karmada/kubeconfig" is stored (Reachable false when it does not answer),
 // and PushJoin for every reachable member cluster.
-func (d *Driver) Observe(ctx context.Context, f *spec.Fleet, w *state.World) error {
+func (d *Driver) Observe(ctx context.Context, f *spec.Fleet, w *world.World) error {
 	d.mu.Lock()
 	if c := w.Clusters[f.Manager.Name]; c != nil && len(c.NodeIPs) > 0 {
 		d.seenNodeIP[f.Manager.Name] = c.NodeIPs[0]
@@ -59,11 +61,11 @@ func (d *Driver) Observe(ctx context.Context, f *spec.Fleet, w *state.World) err
 	return nil
 }
 
-func observeKarmada(ctx context.Context, kc karmadaClients, w *state.World) error {
+func observeKarmada(ctx context.Context, kc karmadaClients, w *world.World) error {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	if w.Karmada == nil {
-		w.Karmada = &state.Karmada{}
+		w.Karmada = &world.Karmada{}
 	}
 	k := w.Karmada
 	k.Reachable, k.APIServiceAvailable, k.Members = false, false, nil
@@ -80,10 +82,10 @@ func observeKarmada(ctx context.Context, kc karmadaClients, w *state.World) erro
 	if err != nil {
 		return fmt.Errorf("list clusters: %w", err)
 	}
-	k.Members = map[string]*state.KarmadaMember{}
+	k.Members = map[string]*world.KarmadaMember{}
 	for i := range list.Items {
 		c := &list.Items[i]
-		km := &state.KarmadaMember{Name: c.Name, SyncMode: string(c.Spec.SyncMode), APIEndpoint: c.Spec.APIEndpoint,
+		km := &world.KarmadaMember{Name: c.Name, SyncMode: string(c.Spec.SyncMode), APIEndpoint: c.Spec.APIEndpoint,
 			ID: c.Spec.ID, Deleting: c.DeletionTimestamp != nil}
 		if cond := meta.FindStatusCondition(c.Status.Conditions, clusterv1alpha1.ClusterConditionReady); cond != nil {
 			km.Ready, km.Reason, km.Message = string(cond.Status), cond.Reason, cond.Message
@@ -103,7 +105,7 @@ func observeKarmada(ctx context.Context, kc karmadaClients, w *state.World) erro
 }
 
 // observePushJoin reads what a Push join leaves in the member; nil when karmada-cluster is absent.
-func observePushJoin(ctx context.Context, kc kubernetes.Interface, name string) (*state.PushJoin, error) {
+func observePushJoin(ctx context.Context, kc kubernetes.Interface, name string) (*world.PushJoin, error) {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	ns, err := kc.CoreV1().Namespaces().Get(ctx, ClusterNamespace, metav1.GetOptions{})
@@ -113,7 +115,7 @@ func observePushJoin(ctx context.Context, kc kubernetes.Interface, name string) 
 	if err != nil {
 		return nil, err
 	}
-	pj := &state.PushJoin{Namespace: true}
+	pj := &world.PushJoin{Namespace: true}
 	rbac, err := rbacPresent(ctx, kc, name)
 	if err != nil {
 		return nil, err

@@ -13,6 +13,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/state/world"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -21,7 +23,6 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/reconcile-dev/reconcile/spec"
-	"github.com/reconcile-dev/reconcile/state"
 )
 
 // Files is the part of the state store this package reads and writes.
@@ -138,9 +139,9 @@ type Observer struct {
 }
 
 // Observe implements state.Observer.
-func (o Observer) Observe(ctx context.Context, f *spec.Fleet, w *state.World) error {
+func (o Observer) Observe(ctx context.Context, f *spec.Fleet, w *world.World) error {
 	if w.Clusters == nil {
-		w.Clusters = map[string]*state.Cluster{}
+		w.Clusters = map[string]*world.Cluster{}
 	}
 	names := f.ClusterNames()
 	for n := range w.Clusters { // clusters that left the fleet but still exist
@@ -155,7 +156,7 @@ func (o Observer) Observe(ctx context.Context, f *spec.Fleet, w *state.World) er
 			if ok && c.IsLKE() {
 				continue // not created yet: nothing to reach
 			}
-			oc = &state.Cluster{Name: name}
+			oc = &world.Cluster{Name: name}
 			w.Clusters[name] = oc
 		}
 		cfg, err := o.Access.RESTConfig(f, name)
@@ -170,7 +171,7 @@ func (o Observer) Observe(ctx context.Context, f *spec.Fleet, w *state.World) er
 	return nil
 }
 
-func (o Observer) probe(ctx context.Context, cfg *rest.Config, oc *state.Cluster, existing bool) {
+func (o Observer) probe(ctx context.Context, cfg *rest.Config, oc *world.Cluster, existing bool) {
 	d := o.Probe
 	if d == 0 {
 		d = 5 * time.Second

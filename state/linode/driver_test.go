@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/state/world"
+
 	"github.com/linode/linodego"
 
 	"github.com/reconcile-dev/reconcile/lab/labtest"
@@ -164,10 +166,10 @@ func TestTransientErrorsCarryRetryAfter(t *testing.T) {
 	l := newLab(t, linodeapi.Options{})
 	l.api.SetRateLimit(1, time.Hour)
 	d := newDriver(t, l, newStore(t), func(c *Config) { c.RetryCount = 1 })
-	if err := d.Observe(context.Background(), testFleet("mgr"), &state.World{}); err != nil {
+	if err := d.Observe(context.Background(), testFleet("mgr"), &world.World{}); err != nil {
 		t.Fatalf("first call within the limit: %v", err)
 	}
-	err := d.Observe(context.Background(), testFleet("mgr"), &state.World{})
+	err := d.Observe(context.Background(), testFleet("mgr"), &world.World{})
 	var te *state.TransientError
 	if !errors.As(err, &te) {
 		t.Fatalf("429 after retries: %v, want a transient error", err)
@@ -313,7 +315,7 @@ func TestPoolChanges(t *testing.T) {
 		change func(*spec.Cluster)
 		// check gets the writes of the update, in order.
 		check func(t *testing.T, writes []linodeapi.RequestRecord, oldPool int)
-		want  func(t *testing.T, pools []state.Pool, oldPool int)
+		want  func(t *testing.T, pools []world.Pool, oldPool int)
 	}{
 		{
 			name:   "count in place",
@@ -323,7 +325,7 @@ func TestPoolChanges(t *testing.T) {
 					t.Errorf("want one PUT of pool %d, got:\n%s", old, describe(ws))
 				}
 			},
-			want: func(t *testing.T, ps []state.Pool, old int) {
+			want: func(t *testing.T, ps []world.Pool, old int) {
 				if len(ps) != 1 || ps[0].ID != old || ps[0].Count != 3 {
 					t.Errorf("pools %+v", ps)
 				}
@@ -337,8 +339,8 @@ func TestPoolChanges(t *testing.T) {
 					t.Errorf("want one PUT, got:\n%s", describe(ws))
 				}
 			},
-			want: func(t *testing.T, ps []state.Pool, old int) {
-				if len(ps) != 1 || ps[0].Autoscaler == nil || *ps[0].Autoscaler != (state.Scaler{Min: 2, Max: 5}) || len(ps[0].Tags) != 0 {
+			want: func(t *testing.T, ps []world.Pool, old int) {
+				if len(ps) != 1 || ps[0].Autoscaler == nil || *ps[0].Autoscaler != (world.Scaler{Min: 2, Max: 5}) || len(ps[0].Tags) != 0 {
 					t.Errorf("pools %+v", ps)
 				}
 			},
@@ -357,7 +359,7 @@ func TestPoolChanges(t *testing.T) {
 					t.Errorf("want POST pool then DELETE pool %d, got:\n%s", old, describe(ws))
 				}
 			},
-			want: func(t *testing.T, ps []state.Pool, old int) {
+			want: func(t *testing.T, ps []world.Pool, old int) {
 				if len(ps) != 1 || ps[0].ID == old || ps[0].Type != "g6-standard-4" || ps[0].Count != 2 {
 					t.Errorf("pools %+v", ps)
 				}
@@ -373,7 +375,7 @@ func TestPoolChanges(t *testing.T) {
 					t.Errorf("want one POST, got:\n%s", describe(ws))
 				}
 			},
-			want: func(t *testing.T, ps []state.Pool, old int) {
+			want: func(t *testing.T, ps []world.Pool, old int) {
 				if len(ps) != 2 || ps[0].ID != old || ps[0].Count != 2 || ps[1].Count != 1 {
 					t.Errorf("pools %+v", ps)
 				}
@@ -417,16 +419,16 @@ func TestClusterFieldUpdates(t *testing.T) {
 		name      string
 		change    func(*spec.Cluster)
 		wantPUT   bool
-		wantCheck func(*state.Cluster) bool
+		wantCheck func(*world.Cluster) bool
 	}{
 		{"tags", func(c *spec.Cluster) { c.Tags = []string{"env:prod"} }, true,
-			func(c *state.Cluster) bool { return slices.Equal(c.Tags, []string{"env:prod"}) }},
+			func(c *world.Cluster) bool { return slices.Equal(c.Tags, []string{"env:prod"}) }},
 		{"upgrade allowed", func(c *spec.Cluster) { c.K8sVersion, c.AllowUpgrade = "1.36", true }, true,
-			func(c *state.Cluster) bool { return c.K8sVersion == "1.36" }},
+			func(c *world.Cluster) bool { return c.K8sVersion == "1.36" }},
 		{"upgrade not allowed", func(c *spec.Cluster) { c.K8sVersion = "1.36" }, false,
-			func(c *state.Cluster) bool { return c.K8sVersion == "1.33" }},
+			func(c *world.Cluster) bool { return c.K8sVersion == "1.33" }},
 		{"HA on", func(c *spec.Cluster) { c.HighAvailability = true }, true,
-			func(c *state.Cluster) bool { return c.HighAvailability }},
+			func(c *world.Cluster) bool { return c.HighAvailability }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/state/world"
+
 	"github.com/linode/linodego"
 
 	"github.com/reconcile-dev/reconcile/executor"
@@ -189,13 +191,13 @@ func converge(t testing.TB, d *Driver, f *spec.Fleet, names ...string) {
 	}
 }
 
-func observe(t testing.TB, d *Driver, f *spec.Fleet) *state.World {
+func observe(t testing.TB, d *Driver, f *spec.Fleet) *world.World {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var w *state.World
+	var w *world.World
 	err := retry(ctx, 100, func(ctx context.Context) error {
-		w = &state.World{}
+		w = &world.World{}
 		return d.Observe(ctx, f, w)
 	})
 	if err != nil {
@@ -205,7 +207,7 @@ func observe(t testing.TB, d *Driver, f *spec.Fleet) *state.World {
 }
 
 // waitSettled observes until every named cluster has all its nodes ready (bounded).
-func waitSettled(t testing.TB, d *Driver, f *spec.Fleet, names ...string) *state.World {
+func waitSettled(t testing.TB, d *Driver, f *spec.Fleet, names ...string) *world.World {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {

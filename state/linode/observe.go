@@ -8,18 +8,19 @@ import (
 	"slices"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/state/world"
+
 	"github.com/linode/linodego"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/reconcile-dev/reconcile/spec"
-	"github.com/reconcile-dev/reconcile/state"
 )
 
 // Observe fills w.Clusters with every LKE cluster the fleet owns, those that left
 // fleet.yaml included. An unchanged world costs two paginated lists (clusters by the
 // fleet's tag, instances) and no write: node pools come from the store's cache, which is
 // trusted only while nothing it depends on moved.
-func (d *Driver) Observe(ctx context.Context, fleet *spec.Fleet, w *state.World) error {
+func (d *Driver) Observe(ctx context.Context, fleet *spec.Fleet, w *world.World) error {
 	owned, err := d.listOwned(ctx, fleet.Metadata.Name)
 	if err != nil {
 		return err
@@ -43,7 +44,7 @@ func (d *Driver) Observe(ctx context.Context, fleet *spec.Fleet, w *state.World)
 		byCluster[in.LKEClusterID][in.ID] = in
 	}
 	if w.Clusters == nil {
-		w.Clusters = make(map[string]*state.Cluster)
+		w.Clusters = make(map[string]*world.Cluster)
 	}
 	seen := make(map[string]int)
 	for i := range owned {
@@ -62,7 +63,7 @@ func (d *Driver) Observe(ctx context.Context, fleet *spec.Fleet, w *state.World)
 		}
 		oc := w.Clusters[name]
 		if oc == nil {
-			oc = &state.Cluster{Name: name}
+			oc = &world.Cluster{Name: name}
 			w.Clusters[name] = oc
 		}
 		oc.LinodeID = c.ID
@@ -93,7 +94,7 @@ type poolCache struct {
 	SpecDigest string       `json:"specDigest"`
 	Instances  []int        `json:"instances"`
 	FetchedAt  time.Time    `json:"fetchedAt"`
-	Pools      []state.Pool `json:"pools"`
+	Pools      []world.Pool `json:"pools"`
 	// Stale is written after a change through this driver: list again next time.
 	Stale bool `json:"stale,omitempty"`
 }
@@ -103,7 +104,7 @@ func kubeconfigName(name string) string { return "kubeconfigs/" + name }
 
 // observePools returns the cluster's pools, listing them only when the cache cannot be
 // trusted, and sets each node's readiness and address from this pass's instance list.
-func (d *Driver) observePools(ctx context.Context, fleet *spec.Fleet, name string, c *linodego.LKECluster, instances map[int]*linodego.Instance) ([]state.Pool, error) {
+func (d *Driver) observePools(ctx context.Context, fleet *spec.Fleet, name string, c *linodego.LKECluster, instances map[int]*linodego.Instance) ([]world.Pool, error) {
 	key := poolCache{
 		ClusterID:  c.ID,
 		Updated:    updatedString(c),
@@ -126,7 +127,7 @@ func (d *Driver) observePools(ctx context.Context, fleet *spec.Fleet, name strin
 		}
 	}
 	// Readiness and addresses come from the instances of this pass, cached pools or not.
-	out := make([]state.Pool, len(pools))
+	out := make([]world.Pool, len(pools))
 	for i, p := range pools {
 		p.Nodes = slices.Clone(p.Nodes)
 		for j := range p.Nodes {
@@ -147,7 +148,7 @@ func (d *Driver) observePools(ctx context.Context, fleet *spec.Fleet, name strin
 // cachedPools returns the cached pools when they were listed against the same cluster
 // version, spec and node set, not too long ago, and had settled (all nodes there and
 // ready): while a cluster converges the cache would only hide progress.
-func (d *Driver) cachedPools(name string, key poolCache) ([]state.Pool, bool) {
+func (d *Driver) cachedPools(name string, key poolCache) ([]world.Pool, bool) {
 	if !d.cfg.Store.Exists(poolCacheName(name)) {
 		return nil, false
 	}
@@ -199,16 +200,16 @@ func (d *Driver) invalidatePools(name string) {
 	}
 }
 
-func toPools(listed []linodego.LKENodePool) []state.Pool {
+func toPools(listed []linodego.LKENodePool) []world.Pool {
 	slices.SortFunc(listed, func(a, b linodego.LKENodePool) int { return a.ID - b.ID })
-	pools := make([]state.Pool, 0, len(listed))
+	pools := make([]world.Pool, 0, len(listed))
 	for _, lp := range listed {
-		p := state.Pool{ID: lp.ID, Type: lp.Type, Count: lp.Count, Tags: sortedSet(lp.Tags)}
+		p := world.Pool{ID: lp.ID, Type: lp.Type, Count: lp.Count, Tags: sortedSet(lp.Tags)}
 		if lp.Autoscaler.Enabled {
-			p.Autoscaler = &state.Scaler{Min: lp.Autoscaler.Min, Max: lp.Autoscaler.Max}
+			p.Autoscaler = &world.Scaler{Min: lp.Autoscaler.Min, Max: lp.Autoscaler.Max}
 		}
 		for _, n := range lp.Linodes {
-			p.Nodes = append(p.Nodes, state.Node{ID: n.ID, InstanceID: n.InstanceID, Status: string(n.Status)})
+			p.Nodes = append(p.Nodes, world.Node{ID: n.ID, InstanceID: n.InstanceID, Status: string(n.Status)})
 		}
 		pools = append(pools, p)
 	}
@@ -258,7 +259,7 @@ func publicIPv4(in *linodego.Instance) string {
 	return ""
 }
 
-func readyNodeIPs(pools []state.Pool) []string {
+func readyNodeIPs(pools []world.Pool) []string {
 	var ips []string
 	for _, p := range pools {
 		for _, n := range p.Nodes {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/state/world"
+
 	"github.com/linode/linodego"
 
 	"github.com/reconcile-dev/reconcile/lab/linodeapi"
@@ -112,7 +114,7 @@ func TestRequestsAreRateLimited(t *testing.T) {
 	f := testFleet("mgr") // owns nothing: one request per observe
 	start := time.Now()
 	for range 60 {
-		if err := d.Observe(context.Background(), f, &state.World{}); err != nil {
+		if err := d.Observe(context.Background(), f, &world.World{}); err != nil {
 			t.Fatal(err)
 		}
 	}

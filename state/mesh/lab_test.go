@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/state/world"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -109,12 +111,12 @@ func startClusters(t *testing.T, dir, prefix string, first int, names ...string)
 type labHelm struct {
 	mu       sync.Mutex
 	byHost   map[string]string                    // API host → cluster name
-	releases map[string]map[string]*state.Release // cluster → namespace/name → release
+	releases map[string]map[string]*world.Release // cluster → namespace/name → release
 	calls    map[string]int                       // cluster/release → Ensure calls
 }
 
 func newLabHelm() *labHelm {
-	return &labHelm{byHost: map[string]string{}, releases: map[string]map[string]*state.Release{}, calls: map[string]int{}}
+	return &labHelm{byHost: map[string]string{}, releases: map[string]map[string]*world.Release{}, calls: map[string]int{}}
 }
 
 func (h *labHelm) client(cfg *rest.Config) (HelmClient, error) {
@@ -136,7 +138,7 @@ func (h *labHelm) client(cfg *rest.Config) (HelmClient, error) {
 }
 
 // observe fills Cluster.Releases as a Helm release observer would.
-func (h *labHelm) observe(_ context.Context, _ *spec.Fleet, w *state.World) error {
+func (h *labHelm) observe(_ context.Context, _ *spec.Fleet, w *world.World) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for name, rels := range h.releases {
@@ -144,7 +146,7 @@ func (h *labHelm) observe(_ context.Context, _ *spec.Fleet, w *state.World) erro
 		if c == nil || !c.Reachable {
 			continue
 		}
-		c.Releases = map[string]*state.Release{}
+		c.Releases = map[string]*world.Release{}
 		for k, r := range rels {
 			cp := *r
 			c.Releases[k] = &cp
@@ -206,9 +208,9 @@ func (c *labHelmClient) Ensure(ctx context.Context, r Release) error {
 	c.h.mu.Lock()
 	defer c.h.mu.Unlock()
 	if c.h.releases[c.cluster] == nil {
-		c.h.releases[c.cluster] = map[string]*state.Release{}
+		c.h.releases[c.cluster] = map[string]*world.Release{}
 	}
-	c.h.releases[c.cluster][planner.ReleaseKey(r.Namespace, r.Name)] = &state.Release{Name: r.Name, Namespace: r.Namespace,
+	c.h.releases[c.cluster][planner.ReleaseKey(r.Namespace, r.Name)] = &world.Release{Name: r.Name, Namespace: r.Namespace,
 		Chart: r.ChartName, ChartVersion: r.Chart.Version, Status: "deployed", Values: r.Values}
 	c.h.calls[c.cluster+"/"+r.Name]++
 	return nil
@@ -305,9 +307,9 @@ type harness struct {
 
 func (h *harness) now() time.Time { return time.Now().Add(time.Duration(h.offset.Load())) }
 
-func (h *harness) observe(ctx context.Context, f *spec.Fleet) *state.World {
+func (h *harness) observe(ctx context.Context, f *spec.Fleet) *world.World {
 	h.t.Helper()
-	w := &state.World{Now: h.now()}
+	w := &world.World{Now: h.now()}
 	for _, o := range []state.Observer{kube.Observer{Access: h.access}, h.obs, h.releases} {
 		if err := o.Observe(ctx, f, w); err != nil {
 			h.t.Fatal(err)
@@ -317,7 +319,7 @@ func (h *harness) observe(ctx context.Context, f *spec.Fleet) *state.World {
 }
 
 // meshPlan is the plan's mesh layer, with dependencies on other layers dropped.
-func (h *harness) meshPlan(ctx context.Context, f *spec.Fleet) (*planner.Plan, *state.World) {
+func (h *harness) meshPlan(ctx context.Context, f *spec.Fleet) (*planner.Plan, *world.World) {
 	h.t.Helper()
 	w := h.observe(ctx, f)
 	p, err := planner.Compute(f, w, planner.Options{})

@@ -8,12 +8,13 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/reconcile-dev/reconcile/state/world"
+
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/spec"
-	"github.com/reconcile-dev/reconcile/state"
 	"github.com/reconcile-dev/reconcile/state/kube"
 )
 
@@ -28,7 +29,7 @@ type Observer struct {
 }
 
 // Observe implements state.Observer.
-func (o Observer) Observe(ctx context.Context, f *spec.Fleet, w *state.World) error {
+func (o Observer) Observe(ctx context.Context, f *spec.Fleet, w *world.World) error {
 	if !f.Mesh.On() {
 		return nil
 	}
@@ -58,7 +59,7 @@ func (o Observer) Observe(ctx context.Context, f *spec.Fleet, w *state.World) er
 			continue
 		}
 		if w.Mesh == nil {
-			w.Mesh = map[string]*state.MeshMember{}
+			w.Mesh = map[string]*world.MeshMember{}
 		}
 		w.Mesh[name] = mm
 	}
@@ -66,13 +67,13 @@ func (o Observer) Observe(ctx context.Context, f *spec.Fleet, w *state.World) er
 }
 
 // member observes one cluster; nil when it has no istio-system at all and is not a member.
-func (o Observer) member(ctx context.Context, f *spec.Fleet, name string) (*state.MeshMember, error) {
+func (o Observer) member(ctx context.Context, f *spec.Fleet, name string) (*world.MeshMember, error) {
 	c, err := connect(o.Access, o.WrapTransport, f, name)
 	if err != nil {
 		return nil, nil // no kubeconfig: nothing to observe
 	}
 	cs := c.kube
-	mm := &state.MeshMember{}
+	mm := &world.MeshMember{}
 	ns, err := cs.CoreV1().Namespaces().Get(ctx, planner.MeshNamespace, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
@@ -95,7 +96,7 @@ func (o Observer) member(ctx context.Context, f *spec.Fleet, name string) (*stat
 		switch {
 		case s.Name == CACertsSecret:
 			if inter, root, err := ParseCACerts(s.Data); err == nil {
-				mm.CACerts = &state.CertInfo{Subject: inter.Subject.String(), NotAfter: inter.NotAfter, RootFingerprint: CertFingerprint(root)}
+				mm.CACerts = &world.CertInfo{Subject: inter.Subject.String(), NotAfter: inter.NotAfter, RootFingerprint: CertFingerprint(root)}
 			}
 		case s.Name == ReaderTokenSecret:
 			mm.ReaderToken = ReaderTokenFingerprint(s)

@@ -6,9 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/state/world"
+
 	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/spec"
-	"github.com/reconcile-dev/reconcile/state"
 	"github.com/reconcile-dev/reconcile/state/kube"
 )
 
@@ -48,7 +49,7 @@ func TestRootCA(t *testing.T) {
 	d := New(Config{Access: kube.Access{Store: store}, Store: store, Now: func() time.Time { return now }})
 	obs := Observer{Access: kube.Access{Store: store}, Store: store}
 
-	var w state.World
+	var w world.World
 	if err := obs.Observe(ctx, f, &w); err != nil || w.RootCA != nil || w.RootCALost {
 		t.Fatalf("empty store: %+v %v %v", w.RootCA, w.RootCALost, err)
 	}
@@ -62,7 +63,7 @@ func TestRootCA(t *testing.T) {
 	if again, _ := store.ReadFile(RootCertFile); string(again) != string(first) {
 		t.Fatal("a second EnsureRootCA replaced the root")
 	}
-	w = state.World{}
+	w = world.World{}
 	if err := obs.Observe(ctx, f, &w); err != nil || w.RootCA == nil {
 		t.Fatalf("observe: %+v %v", w.RootCA, err)
 	}
@@ -73,7 +74,7 @@ func TestRootCA(t *testing.T) {
 	}
 
 	delete(store.files, RootKeyFile)
-	w = state.World{}
+	w = world.World{}
 	if err := obs.Observe(ctx, f, &w); err != nil || !w.RootCALost || w.RootCA != nil {
 		t.Fatalf("key gone: lost %v root %+v %v", w.RootCALost, w.RootCA, err)
 	}

@@ -18,7 +18,8 @@ import (
 	"math/big"
 	"time"
 
-	"github.com/reconcile-dev/reconcile/state"
+	"github.com/reconcile-dev/reconcile/state/world"
+
 	"github.com/reconcile-dev/reconcile/state/kube"
 )
 
@@ -67,8 +68,8 @@ type Root struct {
 func (r *Root) Fingerprint() string { return CertFingerprint(r.Cert) }
 
 // Info describes the root for the world.
-func (r *Root) Info() *state.CertInfo {
-	return &state.CertInfo{Subject: r.Cert.Subject.String(), NotAfter: r.Cert.NotAfter, RootFingerprint: r.Fingerprint()}
+func (r *Root) Info() *world.CertInfo {
+	return &world.CertInfo{Subject: r.Cert.Subject.String(), NotAfter: r.Cert.NotAfter, RootFingerprint: r.Fingerprint()}
 }
 
 // CertFingerprint is the hex SHA-256 of a certificate's DER form.

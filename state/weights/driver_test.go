@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/state/world"
+
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -79,7 +81,7 @@ func helloFleet(t *testing.T, ns, weights string) *spec.Fleet {
 // weightSteps are the steps the planner proposes for the weights layer in namespace ns ("" for
 // cluster-scoped policies): tests share one Karmada API, each in its own namespace, and the
 // planner rightly proposes to delete the other tests' policies.
-func weightSteps(t *testing.T, ns string, f *spec.Fleet, w *state.World) []planner.Step {
+func weightSteps(t *testing.T, ns string, f *spec.Fleet, w *world.World) []planner.Step {
 	t.Helper()
 	p, err := planner.Compute(f, w, planner.Options{})
 	if err != nil {
@@ -94,9 +96,9 @@ func weightSteps(t *testing.T, ns string, f *spec.Fleet, w *state.World) []plann
 	return out
 }
 
-func observe(t *testing.T, ctx context.Context, d *Driver, f *spec.Fleet) *state.World {
+func observe(t *testing.T, ctx context.Context, d *Driver, f *spec.Fleet) *world.World {
 	t.Helper()
-	w := &state.World{}
+	w := &world.World{}
 	if err := d.Observe(ctx, f, w); err != nil {
 		t.Fatalf("observe: %v", err)
 	}
@@ -380,8 +382,8 @@ func TestDeletePolicyRefusesForeignPolicy(t *testing.T) {
 	c := karmadaLab(t)
 	h := newHarness(t, c)
 	ctx := t.Context()
-	foreign := policyObject(&state.Policy{Namespace: "default", Name: "foreign", Clusters: []string{"eu"},
-		Resources: []state.ResourceRef{{APIVersion: "apps/v1", Kind: "Deployment", Name: "foreign"}},
+	foreign := policyObject(&world.Policy{Namespace: "default", Name: "foreign", Clusters: []string{"eu"},
+		Resources: []world.ResourceRef{{APIVersion: "apps/v1", Kind: "Deployment", Name: "foreign"}},
 		Weights:   map[string]int64{"eu": 1}, Divided: true})
 	foreign.SetLabels(nil)
 	ri := h.dyn.Resource(policyGVR).Namespace("default")
@@ -511,8 +513,8 @@ func TestObserverLeavesKarmadaObserverFields(t *testing.T) {
 	if err := h.driver.ApplyManifests(ctx, f, "hello"); err != nil {
 		t.Fatal(err)
 	}
-	members := map[string]*state.KarmadaMember{"eu": {Name: "eu", Ready: "True"}}
-	w := &state.World{Karmada: &state.Karmada{Reachable: true, APIServiceAvailable: true, Members: members}}
+	members := map[string]*world.KarmadaMember{"eu": {Name: "eu", Ready: "True"}}
+	w := &world.World{Karmada: &world.Karmada{Reachable: true, APIServiceAvailable: true, Members: members}}
 	if err := h.driver.ApplyPolicy(ctx, f, "hello"); err != nil {
 		t.Fatal(err)
 	}
@@ -538,7 +540,7 @@ func TestObserverWithoutKarmada(t *testing.T) {
 			t.Fatal(err)
 		}
 		d := New(Config{Access: kubeAccess(store)})
-		w := &state.World{}
+		w := &world.World{}
 		if err := d.Observe(t.Context(), f, w); err != nil || w.Karmada != nil {
 			t.Errorf("no Karmada kubeconfig: err %v, Karmada %+v", err, w.Karmada)
 		}
@@ -555,7 +557,7 @@ func TestObserverWithoutKarmada(t *testing.T) {
 			t.Fatal(err)
 		}
 		d := New(Config{Access: kubeAccess(store)})
-		w := &state.World{}
+		w := &world.World{}
 		if err := d.Observe(t.Context(), f, w); err != nil || w.Karmada != nil {
 			t.Errorf("Karmada down: err %v, Karmada %+v", err, w.Karmada)
 		}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/state/world"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
@@ -20,7 +22,6 @@ import (
 	"github.com/reconcile-dev/reconcile/lab/labtest"
 	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/spec"
-	"github.com/reconcile-dev/reconcile/state"
 	"github.com/reconcile-dev/reconcile/state/karmada"
 	"github.com/reconcile-dev/reconcile/state/kube"
 )
@@ -148,9 +149,9 @@ spec:
 
 	// The observed World, as the daemon builds it: the Karmada observer, then this package's.
 	kd := karmada.New(karmada.Config{Access: kube.Access{Store: h.store}})
-	observeAll := func(t *testing.T) *state.World {
+	observeAll := func(t *testing.T) *world.World {
 		t.Helper()
-		w := &state.World{}
+		w := &world.World{}
 		if err := kd.Observe(ctx, f, w); err != nil {
 			t.Fatalf("karmada observer: %v", err)
 		}
@@ -218,9 +219,9 @@ spec:
 	}
 
 	key := ns + "/Deployment/" + workload
-	var wl *state.Workload
+	var wl *world.Workload
 	waitUntil(t, 90*time.Second, "binding of "+workload+" scheduled", func(ctx context.Context) (bool, error) {
-		w := &state.World{}
+		w := &world.World{}
 		if err := h.driver.Observe(ctx, f, w); err != nil {
 			return false, err
 		}

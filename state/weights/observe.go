@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/reconcile-dev/reconcile/state/world"
+
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,14 +18,13 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/reconcile-dev/reconcile/spec"
-	"github.com/reconcile-dev/reconcile/state"
 	"github.com/reconcile-dev/reconcile/state/kube"
 )
 
 // Observe fills World.Karmada's Policies (ours only), Workloads (what they select that has
 // replicas, with the split from its binding) and ManifestHashes. It adds to what the Karmada
 // observer found and does nothing when there is no Karmada kubeconfig or the API does not answer.
-func (d *Driver) Observe(ctx context.Context, f *spec.Fleet, w *state.World) error {
+func (d *Driver) Observe(ctx context.Context, f *spec.Fleet, w *world.World) error {
 	if !d.access.Store.Exists(kube.KarmadaKubeconfig) {
 		return nil
 	}
@@ -49,13 +50,13 @@ func (d *Driver) Observe(ctx context.Context, f *spec.Fleet, w *state.World) err
 	}
 	k := w.Karmada
 	if k == nil {
-		k = &state.Karmada{Reachable: true}
+		k = &world.Karmada{Reachable: true}
 		w.Karmada = k
 	}
 	for _, u := range found {
 		p := parsePolicy(u)
 		if k.Policies == nil {
-			k.Policies = map[string]*state.Policy{}
+			k.Policies = map[string]*world.Policy{}
 		}
 		k.Policies[p.Namespace+"/"+p.Name] = p
 		if err := d.observeSelected(ctx, c, p, k); err != nil {
@@ -87,7 +88,7 @@ func isAPIError(err error) bool {
 }
 
 // observeSelected records every resource the policy selects that has spec.replicas.
-func (d *Driver) observeSelected(ctx context.Context, c *clients, p *state.Policy, k *state.Karmada) error {
+func (d *Driver) observeSelected(ctx context.Context, c *clients, p *world.Policy, k *world.Karmada) error {
 	for _, r := range p.Resources {
 		gv, err := schema.ParseGroupVersion(r.APIVersion)
 		if err != nil {
@@ -130,12 +131,12 @@ func (d *Driver) observeSelected(ctx context.Context, c *clients, p *state.Polic
 			if !found || err != nil {
 				continue // not a workload Karmada divides
 			}
-			wl := &state.Workload{UID: string(u.GetUID()), Replicas: int32(replicas)}
+			wl := &world.Workload{UID: string(u.GetUID()), Replicas: int32(replicas)}
 			if wl.Scheduled, err = d.scheduled(ctx, c, u, namespaced); err != nil {
 				return err
 			}
 			if k.Workloads == nil {
-				k.Workloads = map[string]*state.Workload{}
+				k.Workloads = map[string]*world.Workload{}
 			}
 			k.Workloads[u.GetNamespace()+"/"+u.GetKind()+"/"+u.GetName()] = wl
 		}

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/state/world"
+
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -20,7 +22,7 @@ import (
 
 // policyObject is the (Cluster)PropagationPolicy that carries p: the listed members, each
 // with its static weight, replicas divided by weight.
-func policyObject(p *state.Policy) *unstructured.Unstructured {
+func policyObject(p *world.Policy) *unstructured.Unstructured {
 	kind := "PropagationPolicy"
 	if p.ClusterScoped {
 		kind = "ClusterPropagationPolicy"
@@ -87,8 +89,8 @@ func policyObject(p *state.Policy) *unstructured.Unstructured {
 // parsePolicy reads a live (Cluster)PropagationPolicy into the world's form. A static weight
 // rule that names several clusters gives each of them its weight, the larger one winning, as
 // Karmada's scheduler reads it.
-func parsePolicy(u *unstructured.Unstructured) *state.Policy {
-	p := &state.Policy{Name: u.GetName(), Namespace: u.GetNamespace(),
+func parsePolicy(u *unstructured.Unstructured) *world.Policy {
+	p := &world.Policy{Name: u.GetName(), Namespace: u.GetNamespace(),
 		ClusterScoped: u.GetKind() == "ClusterPropagationPolicy"}
 	sels, _, _ := unstructured.NestedSlice(u.Object, "spec", "resourceSelectors")
 	for _, s := range sels {
@@ -96,7 +98,7 @@ func parsePolicy(u *unstructured.Unstructured) *state.Policy {
 		if !ok {
 			continue
 		}
-		r := state.ResourceRef{}
+		r := world.ResourceRef{}
 		r.APIVersion, _, _ = unstructured.NestedString(m, "apiVersion")
 		r.Kind, _, _ = unstructured.NestedString(m, "kind")
 		r.Name, _, _ = unstructured.NestedString(m, "name")
@@ -229,7 +231,7 @@ func (d *Driver) ApplyPolicy(ctx context.Context, f *spec.Fleet, workload string
 // gone (Karmada's finalizer lets it go after cleaning up). A policy without our label is
 // refused: reconcile deletes only what it wrote.
 func (d *Driver) DeletePolicy(ctx context.Context, f *spec.Fleet, step planner.Step) error {
-	p := &state.Policy{Namespace: step.Namespace, Name: step.Workload, ClusterScoped: step.Namespace == ""}
+	p := &world.Policy{Namespace: step.Namespace, Name: step.Workload, ClusterScoped: step.Namespace == ""}
 	c, err := d.connect()
 	if err != nil {
 		return err
@@ -268,7 +270,7 @@ func (d *Driver) DeletePolicy(ctx context.Context, f *spec.Fleet, step planner.S
 	return nil
 }
 
-func policyName(p *state.Policy) string {
+func policyName(p *world.Policy) string {
 	if p.ClusterScoped {
 		return "ClusterPropagationPolicy " + p.Name
 	}
@@ -276,7 +278,7 @@ func policyName(p *state.Policy) string {
 }
 
 // describe is a one-line form of a policy's placement for logs.
-func describe(p *state.Policy) string {
+func describe(p *world.Policy) string {
 	names := make([]string, 0, len(p.Weights))
 	for n := range p.Weights {
 		names = append(names, n)

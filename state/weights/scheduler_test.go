@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/state/world"
+
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -23,7 +25,6 @@ import (
 	"github.com/reconcile-dev/reconcile/lab/karmadalab"
 	"github.com/reconcile-dev/reconcile/lab/labtest"
 	"github.com/reconcile-dev/reconcile/planner"
-	"github.com/reconcile-dev/reconcile/state"
 )
 
 var clusterGVR = schema.GroupVersionResource{Group: "cluster.karmada.io", Version: "v1alpha1", Resource: "clusters"}
@@ -150,9 +151,9 @@ spec:
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			key := ns(c.name) + "/Deployment/" + c.name
-			var w *state.World
+			var w *world.World
 			waitUntil(t, 90*time.Second, "binding of "+c.name+" scheduled", func(ctx context.Context) (bool, error) {
-				w = &state.World{}
+				w = &world.World{}
 				if err := h.driver.Observe(ctx, f, w); err != nil {
 					return false, err
 				}

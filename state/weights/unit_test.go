@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/reconcile-dev/reconcile/state/world"
+
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -20,14 +22,14 @@ func TestPolicyRoundTrip(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
-		p    *state.Policy
+		p    *world.Policy
 	}{
-		{"namespaced", &state.Policy{Namespace: "demo", Name: "web",
-			Resources: []state.ResourceRef{{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"},
+		{"namespaced", &world.Policy{Namespace: "demo", Name: "web",
+			Resources: []world.ResourceRef{{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"},
 				{APIVersion: "v1", Kind: "Service", LabelSelector: map[string]string{"app": "web"}}},
 			Clusters: []string{"ap", "eu", "us"}, Weights: map[string]int64{"ap": 1, "eu": 2, "us": 2}, Divided: true}},
-		{"cluster-scoped", &state.Policy{Name: "ns", ClusterScoped: true,
-			Resources: []state.ResourceRef{{APIVersion: "v1", Kind: "Namespace", Name: "ns"}},
+		{"cluster-scoped", &world.Policy{Name: "ns", ClusterScoped: true,
+			Resources: []world.ResourceRef{{APIVersion: "v1", Kind: "Namespace", Name: "ns"}},
 			Clusters:  []string{"eu"}, Weights: map[string]int64{"eu": 5}, Divided: true}},
 	}
 	for _, tt := range tests {

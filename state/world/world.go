@@ -1,6 +1,5 @@
-// Package state observes the outside world (Linode, Kubernetes, Helm) and turns it into
-// plain data the planner reads, and keeps the local state store.
-package state
+// Package world is what one pass observed: plain data that observers fill and the planner reads.
+package world
 
 import "time"
 
