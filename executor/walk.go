@@ -6,17 +6,16 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-multierror"
 
-	"github.com/reconcile-dev/reconcile/planner"
+	"github.com/reconcile-dev/reconcile/plan"
 )
 
-// StepFunc executes one step.
-type StepFunc func(ctx context.Context, s planner.Step) error
+// StepFunc executes one step, whose references are resolved, and returns its outputs.
+type StepFunc func(ctx context.Context, s plan.Step) (plan.Outputs, error)
 
 // Options tune a walk. The zero value is usable.
 type Options struct {
@@ -93,13 +92,14 @@ const ReasonCancelled = "cancelled"
 
 // Walk executes the plan: every step runs only after all of its DependsOn succeeded, at most
 // opt.Parallelism at once; steps without an action count as succeeded without calling fn.
+// A step's references (plan.Ref) are resolved from its dependencies' outputs before it runs.
 // Retryable errors (see Retryable) are retried with backoff. A failed step's transitive
 // dependents are skipped, not failed. When ctx is done no new step starts; running steps
 // keep a context of their own for opt.Grace. The plan is validated before anything runs.
 //
 // The error lists every failed step, sorted by address, each wrapping its cause; it is nil
 // when no step failed (steps skipped because of cancellation are not errors).
-func Walk(ctx context.Context, p *planner.Plan, fn StepFunc, opt Options) (*Result, error) {
+func Walk(ctx context.Context, p *plan.Plan, fn StepFunc, opt Options) (*Result, error) {
 	g, err := newGraph(p)
 	if err != nil {
 		return nil, err
@@ -121,6 +121,7 @@ func Walk(ctx context.Context, p *planner.Plan, fn StepFunc, opt Options) (*Resu
 		status:    make(map[string]status, len(g.order)),
 		remaining: make(map[string]int, len(g.order)),
 		errs:      make(map[string]error),
+		outputs:   make(map[string]plan.Outputs),
 	}
 	return w.run(ctx)
 }
@@ -138,6 +139,7 @@ const (
 type outcome struct {
 	addr       string
 	err        error
+	outputs    plan.Outputs
 	notStarted bool
 }
 
@@ -154,6 +156,10 @@ type walker struct {
 	remaining map[string]int
 	errs      map[string]error
 	ready     []string
+	// outputs of the steps that succeeded; written by run only, read by steps that start
+	// after their producers finished (the channel receive orders the two).
+	outputsMu sync.RWMutex
+	outputs   map[string]plan.Outputs
 
 	eventMu sync.Mutex
 }
@@ -206,6 +212,11 @@ func (w *walker) run(ctx context.Context) (*Result, error) {
 			w.skipDependents(o.addr)
 		default:
 			w.status[o.addr] = succeeded
+			if len(o.outputs) > 0 {
+				w.outputsMu.Lock()
+				w.outputs[o.addr] = o.outputs
+				w.outputsMu.Unlock()
+			}
 			w.release(o.addr)
 		}
 	}
@@ -224,7 +235,7 @@ func (w *walker) start(ctx, stepCtx context.Context, a string) {
 		return
 	}
 	s := w.g.steps[a]
-	if s.Action == planner.NoOp {
+	if s.Action == plan.NoOp {
 		w.status[a] = succeeded
 		w.emit(Event{Step: a, Type: EventDone, Reason: "no-op"})
 		w.release(a)
@@ -266,7 +277,7 @@ func (w *walker) skipDependents(a string) {
 }
 
 // runStep runs one step with retries, in its own goroutine.
-func (w *walker) runStep(ctx, stepCtx context.Context, s *planner.Step) outcome {
+func (w *walker) runStep(ctx, stepCtx context.Context, s *plan.Step) outcome {
 	select {
 	case w.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -283,11 +294,15 @@ func (w *walker) runStep(ctx, stepCtx context.Context, s *planner.Step) outcome 
 		w.emit(Event{Step: s.Address, Type: EventFailed, Attempt: attempt, Duration: time.Since(began), Err: err, Reason: reason})
 		return outcome{addr: s.Address, err: err}
 	}
+	resolved, err := s.Resolve(w.lookup)
+	if err != nil {
+		return fail(1, err, "unresolved reference")
+	}
 	for attempt := 1; ; attempt++ {
-		err := w.call(stepCtx, *s)
+		out, err := w.call(stepCtx, resolved)
 		if err == nil {
 			w.emit(Event{Step: s.Address, Type: EventDone, Attempt: attempt, Duration: time.Since(began)})
-			return outcome{addr: s.Address}
+			return outcome{addr: s.Address, outputs: out}
 		}
 		retry, after := Retryable(err)
 		switch {
@@ -312,13 +327,21 @@ func (w *walker) runStep(ctx, stepCtx context.Context, s *planner.Step) outcome 
 
 // call runs fn, turning a panic into the step's error so one bad driver cannot take the
 // daemon down with it.
-func (w *walker) call(ctx context.Context, s planner.Step) (err error) {
+func (w *walker) call(ctx context.Context, s plan.Step) (out plan.Outputs, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %v", r)
+			out, err = nil, fmt.Errorf("panic: %v", r)
 		}
 	}()
 	return w.fn(ctx, s)
+}
+
+// lookup finds an output of a step that succeeded in this walk.
+func (w *walker) lookup(step, output string) (string, bool) {
+	w.outputsMu.RLock()
+	defer w.outputsMu.RUnlock()
+	v, ok := w.outputs[step][output]
+	return v, ok
 }
 
 func (w *walker) emit(e Event) {
@@ -355,33 +378,27 @@ func (w *walker) result() (*Result, error) {
 // graph is the validated plan: steps by address and the edges both ways.
 type graph struct {
 	order      []string // plan order
-	steps      map[string]*planner.Step
+	steps      map[string]*plan.Step
 	deps       map[string][]string // unique dependencies
 	dependents map[string][]string // in plan order
 }
 
-// newGraph checks that addresses are unique and non-empty, that every dependency exists
-// and that there is no cycle, reporting all problems at once.
-func newGraph(p *planner.Plan) (*graph, error) {
+// newGraph validates the plan (plan.Validate: unique addresses, known dependencies and
+// references, no cycles, all reported at once) and indexes its edges both ways.
+func newGraph(p *plan.Plan) (*graph, error) {
 	g := &graph{
-		steps:      map[string]*planner.Step{},
+		steps:      map[string]*plan.Step{},
 		deps:       map[string][]string{},
 		dependents: map[string][]string{},
 	}
 	if p == nil {
 		return g, nil
 	}
-	var problems *multierror.Error
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid plan: %w", err)
+	}
 	for i := range p.Steps {
 		s := &p.Steps[i]
-		switch {
-		case s.Address == "":
-			problems = multierror.Append(problems, fmt.Errorf("step %d has no address", i))
-			continue
-		case g.steps[s.Address] != nil:
-			problems = multierror.Append(problems, fmt.Errorf("step %s appears more than once", s.Address))
-			continue
-		}
 		g.steps[s.Address] = s
 		g.order = append(g.order, s.Address)
 	}
@@ -392,69 +409,9 @@ func newGraph(p *planner.Plan) (*graph, error) {
 				continue
 			}
 			seen[d] = true
-			if g.steps[d] == nil {
-				problems = multierror.Append(problems, fmt.Errorf("step %s depends on unknown step %q", a, d))
-				continue
-			}
 			g.deps[a] = append(g.deps[a], d)
 			g.dependents[d] = append(g.dependents[d], a)
 		}
 	}
-	for _, c := range g.cycles() {
-		problems = multierror.Append(problems, fmt.Errorf("dependency cycle among %s", strings.Join(c, ", ")))
-	}
-	if problems != nil {
-		return nil, fmt.Errorf("invalid plan: %w", problems)
-	}
 	return g, nil
-}
-
-// cycles returns every strongly connected component that contains a cycle (Tarjan), each
-// sorted, in a deterministic order.
-func (g *graph) cycles() [][]string {
-	index := map[string]int{}
-	low := map[string]int{}
-	onStack := map[string]bool{}
-	var stack []string
-	var out [][]string
-	next := 0
-	var visit func(a string)
-	visit = func(a string) {
-		index[a], low[a] = next, next
-		next++
-		stack = append(stack, a)
-		onStack[a] = true
-		for _, d := range g.deps[a] {
-			if _, seen := index[d]; !seen {
-				visit(d)
-				low[a] = min(low[a], low[d])
-			} else if onStack[d] {
-				low[a] = min(low[a], index[d])
-			}
-		}
-		if low[a] != index[a] {
-			return
-		}
-		var scc []string
-		for {
-			top := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			onStack[top] = false
-			scc = append(scc, top)
-			if top == a {
-				break
-			}
-		}
-		if len(scc) > 1 || slices.Contains(g.deps[a], a) {
-			sort.Strings(scc)
-			out = append(out, scc)
-		}
-	}
-	for _, a := range g.order {
-		if _, seen := index[a]; !seen {
-			visit(a)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i][0] < out[j][0] })
-	return out
 }

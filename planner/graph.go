@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -13,119 +12,6 @@ import (
 
 	"github.com/reconcile-dev/reconcile/spec"
 )
-
-// GraphError lists everything wrong with a plan graph at once: dependencies on steps that
-// are not in the plan, and every cycle.
-type GraphError struct {
-	// Missing are "step -> dependency" pairs whose dependency is not in the plan.
-	Missing []string
-	// Cycles are the strongly connected sets of steps, each sorted, in address order.
-	Cycles [][]string
-}
-
-func (e *GraphError) Error() string {
-	var parts []string
-	for _, m := range e.Missing {
-		parts = append(parts, "depends on a step not in the plan: "+m)
-	}
-	for _, c := range e.Cycles {
-		parts = append(parts, "cycle: "+strings.Join(c, " -> ")+" -> "+c[0])
-	}
-	return "invalid plan graph: " + strings.Join(parts, "; ")
-}
-
-// Validate checks that every dependency is a step of the plan and that the graph has no
-// cycles, reporting all problems at once (as *GraphError).
-func (p *Plan) Validate() error {
-	index := make(map[string]int, len(p.Steps))
-	var e GraphError
-	for i, s := range p.Steps {
-		if _, dup := index[s.Address]; dup {
-			e.Missing = append(e.Missing, s.Address+" (address appears twice)")
-		}
-		index[s.Address] = i
-	}
-	for _, s := range p.Steps {
-		for _, d := range s.DependsOn {
-			if _, ok := index[d]; !ok {
-				e.Missing = append(e.Missing, s.Address+" -> "+d)
-			}
-		}
-	}
-	e.Cycles = cycles(p.Steps, index)
-	if len(e.Missing) == 0 && len(e.Cycles) == 0 {
-		return nil
-	}
-	sort.Strings(e.Missing)
-	return &e
-}
-
-// cycles returns every strongly connected component of more than one step, and every step
-// that depends on itself (Tarjan's algorithm, iterated in address order for stable output).
-func cycles(steps []Step, index map[string]int) [][]string {
-	n := len(steps)
-	idx := make([]int, n)
-	low := make([]int, n)
-	on := make([]bool, n)
-	for i := range idx {
-		idx[i] = -1
-	}
-	var stack []int
-	var out [][]string
-	counter := 0
-	var visit func(v int)
-	visit = func(v int) {
-		idx[v], low[v] = counter, counter
-		counter++
-		stack = append(stack, v)
-		on[v] = true
-		for _, d := range steps[v].DependsOn {
-			w, ok := index[d]
-			if !ok {
-				continue
-			}
-			if idx[w] < 0 {
-				visit(w)
-				low[v] = min(low[v], low[w])
-			} else if on[w] {
-				low[v] = min(low[v], idx[w])
-			}
-		}
-		if low[v] != idx[v] {
-			return
-		}
-		var comp []string
-		for {
-			w := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			on[w] = false
-			comp = append(comp, steps[w].Address)
-			if w == v {
-				break
-			}
-		}
-		self := false
-		for _, d := range steps[v].DependsOn {
-			self = self || d == steps[v].Address
-		}
-		if len(comp) > 1 || self {
-			sort.Strings(comp)
-			out = append(out, comp)
-		}
-	}
-	order := make([]int, n)
-	for i := range order {
-		order[i] = i
-	}
-	sort.Slice(order, func(a, b int) bool { return steps[order[a]].Address < steps[order[b]].Address })
-	for _, v := range order {
-		if idx[v] < 0 {
-			visit(v)
-		}
-	}
-	sort.Slice(out, func(a, b int) bool { return out[a][0] < out[b][0] })
-	return out
-}
 
 // GuardError is returned when a plan would destroy more than the fleet allows in one pass.
 type GuardError struct {

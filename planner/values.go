@@ -11,14 +11,6 @@ import (
 	"github.com/reconcile-dev/reconcile/spec"
 )
 
-// Placeholders shown in a plan for values that are not known, or must not be shown, before apply.
-const (
-	// KnownAfterApply stands for a value that exists only once earlier steps ran (a new node's IP).
-	KnownAfterApply = "(known after apply)"
-	// Sensitive stands for a secret the driver fills in at apply time; it never appears in a plan.
-	Sensitive = "(sensitive)"
-)
-
 // Names the drivers and observers share with the planner.
 const (
 	DefaultKarmadaRelease   = "karmada"

@@ -292,7 +292,7 @@ func (e *e2e) crashMidInstall(t *testing.T) {
 
 // helmStatus is the status label of revision rev of a Helm release, "" when it is not there.
 func (e *e2e) helmStatus(ctx context.Context, f *spec.Fleet, name, ns string, rev int) string {
-	cfg, err := e.access.RESTConfig(f, e2eManager)
+	cfg, err := e.access.For(f).RESTConfig(e2eManager)
 	if err != nil {
 		return ""
 	}
@@ -369,7 +369,7 @@ func clusterReady(u *unstructured.Unstructured) (status, reason string) {
 func (e *e2e) memberReplicas(ctx context.Context, f *spec.Fleet, members []string) (map[string]int32, error) {
 	out := map[string]int32{}
 	for _, m := range members {
-		cfg, err := e.access.RESTConfig(f, m)
+		cfg, err := e.access.For(f).RESTConfig(m)
 		if err != nil {
 			return nil, err
 		}
@@ -437,7 +437,7 @@ func (e *e2e) checkMesh(t *testing.T, ctx context.Context, f *spec.Fleet, m stri
 	if got := ns.Labels[mesh.NetworkLabel]; got != e2eNetworks[m] {
 		t.Errorf("member %s: %s label %s = %q, want %q", m, planner.MeshNamespace, mesh.NetworkLabel, got, e2eNetworks[m])
 	}
-	cfg, err := e.access.RESTConfig(f, m)
+	cfg, err := e.access.For(f).RESTConfig(m)
 	must(t, err)
 	dc, err := dynamic.NewForConfig(cfg)
 	must(t, err)
@@ -915,7 +915,7 @@ func (e *e2e) passPlansNothing(t *testing.T, when string) {
 
 func (e *e2e) kubeClient(t *testing.T, f *spec.Fleet, name string) kubernetes.Interface {
 	t.Helper()
-	cfg, err := e.access.RESTConfig(f, name)
+	cfg, err := e.access.For(f).RESTConfig(name)
 	must(t, err)
 	kc, err := kubernetes.NewForConfig(cfg)
 	must(t, err)

@@ -106,7 +106,7 @@ func show(ctx context.Context, o showOptions, out io.Writer) error {
 		tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "  MEMBER\tWEIGHT\tKIND/NAME\tREPLICAS\tREADY")
 		for _, m := range members {
-			cfg, err := access.RESTConfig(f, m)
+			cfg, err := access.For(f).RESTConfig(m)
 			if err != nil {
 				fmt.Fprintf(tw, "  %s\t%d\t-\tunreachable: %v\t\n", m, w.Weights[m], err)
 				continue
@@ -152,7 +152,7 @@ func waitPropagated(ctx context.Context, f *spec.Fleet, access kube.Access, wait
 func propagated(ctx context.Context, f *spec.Fleet, access kube.Access) bool {
 	for _, w := range f.Workloads {
 		for m := range w.Weights {
-			cfg, err := access.RESTConfig(f, m)
+			cfg, err := access.For(f).RESTConfig(m)
 			if err != nil {
 				return false
 			}

@@ -59,7 +59,7 @@ func (o Observer) Observe(ctx context.Context, f *spec.Fleet, w *world.World) er
 }
 
 func (o Observer) releases(ctx context.Context, f *spec.Fleet, name string, namespaces []string, log *slog.Logger) (map[string]*world.Release, error) {
-	cfg, err := o.Access.RESTConfig(f, name)
+	cfg, err := o.Access.For(f).RESTConfig(name)
 	if err != nil {
 		return nil, err
 	}

@@ -121,7 +121,7 @@ type clients struct {
 }
 
 func (d *Driver) member(f *spec.Fleet, name string) (clients, error) {
-	cfg, err := d.cfg.Access.RESTConfig(f, name)
+	cfg, err := d.cfg.Access.For(f).RESTConfig(name)
 	if err != nil {
 		return clients{}, err
 	}

@@ -41,9 +41,12 @@ func ClusterKubeconfig(name string) string { return "kubeconfigs/" + name }
 // ErrNoKubeconfig means the cluster has no kubeconfig yet (an LKE cluster being created).
 var ErrNoKubeconfig = errors.New("no kubeconfig yet")
 
-// Access finds the kubeconfig of every cluster of a fleet.
+// Access finds the kubeconfig of every cluster of a fleet: LKE clusters' in the store,
+// existing clusters' in the files Existing names (see For).
 type Access struct {
 	Store Files
+	// Existing are the kubeconfigs of the existing (not LKE) clusters, by fleet name.
+	Existing map[string]spec.Kubeconfig
 	// Timeout bounds each request made through the configs it returns (default 30s).
 	Timeout time.Duration
 	// WrapTransport, when set, wraps the transport of every config it returns (tests count
@@ -51,12 +54,26 @@ type Access struct {
 	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
-// Kubeconfig returns the raw kubeconfig of a cluster: the stored one for LKE clusters, the
-// file given in fleet.yaml (flattened to its context) for existing ones. A cluster that left
-// the fleet is looked up in the store.
-func (a Access) Kubeconfig(f *spec.Fleet, name string) ([]byte, error) {
-	c, ok := clusterSpec(f, name)
-	if ok && c.Kubeconfig != nil {
+// For is a copy of a that reaches the existing clusters of fleet f (and only those).
+func (a Access) For(f *spec.Fleet) Access {
+	a.Existing = map[string]spec.Kubeconfig{}
+	for _, name := range f.ClusterNames() {
+		if c, ok := clusterSpec(f, name); ok && c.Kubeconfig != nil {
+			a.Existing[name] = *c.Kubeconfig
+		}
+	}
+	return a
+}
+
+// Kubeconfig returns the raw kubeconfig of a cluster: the file given in fleet.yaml (flattened
+// to its context) for an existing cluster, else the stored one (LKE clusters, and clusters
+// that left the fleet).
+func (a Access) Kubeconfig(name string) ([]byte, error) {
+	c := spec.Cluster{}
+	if k, ok := a.Existing[name]; ok {
+		c.Kubeconfig = &k
+	}
+	if c.Kubeconfig != nil {
 		cfg, err := clientcmd.LoadFromFile(c.Kubeconfig.Path)
 		if err != nil {
 			return nil, fmt.Errorf("cluster %s: kubeconfig %s: %w", name, c.Kubeconfig.Path, err)
@@ -85,8 +102,8 @@ func (a Access) Kubeconfig(f *spec.Fleet, name string) ([]byte, error) {
 }
 
 // RESTConfig is Kubeconfig as a client config.
-func (a Access) RESTConfig(f *spec.Fleet, name string) (*rest.Config, error) {
-	data, err := a.Kubeconfig(f, name)
+func (a Access) RESTConfig(name string) (*rest.Config, error) {
+	data, err := a.Kubeconfig(name)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +176,7 @@ func (o Observer) Observe(ctx context.Context, f *spec.Fleet, w *world.World) er
 			oc = &world.Cluster{Name: name}
 			w.Clusters[name] = oc
 		}
-		cfg, err := o.Access.RESTConfig(f, name)
+		cfg, err := o.Access.For(f).RESTConfig(name)
 		if err != nil {
 			continue // no kubeconfig: the cluster stays unreachable in the world
 		}

@@ -75,7 +75,7 @@ func TestKubeconfigOfLKEClusterComesFromTheStore(t *testing.T) {
 	}
 	f := &spec.Fleet{Manager: spec.Manager{Name: "manager", Cluster: spec.Cluster{Region: "eu-west"}}}
 	a := Access{Store: store}
-	if _, err := a.Kubeconfig(f, "manager"); !errors.Is(err, ErrNoKubeconfig) {
+	if _, err := a.For(f).Kubeconfig("manager"); !errors.Is(err, ErrNoKubeconfig) {
 		t.Fatalf("before the kubeconfig is stored: %v, want ErrNoKubeconfig", err)
 	}
 	if _, err := a.KarmadaRESTConfig(); !errors.Is(err, ErrNoKubeconfig) {
@@ -91,7 +91,7 @@ func TestKubeconfigOfLKEClusterComesFromTheStore(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if data, err := a.Kubeconfig(f, name); err != nil || string(data) != "stored" {
+		if data, err := a.For(f).Kubeconfig(name); err != nil || string(data) != "stored" {
 			t.Fatalf("%s: %q, %v", name, data, err)
 		}
 	}

@@ -118,7 +118,7 @@ type clients struct {
 }
 
 func connect(access kube.Access, wrap func(http.RoundTripper) http.RoundTripper, f *spec.Fleet, name string) (*clients, error) {
-	cfg, err := access.RESTConfig(f, name)
+	cfg, err := access.For(f).RESTConfig(name)
 	if err != nil {
 		return nil, err
 	}

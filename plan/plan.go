@@ -1,6 +1,8 @@
-// Package planner turns (desired fleet, observed world) into a Plan: a DAG of steps.
-// It is pure: no I/O, no clock, no randomness.
-package planner
+// Package plan holds the plan graph: steps, their typed payloads, the checks of a graph
+// (dependencies, cycles) and its renderings. The planner computes plans, the executor walks
+// them and the drivers apply their steps; none of them decides what another decided.
+// It imports nothing of this project's but spec.
+package plan
 
 // Action is what a step does to its object.
 type Action string
@@ -51,6 +53,7 @@ type Kind string
 const (
 	KindCluster           Kind = "cluster"            // LKE cluster (create/update/replace pools/delete)
 	KindKubeconfig        Kind = "kubeconfig"         // fetch and store a cluster's kubeconfig
+	KindNodeAddress       Kind = "node-address"       // wait for a Ready node's address (output nodeIP)
 	KindKarmadaRelease    Kind = "karmada-release"    // Karmada chart, host mode, on the manager
 	KindKarmadaKubeconfig Kind = "karmada-kubeconfig" // read <release>-kubeconfig, rewrite server, store
 	KindKarmadaReady      Kind = "karmada-ready"      // Karmada API /readyz and APIService Available
@@ -77,9 +80,10 @@ type Step struct {
 	Action  Action `json:"action"`
 	// Cluster is the fleet name of the cluster the step acts on (manager or member).
 	Cluster string `json:"cluster,omitempty"`
-	// Peer is the other member of a remote-secret step (the secret's source), or a chart
-	// component name (base, istiod, eastwest) for a mesh-release step.
+	// Peer is the other member of a remote-secret step: the member the secret reaches.
 	Peer string `json:"peer,omitempty"`
+	// Component is the mesh chart a mesh-release step installs (base, istiod, eastwest).
+	Component string `json:"component,omitempty"`
 	// Workload is the fleet workload a weights step belongs to.
 	Workload string `json:"workload,omitempty"`
 	// Namespace is the namespace of the policy a weights step acts on ("" when cluster-scoped),
@@ -90,6 +94,9 @@ type Step struct {
 	// Reason is for people only; apply never decides on it.
 	Reason    string   `json:"reason"`
 	DependsOn []string `json:"dependsOn,omitempty"`
+	// Payload is what the step applies, computed once by the planner. Drivers apply it and
+	// never re-derive it from the fleet.
+	Payload Payload `json:"payload"`
 }
 
 // Change is one field a step changes, rendered for people.
@@ -140,10 +147,4 @@ func (p *Plan) Summary() Summary {
 func (p *Plan) Empty() bool {
 	s := p.Summary()
 	return s.Add == 0 && s.Change == 0 && s.Destroy == 0
-}
-
-// Options change what the planner may propose.
-type Options struct {
-	// AllowDestroy lifts the guard against deleting the manager or many members at once.
-	AllowDestroy bool
 }
