@@ -177,8 +177,9 @@ type Join struct {
 	// RemoveAgent uninstalls the agent of an earlier Pull join before a Push join.
 	RemoveAgent bool `json:"removeAgent,omitempty"`
 	// Agent is the karmada-agent release of a Pull join. Its kubeconfig credentials are read
-	// at apply time from CertSecret ("namespace/name" on the manager), never put in a plan.
+	// at apply time from CertSecret ("namespace/name" on cluster Manager), never put in a plan.
 	Agent      *Release `json:"agent,omitempty"`
+	Manager    string   `json:"manager,omitempty"`
 	CertSecret string   `json:"certSecret,omitempty"`
 }
 

@@ -764,7 +764,7 @@ func (b *builder) remoteSecret(n, x *spec.Member) {
 	want := ""
 	if xm := b.meshMember(x.Name); xm != nil && xm.ReaderToken != "" && !b.has(tokenAddr) {
 		if ep := b.memberEndpoint(x); ep != "" {
-			want = RemoteSecretFingerprint(ep, xm.ReaderToken)
+			want = world.RemoteSecretFingerprint(ep, xm.ReaderToken)
 		}
 	}
 	var have string

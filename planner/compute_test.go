@@ -452,14 +452,14 @@ func TestValues(t *testing.T) {
 		t.Errorf("east-west values = %v", ew)
 	}
 
-	base := RemoteSecretFingerprint("https://a:443", "tok")
-	for _, other := range []string{RemoteSecretFingerprint("https://b:443", "tok"), RemoteSecretFingerprint("https://a:443", "tok2"),
-		RemoteSecretFingerprint("https://a:443t", "ok")} {
+	base := world.RemoteSecretFingerprint("https://a:443", "tok")
+	for _, other := range []string{world.RemoteSecretFingerprint("https://b:443", "tok"), world.RemoteSecretFingerprint("https://a:443", "tok2"),
+		world.RemoteSecretFingerprint("https://a:443t", "ok")} {
 		if other == base {
 			t.Error("different endpoints or tokens must fingerprint differently")
 		}
 	}
-	if RemoteSecretFingerprint("https://a:443", "tok") != base {
+	if world.RemoteSecretFingerprint("https://a:443", "tok") != base {
 		t.Error("the fingerprint must be stable")
 	}
 }

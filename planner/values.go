@@ -1,8 +1,6 @@
 package planner
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -189,14 +187,6 @@ func EastWestValues(f *spec.Fleet, member string) map[string]any {
 			"topology.istio.io/network": network,
 		},
 	}
-}
-
-// RemoteSecretFingerprint identifies the content of istio-remote-secret-<x>: x's API endpoint
-// and the fingerprint of x's istio-reader token (world.MeshMember.ReaderToken). Observers
-// compute the same from the secret they find, so a changed endpoint or token shows as drift.
-func RemoteSecretFingerprint(endpoint, readerToken string) string {
-	sum := sha256.Sum256([]byte("istio-remote-secret\x00" + endpoint + "\x00" + readerToken))
-	return hex.EncodeToString(sum[:])
 }
 
 func memberNetwork(f *spec.Fleet, member string) string {

@@ -288,7 +288,7 @@ func (fw *fakeWorld) EnsureRemoteSecret(_ context.Context, f *spec.Fleet, in, fr
 		if mm.RemoteSecrets == nil {
 			mm.RemoteSecrets = map[string]string{}
 		}
-		mm.RemoteSecrets[from] = planner.RemoteSecretFingerprint(fw.endpoint(f, from), fw.mesh(from).ReaderToken)
+		mm.RemoteSecrets[from] = world.RemoteSecretFingerprint(fw.endpoint(f, from), fw.mesh(from).ReaderToken)
 		return nil
 	})
 }

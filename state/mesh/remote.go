@@ -20,6 +20,7 @@ import (
 	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
+	"github.com/reconcile-dev/reconcile/state/world"
 )
 
 // ReaderTokenFingerprint fingerprints a filled reader token secret (token and ca.crt); ""
@@ -136,7 +137,7 @@ func (d *Driver) EnsureRemoteSecret(ctx context.Context, f *spec.Fleet, in, from
 	if err != nil {
 		return err
 	}
-	fp := planner.RemoteSecretFingerprint(endpoint, tokenFP)
+	fp := world.RemoteSecretFingerprint(endpoint, tokenFP)
 
 	dst, err := d.connect(f, in)
 	if err != nil {

@@ -1,7 +1,11 @@
 // Package world is what one pass observed: plain data that observers fill and the planner reads.
 package world
 
-import "time"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+)
 
 // World is everything observed in one pass. The planner reads it and nothing else.
 // A nil map or pointer means "nothing there" (or not observable yet, see the Reachable flags).
@@ -187,4 +191,12 @@ type CertInfo struct {
 	NotAfter time.Time `json:"notAfter"`
 	// RootFingerprint is the SHA-256 of the root it chains to (of itself for a root).
 	RootFingerprint string `json:"rootFingerprint"`
+}
+
+// RemoteSecretFingerprint identifies the content of istio-remote-secret-<x>: x's API endpoint
+// and the fingerprint of x's istio-reader token (world.MeshMember.ReaderToken). Observers
+// compute the same from the secret they find, so a changed endpoint or token shows as drift.
+func RemoteSecretFingerprint(endpoint, readerToken string) string {
+	sum := sha256.Sum256([]byte("istio-remote-secret\x00" + endpoint + "\x00" + readerToken))
+	return hex.EncodeToString(sum[:])
 }
