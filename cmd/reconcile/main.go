@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/reconcile-dev/reconcile/executor"
-	"github.com/reconcile-dev/reconcile/lab/labworld"
 	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
@@ -35,8 +34,6 @@ Usage:
   reconcile validate -f fleet.yaml         check the file; every problem as FILE:LINE:COL: field: message
   reconcile schema                         print the JSON Schema of fleet.yaml (for editors)
   reconcile version                        print the version
-  reconcile lab up|status|down|show|env     the local lab (see lab/README.md)
-  reconcile lab linode-api --listen ADDR   run the lab's Linode API server alone
 
 Flags:
 `
@@ -110,8 +107,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "schema":
 		stdout.Write(spec.Schema())
 		return 0
-	case "lab":
-		return labworld.Main(ctx, args, stdout, stderr)
 	case "", "validate", "plan", "apply":
 	default:
 		fmt.Fprintf(stderr, "reconcile: unknown command %q\n\n", cmd)
