@@ -26,7 +26,7 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 1 && args[0] == "version" {
+	if len(args) > 0 && args[0] == "version" { // labworld.Main does the rest
 		fmt.Fprintf(stdout, "reconcile-lab %s\n", version)
 		return 0
 	}

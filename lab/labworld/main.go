@@ -40,6 +40,8 @@ const usage = `Usage:
       run the lab in the foreground until SIGTERM or SIGINT (what up starts)
   reconcile-lab linode-api [--listen 127.0.0.1:8080] [--token T] [--provision-delay 5s]
       run only the lab's Linode API server (clusters point nowhere) until interrupted
+  reconcile-lab version
+      print the version
 
 D defaults to $XDG_RUNTIME_DIR/reconcile-lab, else /tmp/reconcile-lab-$UID.
 `
