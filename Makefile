@@ -1,11 +1,14 @@
 GO ?= go
 BIN := bin/reconcile
+# The lab (make demo, lab-up, lab-down) is a binary of its own: bin/reconcile does not link it.
+LAB_BIN := bin/reconcile-lab
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
 .PHONY: build test lint bench
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/reconcile
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(LAB_BIN) ./cmd/reconcile-lab
 
 # The lab's binaries (etcd, kube-apiserver, Karmada) are built from source first (cached by
 # version); tests that need them fail, not skip, when they are missing.

@@ -88,6 +88,7 @@ func TestUsageErrors(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{
 		{"frobnicate"},
+		{"lab", "up"}, // the lab is reconcile-lab now
 		{"--dry-run", "-f", "../../examples/existing/fleet.yaml"},
 		{"--once", "-o", "yaml", "-f", "../../examples/existing/fleet.yaml"},
 		{"--once", "-f", "does-not-exist.yaml"},

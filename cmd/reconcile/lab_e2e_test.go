@@ -164,7 +164,7 @@ func newE2E(t *testing.T) *e2e {
 	body := string(src)
 	for _, r := range []struct{ old, new string }{
 		{"http://127.0.0.1:18400/v4", l.LinodeURL},
-		{"    tokenEnv: LINODE_TOKEN # printed by `reconcile lab up`\n", "    tokenFile: ./token\n    waitTimeout: 3m\n"},
+		{"    tokenEnv: LINODE_TOKEN # printed by `reconcile-lab up`\n", "    tokenFile: ./token\n    waitTimeout: 3m\n"},
 		{"http://127.0.0.1:18401", l.ChartsURL},
 		{"version: v1.18.2", "version: " + l.KarmadaVersion},
 		{"./hello.yaml", e.helloPath},

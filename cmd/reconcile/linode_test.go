@@ -42,7 +42,8 @@ func TestCLILinodeLayerAgainstLabAPI(t *testing.T) {
 		return append([]string{"-f", fleetPath, "--state-dir", stateDir, "--target", "cluster"}, extra...)
 	}
 
-	code, out, errs := runCLI(t, args("--once", "--dry-run", "--detailed-exitcode")...)
+	// `reconcile plan FILE`, the file as the argument and the flags after it.
+	code, out, errs := runCLI(t, "plan", fleetPath, "--state-dir", stateDir, "--target", "cluster", "--detailed-exitcode")
 	if code != 2 {
 		t.Fatalf("dry run: exit %d, want 2 (changes pending)\n%s\n%s", code, out, errs)
 	}
@@ -73,7 +74,7 @@ func TestCLILinodeLayerAgainstLabAPI(t *testing.T) {
 	}
 
 	api.ResetRequests()
-	code, out, errs = runCLI(t, args("--once", "--detailed-exitcode")...)
+	code, out, errs = runCLI(t, "apply", "--state-dir", stateDir, fleetPath, "--target", "cluster", "--detailed-exitcode")
 	if code != 0 || !strings.Contains(out, "No changes") {
 		t.Fatalf("second --once: exit %d, want 0 and no changes\n%s\n%s", code, out, errs)
 	}

@@ -12,12 +12,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/reconcile-dev/reconcile/executor"
-	"github.com/reconcile-dev/reconcile/lab/labworld"
 	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
@@ -30,13 +31,14 @@ const usage = `reconcile converges a fleet (LKE clusters, Karmada, Istio, weight
 
 Usage:
   reconcile -f fleet.yaml                  run as a daemon: reconcile on every change, SIGHUP and resync
-  reconcile --once -f fleet.yaml           plan, then apply once (for CI)
-  reconcile --once --dry-run -f fleet.yaml show the plan and change nothing
+  reconcile --once -f fleet.yaml           plan, then apply once (for CI); alias: reconcile apply
+  reconcile --once --dry-run -f fleet.yaml show the plan and change nothing; alias: reconcile plan
   reconcile validate -f fleet.yaml         check the file; every problem as FILE:LINE:COL: field: message
   reconcile schema                         print the JSON Schema of fleet.yaml (for editors)
   reconcile version                        print the version
-  reconcile lab up|status|down|show|env     the local lab (see lab/README.md)
-  reconcile lab linode-api --listen ADDR   run the lab's Linode API server alone
+
+The fleet file may also be given as the one argument, without -f, before or after the flags:
+  reconcile validate fleet.yaml, reconcile plan fleet.yaml, reconcile --once fleet.yaml ...
 
 Flags:
 `
@@ -97,11 +99,96 @@ func newFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// errUsage is returned by parseArgs once it has told stderr what is wrong.
+var errUsage = errors.New("usage error")
+
+// parseArgs splits the command line into the command ("" for the daemon and --once) and its
+// options. The fleet file is -f/--file or the one positional argument, as kubectl users expect:
+// `reconcile validate fleet.yaml`. Flags may follow it (the flag package stops at the first
+// non-flag argument, so the rest is parsed again). Every error is printed on stderr; the
+// error returned is flag.ErrHelp for -h, else errUsage.
+func parseArgs(args []string, stderr io.Writer) (string, options, error) {
 	var o options
 	cmd := ""
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, args = args[0], args[1:]
+		switch args[0] {
+		case "version", "schema", "validate", "plan", "apply":
+			cmd, args = args[0], args[1:]
+		default:
+			if !looksLikeFile(args[0]) {
+				fmt.Fprintf(stderr, "reconcile: unknown command %q\n\n", args[0])
+				newFlags(&o, stderr).Usage()
+				return "", o, errUsage
+			}
+			// `reconcile fleet.yaml`: the daemon, with the file as its argument.
+		}
+	}
+	if cmd == "version" || cmd == "schema" {
+		return cmd, o, nil
+	}
+	fs := newFlags(&o, stderr)
+	var files []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return cmd, o, err
+			}
+			return cmd, o, errUsage
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if consumed := args[:len(args)-len(rest)]; len(consumed) > 0 && consumed[len(consumed)-1] == "--" {
+			files = append(files, rest...) // after "--" nothing is a flag
+			break
+		}
+		files, args = append(files, rest[0]), rest[1:]
+	}
+	flagged := false
+	fs.Visit(func(f *flag.Flag) { flagged = flagged || f.Name == "f" || f.Name == "file" })
+	switch {
+	case len(files) > 1:
+		fmt.Fprintf(stderr, "reconcile: one fleet file expected, got %d arguments: %s\n", len(files), quoteAll(files))
+		return cmd, o, errUsage
+	case len(files) == 1 && flagged && filepath.Clean(files[0]) != filepath.Clean(o.file):
+		fmt.Fprintf(stderr, "reconcile: two fleet files: -f %q and the argument %q; give one\n", o.file, files[0])
+		return cmd, o, errUsage
+	case len(files) == 1:
+		o.file = files[0]
+	}
+	return cmd, o, nil
+}
+
+// looksLikeFile tells a fleet file given first (`reconcile fleet.yaml`) from a mistyped
+// command: a path, a YAML or JSON name, or an existing regular file.
+func looksLikeFile(arg string) bool {
+	if strings.ContainsRune(arg, filepath.Separator) || strings.ContainsRune(arg, '/') {
+		return true
+	}
+	switch strings.ToLower(filepath.Ext(arg)) {
+	case ".yaml", ".yml", ".json":
+		return true
+	}
+	fi, err := os.Stat(arg)
+	return err == nil && fi.Mode().IsRegular()
+}
+
+func quoteAll(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = strconv.Quote(s)
+	}
+	return strings.Join(q, " ")
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmd, o, err := parseArgs(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		return 1
 	}
 	switch cmd {
 	case "version":
@@ -110,24 +197,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "schema":
 		stdout.Write(spec.Schema())
 		return 0
-	case "lab":
-		return labworld.Main(ctx, args, stdout, stderr)
-	case "", "validate", "plan", "apply":
-	default:
-		fmt.Fprintf(stderr, "reconcile: unknown command %q\n\n", cmd)
-		newFlags(&o, stderr).Usage()
-		return 1
-	}
-	fs := newFlags(&o, stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 1
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "reconcile: unexpected argument %q\n", fs.Arg(0))
-		return 1
 	}
 	if o.output != "text" && o.output != "json" {
 		fmt.Fprintf(stderr, "reconcile: -o must be text or json, not %q\n", o.output)

@@ -39,7 +39,7 @@ type AddressRange struct {
 	First, Last net.IP
 }
 
-// DefaultAddresses are the loopback addresses of lab clusters started by `reconcile lab`.
+// DefaultAddresses are the loopback addresses of lab clusters started by `reconcile-lab`.
 var DefaultAddresses = AddressRange{First: net.IPv4(127, 0, 0, 100), Last: net.IPv4(127, 0, 0, 199)}
 
 // Backend makes the clusters of the lab's Linode API real: each is a lab cluster (its own

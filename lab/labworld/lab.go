@@ -1,7 +1,7 @@
 // Package labworld is the lab as a whole: one etcd, the lab's Linode API whose clusters are
 // real lab clusters (kube-apiserver and kube-controller-manager on their own loopback
 // address, a Kubelet stand-in, the Karmada player), and the chart repository, all on this
-// machine. `reconcile lab up/status/down/serve/show` is Main.
+// machine. `reconcile-lab up/status/down/serve/show` is Main.
 package labworld
 
 import (
@@ -46,7 +46,7 @@ type Options struct {
 	// Addresses are the clusters' loopback addresses (default DefaultAddresses).
 	Addresses AddressRange
 	// Karmada runs the karmadalab Player in every lab cluster, so the Karmada chart installs
-	// and runs there (it needs the Karmada binaries). `reconcile lab serve` sets it.
+	// and runs there (it needs the Karmada binaries). `reconcile-lab serve` sets it.
 	Karmada bool
 	// Player, when set, runs in every lab cluster instead.
 	Player ClusterPlayer

@@ -24,34 +24,36 @@ import (
 )
 
 const usage = `Usage:
-  reconcile lab up [--dir D] [--linode-listen 127.0.0.1:18400] [--charts-listen 127.0.0.1:18401]
+  reconcile-lab up [--dir D] [--linode-listen 127.0.0.1:18400] [--charts-listen 127.0.0.1:18401]
                    [--token T] [--provision-delay 1s]
       start the lab in the background (etcd, the Linode API making real lab clusters, the chart
       repository) and print how to point reconcile at it
-  reconcile lab status [--dir D]
+  reconcile-lab status [--dir D]
       say whether the lab runs, and check its processes and URLs
-  reconcile lab down [--dir D]
+  reconcile-lab down [--dir D]
       stop the lab: every cluster, process and port; remove its files (lab.log stays)
-  reconcile lab env [--dir D]
+  reconcile-lab env [--dir D]
       print export lines for LINODE_URL and LINODE_TOKEN (for eval)
-  reconcile lab show -f fleet.yaml [--dir D] [--state-dir S] [--wait 60s]
+  reconcile-lab show -f fleet.yaml [--dir D] [--state-dir S] [--wait 60s]
       print the fleet's clusters (Linode API), Karmada members and workload replicas per member
-  reconcile lab serve [--dir D] [flags of up]
+  reconcile-lab serve [--dir D] [flags of up]
       run the lab in the foreground until SIGTERM or SIGINT (what up starts)
-  reconcile lab linode-api [--listen 127.0.0.1:8080] [--token T] [--provision-delay 5s]
+  reconcile-lab linode-api [--listen 127.0.0.1:8080] [--token T] [--provision-delay 5s]
       run only the lab's Linode API server (clusters point nowhere) until interrupted
+  reconcile-lab version
+      print the version
 
 D defaults to $XDG_RUNTIME_DIR/reconcile-lab, else /tmp/reconcile-lab-$UID.
 `
 
-// Main runs `reconcile lab <args>` and returns the exit code.
+// Main runs `reconcile-lab <args>` and returns the exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	exe, err := os.Executable()
 	if err != nil {
-		fmt.Fprintf(stderr, "reconcile lab: %v\n", err)
+		fmt.Fprintf(stderr, "reconcile-lab: %v\n", err)
 		return 1
 	}
-	return cli{exe: exe, prefix: []string{"lab"}}.run(ctx, args, stdout, stderr)
+	return cli{exe: exe}.run(ctx, args, stdout, stderr)
 }
 
 // cli is Main with the command that re-runs it in the background (tests re-run the test binary).
@@ -145,13 +147,13 @@ func (c cli) run(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprint(stderr, usage)
 		return 1
 	}
-	fs := flag.NewFlagSet("reconcile lab "+args[0], flag.ContinueOnError)
+	fs := flag.NewFlagSet("reconcile-lab "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fail := func(err error) int {
 		if err == nil {
 			return 0
 		}
-		fmt.Fprintf(stderr, "reconcile lab %s: %v\n", args[0], err)
+		fmt.Fprintf(stderr, "reconcile-lab %s: %v\n", args[0], err)
 		return 1
 	}
 	switch args[0] {
@@ -189,7 +191,7 @@ func (c cli) run(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		}
 		s, err := ReadState(*dir)
 		if err != nil {
-			return fail(fmt.Errorf("the lab does not run (%w); start it with `reconcile lab up`", err))
+			return fail(fmt.Errorf("the lab does not run (%w); start it with `reconcile-lab up`", err))
 		}
 		fmt.Fprintf(stdout, "export LINODE_URL=%s\nexport LINODE_TOKEN=%s\n", s.LinodeURL, s.Token)
 		return 0
@@ -207,13 +209,13 @@ func (c cli) run(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
-	fmt.Fprintf(stderr, "reconcile lab: unknown command %q\n%s", args[0], usage)
+	fmt.Fprintf(stderr, "reconcile-lab: unknown command %q\n%s", args[0], usage)
 	return 1
 }
 
-// linodeAPI is `reconcile lab linode-api`, unchanged from before the lab had clusters.
+// linodeAPI is `reconcile-lab linode-api`, unchanged from before the lab had clusters.
 func linodeAPI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("reconcile lab linode-api", flag.ContinueOnError)
+	fs := flag.NewFlagSet("reconcile-lab linode-api", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:0", "address to listen on (loopback)")
 	token := fs.String("token", "", "bearer token to accept (default: a random one, printed)")
@@ -228,7 +230,7 @@ func linodeAPI(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		o.RateLimit, o.RateWindow = *rate, time.Minute
 	}
 	if err := linodeapi.Run(ctx, *listen, o, stdout); err != nil {
-		fmt.Fprintf(stderr, "reconcile lab linode-api: %v\n", err)
+		fmt.Fprintf(stderr, "reconcile-lab linode-api: %v\n", err)
 		return 1
 	}
 	return 0
@@ -327,9 +329,9 @@ func printEnv(w io.Writer, s *State) {
 Point reconcile at it:
   export LINODE_URL=%s LINODE_TOKEN=%s
   reconcile --once -f examples/lab/fleet.yaml
-  reconcile lab show -f examples/lab/fleet.yaml
+  reconcile-lab show -f examples/lab/fleet.yaml
 Charts (Karmada %s, Istio %s): %s
-Stop it with: reconcile lab down --dir %s
+Stop it with: reconcile-lab down --dir %s
 `, s.LinodeURL, s.Token, s.Karmada, IstioVersion, s.ChartsURL, s.Dir)
 }
 

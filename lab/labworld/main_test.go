@@ -18,11 +18,7 @@ const reexecEnv = "LABWORLD_TEST_MAIN"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(reexecEnv) == "1" {
-		args := os.Args[1:]
-		if len(args) > 0 && args[0] == "lab" { // as Main re-runs itself: `<binary> lab serve ...`
-			args = args[1:]
-		}
-		os.Exit(Main(context.Background(), args, os.Stdout, os.Stderr))
+		os.Exit(Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr)) // `<binary> serve ...`
 	}
 	os.Exit(m.Run())
 }

@@ -38,7 +38,7 @@ func show(ctx context.Context, o showOptions, out io.Writer) error {
 	}
 	s, err := ReadState(o.dir)
 	if err != nil {
-		return fmt.Errorf("the lab does not run here (%w); start it with `reconcile lab up`", err)
+		return fmt.Errorf("the lab does not run here (%w); start it with `reconcile-lab up`", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute+o.wait)
 	defer cancel()
