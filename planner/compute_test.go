@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/state/world"
 
 	"github.com/reconcile-dev/reconcile/spec"
@@ -20,7 +21,7 @@ func converged(t *testing.T) (*spec.Fleet, *world.World) {
 	return loadCase(t, "converged")
 }
 
-func mustCompute(t *testing.T, f *spec.Fleet, w *world.World, opts Options) *Plan {
+func mustCompute(t *testing.T, f *spec.Fleet, w *world.World, opts Options) *plan.Plan {
 	t.Helper()
 	p, err := Compute(f, w, opts)
 	if err != nil {
@@ -157,7 +158,7 @@ func TestClusterDrift(t *testing.T) {
 		change  string // a field of the first step's changes, with its after text contained
 		after   string
 		note    string
-		actions []Action
+		actions []plan.Action
 	}{
 		{name: "pool count", edit: func(f *spec.Fleet, w *world.World) { w.Clusters["eu"].Pools[0].Count = 2 },
 			steps: []string{"cluster/eu"}, change: "pool[0].count", after: "3"},
@@ -184,7 +185,7 @@ func TestClusterDrift(t *testing.T) {
 			f.Members[0].AllowUpgrade = true
 		}, steps: []string{"cluster/eu"}, change: "k8sVersion", after: "1.34"},
 		{name: "kubeconfig lost", edit: func(f *spec.Fleet, w *world.World) { w.Clusters["ap"].KubeconfigStored = false },
-			steps: []string{"cluster/ap/kubeconfig"}, actions: []Action{Create}},
+			steps: []string{"cluster/ap/kubeconfig"}, actions: []plan.Action{plan.Create}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -318,7 +319,7 @@ func TestPullJoin(t *testing.T) {
 	w.Karmada.Members["ap"].SyncMode = "Pull"
 	p := mustCompute(t, f, w, Options{})
 	s := stepOf(p, "member/ap/join")
-	if s == nil || s.Action != Update || changeOf(*s, "agent.release") == nil {
+	if s == nil || s.Action != plan.Update || changeOf(*s, "agent.release") == nil {
 		t.Fatalf("a Pull member without its agent release gets it, got %+v", s)
 	}
 	// The agent as the driver installs it: the real CA, certificate and key in place of the
@@ -352,18 +353,18 @@ func TestPullJoin(t *testing.T) {
 func TestPlanTextSummary(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
-	if err := (&Plan{}).WriteText(&buf); err != nil {
+	if err := (&plan.Plan{}).WriteText(&buf); err != nil {
 		t.Fatal(err)
 	}
 	if got := buf.String(); got != "No changes. The fleet matches fleet.yaml.\n" {
 		t.Errorf("empty plan text = %q", got)
 	}
-	p := &Plan{Steps: []Step{
-		{Address: "a", Layer: Managers, Action: Create},
-		{Address: "b", Layer: Members, Action: Replace},
-		{Address: "c", Layer: Mesh, Action: Update},
-		{Address: "d", Layer: Weights, Action: Delete},
-		{Address: "e", Layer: Weights, Action: Wait},
+	p := &plan.Plan{Steps: []plan.Step{
+		{Address: "a", Layer: plan.Managers, Action: plan.Create},
+		{Address: "b", Layer: plan.Members, Action: plan.Replace},
+		{Address: "c", Layer: plan.Mesh, Action: plan.Update},
+		{Address: "d", Layer: plan.Weights, Action: plan.Delete},
+		{Address: "e", Layer: plan.Weights, Action: plan.Wait},
 	}}
 	buf.Reset()
 	if err := p.WriteText(&buf); err != nil {
@@ -377,7 +378,7 @@ func TestPlanTextSummary(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	t.Parallel()
-	p := &Plan{Steps: []Step{
+	p := &plan.Plan{Steps: []plan.Step{
 		{Address: "a", DependsOn: []string{"b"}},
 		{Address: "b", DependsOn: []string{"a"}},
 		{Address: "c", DependsOn: []string{"d"}},
@@ -387,9 +388,9 @@ func TestValidate(t *testing.T) {
 		{Address: "g", DependsOn: []string{"a"}},
 	}}
 	err := p.Validate()
-	var g *GraphError
+	var g *plan.GraphError
 	if !errors.As(err, &g) {
-		t.Fatalf("want a *GraphError, got %v", err)
+		t.Fatalf("want a *plan.GraphError, got %v", err)
 	}
 	wantCycles := [][]string{{"a", "b"}, {"c", "d", "e"}, {"f"}}
 	if !reflect.DeepEqual(g.Cycles, wantCycles) {
@@ -398,7 +399,7 @@ func TestValidate(t *testing.T) {
 	if !reflect.DeepEqual(g.Missing, []string{"e -> nowhere"}) {
 		t.Errorf("missing = %v", g.Missing)
 	}
-	ok := &Plan{Steps: []Step{{Address: "a"}, {Address: "b", DependsOn: []string{"a"}}, {Address: "c", DependsOn: []string{"a", "b"}}}}
+	ok := &plan.Plan{Steps: []plan.Step{{Address: "a"}, {Address: "b", DependsOn: []string{"a"}}, {Address: "c", DependsOn: []string{"a", "b"}}}}
 	if err := ok.Validate(); err != nil {
 		t.Errorf("a DAG is valid: %v", err)
 	}
@@ -429,15 +430,15 @@ func TestValues(t *testing.T) {
 		t.Errorf("KarmadaValues wrote into the fleet: %v", got)
 	}
 	cold := KarmadaValues(f, "")
-	if h := cold["certs"].(map[string]any)["auto"].(map[string]any)["hosts"].([]any); h[len(h)-1] != KnownAfterApply {
-		t.Errorf("an unknown node IP shows as %q, got %v", KnownAfterApply, h)
+	if h := cold["certs"].(map[string]any)["auto"].(map[string]any)["hosts"].([]any); h[len(h)-1] != plan.KnownAfterApply {
+		t.Errorf("an unknown node IP shows as %q, got %v", plan.KnownAfterApply, h)
 	}
 
 	a := AgentValues(f, "ap", "https://ap:443", "192.0.2.7")
 	ag := a["agent"].(map[string]any)
 	kc := ag["kubeconfig"].(map[string]any)
 	if a["installMode"] != "agent" || ag["clusterName"] != "ap" || ag["clusterEndpoint"] != "https://ap:443" ||
-		kc["server"] != "https://192.0.2.7:32443" || kc["caCrt"] != Sensitive || kc["crt"] != Sensitive || kc["key"] != Sensitive {
+		kc["server"] != "https://192.0.2.7:32443" || kc["caCrt"] != plan.Sensitive || kc["crt"] != plan.Sensitive || kc["key"] != plan.Sensitive {
 		t.Errorf("agent values = %v", a)
 	}
 
@@ -495,7 +496,7 @@ func TestKubeconfigClustersHaveNoClusterSteps(t *testing.T) {
 	}
 	p := mustCompute(t, f, &world.World{}, Options{})
 	for _, s := range p.Steps {
-		if s.Kind == KindCluster || s.Kind == KindKubeconfig {
+		if s.Kind == plan.KindCluster || s.Kind == plan.KindKubeconfig {
 			t.Errorf("a cluster given by kubeconfig gets no %s step (%s)", s.Kind, s.Address)
 		}
 	}
@@ -512,7 +513,7 @@ func TestPolicyMovesScope(t *testing.T) {
 	f, w := converged(t)
 	f.Workloads[0].ClusterScoped = true
 	p := mustCompute(t, f, w, Options{})
-	want := map[string]Action{"workload/hello/policy": Create, "workload/hello/policy/default": Delete}
+	want := map[string]plan.Action{"workload/hello/policy": plan.Create, "workload/hello/policy/default": plan.Delete}
 	if len(p.Steps) != len(want) {
 		t.Fatalf("steps = %v", addresses(p))
 	}

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/state/world"
 
 	"github.com/reconcile-dev/reconcile/spec"
@@ -75,11 +76,11 @@ func TestGolden(t *testing.T) {
 	cases := []struct {
 		name string
 		// check asserts what the case is about, beyond matching its golden files.
-		check func(t *testing.T, p *Plan)
+		check func(t *testing.T, p *plan.Plan)
 		// wantErr is the error type expected instead of a plan (its text goes to error.txt).
 		wantErr any
 	}{
-		{name: "empty-world", check: func(t *testing.T, p *Plan) {
+		{name: "empty-world", check: func(t *testing.T, p *plan.Plan) {
 			s := p.Summary()
 			if s.Destroy != 0 || s.Change != 0 || s.Add == 0 {
 				t.Errorf("a cold start only adds: %+v", s)
@@ -91,13 +92,13 @@ func TestGolden(t *testing.T) {
 				}
 			}
 		}},
-		{name: "converged", check: func(t *testing.T, p *Plan) {
+		{name: "converged", check: func(t *testing.T, p *plan.Plan) {
 			if len(p.Steps) != 0 || len(p.Notes) != 0 {
 				t.Errorf("a converged world must give an empty plan, got %d steps, notes %q", len(p.Steps), p.Notes)
 			}
 		}},
-		{name: "weights-changed", check: func(t *testing.T, p *Plan) {
-			if len(p.Steps) != 1 || p.Steps[0].Address != "workload/hello/policy" || p.Steps[0].Action != Update {
+		{name: "weights-changed", check: func(t *testing.T, p *plan.Plan) {
+			if len(p.Steps) != 1 || p.Steps[0].Address != "workload/hello/policy" || p.Steps[0].Action != plan.Update {
 				t.Fatalf("want exactly the policy update, got %v", addresses(p))
 			}
 			if c := changeOf(p.Steps[0], "split"); c == nil || c.After != "eu 4 (was 3), ap 2 (was 3), us 4 (was 4)" {
@@ -106,7 +107,7 @@ func TestGolden(t *testing.T) {
 		}},
 		// The manifests change hello's replicas from 10 to 3: the plan shows the split of 3,
 		// not of the 10 Karmada holds now.
-		{name: "manifest-replicas-changed", check: func(t *testing.T, p *Plan) {
+		{name: "manifest-replicas-changed", check: func(t *testing.T, p *plan.Plan) {
 			if len(p.Steps) != 1 || p.Steps[0].Address != "workload/hello/manifests" {
 				t.Fatalf("want only the manifests update, got %v", addresses(p))
 			}
@@ -114,7 +115,7 @@ func TestGolden(t *testing.T) {
 				t.Errorf("split = %+v", c)
 			}
 		}},
-		{name: "manifest-replicas-and-weights", check: func(t *testing.T, p *Plan) {
+		{name: "manifest-replicas-and-weights", check: func(t *testing.T, p *plan.Plan) {
 			if got := addresses(p); !reflect.DeepEqual(got, []string{"workload/hello/manifests", "workload/hello/policy"}) {
 				t.Fatalf("steps = %v", got)
 			}
@@ -125,9 +126,9 @@ func TestGolden(t *testing.T) {
 				t.Errorf("the split is shown once, on the policy step; the manifests step has %+v", c)
 			}
 		}},
-		{name: "member-added", check: func(t *testing.T, p *Plan) {
+		{name: "member-added", check: func(t *testing.T, p *plan.Plan) {
 			for _, a := range []string{"cluster/us", "member/us/join", "member/eu/mesh/remote-secret/us", "member/us/mesh/remote-secret/eu"} {
-				if s := stepOf(p, a); s == nil || s.Action != Create {
+				if s := stepOf(p, a); s == nil || s.Action != plan.Create {
 					t.Errorf("%s: want a create, got %+v", a, s)
 				}
 			}
@@ -138,12 +139,12 @@ func TestGolden(t *testing.T) {
 				t.Errorf("existing members and the root are left alone: %v", addresses(p))
 			}
 		}},
-		{name: "member-removed", check: func(t *testing.T, p *Plan) {
+		{name: "member-removed", check: func(t *testing.T, p *plan.Plan) {
 			if s := stepOf(p, "cluster/us"); s != nil {
 				t.Errorf("prune is off: cluster/us must be kept, got %+v", s)
 			}
 			for _, a := range []string{"member/us/unjoin", "member/eu/mesh/remote-secret/us", "member/ap/mesh/remote-secret/us", "member/us/mesh/teardown"} {
-				if s := stepOf(p, a); s == nil || s.Action != Delete {
+				if s := stepOf(p, a); s == nil || s.Action != plan.Delete {
 					t.Errorf("%s: want a delete, got %+v", a, s)
 				}
 			}
@@ -154,26 +155,26 @@ func TestGolden(t *testing.T) {
 				t.Error("want a note that the cluster is kept")
 			}
 		}},
-		{name: "member-removed-prune", check: func(t *testing.T, p *Plan) {
+		{name: "member-removed-prune", check: func(t *testing.T, p *plan.Plan) {
 			s := stepOf(p, "cluster/us")
-			if s == nil || s.Action != Delete || !contains(s.DependsOn, "member/us/unjoin") {
+			if s == nil || s.Action != plan.Delete || !contains(s.DependsOn, "member/us/unjoin") {
 				t.Errorf("want cluster/us deleted after the unjoin, got %+v", s)
 			}
 		}},
 		{name: "prune-guard-tripped", wantErr: &GuardError{}},
-		{name: "network-renamed", check: func(t *testing.T, p *Plan) {
+		{name: "network-renamed", check: func(t *testing.T, p *plan.Plan) {
 			want := []string{"member/us/mesh/eastwest", "member/us/mesh/istiod", "member/us/mesh/namespace"}
 			if got := addresses(p); !reflect.DeepEqual(got, want) {
 				t.Errorf("steps = %v, want %v", got, want)
 			}
 		}},
-		{name: "mesh-ca-expiring", check: func(t *testing.T, p *Plan) {
-			if len(p.Steps) != 1 || p.Steps[0].Address != "member/eu/mesh/cacerts" || p.Steps[0].Action != Replace {
+		{name: "mesh-ca-expiring", check: func(t *testing.T, p *plan.Plan) {
+			if len(p.Steps) != 1 || p.Steps[0].Address != "member/eu/mesh/cacerts" || p.Steps[0].Action != plan.Replace {
 				t.Fatalf("want only the eu cacerts replaced, got %v", addresses(p))
 			}
 		}},
-		{name: "karmada-release-failed", check: func(t *testing.T, p *Plan) {
-			if s := stepOf(p, AddrKarmadaRelease); s == nil || s.Action != Replace {
+		{name: "karmada-release-failed", check: func(t *testing.T, p *plan.Plan) {
+			if s := stepOf(p, AddrKarmadaRelease); s == nil || s.Action != plan.Replace {
 				t.Errorf("a failed release is replaced, got %+v", s)
 			}
 			if s := stepOf(p, AddrKarmadaReady); s == nil || !contains(s.DependsOn, AddrKarmadaKubeconfig) {
@@ -216,7 +217,7 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-func stepOf(p *Plan, addr string) *Step {
+func stepOf(p *plan.Plan, addr string) *plan.Step {
 	for i := range p.Steps {
 		if p.Steps[i].Address == addr {
 			return &p.Steps[i]
@@ -225,7 +226,7 @@ func stepOf(p *Plan, addr string) *Step {
 	return nil
 }
 
-func changeOf(s Step, field string) *Change {
+func changeOf(s plan.Step, field string) *plan.Change {
 	for i := range s.Changes {
 		if s.Changes[i].Field == field {
 			return &s.Changes[i]
@@ -234,7 +235,7 @@ func changeOf(s Step, field string) *Change {
 	return nil
 }
 
-func addresses(p *Plan) []string {
+func addresses(p *plan.Plan) []string {
 	var out []string
 	for _, s := range p.Steps {
 		out = append(out, s.Address)

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/spec"
 )
 
@@ -52,10 +53,10 @@ func KarmadaNodePort(f *spec.Fleet) int {
 	return DefaultKarmadaNodePort
 }
 
-// KarmadaServer is the external URL of the Karmada API (KnownAfterApply inside when nodeIP is "").
+// KarmadaServer is the external URL of the Karmada API (plan.KnownAfterApply inside when nodeIP is "").
 func KarmadaServer(f *spec.Fleet, nodeIP string) string {
 	if nodeIP == "" {
-		return KnownAfterApply
+		return plan.KnownAfterApply
 	}
 	return fmt.Sprintf("https://%s:%d", nodeIP, KarmadaNodePort(f))
 }
@@ -86,7 +87,7 @@ func imageTag(version string) string {
 }
 
 // KarmadaValues are the values of the Karmada chart in host mode on the manager. nodeIP is the
-// manager node the API is reached on ("" when not known yet: the plan shows KnownAfterApply).
+// manager node the API is reached on ("" when not known yet: the plan shows plan.KnownAfterApply).
 // The user's karmada.values are merged on top, so they win.
 func KarmadaValues(f *spec.Fleet, nodeIP string) map[string]any {
 	_, ns := KarmadaRelease(f)
@@ -95,7 +96,7 @@ func KarmadaValues(f *spec.Fleet, nodeIP string) map[string]any {
 		domain = d
 	}
 	if nodeIP == "" {
-		nodeIP = KnownAfterApply
+		nodeIP = plan.KnownAfterApply
 	}
 	// Helm replaces lists wholesale, so the chart's default hosts are repeated before the node IP.
 	hosts := []any{
@@ -129,19 +130,19 @@ func KarmadaValues(f *spec.Fleet, nodeIP string) map[string]any {
 // AgentValues are the values of the Karmada chart in agent mode in a Pull member.
 // clusterEndpoint is the member's API URL, nodeIP the manager node the Karmada API is reached on
 // ("" when not known yet). The agent's CA, certificate and key are filled by the driver at
-// apply time and shown as Sensitive.
+// apply time and shown as plan.Sensitive.
 func AgentValues(f *spec.Fleet, member, clusterEndpoint, nodeIP string) map[string]any {
 	if clusterEndpoint == "" {
-		clusterEndpoint = KnownAfterApply
+		clusterEndpoint = plan.KnownAfterApply
 	}
 	agent := map[string]any{
 		"clusterName":     member,
 		"clusterEndpoint": clusterEndpoint,
 		"kubeconfig": map[string]any{
 			"server": KarmadaServer(f, nodeIP),
-			"caCrt":  Sensitive,
-			"crt":    Sensitive,
-			"key":    Sensitive,
+			"caCrt":  plan.Sensitive,
+			"crt":    plan.Sensitive,
+			"key":    plan.Sensitive,
 		},
 	}
 	v := map[string]any{"installMode": "agent", "agent": agent}
@@ -286,12 +287,12 @@ func leafText(v any) string {
 
 // unknownLeaf reports whether a desired leaf cannot be compared before apply.
 func unknownLeaf(s string) bool {
-	return strings.Contains(s, KnownAfterApply) || strings.Contains(s, Sensitive)
+	return strings.Contains(s, plan.KnownAfterApply) || strings.Contains(s, plan.Sensitive)
 }
 
 // diffValues lists the leaves that differ between observed and desired values, prefixed
 // with field. Leaves not known before apply never count as a difference.
-func diffValues(field string, observed, desired map[string]any) []Change {
+func diffValues(field string, observed, desired map[string]any) []plan.Change {
 	before, after := flatten(observed), flatten(desired)
 	keys := make([]string, 0, len(before)+len(after))
 	for k := range after {
@@ -303,19 +304,19 @@ func diffValues(field string, observed, desired map[string]any) []Change {
 		}
 	}
 	sort.Strings(keys)
-	var out []Change
+	var out []plan.Change
 	for _, k := range keys {
 		b, inBefore := before[k]
 		a, inAfter := after[k]
 		switch {
 		case !inAfter:
-			out = append(out, Change{Field: field + "." + k, Before: b, After: removed})
+			out = append(out, plan.Change{Field: field + "." + k, Before: b, After: removed})
 		case !inBefore:
 			if !unknownLeaf(a) || observed == nil {
-				out = append(out, Change{Field: field + "." + k, After: a})
+				out = append(out, plan.Change{Field: field + "." + k, After: a})
 			}
 		case a != b && !unknownLeaf(a):
-			out = append(out, Change{Field: field + "." + k, Before: b, After: a})
+			out = append(out, plan.Change{Field: field + "." + k, Before: b, After: a})
 		}
 	}
 	return out

@@ -1,0 +1,224 @@
+package planner
+
+import (
+	"time"
+
+	"github.com/reconcile-dev/reconcile/plan"
+	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/state/world"
+)
+
+func (b *builder) eastWest() bool {
+	return b.f.Mesh.EastWestGateway == nil || *b.f.Mesh.EastWestGateway
+}
+
+func (b *builder) mesh() {
+	if !b.f.Mesh.On() {
+		return
+	}
+	if b.w.RootCA == nil {
+		keyType := b.f.Mesh.CA.KeyType
+		if keyType == "" {
+			keyType = "rsa-4096"
+		}
+		b.add(plan.Step{Address: AddrRootCA, Layer: plan.Mesh, Kind: plan.KindRootCA, Action: plan.Create,
+			Reason:  "no mesh root CA in the state store",
+			Changes: []plan.Change{{Field: "root", After: "self-signed " + keyType}}})
+	}
+	for _, m := range b.members {
+		b.meshMemberSteps(m)
+	}
+	for _, n := range b.members {
+		for _, x := range b.members {
+			if n.Name != x.Name {
+				b.remoteSecret(n, x)
+			}
+		}
+	}
+	// Secrets pointing at members that left would keep istiod watching a cluster that is gone.
+	for _, n := range b.members {
+		mm := b.meshMember(n.Name)
+		if mm == nil {
+			continue
+		}
+		for _, x := range sortedKeys(mm.RemoteSecrets) {
+			if x == n.Name || b.isMember(x) {
+				continue
+			}
+			b.add(plan.Step{Address: addrRemoteSecret(n.Name, x), Layer: plan.Mesh, Kind: plan.KindRemoteSecret, Action: plan.Delete,
+				Cluster: n.Name, Peer: x, Reason: x + " left the fleet",
+				Changes: []plan.Change{{Field: "secret", Before: "istio-remote-secret-" + x, After: removed}}})
+		}
+	}
+}
+
+func (b *builder) meshMemberSteps(m *spec.Member) {
+	name := m.Name
+	mm := b.meshMember(name)
+	obs := b.cluster(name)
+	chain := []string{addrKubeconfig(name), addrCluster(name)}
+	// dependsOnChain makes a step depend on the nearest planned earlier step of the member's chain.
+	dependsOnChain := func() []string { return b.nearest(chain...) }
+
+	nsAddr := addrMesh(name, "namespace")
+	label := "topology.istio.io/network"
+	switch {
+	case mm == nil || !mm.Namespace:
+		b.add(plan.Step{Address: nsAddr, Layer: plan.Mesh, Kind: plan.KindMeshNamespace, Action: plan.Create, Cluster: name,
+			Reason: "no " + MeshNamespace + " namespace in " + name, DependsOn: dependsOnChain(),
+			Changes: []plan.Change{{Field: "namespace", After: MeshNamespace}, {Field: "label " + label, After: m.Network}}})
+	case mm.NetworkLabel != m.Network:
+		b.add(plan.Step{Address: nsAddr, Layer: plan.Mesh, Kind: plan.KindMeshNamespace, Action: plan.Update, Cluster: name,
+			Reason: "the network label differs from the member's network", DependsOn: dependsOnChain(),
+			Changes: []plan.Change{{Field: "label " + label, Before: mm.NetworkLabel, After: m.Network}}})
+	}
+	chain = append([]string{nsAddr}, chain...)
+
+	caAddr := addrMesh(name, "cacerts")
+	ca := plan.Step{Address: caAddr, Layer: plan.Mesh, Kind: plan.KindCACerts, Cluster: name,
+		DependsOn: append(dependsOnChain(), b.present(AddrRootCA)...)}
+	root := b.w.RootCA
+	renew := b.f.Mesh.CA.RenewBefore.Duration
+	if renew == 0 {
+		renew = DefaultRenewBefore
+	}
+	switch {
+	case mm == nil || mm.CACerts == nil:
+		ca.Action, ca.Reason = plan.Create, "no cacerts secret in "+name
+		ca.Changes = []plan.Change{{Field: "intermediate", After: "issued by the mesh root for " + name}}
+	case root == nil || mm.CACerts.RootFingerprint != root.RootFingerprint:
+		ca.Action, ca.Reason = plan.Replace, "the intermediate chains to another root"
+		rootFP := plan.KnownAfterApply
+		if root != nil {
+			rootFP = short(root.RootFingerprint)
+		}
+		ca.Changes = []plan.Change{{Field: "root", Before: short(mm.CACerts.RootFingerprint), After: rootFP}}
+	case !mm.CACerts.NotAfter.Add(-renew).After(b.w.Now):
+		ca.Action = plan.Replace
+		ca.Reason = "expires " + mm.CACerts.NotAfter.UTC().Format(time.RFC3339) + ", re-issued from the same root"
+		ca.Changes = []plan.Change{{Field: "notAfter", Before: mm.CACerts.NotAfter.UTC().Format(time.RFC3339), After: plan.KnownAfterApply}}
+	}
+	if ca.Action != plan.NoOp {
+		b.add(ca)
+	}
+	chain = append([]string{caAddr}, chain...)
+
+	components := []string{ComponentBase, ComponentIstiod}
+	if b.eastWest() {
+		components = append(components, ComponentEastWest)
+	}
+	for _, comp := range components {
+		addr := addrMesh(name, comp)
+		var values map[string]any
+		switch comp {
+		case ComponentBase:
+			values = IstioBaseValues(b.f, name)
+		case ComponentIstiod:
+			values = IstiodValues(b.f, name)
+		default:
+			values = EastWestValues(b.f, name)
+		}
+		key := ReleaseKey(MeshNamespace, MeshReleaseName(comp))
+		var rel *world.Release
+		if obs != nil {
+			rel = obs.Releases[key]
+		}
+		st := plan.Step{Address: addr, Layer: plan.Mesh, Kind: plan.KindMeshRelease, Cluster: name, Peer: comp,
+			DependsOn: dependsOnChain()}
+		if rel == nil {
+			st.Action, st.Reason = plan.Create, "no release "+key+" in "+name
+			st.Changes = append([]plan.Change{{Field: "chart", After: chartText(b.f.Mesh.Chart, meshChartName(comp)) + versionSuffix(b.f.Mesh.Chart, b.f.Mesh.Version)}},
+				diffValues("values", nil, values)...)
+		} else {
+			if rel.Status != "deployed" {
+				st.Changes = append(st.Changes, plan.Change{Field: "status", Before: statusText(rel.Status), After: "deployed"})
+			}
+			st.Changes = append(st.Changes, releaseChanges(rel, b.meshVersion(), values)...)
+			st.Action, st.Reason = plan.Update, "release "+key+" differs from fleet.yaml"
+		}
+		if len(st.Changes) > 0 {
+			b.add(st)
+		}
+		chain = append([]string{addr}, chain...)
+		if comp == ComponentBase {
+			// The reader token's service account comes with the base chart.
+			b.readerToken(name, mm, b.nearest(chain...))
+		}
+	}
+	if b.eastWest() && (mm == nil || !mm.Gateway) {
+		b.add(plan.Step{Address: addrMesh(name, "expose"), Layer: plan.Mesh, Kind: plan.KindExpose, Action: plan.Create, Cluster: name,
+			Reason: "no cross-network Gateway in " + name, DependsOn: dependsOnChain(),
+			Changes: []plan.Change{{Field: "gateway", After: MeshNamespace + "/cross-network-gateway (port 15443, AUTO_PASSTHROUGH, *.local)"}}})
+	}
+}
+
+// meshVersion is the version of the mesh charts: the chart source's, else the mesh's.
+func (b *builder) meshVersion() string {
+	if v := b.f.Mesh.Chart.Version; v != "" {
+		return v
+	}
+	return b.f.Mesh.Version
+}
+
+func meshChartName(comp string) string {
+	if comp == ComponentEastWest {
+		return "gateway"
+	}
+	return comp
+}
+
+// versionSuffix shows the mesh version when the chart source does not carry one.
+func versionSuffix(c spec.ChartSource, version string) string {
+	if c.Version != "" || version == "" {
+		return ""
+	}
+	return " " + version
+}
+
+func (b *builder) readerToken(name string, mm *world.MeshMember, deps []string) {
+	if mm != nil && mm.ReaderToken != "" {
+		return
+	}
+	b.add(plan.Step{Address: addrMesh(name, "reader-token"), Layer: plan.Mesh, Kind: plan.KindReaderToken, Action: plan.Create,
+		Cluster: name, Reason: "no istio-reader token in " + name, DependsOn: deps,
+		Changes: []plan.Change{{Field: "secret", After: MeshNamespace + "/istio-reader-service-account-istio-remote-secret-token"}}})
+}
+
+// remoteSecret plans istio-remote-secret-<x> in member n.
+func (b *builder) remoteSecret(n, x *spec.Member) {
+	addr := addrRemoteSecret(n.Name, x.Name)
+	tokenAddr := addrMesh(x.Name, "reader-token")
+	want := ""
+	if xm := b.meshMember(x.Name); xm != nil && xm.ReaderToken != "" && !b.has(tokenAddr) {
+		if ep := b.memberEndpoint(x); ep != "" {
+			want = world.RemoteSecretFingerprint(ep, xm.ReaderToken)
+		}
+	}
+	var have string
+	var ok bool
+	if nm := b.meshMember(n.Name); nm != nil {
+		have, ok = nm.RemoteSecrets[x.Name]
+	}
+	shown := plan.KnownAfterApply
+	if want != "" {
+		shown = short(want)
+	}
+	st := plan.Step{Address: addr, Layer: plan.Mesh, Kind: plan.KindRemoteSecret, Cluster: n.Name, Peer: x.Name,
+		DependsOn: append(b.present(tokenAddr), b.nearest(addrMesh(n.Name, ComponentIstiod), addrMesh(n.Name, ComponentBase),
+			addrMesh(n.Name, "cacerts"), addrMesh(n.Name, "namespace"), addrKubeconfig(n.Name), addrCluster(n.Name))...)}
+	switch {
+	case !ok:
+		st.Action, st.Reason = plan.Create, "istiod in "+n.Name+" does not watch "+x.Name+" yet"
+		st.Changes = []plan.Change{{Field: "istio-remote-secret-" + x.Name, After: shown}}
+	case want == "" || have != want:
+		st.Action, st.Reason = plan.Update, x.Name+"'s endpoint or reader token changed"
+		st.Changes = []plan.Change{{Field: "istio-remote-secret-" + x.Name, Before: short(have), After: shown}}
+	default:
+		return
+	}
+	b.add(st)
+}
+
+func hasMeshObjects(mm *world.MeshMember) bool {
+	return mm != nil && (mm.Namespace || mm.CACerts != nil || mm.Gateway || mm.ReaderToken != "" || len(mm.RemoteSecrets) > 0)
+}

@@ -1,0 +1,272 @@
+package planner
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/reconcile-dev/reconcile/plan"
+	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/state/world"
+)
+
+func workloadNamespace(w *spec.Workload) string {
+	if w.ClusterScoped {
+		return ""
+	}
+	if w.Namespace == "" {
+		return DefaultNamespace
+	}
+	return w.Namespace
+}
+
+func policyKey(namespace, name string) string { return namespace + "/" + name }
+
+// DesiredPolicy is the (Cluster)PropagationPolicy of a workload: the members of the fleet that
+// have a weight, sorted, with their weights, replicas divided.
+func DesiredPolicy(f *spec.Fleet, w *spec.Workload) *world.Policy {
+	p := &world.Policy{Namespace: workloadNamespace(w), Name: w.Name, ClusterScoped: w.ClusterScoped,
+		Weights: map[string]int64{}, Divided: true}
+	for _, r := range w.Resources {
+		p.Resources = append(p.Resources, world.ResourceRef{APIVersion: r.APIVersion, Kind: r.Kind,
+			Name: r.Name, LabelSelector: r.LabelSelector})
+	}
+	for _, m := range f.Members {
+		if wt, ok := w.Weights[m.Name]; ok && wt > 0 {
+			p.Clusters = append(p.Clusters, m.Name)
+			p.Weights[m.Name] = wt
+		}
+	}
+	sort.Strings(p.Clusters)
+	return p
+}
+
+func (b *builder) weights() {
+	k := b.w.Karmada
+	wanted := map[string]bool{}
+	for i := range b.f.Workloads {
+		w := &b.f.Workloads[i]
+		want := DesiredPolicy(b.f, w)
+		key := policyKey(want.Namespace, want.Name)
+		wanted[key] = true
+		if len(w.Manifests) > 0 || len(w.Objects) > 0 {
+			var have string
+			if k != nil {
+				have = k.ManifestHashes[w.Name]
+			}
+			if k == nil || have != w.ManifestDigest {
+				st := plan.Step{Address: addrManifests(w.Name), Layer: plan.Weights, Kind: plan.KindManifests, Workload: w.Name,
+					Namespace: want.Namespace, DependsOn: b.present(AddrKarmadaReady),
+					Changes: []plan.Change{{Field: "digest", Before: short(have), After: short(w.ManifestDigest)}}}
+				if have == "" {
+					st.Action, st.Reason = plan.Create, "the manifests were not applied yet"
+				} else {
+					st.Action, st.Reason = plan.Update, "the manifests changed since they were applied"
+				}
+				for _, o := range w.Objects {
+					st.Changes = append(st.Changes, plan.Change{Field: "object", After: objectText(o, want.Namespace)})
+				}
+				b.add(st)
+			}
+		}
+		var have *world.Policy
+		if k != nil {
+			have = k.Policies[key]
+		}
+		st := plan.Step{Address: addrPolicy(w.Name), Layer: plan.Weights, Kind: plan.KindPolicy, Workload: w.Name,
+			Namespace: want.Namespace, DependsOn: b.nearest(addrManifests(w.Name), AddrKarmadaReady)}
+		st.Changes = policyChanges(have, want)
+		if have == nil {
+			st.Action, st.Reason = plan.Create, "no policy "+policyName(want)+" in Karmada"
+		} else {
+			st.Action, st.Reason = plan.Update, "policy "+policyName(want)+" differs from fleet.yaml"
+		}
+		if len(st.Changes) == 0 {
+			// The policy stays, but new manifests may change the replicas it divides: the
+			// manifests step shows the split they lead to.
+			if ms, ok := b.steps[addrManifests(w.Name)]; ok {
+				ms.Changes = append(ms.Changes, b.splitChanges(w, want)...)
+			}
+			continue
+		}
+		for _, m := range want.Clusters {
+			if !b.excluded[m] {
+				st.DependsOn = append(st.DependsOn, b.present(addrMemberReady(m))...)
+			}
+		}
+		st.Changes = append(st.Changes, b.splitChanges(w, want)...)
+		b.add(st)
+	}
+	if k == nil {
+		return
+	}
+	for _, key := range sortedKeys(k.Policies) {
+		if wanted[key] {
+			continue
+		}
+		p := k.Policies[key]
+		addr := addrPolicy(p.Name)
+		if b.has(addr) {
+			addr += "/" + p.Namespace
+		}
+		b.add(plan.Step{Address: addr, Layer: plan.Weights, Kind: plan.KindPolicy, Action: plan.Delete, Workload: p.Name,
+			Namespace: p.Namespace, Reason: "workload " + p.Name + " left fleet.yaml (its resources are left alone)",
+			Changes: []plan.Change{{Field: "policy", Before: policyName(p), After: removed}}})
+	}
+}
+
+func policyName(p *world.Policy) string {
+	if p.ClusterScoped {
+		return "ClusterPropagationPolicy " + p.Name
+	}
+	return "PropagationPolicy " + p.Namespace + "/" + p.Name
+}
+
+func objectText(o spec.ManifestObject, ns string) string {
+	if o.Namespace != "" {
+		ns = o.Namespace
+	}
+	s := o.Kind + " " + o.Name
+	if ns != "" {
+		s = o.Kind + " " + ns + "/" + o.Name
+	}
+	if o.Replicas != nil {
+		s += fmt.Sprintf(" (replicas %d)", *o.Replicas)
+	}
+	return s
+}
+
+func policyChanges(have, want *world.Policy) []plan.Change {
+	var out []plan.Change
+	var h world.Policy
+	if have != nil {
+		h = *have
+	}
+	if have != nil && h.ClusterScoped != want.ClusterScoped {
+		out = append(out, plan.Change{Field: "clusterScoped", Before: fmt.Sprint(h.ClusterScoped), After: fmt.Sprint(want.ClusterScoped)})
+	}
+	if a, bf := resourcesText(want.Resources), resourcesText(h.Resources); a != bf {
+		out = append(out, plan.Change{Field: "resources", Before: bf, After: a})
+	}
+	if a, bf := strings.Join(want.Clusters, ", "), strings.Join(sortedSet(h.Clusters), ", "); a != bf {
+		out = append(out, plan.Change{Field: "clusters", Before: bf, After: a})
+	}
+	if a, bf := weightsText(want.Weights), weightsText(h.Weights); a != bf {
+		out = append(out, plan.Change{Field: "weights", Before: bf, After: a})
+	}
+	if have == nil || h.Divided != want.Divided {
+		before := ""
+		if have != nil {
+			before = fmt.Sprint(h.Divided)
+		}
+		out = append(out, plan.Change{Field: "divided", Before: before, After: fmt.Sprint(want.Divided)})
+	}
+	return out
+}
+
+func resourcesText(rs []world.ResourceRef) string {
+	var parts []string
+	for _, r := range rs {
+		s := r.APIVersion + " " + r.Kind
+		if r.Name != "" {
+			s += " " + r.Name
+		}
+		if len(r.LabelSelector) > 0 {
+			var sel []string
+			for _, k := range sortedKeys(r.LabelSelector) {
+				sel = append(sel, k+"="+r.LabelSelector[k])
+			}
+			s += " {" + strings.Join(sel, ",") + "}"
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func weightsText(w map[string]int64) string {
+	var parts []string
+	for _, k := range sortedKeys(w) {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, w[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// splitChanges show how each named resource's replicas will be divided, next to the split
+// Karmada made last: "eu 4 (was 4), ap 2 (was 3), us 4 (was 3)".
+func (b *builder) splitChanges(w *spec.Workload, want *world.Policy) []plan.Change {
+	weights := map[string]int64{}
+	for m, wt := range want.Weights {
+		if !b.excluded[m] {
+			weights[m] = wt
+		}
+	}
+	type target struct {
+		field string
+		text  string
+	}
+	var targets []target
+	for _, r := range w.Resources {
+		if r.Name == "" {
+			continue
+		}
+		ns := want.Namespace
+		key := ns + "/" + r.Kind + "/" + r.Name
+		var obs *world.Workload
+		if b.w.Karmada != nil {
+			obs = b.w.Karmada.Workloads[key]
+		}
+		var replicas *int32
+		uid := ""
+		if obs != nil {
+			replicas, uid = &obs.Replicas, obs.UID
+		}
+		// Manifests about to be applied in this plan set the replica count Karmada will divide;
+		// otherwise Karmada's count stands (someone may have scaled it there).
+		if obs == nil || b.has(addrManifests(w.Name)) {
+			for _, o := range w.Objects {
+				if o.Kind == r.Kind && o.Name == r.Name && (o.Namespace == "" || o.Namespace == ns) && o.Replicas != nil {
+					replicas = o.Replicas
+				}
+			}
+		}
+		if replicas == nil {
+			continue
+		}
+		split := Divide(weights, *replicas, uid)
+		var parts []string
+		for _, m := range b.members {
+			after, inAfter := split[m.Name]
+			var before int32
+			inBefore := false
+			if obs != nil {
+				before, inBefore = obs.Scheduled[m.Name]
+			}
+			if !inAfter && !inBefore {
+				continue
+			}
+			s := fmt.Sprintf("%s %d", m.Name, after)
+			if obs != nil {
+				s += fmt.Sprintf(" (was %d)", before)
+			}
+			parts = append(parts, s)
+		}
+		if obs != nil {
+			for _, m := range sortedKeys(obs.Scheduled) {
+				if !b.isMember(m) {
+					parts = append(parts, fmt.Sprintf("%s 0 (was %d)", m, obs.Scheduled[m]))
+				}
+			}
+		}
+		targets = append(targets, target{r.Kind + "/" + r.Name, strings.Join(parts, ", ")})
+	}
+	var out []plan.Change
+	for _, t := range targets {
+		// Only resources with replicas are divided; name them when there are several.
+		field := "split"
+		if len(targets) > 1 {
+			field += " " + t.field
+		}
+		out = append(out, plan.Change{Field: field, After: t.text})
+	}
+	return out
+}
