@@ -5,19 +5,11 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"time"
 
 	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/state/world"
 
 	"github.com/reconcile-dev/reconcile/spec"
-)
-
-// Defaults the planner applies when the fleet leaves them out (spec applies the same ones).
-const (
-	DefaultMaxDeleteShare = 0.34
-	DefaultRenewBefore    = 720 * time.Hour
-	DefaultNamespace      = "default"
 )
 
 // ErrRootCALost is wrapped by Compute's error when the mesh root CA is gone from the store.
@@ -31,13 +23,17 @@ const (
 	AddrRootCA            = "mesh/root-ca"
 )
 
+// KarmadaKubeconfigFile is the Karmada kubeconfig's name in fleet.yaml's kubeconfigDir.
+const KarmadaKubeconfigFile = "karmada-config"
+
 // Addresses of per-cluster, per-member and per-workload steps.
-func addrCluster(name string) string    { return "cluster/" + name }
-func addrKubeconfig(name string) string { return "cluster/" + name + "/kubeconfig" }
-func addrJoin(m string) string          { return "member/" + m + "/join" }
-func addrMemberReady(m string) string   { return "member/" + m + "/ready" }
-func addrUnjoin(m string) string        { return "member/" + m + "/unjoin" }
-func addrMesh(m, part string) string    { return "member/" + m + "/mesh/" + part }
+func addrCluster(name string) string     { return "cluster/" + name }
+func addrKubeconfig(name string) string  { return "cluster/" + name + "/kubeconfig" }
+func addrNodeAddress(name string) string { return "cluster/" + name + "/node-address" }
+func addrJoin(m string) string           { return "member/" + m + "/join" }
+func addrMemberReady(m string) string    { return "member/" + m + "/ready" }
+func addrUnjoin(m string) string         { return "member/" + m + "/unjoin" }
+func addrMesh(m, part string) string     { return "member/" + m + "/mesh/" + part }
 func addrRemoteSecret(in, from string) string {
 	return "member/" + in + "/mesh/remote-secret/" + from
 }
@@ -56,12 +52,15 @@ func Compute(desired *spec.Fleet, observed *world.World, opts Options) (*plan.Pl
 	if observed == nil {
 		observed = &world.World{}
 	}
+	if desired.Safety.MaxDeleteShare == nil || desired.Manager.Karmada.Namespace == "" {
+		return nil, errors.New("planner: the fleet has no defaults (read it with spec.Load or spec.Parse, or call spec.ApplyDefaults)")
+	}
 	if desired.Mesh.On() && observed.RootCALost {
 		return nil, fmt.Errorf("%w: the state store records a root that is no longer there; "+
 			"a new root would break trust across the mesh (every member's workloads would stop "+
 			"trusting the others), so none is planned: restore the root CA files into the state store", ErrRootCALost)
 	}
-	b := &builder{f: desired, w: observed, steps: map[string]*plan.Step{}, excluded: map[string]bool{}}
+	b := &builder{f: desired, w: observed, opts: opts, steps: map[string]*plan.Step{}, excluded: map[string]bool{}}
 	for i := range desired.Members {
 		b.members = append(b.members, &desired.Members[i])
 	}
@@ -89,6 +88,7 @@ func Compute(desired *spec.Fleet, observed *world.World, opts Options) (*plan.Pl
 }
 
 type builder struct {
+	opts    Options
 	f       *spec.Fleet
 	w       *world.World
 	members []*spec.Member

@@ -163,7 +163,7 @@ func TestClusterDrift(t *testing.T) {
 		{name: "pool count", edit: func(f *spec.Fleet, w *world.World) { w.Clusters["eu"].Pools[0].Count = 2 },
 			steps: []string{"cluster/eu"}, change: "pool[0].count", after: "3"},
 		{name: "pool type is a replacement", edit: func(f *spec.Fleet, w *world.World) { f.Members[0].Pools[0].Type = "g6-standard-4" },
-			steps: []string{"cluster/eu"}, change: "pool[0].type", after: "new pool is created first"},
+			steps: []string{"cluster/eu"}, change: "pool[0]", after: "g6-standard-4 x3 (new pool)"},
 		{name: "autoscaler turned on", edit: func(f *spec.Fleet, w *world.World) {
 			f.Members[0].Pools[0].Autoscaler = &spec.Autoscaler{Min: 3, Max: 6}
 		}, steps: []string{"cluster/eu"}, change: "pool[0].autoscaler", after: "3-6"},
@@ -212,6 +212,35 @@ func TestClusterDrift(t *testing.T) {
 				t.Errorf("notes %q lack %q", p.Notes, tc.note)
 			}
 		})
+	}
+}
+
+// Pools are matched by type, never by position: reordering them in fleet.yaml changes nothing,
+// and a type change creates the new pool first and deletes the old one once it is ready.
+func TestPoolsMatchedByType(t *testing.T) {
+	t.Parallel()
+	f, w := converged(t)
+	eu := w.Clusters["eu"]
+	eu.Pools = []world.Pool{
+		{ID: 11, Type: "g6-standard-4", Count: 1},
+		{ID: 12, Type: "g6-standard-2", Count: 2},
+	}
+	f.Members[0].Pools = []spec.Pool{{Type: "g6-standard-2", Count: 2}, {Type: "g6-standard-4", Count: 1}}
+	if p := mustCompute(t, f, w, Options{}); len(p.Steps) != 0 {
+		t.Fatalf("reordered pools are no change, got %v", addresses(p))
+	}
+	f.Members[0].Pools = []spec.Pool{{Type: "g6-standard-2", Count: 3}, {Type: "g6-standard-8", Count: 1}}
+	p := mustCompute(t, f, w, Options{})
+	s := stepOf(p, "cluster/eu")
+	if s == nil || s.Action != plan.Update {
+		t.Fatalf("cluster/eu: %+v", s)
+	}
+	want := &plan.ClusterChange{Label: "eu", LinodeID: eu.LinodeID,
+		UpdatePools: []plan.PoolUpdate{{ID: 12, Type: "g6-standard-2", Count: 3}},
+		CreatePools: []plan.Pool{{Type: "g6-standard-8", Count: 1}},
+		DeletePools: []plan.PoolRef{{ID: 11, Type: "g6-standard-4"}}}
+	if !reflect.DeepEqual(s.Payload.Cluster, want) {
+		t.Errorf("payload = %+v, want %+v", s.Payload.Cluster, want)
 	}
 }
 
@@ -324,7 +353,17 @@ func TestPullJoin(t *testing.T) {
 	}
 	// The agent as the driver installs it: the real CA, certificate and key in place of the
 	// placeholders. They are not compared and never shown.
-	vals := AgentValues(f, "ap", w.Clusters["ap"].APIEndpoint, w.Clusters["cluster-manager"].NodeIPs[0])
+	agent := s.Payload.Join.Agent
+	akc := agent.Values["agent"].(map[string]any)["kubeconfig"].(map[string]any)
+	if _, ok := akc["caCrt"]; ok || akc["server"] != "https://"+w.Clusters["cluster-manager"].NodeIPs[0]+":32443" ||
+		s.Payload.Join.CertSecret != "karmada-system/karmada-cert" || s.Payload.Join.Manager != "cluster-manager" {
+		t.Errorf("the agent payload carries the server, no credential, and where the driver reads them: %+v", s.Payload.Join)
+	}
+	vals := plan.DeepCopyValues(agent.Values)
+	kc0 := vals["agent"].(map[string]any)["kubeconfig"].(map[string]any)
+	for _, k := range []string{"caCrt", "crt", "key"} {
+		kc0[k] = "x"
+	}
 	kc := vals["agent"].(map[string]any)["kubeconfig"].(map[string]any)
 	for _, k := range []string{"caCrt", "crt", "key"} {
 		kc[k] = "-----BEGIN SECRET " + k + "-----"
@@ -412,7 +451,7 @@ func TestValues(t *testing.T) {
 		"apiServer":  map[string]any{"hostNetwork": true, "nodePort": 31000},
 		"components": []any{"search"},
 	}
-	v := KarmadaValues(f, "192.0.2.7")
+	v := KarmadaValues(f, plan.Known("192.0.2.7"))
 	hosts := v["certs"].(map[string]any)["auto"].(map[string]any)["hosts"].([]any)
 	wantHosts := []any{"kubernetes.default.svc", "*.etcd.karmada-system.svc.cluster.local", "*.karmada-system.svc.cluster.local",
 		"*.karmada-system.svc", "localhost", "127.0.0.1", "192.0.2.7"}
@@ -429,16 +468,23 @@ func TestValues(t *testing.T) {
 	if got := f.Manager.Karmada.Values["apiServer"].(map[string]any); len(got) != 2 {
 		t.Errorf("KarmadaValues wrote into the fleet: %v", got)
 	}
-	cold := KarmadaValues(f, "")
-	if h := cold["certs"].(map[string]any)["auto"].(map[string]any)["hosts"].([]any); h[len(h)-1] != plan.KnownAfterApply {
+	ref := &plan.Ref{Step: "cluster/cluster-manager/node-address", Output: plan.OutputNodeIP}
+	coldValues, coldRefs, coldShown := splitValues(KarmadaValues(f, plan.Value{From: ref}))
+	if h := coldShown["certs"].(map[string]any)["auto"].(map[string]any)["hosts"].([]any); h[len(h)-1] != plan.KnownAfterApply {
 		t.Errorf("an unknown node IP shows as %q, got %v", plan.KnownAfterApply, h)
 	}
+	if h := coldValues["certs"].(map[string]any)["auto"].(map[string]any)["hosts"].([]any); h[len(h)-1] != "" {
+		t.Errorf("an unknown node IP is never a placeholder in real values, got %v", h)
+	}
+	if !reflect.DeepEqual(coldRefs, []plan.ValueRef{{Path: []string{"certs", "auto", "hosts", "6"}, From: *ref}}) {
+		t.Errorf("refs = %+v", coldRefs)
+	}
 
-	a := AgentValues(f, "ap", "https://ap:443", "192.0.2.7")
+	a := AgentValues(f, "ap", plan.Known("https://ap:443"), plan.Known("192.0.2.7"))
 	ag := a["agent"].(map[string]any)
 	kc := ag["kubeconfig"].(map[string]any)
 	if a["installMode"] != "agent" || ag["clusterName"] != "ap" || ag["clusterEndpoint"] != "https://ap:443" ||
-		kc["server"] != "https://192.0.2.7:32443" || kc["caCrt"] != plan.Sensitive || kc["crt"] != plan.Sensitive || kc["key"] != plan.Sensitive {
+		kc["server"] != "https://192.0.2.7:32443" || kc["caCrt"] != (sensitive{}) || kc["crt"] != (sensitive{}) || kc["key"] != (sensitive{}) {
 		t.Errorf("agent values = %v", a)
 	}
 
@@ -500,11 +546,26 @@ func TestKubeconfigClustersHaveNoClusterSteps(t *testing.T) {
 			t.Errorf("a cluster given by kubeconfig gets no %s step (%s)", s.Kind, s.Address)
 		}
 	}
-	if s := stepOf(p, AddrKarmadaRelease); s == nil || len(s.DependsOn) != 0 {
-		t.Errorf("the release needs nothing before it on an existing cluster: %+v", s)
+	// Nothing observed: the release waits for a Ready node's address, which needs nothing
+	// before it on an existing cluster.
+	if s := stepOf(p, AddrKarmadaRelease); s == nil || !reflect.DeepEqual(s.DependsOn, []string{"cluster/cluster-manager/node-address"}) {
+		t.Errorf("the release needs only the node address on an existing cluster: %+v", s)
 	}
-	if s := stepOf(p, "member/eu/join"); s == nil || !reflect.DeepEqual(s.DependsOn, []string{AddrKarmadaReady}) {
-		t.Errorf("join waits for Karmada only: %+v", s)
+	if s := stepOf(p, "cluster/cluster-manager/node-address"); s == nil || len(s.DependsOn) != 0 || s.Action != plan.Wait {
+		t.Errorf("node-address: %+v", s)
+	}
+	// No kubeconfig could be read, so no endpoint is known: the joins are held, not guessed.
+	if s := stepOf(p, "member/eu/join"); s != nil {
+		t.Errorf("a join without a known endpoint is held: %+v", s)
+	}
+	if !strings.Contains(strings.Join(p.Notes, "\n"), "member/eu/join is held") {
+		t.Errorf("notes %q", p.Notes)
+	}
+	w := &world.World{Clusters: map[string]*world.Cluster{"eu": {Name: "eu", APIEndpoint: "https://eu:6443"}}}
+	p = mustCompute(t, f, w, Options{})
+	if s := stepOf(p, "member/eu/join"); s == nil || !reflect.DeepEqual(s.DependsOn, []string{AddrKarmadaReady}) ||
+		s.Payload.Join.APIEndpoint != plan.Known("https://eu:6443") {
+		t.Errorf("join waits for Karmada only, with the observed endpoint: %+v", s)
 	}
 }
 

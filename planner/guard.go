@@ -1,16 +1,18 @@
 package planner
 
-import "github.com/reconcile-dev/reconcile/plan"
+import (
+	"fmt"
+	"strings"
+
+	"github.com/reconcile-dev/reconcile/plan"
+)
 
 // guard refuses plans that unjoin or delete too many members at once, or the manager's cluster.
 func (b *builder) guard(opts Options) error {
 	if opts.AllowDestroy {
 		return nil
 	}
-	maxShare := DefaultMaxDeleteShare
-	if b.f.Safety.MaxDeleteShare != nil {
-		maxShare = *b.f.Safety.MaxDeleteShare
-	}
+	maxShare := *b.f.Safety.MaxDeleteShare
 	e := &GuardError{MaxShare: maxShare}
 	gone := map[string]bool{}
 	for _, addr := range sortedKeys(b.steps) {
@@ -46,4 +48,30 @@ func (b *builder) guard(opts Options) error {
 		return nil
 	}
 	return e
+}
+
+// GuardError is returned when a plan would destroy more than the fleet allows in one pass.
+type GuardError struct {
+	// Removals are the addresses of the unjoin and delete steps that tripped the guard.
+	Removals []string
+	// Members is how many of the Observed members would be unjoined or deleted.
+	Members, Observed int
+	// MaxShare is safety.maxDeleteShare.
+	MaxShare float64
+	// Manager names the manager cluster the plan would delete ("" when none).
+	Manager string
+}
+
+func (e *GuardError) Error() string {
+	var why []string
+	if e.Manager != "" {
+		why = append(why, fmt.Sprintf("it would delete cluster %q, which runs the Karmada control plane", e.Manager))
+	}
+	if e.Observed > 0 && float64(e.Members) > e.MaxShare*float64(e.Observed) {
+		why = append(why, fmt.Sprintf("it would unjoin or delete %d of %d members (%.0f%%), more than safety.maxDeleteShare %.0f%%",
+			e.Members, e.Observed, 100*float64(e.Members)/float64(e.Observed), 100*e.MaxShare))
+	}
+	return "refusing the plan: " + strings.Join(why, ", and ") +
+		" (" + strings.Join(e.Removals, ", ") + "); if this is intended, run again with --allow-destroy" +
+		" or raise safety.maxDeleteShare"
 }

@@ -1,66 +1,106 @@
 package planner
 
 import (
-	"strings"
+	"path/filepath"
 
 	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state/world"
 )
 
-func (b *builder) managerNodeIP() string {
-	if c := b.cluster(b.f.Manager.Name); c != nil && len(c.NodeIPs) > 0 {
-		return c.NodeIPs[0]
+// managerNodeIP is the manager node the Karmada API is reached on: the first observed Ready
+// node, else a reference to the node-address step, which is then planned.
+func (b *builder) managerNodeIP() plan.Value {
+	mgr := b.f.Manager.Name
+	if c := b.cluster(mgr); c != nil && len(c.NodeIPs) > 0 {
+		return plan.Known(c.NodeIPs[0])
 	}
-	return ""
+	addr := addrNodeAddress(mgr)
+	if !b.has(addr) {
+		b.add(plan.Step{Address: addr, Layer: plan.Managers, Kind: plan.KindNodeAddress, Action: plan.Wait,
+			Cluster: mgr, Reason: "the address of a Ready node of " + mgr + " is not known yet",
+			DependsOn: b.nearest(addrKubeconfig(mgr), addrCluster(mgr))})
+	}
+	return plan.Value{From: &plan.Ref{Step: addr, Output: plan.OutputNodeIP}}
+}
+
+// refSteps are the steps a payload's references point at.
+func refSteps(refs []plan.ValueRef, values ...plan.Value) []string {
+	var out []string
+	for _, r := range refs {
+		out = append(out, r.From.Step)
+	}
+	for _, v := range values {
+		if v.From != nil {
+			out = append(out, v.From.Step)
+		}
+	}
+	return out
 }
 
 func (b *builder) manager() {
 	mgr := b.f.Manager.Name
+	k := &b.f.Manager.Karmada
 	b.lkeCluster(mgr, b.f.Manager.Cluster, plan.Managers)
-	relName, ns := KarmadaRelease(b.f)
+	relName, ns := k.Release, k.Namespace
 	var rel *world.Release
 	if c := b.cluster(mgr); c != nil {
 		rel = c.Releases[ReleaseKey(ns, relName)]
 	}
-	values := KarmadaValues(b.f, b.managerNodeIP())
-	version := b.f.Manager.Karmada.Chart.Version
+	values, refs, shown := splitValues(KarmadaValues(b.f, b.peekNodeIP()))
+	version := k.Chart.Version
 	deps := b.nearest(addrKubeconfig(mgr), addrCluster(mgr))
 	step := plan.Step{Address: AddrKarmadaRelease, Layer: plan.Managers, Kind: plan.KindKarmadaRelease,
 		Cluster: mgr, DependsOn: deps}
 	switch {
 	case rel == nil:
 		step.Action, step.Reason = plan.Create, "no release "+ReleaseKey(ns, relName)+" on "+mgr
-		step.Changes = append([]plan.Change{{Field: "chart", After: chartText(b.f.Manager.Karmada.Chart, "karmada")}},
-			diffValues("values", nil, values)...)
+		step.Changes = append([]plan.Change{{Field: "chart", After: chartText(k.Chart, spec.DefaultKarmadaChartName)}},
+			diffValues("values", nil, shown)...)
 	case rel.Status != "deployed":
 		step.Action = plan.Replace
 		step.Reason = "release " + ReleaseKey(ns, relName) + " is " + statusText(rel.Status) + ": reinstalled to recover"
 		step.Changes = append([]plan.Change{{Field: "status", Before: statusText(rel.Status), After: "deployed"}},
-			releaseChanges(rel, version, values)...)
+			releaseChanges(rel, version, shown)...)
 	default:
-		step.Changes = releaseChanges(rel, version, values)
+		step.Changes = releaseChanges(rel, version, shown)
 		step.Action, step.Reason = plan.Update, "release "+ReleaseKey(ns, relName)+" differs from fleet.yaml"
 	}
 	if len(step.Changes) > 0 {
+		if len(refs) > 0 {
+			// The node-address step exists only for a plan that needs it.
+			values, refs, _ = splitValues(KarmadaValues(b.f, b.managerNodeIP()))
+		}
+		step.DependsOn = append(step.DependsOn, refSteps(refs)...)
+		step.Payload.Release = &plan.Release{Name: relName, Namespace: ns, Chart: k.Chart,
+			ChartName: spec.DefaultKarmadaChartName, Values: values, Refs: refs, Timeout: k.Timeout,
+			Wait: true, WaitForJobs: true, CreateNamespace: true}
 		b.add(step)
 	}
-	k := b.w.Karmada
+	kk := b.w.Karmada
+	kubeconfig := func(reason string, deps []string) {
+		server := KarmadaServer(b.f, b.managerNodeIP())
+		p := &plan.KarmadaKubeconfig{Release: relName, Namespace: ns, Server: server}
+		if b.f.KubeconfigDir != "" {
+			p.CopyTo = filepath.Join(b.f.KubeconfigDir, KarmadaKubeconfigFile)
+		}
+		b.add(plan.Step{Address: AddrKarmadaKubeconfig, Layer: plan.Managers, Kind: plan.KindKarmadaKubeconfig, Action: plan.Create,
+			Cluster: mgr, Reason: reason, DependsOn: append(deps, refSteps(nil, server)...),
+			Payload: plan.Payload{KarmadaKubeconfig: p}})
+	}
 	switch {
 	case b.has(AddrKarmadaRelease):
-		b.add(plan.Step{Address: AddrKarmadaKubeconfig, Layer: plan.Managers, Kind: plan.KindKarmadaKubeconfig, Action: plan.Create,
-			Cluster: mgr, Reason: "the release writes a new " + relName + "-kubeconfig", DependsOn: []string{AddrKarmadaRelease}})
-	case k == nil || !k.Reachable:
-		b.add(plan.Step{Address: AddrKarmadaKubeconfig, Layer: plan.Managers, Kind: plan.KindKarmadaKubeconfig, Action: plan.Create,
-			Cluster: mgr, Reason: "the Karmada API was not reachable with the stored kubeconfig", DependsOn: deps})
+		kubeconfig("the release writes a new "+relName+"-kubeconfig", []string{AddrKarmadaRelease})
+	case kk == nil || !kk.Reachable:
+		kubeconfig("the Karmada API was not reachable with the stored kubeconfig", deps)
 	}
 	var why string
 	switch {
 	case b.has(AddrKarmadaKubeconfig):
 		why = "Karmada must answer before members join"
-	case k == nil || !k.Reachable:
+	case kk == nil || !kk.Reachable:
 		why = "the Karmada API did not answer"
-	case !k.APIServiceAvailable:
+	case !kk.APIServiceAvailable:
 		why = "APIService v1alpha1.cluster.karmada.io is not Available"
 	}
 	if why != "" {
@@ -69,44 +109,11 @@ func (b *builder) manager() {
 	}
 }
 
-func releaseChanges(rel *world.Release, version string, values map[string]any) []plan.Change {
-	var out []plan.Change
-	if version != "" && strings.TrimPrefix(version, "v") != strings.TrimPrefix(rel.ChartVersion, "v") {
-		out = append(out, plan.Change{Field: "version", Before: rel.ChartVersion, After: version})
+// peekNodeIP is managerNodeIP without planning the node-address step: for comparing what
+// is installed with what would be, before knowing whether anything is planned.
+func (b *builder) peekNodeIP() plan.Value {
+	if c := b.cluster(b.f.Manager.Name); c != nil && len(c.NodeIPs) > 0 {
+		return plan.Known(c.NodeIPs[0])
 	}
-	have := rel.Values
-	if have == nil {
-		have = map[string]any{}
-	}
-	return append(out, diffValues("values", have, values)...)
-}
-
-func statusText(s string) string {
-	if s == "" {
-		return "in an unknown state"
-	}
-	return s
-}
-
-func chartText(c spec.ChartSource, defaultName string) string {
-	var s string
-	switch {
-	case c.OCI != "":
-		s = c.OCI
-	case c.Path != "":
-		s = c.Path
-	default:
-		name := c.Name
-		if name == "" {
-			name = defaultName
-		}
-		s = name
-		if c.Repo != "" {
-			s = c.Repo + " " + name
-		}
-	}
-	if c.Version != "" {
-		s += " " + c.Version
-	}
-	return s
+	return plan.Value{From: &plan.Ref{Step: addrNodeAddress(b.f.Manager.Name), Output: plan.OutputNodeIP}}
 }

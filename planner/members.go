@@ -1,73 +1,81 @@
 package planner
 
 import (
-	"strings"
-
 	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/spec"
-	"github.com/reconcile-dev/reconcile/state/world"
 )
 
-func joinMode(f *spec.Fleet, m *spec.Member) spec.JoinMode {
-	switch {
-	case m.JoinMode != "":
-		return m.JoinMode
-	case f.JoinMode != "":
-		return f.JoinMode
+// memberEndpoint is the API URL Karmada and the other members use for m: fleet.yaml's
+// apiEndpoint, else the observed one, else the output of the step that stores m's kubeconfig.
+// It is empty (and no reference) when nothing can tell it.
+func (b *builder) memberEndpoint(m *spec.Member) plan.Value {
+	if m.APIEndpoint != "" {
+		return plan.Known(m.APIEndpoint)
 	}
-	return spec.Push
+	if c := b.cluster(m.Name); c != nil && c.APIEndpoint != "" {
+		return plan.Known(c.APIEndpoint)
+	}
+	if b.has(addrKubeconfig(m.Name)) {
+		return plan.Value{From: &plan.Ref{Step: addrKubeconfig(m.Name), Output: plan.OutputAPIEndpoint}}
+	}
+	return plan.Value{}
 }
 
-// memberEndpoint is the API URL Karmada and the other members use for m ("" when not known yet).
-func (b *builder) memberEndpoint(m *spec.Member) string {
-	if m.APIEndpoint != "" {
-		return m.APIEndpoint
-	}
-	if c := b.cluster(m.Name); c != nil {
-		return c.APIEndpoint
-	}
-	return ""
-}
+func unknown(v plan.Value) bool { return v.From == nil && v.Value == "" }
 
 func (b *builder) member(m *spec.Member) {
 	b.lkeCluster(m.Name, m.Cluster, plan.Members)
-	mode := joinMode(b.f, m)
+	mode := b.f.MemberJoinMode(*m)
 	km := b.karmadaMember(m.Name)
 	obs := b.cluster(m.Name)
 	endpoint := b.memberEndpoint(m)
-	shownEndpoint := endpoint
-	if shownEndpoint == "" {
-		shownEndpoint = plan.KnownAfterApply
-	}
-	agentValues := AgentValues(b.f, m.Name, endpoint, b.managerNodeIP())
+	_, _, agentShown := splitValues(AgentValues(b.f, m.Name, endpoint, b.peekNodeIP()))
 	agentKey := ReleaseKey(AgentNamespace, AgentRelease)
 	step := plan.Step{Address: addrJoin(m.Name), Layer: plan.Members, Kind: plan.KindJoin, Cluster: m.Name,
 		DependsOn: append(b.present(AddrKarmadaReady), b.nearest(addrKubeconfig(m.Name), addrCluster(m.Name))...)}
 	if km == nil {
 		step.Action, step.Reason = plan.Create, m.Name+" is not a Karmada member"
-		step.Changes = []plan.Change{{Field: "syncMode", After: string(mode)}, {Field: "apiEndpoint", After: shownEndpoint}}
+		step.Changes = []plan.Change{{Field: "syncMode", After: string(mode)}, {Field: "apiEndpoint", After: endpoint.Shown()}}
 		if mode == spec.Pull {
 			step.Changes = append(step.Changes, plan.Change{Field: "agent.release", After: agentKey})
-			step.Changes = append(step.Changes, diffValues("agent.values", nil, agentValues)...)
+			step.Changes = append(step.Changes, diffValues("agent.values", nil, agentShown)...)
 		}
 	} else {
 		if km.SyncMode != string(mode) {
 			step.Changes = append(step.Changes, plan.Change{Field: "syncMode", Before: km.SyncMode, After: string(mode)})
 		}
-		if endpoint != "" && km.APIEndpoint != endpoint {
-			step.Changes = append(step.Changes, plan.Change{Field: "apiEndpoint", Before: km.APIEndpoint, After: endpoint})
+		if endpoint.From == nil && endpoint.Value != "" && km.APIEndpoint != endpoint.Value {
+			step.Changes = append(step.Changes, plan.Change{Field: "apiEndpoint", Before: km.APIEndpoint, After: endpoint.Value})
 		}
 		if obs != nil && obs.Reachable {
 			if mode == spec.Push {
 				step.Changes = append(step.Changes, pushJoinChanges(obs.PushJoin, km)...)
 			} else {
 				step.Changes = append(step.Changes, agentChanges(obs.Releases[agentKey], agentKey,
-					b.f.Manager.Karmada.Chart.Version, agentValues)...)
+					b.f.Manager.Karmada.Chart.Version, agentShown)...)
 			}
 		}
 		step.Action, step.Reason = plan.Update, "Karmada member "+m.Name+" differs from fleet.yaml"
 	}
-	if len(step.Changes) > 0 {
+	switch {
+	case len(step.Changes) == 0:
+	case unknown(endpoint):
+		b.note("member/%s/join is held: the API endpoint of %s is not known (its kubeconfig could not be read)", m.Name, m.Name)
+	default:
+		j := &plan.Join{Mode: mode, APIEndpoint: endpoint}
+		if mode == spec.Pull {
+			k := b.f.Manager.Karmada
+			values, refs, _ := splitValues(AgentValues(b.f, m.Name, endpoint, b.managerNodeIP()))
+			j.Agent = &plan.Release{Name: AgentRelease, Namespace: AgentNamespace, Chart: k.Chart,
+				ChartName: spec.DefaultKarmadaChartName, Values: values, Refs: refs, Timeout: k.Timeout,
+				Wait: true, WaitForJobs: true, CreateNamespace: true}
+			j.Manager, j.CertSecret = b.f.Manager.Name, k.Namespace+"/"+k.Release+"-cert"
+			step.DependsOn = append(step.DependsOn, refSteps(refs)...)
+		} else {
+			j.RemoveAgent = obs != nil && obs.Releases[agentKey] != nil
+		}
+		step.DependsOn = append(step.DependsOn, refSteps(nil, endpoint)...)
+		step.Payload.Join = j
 		b.add(step)
 	}
 	switch {
@@ -82,67 +90,4 @@ func (b *builder) member(m *spec.Member) {
 		b.note("member %s is %s in Karmada: Karmada taints it, so it cannot receive replicas until it is Ready",
 			m.Name, readyText(km))
 	}
-}
-
-func readyText(km *world.KarmadaMember) string {
-	s := "Ready=" + km.Ready
-	if km.Ready == "" {
-		s = "without a Ready condition"
-	}
-	if km.Reason != "" {
-		s += " (" + km.Reason + ")"
-	}
-	return s
-}
-
-func pushJoinChanges(pj *world.PushJoin, km *world.KarmadaMember) []plan.Change {
-	var missing []string
-	switch {
-	case pj == nil:
-		missing = []string{"namespace", "rbac", "tokens"}
-	default:
-		if !pj.Namespace {
-			missing = append(missing, "namespace")
-		}
-		if !pj.RBAC {
-			missing = append(missing, "rbac")
-		}
-		if !pj.TokensReady {
-			missing = append(missing, "tokens")
-		}
-	}
-	if len(missing) > 0 {
-		return []plan.Change{{Field: "member-side", Before: "missing " + strings.Join(missing, ", "), After: "present"}}
-	}
-	if pj.CredentialHash != "" && km.SecretHash != "" && pj.CredentialHash != km.SecretHash {
-		return []plan.Change{{Field: "credentials", Before: short(km.SecretHash), After: short(pj.CredentialHash)}}
-	}
-	return nil
-}
-
-func agentChanges(rel *world.Release, key, version string, values map[string]any) []plan.Change {
-	if rel == nil {
-		return []plan.Change{{Field: "agent.release", After: key}}
-	}
-	var out []plan.Change
-	if rel.Status != "deployed" {
-		out = append(out, plan.Change{Field: "agent.status", Before: statusText(rel.Status), After: "deployed"})
-	}
-	if version != "" && strings.TrimPrefix(version, "v") != strings.TrimPrefix(rel.ChartVersion, "v") {
-		out = append(out, plan.Change{Field: "agent.version", Before: rel.ChartVersion, After: version})
-	}
-	have := rel.Values
-	if have == nil {
-		have = map[string]any{}
-	}
-	return append(out, diffValues("agent.values", have, values)...)
-}
-
-// short abbreviates a fingerprint for display.
-func short(fp string) string {
-	fp = strings.TrimPrefix(fp, "sha256:")
-	if len(fp) > 12 {
-		return fp[:12]
-	}
-	return fp
 }

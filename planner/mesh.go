@@ -8,22 +8,25 @@ import (
 	"github.com/reconcile-dev/reconcile/state/world"
 )
 
-func (b *builder) eastWest() bool {
-	return b.f.Mesh.EastWestGateway == nil || *b.f.Mesh.EastWestGateway
-}
+// Names of the mesh objects reconcile writes in every member's istio-system.
+const (
+	GatewayName          = "cross-network-gateway"
+	ReaderServiceAccount = "istio-reader-service-account"
+	ReaderTokenSecret    = "istio-reader-service-account-istio-remote-secret-token"
+)
+
+func (b *builder) eastWest() bool { return *b.f.Mesh.EastWestGateway }
 
 func (b *builder) mesh() {
 	if !b.f.Mesh.On() {
 		return
 	}
 	if b.w.RootCA == nil {
-		keyType := b.f.Mesh.CA.KeyType
-		if keyType == "" {
-			keyType = "rsa-4096"
-		}
+		ca := b.f.Mesh.CA
 		b.add(plan.Step{Address: AddrRootCA, Layer: plan.Mesh, Kind: plan.KindRootCA, Action: plan.Create,
 			Reason:  "no mesh root CA in the state store",
-			Changes: []plan.Change{{Field: "root", After: "self-signed " + keyType}}})
+			Changes: []plan.Change{{Field: "root", After: "self-signed " + ca.KeyType}},
+			Payload: plan.Payload{RootCA: &plan.RootCA{KeyType: ca.KeyType, Validity: ca.RootValidity}}})
 	}
 	for _, m := range b.members {
 		b.meshMemberSteps(m)
@@ -47,7 +50,8 @@ func (b *builder) mesh() {
 			}
 			b.add(plan.Step{Address: addrRemoteSecret(n.Name, x), Layer: plan.Mesh, Kind: plan.KindRemoteSecret, Action: plan.Delete,
 				Cluster: n.Name, Peer: x, Reason: x + " left the fleet",
-				Changes: []plan.Change{{Field: "secret", Before: "istio-remote-secret-" + x, After: removed}}})
+				Changes: []plan.Change{{Field: "secret", Before: "istio-remote-secret-" + x, After: removed}},
+				Payload: plan.Payload{RemoteSecret: &plan.RemoteSecret{Namespace: MeshNamespace}}})
 		}
 	}
 }
@@ -62,15 +66,18 @@ func (b *builder) meshMemberSteps(m *spec.Member) {
 
 	nsAddr := addrMesh(name, "namespace")
 	label := "topology.istio.io/network"
+	nsPayload := plan.Payload{Namespace: &plan.Namespace{Name: MeshNamespace, Labels: map[string]string{label: m.Network}}}
 	switch {
 	case mm == nil || !mm.Namespace:
 		b.add(plan.Step{Address: nsAddr, Layer: plan.Mesh, Kind: plan.KindMeshNamespace, Action: plan.Create, Cluster: name,
 			Reason: "no " + MeshNamespace + " namespace in " + name, DependsOn: dependsOnChain(),
-			Changes: []plan.Change{{Field: "namespace", After: MeshNamespace}, {Field: "label " + label, After: m.Network}}})
+			Changes: []plan.Change{{Field: "namespace", After: MeshNamespace}, {Field: "label " + label, After: m.Network}},
+			Payload: nsPayload})
 	case mm.NetworkLabel != m.Network:
 		b.add(plan.Step{Address: nsAddr, Layer: plan.Mesh, Kind: plan.KindMeshNamespace, Action: plan.Update, Cluster: name,
 			Reason: "the network label differs from the member's network", DependsOn: dependsOnChain(),
-			Changes: []plan.Change{{Field: "label " + label, Before: mm.NetworkLabel, After: m.Network}}})
+			Changes: []plan.Change{{Field: "label " + label, Before: mm.NetworkLabel, After: m.Network}},
+			Payload: nsPayload})
 	}
 	chain = append([]string{nsAddr}, chain...)
 
@@ -79,9 +86,6 @@ func (b *builder) meshMemberSteps(m *spec.Member) {
 		DependsOn: append(dependsOnChain(), b.present(AddrRootCA)...)}
 	root := b.w.RootCA
 	renew := b.f.Mesh.CA.RenewBefore.Duration
-	if renew == 0 {
-		renew = DefaultRenewBefore
-	}
 	switch {
 	case mm == nil || mm.CACerts == nil:
 		ca.Action, ca.Reason = plan.Create, "no cacerts secret in "+name
@@ -99,6 +103,12 @@ func (b *builder) meshMemberSteps(m *spec.Member) {
 		ca.Changes = []plan.Change{{Field: "notAfter", Before: mm.CACerts.NotAfter.UTC().Format(time.RFC3339), After: plan.KnownAfterApply}}
 	}
 	if ca.Action != plan.NoOp {
+		p := &plan.CACerts{Namespace: MeshNamespace, KeyType: b.f.Mesh.CA.KeyType, Validity: b.f.Mesh.CA.IntermediateValidity}
+		if ca.Action == plan.Replace {
+			p.Replaces = &plan.Cert{RootFingerprint: mm.CACerts.RootFingerprint,
+				NotAfter: mm.CACerts.NotAfter.UTC().Format(time.RFC3339)}
+		}
+		ca.Payload.CACerts = p
 		b.add(ca)
 	}
 	chain = append([]string{caAddr}, chain...)
@@ -123,7 +133,7 @@ func (b *builder) meshMemberSteps(m *spec.Member) {
 		if obs != nil {
 			rel = obs.Releases[key]
 		}
-		st := plan.Step{Address: addr, Layer: plan.Mesh, Kind: plan.KindMeshRelease, Cluster: name, Peer: comp,
+		st := plan.Step{Address: addr, Layer: plan.Mesh, Kind: plan.KindMeshRelease, Cluster: name, Component: comp,
 			DependsOn: dependsOnChain()}
 		if rel == nil {
 			st.Action, st.Reason = plan.Create, "no release "+key+" in "+name
@@ -137,6 +147,8 @@ func (b *builder) meshMemberSteps(m *spec.Member) {
 			st.Action, st.Reason = plan.Update, "release "+key+" differs from fleet.yaml"
 		}
 		if len(st.Changes) > 0 {
+			st.Payload.Release = &plan.Release{Name: MeshReleaseName(comp), Namespace: MeshNamespace,
+				Chart: b.f.Mesh.Chart, ChartName: meshChartName(comp), Values: values, Timeout: b.f.Mesh.Timeout}
 			b.add(st)
 		}
 		chain = append([]string{addr}, chain...)
@@ -148,7 +160,8 @@ func (b *builder) meshMemberSteps(m *spec.Member) {
 	if b.eastWest() && (mm == nil || !mm.Gateway) {
 		b.add(plan.Step{Address: addrMesh(name, "expose"), Layer: plan.Mesh, Kind: plan.KindExpose, Action: plan.Create, Cluster: name,
 			Reason: "no cross-network Gateway in " + name, DependsOn: dependsOnChain(),
-			Changes: []plan.Change{{Field: "gateway", After: MeshNamespace + "/cross-network-gateway (port 15443, AUTO_PASSTHROUGH, *.local)"}}})
+			Changes: []plan.Change{{Field: "gateway", After: MeshNamespace + "/" + GatewayName + " (port 15443, AUTO_PASSTHROUGH, *.local)"}},
+			Payload: plan.Payload{Gateway: &plan.Gateway{Namespace: MeshNamespace, Name: GatewayName}}})
 	}
 }
 
@@ -181,7 +194,9 @@ func (b *builder) readerToken(name string, mm *world.MeshMember, deps []string) 
 	}
 	b.add(plan.Step{Address: addrMesh(name, "reader-token"), Layer: plan.Mesh, Kind: plan.KindReaderToken, Action: plan.Create,
 		Cluster: name, Reason: "no istio-reader token in " + name, DependsOn: deps,
-		Changes: []plan.Change{{Field: "secret", After: MeshNamespace + "/istio-reader-service-account-istio-remote-secret-token"}}})
+		Changes: []plan.Change{{Field: "secret", After: MeshNamespace + "/" + ReaderTokenSecret}},
+		Payload: plan.Payload{ReaderToken: &plan.ReaderToken{Namespace: MeshNamespace,
+			ServiceAccount: ReaderServiceAccount, Secret: ReaderTokenSecret}}})
 }
 
 // remoteSecret plans istio-remote-secret-<x> in member n.
@@ -189,9 +204,10 @@ func (b *builder) remoteSecret(n, x *spec.Member) {
 	addr := addrRemoteSecret(n.Name, x.Name)
 	tokenAddr := addrMesh(x.Name, "reader-token")
 	want := ""
+	ep := b.memberEndpoint(x)
 	if xm := b.meshMember(x.Name); xm != nil && xm.ReaderToken != "" && !b.has(tokenAddr) {
-		if ep := b.memberEndpoint(x); ep != "" {
-			want = world.RemoteSecretFingerprint(ep, xm.ReaderToken)
+		if ep.From == nil && ep.Value != "" {
+			want = world.RemoteSecretFingerprint(ep.Value, xm.ReaderToken)
 		}
 	}
 	var have string
@@ -216,6 +232,12 @@ func (b *builder) remoteSecret(n, x *spec.Member) {
 	default:
 		return
 	}
+	if unknown(ep) {
+		b.note("%s is held: the API endpoint of %s is not known (its kubeconfig could not be read)", addr, x.Name)
+		return
+	}
+	st.DependsOn = append(st.DependsOn, refSteps(nil, ep)...)
+	st.Payload.RemoteSecret = &plan.RemoteSecret{Namespace: MeshNamespace, Endpoint: ep}
 	b.add(st)
 }
 

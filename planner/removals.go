@@ -11,7 +11,7 @@ import (
 
 // holdsKarmada reports whether a cluster runs a Karmada control plane.
 func (b *builder) holdsKarmada(c *world.Cluster) bool {
-	relName, ns := KarmadaRelease(b.f)
+	relName, ns := b.f.Manager.Karmada.Release, b.f.Manager.Karmada.Namespace
 	return c != nil && c.Releases[ReleaseKey(ns, relName)] != nil
 }
 
@@ -45,7 +45,8 @@ func (b *builder) removals() {
 		if b.karmadaMember(r) != nil {
 			st := plan.Step{Address: addrUnjoin(r), Layer: plan.Members, Kind: plan.KindUnjoin, Action: plan.Delete, Cluster: r,
 				Reason:  r + " left fleet.yaml",
-				Changes: []plan.Change{{Field: "karmada member", Before: r, After: removed}}}
+				Changes: []plan.Change{{Field: "karmada member", Before: r, After: removed}},
+				Payload: plan.Payload{Unjoin: &plan.Unjoin{Force: b.opts.ForceUnjoin}}}
 			// Replicas move off the member before it goes.
 			if k := b.w.Karmada; k != nil {
 				for _, key := range sortedKeys(k.Policies) {
@@ -68,7 +69,8 @@ func (b *builder) removals() {
 				b.add(plan.Step{Address: addrCluster(r), Layer: plan.Members, Kind: plan.KindCluster, Action: plan.Delete, Cluster: r,
 					Reason:    r + " left fleet.yaml and safety.prune is on",
 					DependsOn: b.present(addrUnjoin(r)),
-					Changes:   []plan.Change{{Field: "LKE cluster", Before: fmt.Sprintf("%s (id %d, %s)", obs.Label, obs.LinodeID, obs.Region), After: removed}}})
+					Changes:   []plan.Change{{Field: "LKE cluster", Before: fmt.Sprintf("%s (id %d, %s)", obs.Label, obs.LinodeID, obs.Region), After: removed}},
+					Payload:   plan.Payload{Cluster: &plan.ClusterChange{Label: obs.Label, LinodeID: obs.LinodeID}}})
 				deleting = true
 			} else {
 				b.note("cluster/%s left fleet.yaml and is kept (LKE cluster %d): safety.prune is off, "+
@@ -82,7 +84,9 @@ func (b *builder) removals() {
 			}
 			b.add(plan.Step{Address: addrMesh(r, "teardown"), Layer: plan.Mesh, Kind: plan.KindMeshTeardown, Action: plan.Delete,
 				Cluster: r, Reason: r + " left the fleet: its mesh objects are removed", DependsOn: deps,
-				Changes: []plan.Change{{Field: "mesh", Before: MeshNamespace + " objects of reconcile", After: removed}}})
+				Changes: []plan.Change{{Field: "mesh", Before: MeshNamespace + " objects of reconcile", After: removed}},
+				Payload: plan.Payload{Teardown: &plan.Teardown{Namespace: MeshNamespace, Releases: []string{
+					MeshReleaseName(ComponentEastWest), MeshReleaseName(ComponentIstiod), MeshReleaseName(ComponentBase)}}}})
 		}
 	}
 }

@@ -4,17 +4,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/spec"
 )
 
-// Names the drivers and observers share with the planner.
+// Names of what reconcile installs, shared with the observers.
 const (
-	DefaultKarmadaRelease   = "karmada"
-	DefaultKarmadaNamespace = "karmada-system"
-	DefaultKarmadaNodePort  = 32443
 	// AgentRelease is the karmada chart in agent mode, installed in a Pull member.
 	AgentRelease   = "karmada-agent"
 	AgentNamespace = "karmada-system"
@@ -33,32 +31,15 @@ var karmadaComponents = []string{
 	"scheduler", "schedulerEstimator", "search", "webhook",
 }
 
-// KarmadaRelease returns the Karmada release name and namespace, defaulted.
-func KarmadaRelease(f *spec.Fleet) (name, namespace string) {
-	name, namespace = f.Manager.Karmada.Release, f.Manager.Karmada.Namespace
-	if name == "" {
-		name = DefaultKarmadaRelease
+// KarmadaServer is the external URL of the Karmada API on the manager node nodeIP.
+func KarmadaServer(f *spec.Fleet, nodeIP plan.Value) plan.Value {
+	format := "https://%s:" + strconv.Itoa(f.Manager.Karmada.APINodePort)
+	if nodeIP.From != nil {
+		r := *nodeIP.From
+		r.Format = format
+		return plan.Value{From: &r}
 	}
-	if namespace == "" {
-		namespace = DefaultKarmadaNamespace
-	}
-	return name, namespace
-}
-
-// KarmadaNodePort is the node port the Karmada API is exposed on, defaulted.
-func KarmadaNodePort(f *spec.Fleet) int {
-	if p := f.Manager.Karmada.APINodePort; p != 0 {
-		return p
-	}
-	return DefaultKarmadaNodePort
-}
-
-// KarmadaServer is the external URL of the Karmada API (plan.KnownAfterApply inside when nodeIP is "").
-func KarmadaServer(f *spec.Fleet, nodeIP string) string {
-	if nodeIP == "" {
-		return plan.KnownAfterApply
-	}
-	return fmt.Sprintf("https://%s:%d", nodeIP, KarmadaNodePort(f))
+	return plan.Known(fmt.Sprintf(format, nodeIP.Value))
 }
 
 // MeshReleaseName is the Helm release name of a mesh component (base, istiod, eastwest).
@@ -87,16 +68,14 @@ func imageTag(version string) string {
 }
 
 // KarmadaValues are the values of the Karmada chart in host mode on the manager. nodeIP is the
-// manager node the API is reached on ("" when not known yet: the plan shows plan.KnownAfterApply).
-// The user's karmada.values are merged on top, so they win.
-func KarmadaValues(f *spec.Fleet, nodeIP string) map[string]any {
-	_, ns := KarmadaRelease(f)
+// manager node the API is reached on (a reference when it is known only after apply). The
+// user's karmada.values are merged on top, so they win. Unknown leaves are plan.Value; see
+// splitValues.
+func KarmadaValues(f *spec.Fleet, nodeIP plan.Value) map[string]any {
+	ns := f.Manager.Karmada.Namespace
 	domain := "cluster.local"
 	if d, ok := f.Manager.Karmada.Values["clusterDomain"].(string); ok && d != "" {
 		domain = d
-	}
-	if nodeIP == "" {
-		nodeIP = plan.KnownAfterApply
 	}
 	// Helm replaces lists wholesale, so the chart's default hosts are repeated before the node IP.
 	hosts := []any{
@@ -106,13 +85,13 @@ func KarmadaValues(f *spec.Fleet, nodeIP string) map[string]any {
 		"*." + ns + ".svc",
 		"localhost",
 		"127.0.0.1",
-		nodeIP,
+		leaf(nodeIP),
 	}
 	v := map[string]any{
 		"installMode": "host",
 		"apiServer": map[string]any{
 			"serviceType": "NodePort",
-			"nodePort":    KarmadaNodePort(f),
+			"nodePort":    f.Manager.Karmada.APINodePort,
 		},
 		"certs": map[string]any{
 			"auto": map[string]any{"hosts": hosts},
@@ -124,25 +103,33 @@ func KarmadaValues(f *spec.Fleet, nodeIP string) map[string]any {
 			v[c] = map[string]any{"image": map[string]any{"tag": tag}}
 		}
 	}
-	return mergeValues(v, deepCopy(f.Manager.Karmada.Values))
+	return mergeValues(v, plan.DeepCopyValues(f.Manager.Karmada.Values))
+}
+
+// sensitive is a leaf the driver fills at apply time from a secret; a plan shows
+// plan.Sensitive and never carries it.
+type sensitive struct{}
+
+// leaf is a known value as itself, an unknown one as the plan.Value splitValues resolves.
+func leaf(v plan.Value) any {
+	if v.From == nil {
+		return v.Value
+	}
+	return v
 }
 
 // AgentValues are the values of the Karmada chart in agent mode in a Pull member.
-// clusterEndpoint is the member's API URL, nodeIP the manager node the Karmada API is reached on
-// ("" when not known yet). The agent's CA, certificate and key are filled by the driver at
-// apply time and shown as plan.Sensitive.
-func AgentValues(f *spec.Fleet, member, clusterEndpoint, nodeIP string) map[string]any {
-	if clusterEndpoint == "" {
-		clusterEndpoint = plan.KnownAfterApply
-	}
+// clusterEndpoint is the member's API URL, nodeIP the manager node the Karmada API is reached
+// on. The agent's CA, certificate and key are read by the driver at apply time.
+func AgentValues(f *spec.Fleet, member string, clusterEndpoint, nodeIP plan.Value) map[string]any {
 	agent := map[string]any{
 		"clusterName":     member,
-		"clusterEndpoint": clusterEndpoint,
+		"clusterEndpoint": leaf(clusterEndpoint),
 		"kubeconfig": map[string]any{
-			"server": KarmadaServer(f, nodeIP),
-			"caCrt":  plan.Sensitive,
-			"crt":    plan.Sensitive,
-			"key":    plan.Sensitive,
+			"server": leaf(KarmadaServer(f, nodeIP)),
+			"caCrt":  sensitive{},
+			"crt":    sensitive{},
+			"key":    sensitive{},
 		},
 	}
 	v := map[string]any{"installMode": "agent", "agent": agent}
@@ -151,6 +138,43 @@ func AgentValues(f *spec.Fleet, member, clusterEndpoint, nodeIP string) map[stri
 		agent["image"] = map[string]any{"tag": tag}
 	}
 	return v
+}
+
+// splitValues turns a values tree whose unknown leaves are plan.Value references (and whose
+// secrets are sensitive{}) into what a Release payload carries (values without them, the
+// references by path) and what a plan shows (KnownAfterApply and Sensitive in their place).
+func splitValues(tree map[string]any) (values map[string]any, refs []plan.ValueRef, display map[string]any) {
+	var walk func(v any, path []string) (val any, keep bool, shown any)
+	walk = func(v any, path []string) (any, bool, any) {
+		switch t := v.(type) {
+		case plan.Value:
+			refs = append(refs, plan.ValueRef{Path: append([]string(nil), path...), From: *t.From})
+			return "", false, plan.KnownAfterApply
+		case sensitive:
+			return nil, false, plan.Sensitive
+		case map[string]any:
+			out, shown := map[string]any{}, map[string]any{}
+			for _, k := range sortedKeys(t) {
+				val, keep, sh := walk(t[k], append(path, k))
+				if keep {
+					out[k] = val
+				}
+				shown[k] = sh
+			}
+			return out, true, shown
+		case []any:
+			out, shown := make([]any, len(t)), make([]any, len(t))
+			for i, e := range t {
+				// A list keeps its slots: a reference fills one in place.
+				val, _, sh := walk(e, append(path, strconv.Itoa(i)))
+				out[i], shown[i] = val, sh
+			}
+			return out, true, shown
+		}
+		return v, true, v
+	}
+	val, _, shown := walk(tree, nil)
+	return val.(map[string]any), refs, shown.(map[string]any)
 }
 
 // IstioBaseValues are the values of the Istio base chart in a member.
@@ -211,32 +235,6 @@ func mergeValues(base, over map[string]any) map[string]any {
 		base[k] = ov
 	}
 	return base
-}
-
-// deepCopy copies a values tree so merging never writes into the caller's fleet.
-func deepCopy(m map[string]any) map[string]any {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = deepCopyValue(v)
-	}
-	return out
-}
-
-func deepCopyValue(v any) any {
-	switch t := v.(type) {
-	case map[string]any:
-		return deepCopy(t)
-	case []any:
-		out := make([]any, len(t))
-		for i, e := range t {
-			out[i] = deepCopyValue(e)
-		}
-		return out
-	}
-	return v
 }
 
 // flatten turns a values tree into "a.b.c" -> JSON text of the leaf; lists are leaves

@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -13,9 +14,6 @@ import (
 func workloadNamespace(w *spec.Workload) string {
 	if w.ClusterScoped {
 		return ""
-	}
-	if w.Namespace == "" {
-		return DefaultNamespace
 	}
 	return w.Namespace
 }
@@ -63,9 +61,12 @@ func (b *builder) weights() {
 				} else {
 					st.Action, st.Reason = plan.Update, "the manifests changed since they were applied"
 				}
+				mp := &plan.Manifests{Namespace: want.Namespace, Digest: w.ManifestDigest}
 				for _, o := range w.Objects {
 					st.Changes = append(st.Changes, plan.Change{Field: "object", After: objectText(o, want.Namespace)})
+					mp.Objects = append(mp.Objects, json.RawMessage(o.Raw))
 				}
+				st.Payload.Manifests = mp
 				b.add(st)
 			}
 		}
@@ -95,6 +96,7 @@ func (b *builder) weights() {
 			}
 		}
 		st.Changes = append(st.Changes, b.splitChanges(w, want)...)
+		st.Payload.Policy = policyPayload(want)
 		b.add(st)
 	}
 	if k == nil {
@@ -111,84 +113,19 @@ func (b *builder) weights() {
 		}
 		b.add(plan.Step{Address: addr, Layer: plan.Weights, Kind: plan.KindPolicy, Action: plan.Delete, Workload: p.Name,
 			Namespace: p.Namespace, Reason: "workload " + p.Name + " left fleet.yaml (its resources are left alone)",
-			Changes: []plan.Change{{Field: "policy", Before: policyName(p), After: removed}}})
+			Changes: []plan.Change{{Field: "policy", Before: policyName(p), After: removed}},
+			Payload: plan.Payload{Policy: &plan.Policy{Namespace: p.Namespace, Name: p.Name, ClusterScoped: p.ClusterScoped}}})
 	}
 }
 
-func policyName(p *world.Policy) string {
-	if p.ClusterScoped {
-		return "ClusterPropagationPolicy " + p.Name
-	}
-	return "PropagationPolicy " + p.Namespace + "/" + p.Name
-}
-
-func objectText(o spec.ManifestObject, ns string) string {
-	if o.Namespace != "" {
-		ns = o.Namespace
-	}
-	s := o.Kind + " " + o.Name
-	if ns != "" {
-		s = o.Kind + " " + ns + "/" + o.Name
-	}
-	if o.Replicas != nil {
-		s += fmt.Sprintf(" (replicas %d)", *o.Replicas)
-	}
-	return s
-}
-
-func policyChanges(have, want *world.Policy) []plan.Change {
-	var out []plan.Change
-	var h world.Policy
-	if have != nil {
-		h = *have
-	}
-	if have != nil && h.ClusterScoped != want.ClusterScoped {
-		out = append(out, plan.Change{Field: "clusterScoped", Before: fmt.Sprint(h.ClusterScoped), After: fmt.Sprint(want.ClusterScoped)})
-	}
-	if a, bf := resourcesText(want.Resources), resourcesText(h.Resources); a != bf {
-		out = append(out, plan.Change{Field: "resources", Before: bf, After: a})
-	}
-	if a, bf := strings.Join(want.Clusters, ", "), strings.Join(sortedSet(h.Clusters), ", "); a != bf {
-		out = append(out, plan.Change{Field: "clusters", Before: bf, After: a})
-	}
-	if a, bf := weightsText(want.Weights), weightsText(h.Weights); a != bf {
-		out = append(out, plan.Change{Field: "weights", Before: bf, After: a})
-	}
-	if have == nil || h.Divided != want.Divided {
-		before := ""
-		if have != nil {
-			before = fmt.Sprint(h.Divided)
-		}
-		out = append(out, plan.Change{Field: "divided", Before: before, After: fmt.Sprint(want.Divided)})
+func policyPayload(p *world.Policy) *plan.Policy {
+	out := &plan.Policy{Namespace: p.Namespace, Name: p.Name, ClusterScoped: p.ClusterScoped,
+		Clusters: p.Clusters, Weights: p.Weights, Divided: p.Divided}
+	for _, r := range p.Resources {
+		out.Resources = append(out.Resources, plan.ResourceRef{APIVersion: r.APIVersion, Kind: r.Kind,
+			Name: r.Name, LabelSelector: r.LabelSelector})
 	}
 	return out
-}
-
-func resourcesText(rs []world.ResourceRef) string {
-	var parts []string
-	for _, r := range rs {
-		s := r.APIVersion + " " + r.Kind
-		if r.Name != "" {
-			s += " " + r.Name
-		}
-		if len(r.LabelSelector) > 0 {
-			var sel []string
-			for _, k := range sortedKeys(r.LabelSelector) {
-				sel = append(sel, k+"="+r.LabelSelector[k])
-			}
-			s += " {" + strings.Join(sel, ",") + "}"
-		}
-		parts = append(parts, s)
-	}
-	return strings.Join(parts, "; ")
-}
-
-func weightsText(w map[string]int64) string {
-	var parts []string
-	for _, k := range sortedKeys(w) {
-		parts = append(parts, fmt.Sprintf("%s=%d", k, w[k]))
-	}
-	return strings.Join(parts, ", ")
 }
 
 // splitChanges show how each named resource's replicas will be divided, next to the split

@@ -71,7 +71,7 @@ func Parse(file string, data []byte) (*Fleet, error) {
 		return nil, finish(decodeErrs, file)
 	}
 
-	applyDefaults(f)
+	ApplyDefaults(f)
 	v := &validator{d: d, dir: dir, fleet: f}
 	v.validate()
 	all := decodeErrs
@@ -151,8 +151,9 @@ func (d *decoder) document(data []byte) (*yaml.Node, bool) {
 	return docs[0].Content[0], true
 }
 
-// applyDefaults fills every unset field that has a default.
-func applyDefaults(f *Fleet) {
+// ApplyDefaults fills every unset field that has a default. Load and Parse call it; every
+// layer reads the defaulted fleet and applies no default of its own. It is idempotent.
+func ApplyDefaults(f *Fleet) {
 	lke := false
 	for _, c := range f.clusters() {
 		if c.IsLKE() {
