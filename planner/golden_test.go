@@ -173,6 +173,18 @@ func TestGolden(t *testing.T) {
 				t.Fatalf("want only the eu cacerts replaced, got %v", addresses(p))
 			}
 		}},
+		// Confirmed bug: pools reordered in fleet.yaml planned ~ cluster/eu on every pass.
+		{name: "pools-reordered", check: func(t *testing.T, p *plan.Plan) {
+			if len(p.Steps) != 0 {
+				t.Errorf("pools in another order are no change, got %v", addresses(p))
+			}
+		}},
+		// Confirmed bug: with manager.karmada.namespace set, the installed release was planned again.
+		{name: "karmada-namespace", check: func(t *testing.T, p *plan.Plan) {
+			if len(p.Steps) != 0 {
+				t.Errorf("the release in karmada-x is the fleet's, got %v", addresses(p))
+			}
+		}},
 		{name: "karmada-release-failed", check: func(t *testing.T, p *plan.Plan) {
 			if s := stepOf(p, AddrKarmadaRelease); s == nil || s.Action != plan.Replace {
 				t.Errorf("a failed release is replaced, got %+v", s)

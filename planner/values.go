@@ -322,3 +322,14 @@ func diffValues(field string, observed, desired map[string]any) []plan.Change {
 
 // removed is the After of a field that goes away.
 const removed = "(removed)"
+
+// ReleaseNamespaces are the namespaces where the fleet's Helm releases live: the Karmada
+// chart's (fleet.yaml's manager.karmada.namespace), the Pull agents' and the mesh's. The Helm
+// observer looks there and nowhere else, so it sees every release the plan compares.
+func ReleaseNamespaces(f *spec.Fleet) []string {
+	set := map[string]bool{f.Manager.Karmada.Namespace: true, AgentNamespace: true}
+	if f.Mesh.On() {
+		set[MeshNamespace] = true
+	}
+	return sortedKeys(set)
+}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/reconcile-dev/reconcile/executor"
+	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
@@ -237,7 +238,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "reconcile: --save-plan goes with --once --dry-run, --plan with --once")
 		return 1
 	}
-	var saved *planner.Plan
+	var saved *plan.Plan
 	if o.planFile != "" {
 		if saved, err = loadPlan(o.planFile); err != nil {
 			fmt.Fprintf(stderr, "reconcile: %v\n", err)
@@ -265,10 +266,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	r := &Reconciler{
 		Wire: func(f *spec.Fleet) ([]state.Observer, executor.Drivers, error) {
-			return wire(f, store, log, wireOptions{forceUnjoin: o.forceUnjoin})
+			return wire(f, store, log, wireOptions{})
 		},
 		Store:   store,
-		Plan:    planner.Options{AllowDestroy: o.allowDestroy},
+		Plan:    planner.Options{AllowDestroy: o.allowDestroy, ForceUnjoin: o.forceUnjoin},
 		Exec:    executor.Options{Parallelism: o.parallelism},
 		Targets: o.targets,
 		Saved:   saved,

@@ -1,18 +1,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/state/world"
 
 	"github.com/reconcile-dev/reconcile/executor"
@@ -35,8 +35,9 @@ type Reconciler struct {
 	// Targets, when set, limit the plan to matching addresses and what they depend on.
 	Targets []string
 	// Saved, when set, is a plan made earlier (--plan): it is executed only if a fresh plan
-	// computed now has the same fingerprints, so nothing runs against a world that moved.
-	Saved *planner.Plan
+	// computed now has the same fingerprints and the very same steps and payloads, so nothing
+	// runs against a world that moved and nothing runs that the plan did not show.
+	Saved *plan.Plan
 	// SaveTo, when set, receives the plan as JSON (--save-plan).
 	SaveTo string
 	// Out receives the plan and the progress lines meant for people.
@@ -48,7 +49,7 @@ type Reconciler struct {
 
 // PassResult is what one pass did.
 type PassResult struct {
-	Plan   *planner.Plan
+	Plan   *plan.Plan
 	Result *executor.Result
 }
 
@@ -73,43 +74,44 @@ func (r *Reconciler) Reconcile(ctx context.Context, fleet *spec.Fleet, dryRun bo
 			return nil, err
 		}
 	}
-	world, err := r.Observe(ctx, fleet, observers)
+	observed, err := r.Observe(ctx, fleet, observers)
 	if err != nil {
 		return nil, err
 	}
-	plan, err := planner.Compute(fleet, world, r.Plan)
+	p, err := planner.Compute(fleet, observed, r.Plan)
 	if err != nil {
 		return nil, fmt.Errorf("plan: %w", err)
 	}
 	if len(r.Targets) > 0 {
-		plan = targetPlan(plan, r.Targets)
+		p = p.Target(r.Targets)
 	}
 	if r.Saved != nil {
-		if err := checkSaved(r.Saved, plan); err != nil {
+		// The fresh plan is what runs: equal to the saved one in everything a plan file holds,
+		// and holding what it does not (the manifests' objects, pinned by their digest).
+		if err := checkSaved(r.Saved, p); err != nil {
 			return nil, err
 		}
-		plan = r.Saved
 	}
 	if r.SaveTo != "" {
-		if err := savePlan(r.SaveTo, plan); err != nil {
+		if err := savePlan(r.SaveTo, p); err != nil {
 			return nil, err
 		}
 	}
-	if err := r.writePlan(plan); err != nil {
+	if err := r.writePlan(p); err != nil {
 		return nil, err
 	}
-	res := &PassResult{Plan: plan}
-	if dryRun || len(plan.Steps) == 0 {
+	res := &PassResult{Plan: p}
+	if dryRun || len(p.Steps) == 0 {
 		return res, nil
 	}
 	opts := r.Exec
 	opts.OnEvent = r.progress
-	result, walkErr := executor.Walk(ctx, plan, executor.Dispatch(drivers, fleet), opts)
+	result, walkErr := executor.Walk(ctx, p, executor.Dispatch(drivers), opts)
 	res.Result = result
-	r.summary(plan, result, r.now().Sub(start), walkErr)
+	r.summary(p, result, r.now().Sub(start), walkErr)
 	if r.Store != nil {
 		rec := state.PassRecord{Time: start, Duration: r.now().Sub(start)}
-		fillRecord(&rec, plan, result, walkErr)
+		fillRecord(&rec, p, result, walkErr)
 		if err := r.Store.RecordPass(rec); err != nil {
 			r.Log.Warn("recording the pass failed", "err", err)
 		}
@@ -124,7 +126,7 @@ func (r *Reconciler) now() time.Time {
 	return time.Now()
 }
 
-func (r *Reconciler) writePlan(p *planner.Plan) error {
+func (r *Reconciler) writePlan(p *plan.Plan) error {
 	if r.Out == nil {
 		return nil
 	}
@@ -165,7 +167,7 @@ func (r *Reconciler) progress(e executor.Event) {
 	}
 }
 
-func (r *Reconciler) summary(p *planner.Plan, res *executor.Result, d time.Duration, err error) {
+func (r *Reconciler) summary(p *plan.Plan, res *executor.Result, d time.Duration, err error) {
 	ok, failed, skipped := 0, 0, 0
 	if res != nil {
 		ok, failed, skipped = len(res.Succeeded), len(res.Failed), len(res.Skipped)
@@ -183,7 +185,7 @@ func (r *Reconciler) summary(p *planner.Plan, res *executor.Result, d time.Durat
 		d.Round(time.Second))
 }
 
-func fillRecord(rec *state.PassRecord, p *planner.Plan, res *executor.Result, err error) {
+func fillRecord(rec *state.PassRecord, p *plan.Plan, res *executor.Result, err error) {
 	s := p.Summary()
 	rec.Plan = state.PassPlan{Add: s.Add, Change: s.Change, Destroy: s.Destroy, Wait: s.Wait}
 	if res != nil {
@@ -194,49 +196,10 @@ func fillRecord(rec *state.PassRecord, p *planner.Plan, res *executor.Result, er
 	}
 }
 
-// targetPlan keeps the steps whose address matches a target (a path.Match pattern or an
-// address prefix) and every step they depend on, as terraform's -target does.
-func targetPlan(p *planner.Plan, targets []string) *planner.Plan {
-	byAddr := make(map[string]planner.Step, len(p.Steps))
-	for _, s := range p.Steps {
-		byAddr[s.Address] = s
-	}
-	keep := map[string]bool{}
-	var visit func(addr string)
-	visit = func(addr string) {
-		if keep[addr] {
-			return
-		}
-		s, ok := byAddr[addr]
-		if !ok {
-			return
-		}
-		keep[addr] = true
-		for _, d := range s.DependsOn {
-			visit(d)
-		}
-	}
-	for _, s := range p.Steps {
-		for _, t := range targets {
-			if matched, _ := path.Match(t, s.Address); matched || s.Address == t || strings.HasPrefix(s.Address, t+"/") {
-				visit(s.Address)
-			}
-		}
-	}
-	out := *p
-	out.Steps = nil
-	for _, s := range p.Steps {
-		if keep[s.Address] {
-			out.Steps = append(out.Steps, s)
-		}
-	}
-	return &out
-}
-
 // ErrStalePlan refuses a saved plan whose fleet or world has changed since it was made.
 var ErrStalePlan = errors.New("plan is stale")
 
-func checkSaved(saved, fresh *planner.Plan) error {
+func checkSaved(saved, fresh *plan.Plan) error {
 	switch {
 	case saved.Fleet != fresh.Fleet:
 		return fmt.Errorf("%w: it is for fleet %q, not %q", ErrStalePlan, saved.Fleet, fresh.Fleet)
@@ -245,44 +208,47 @@ func checkSaved(saved, fresh *planner.Plan) error {
 	case saved.WorldFingerprint != fresh.WorldFingerprint:
 		return fmt.Errorf("%w: the world changed since the plan was made; make a new plan", ErrStalePlan)
 	}
+	return sameSteps(saved, fresh)
+}
+
+// sameSteps refuses a saved plan whose steps are not exactly the ones planning yields now: a
+// step added, removed or edited by hand, or a payload that differs, is never applied.
+func sameSteps(saved, fresh *plan.Plan) error {
+	key := func(s plan.Step) string {
+		b, err := json.Marshal(s)
+		if err != nil {
+			return "unencodable: " + err.Error()
+		}
+		return string(b)
+	}
+	want := map[string]string{}
+	for _, s := range fresh.Steps {
+		want[s.Address] = key(s)
+	}
+	var problems []string
+	seen := map[string]bool{}
+	for _, s := range saved.Steps {
+		seen[s.Address] = true
+		w, ok := want[s.Address]
+		switch {
+		case !ok:
+			problems = append(problems, s.Address+" is not in the plan made now")
+		case w != key(s):
+			problems = append(problems, s.Address+" differs from the plan made now")
+		}
+	}
+	for _, s := range fresh.Steps {
+		if !seen[s.Address] {
+			problems = append(problems, s.Address+" is missing from the saved plan")
+		}
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return fmt.Errorf("%w: the saved plan does not match what planning yields now (%s); it was edited "+
+			"or made by another version; make a new plan", ErrStalePlan, strings.Join(problems, "; "))
+	}
+	if !slices.Equal(saved.Notes, fresh.Notes) {
+		return fmt.Errorf("%w: the plan's notes changed; make a new plan", ErrStalePlan)
+	}
 	return nil
-}
-
-func savePlan(path string, p *planner.Plan) error {
-	var buf bytes.Buffer
-	if err := p.WriteJSON(&buf); err != nil {
-		return err
-	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
-		return fmt.Errorf("save plan: %w", err)
-	}
-	return nil
-}
-
-// loadPlan reads a plan saved with --save-plan.
-func loadPlan(path string) (*planner.Plan, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var p planner.Plan
-	if err := json.Unmarshal(data, &p); err != nil {
-		return nil, fmt.Errorf("%s: not a saved plan: %w", path, err)
-	}
-	if p.SpecFingerprint == "" || p.WorldFingerprint == "" {
-		return nil, fmt.Errorf("%s: the plan has no fingerprints", path)
-	}
-	return &p, nil
-}
-
-// exitCode maps a pass to --detailed-exitcode semantics: 0 nothing to do, 1 error, 2 the plan
-// had changes (pending with --dry-run, applied without).
-func exitCode(res *PassResult, err error, detailed bool) int {
-	if err != nil {
-		return 1
-	}
-	if detailed && res != nil && res.Plan != nil && !res.Plan.Empty() {
-		return 2
-	}
-	return 0
 }

@@ -2,6 +2,7 @@ package helm
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sort"
 
@@ -11,14 +12,11 @@ import (
 	"github.com/reconcile-dev/reconcile/state/kube"
 )
 
-// DefaultNamespaces are where reconcile's releases live: Karmada's and Istio's.
-var DefaultNamespaces = []string{"karmada-system", "istio-system"}
-
 // Observer fills Clusters[name].Releases for every cluster the kube observer found reachable.
 // It runs after that observer.
 type Observer struct {
 	Access kube.Access
-	// Namespaces to list releases in (default DefaultNamespaces).
+	// Namespaces to list releases in: where the fleet's releases live (planner.ReleaseNamespaces).
 	Namespaces []string
 	// Log receives one warning per cluster whose releases could not be read (default slog.Default()).
 	Log *slog.Logger
@@ -33,7 +31,7 @@ func (o Observer) Observe(ctx context.Context, f *spec.Fleet, w *world.World) er
 	}
 	namespaces := o.Namespaces
 	if len(namespaces) == 0 {
-		namespaces = DefaultNamespaces
+		return errors.New("helm observer: no namespaces to look in")
 	}
 	names := make([]string, 0, len(w.Clusters))
 	for name, c := range w.Clusters {

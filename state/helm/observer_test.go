@@ -125,7 +125,7 @@ func TestObserver(t *testing.T) {
 			"helm-observe/first":  rel("helm-observe", "first", "1.0.0", "1"),
 			"helm-observe/second": rel("helm-observe", "second", "1.0.0", "2b"),
 		}},
-		{name: "default namespaces", want: map[string]*world.Release{
+		{name: "the fleet's namespaces", namespaces: []string{"istio-system", "karmada-system"}, want: map[string]*world.Release{
 			"istio-system/istiod": rel("istio-system", "istiod", "1.0.0", "4"),
 		}},
 		{name: "namespace without releases", namespaces: []string{"helm-observe-none"}},
@@ -159,5 +159,15 @@ func TestObserver(t *testing.T) {
 				t.Errorf("an unreachable cluster was tried:\n%s", logs.String())
 			}
 		})
+	}
+}
+
+// An observer told no namespaces would see no release and make the plan install them all
+// again: it refuses instead.
+func TestObserverNeedsNamespaces(t *testing.T) {
+	t.Parallel()
+	err := Observer{Access: kube.Access{Store: noFiles{}}}.Observe(context.Background(), &spec.Fleet{}, &world.World{})
+	if err == nil || !strings.Contains(err.Error(), "no namespaces") {
+		t.Fatalf("err = %v", err)
 	}
 }
