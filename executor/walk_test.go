@@ -13,7 +13,7 @@ import (
 
 	"github.com/hashicorp/go-multierror"
 
-	"github.com/reconcile-dev/reconcile/planner"
+	"github.com/reconcile-dev/reconcile/plan"
 )
 
 // waitTimeout bounds every wait on a condition; the tests never sleep to synchronize.
@@ -23,11 +23,11 @@ const waitTimeout = 10 * time.Second
 var fastRetry = RetryPolicy{MaxAttempts: 4, BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}
 
 // plan builds a plan from "addr:dep1,dep2" specs; every step has action Create.
-func plan(specs ...string) *planner.Plan {
-	p := &planner.Plan{Fleet: "test"}
+func mkplan(specs ...string) *plan.Plan {
+	p := &plan.Plan{Fleet: "test"}
 	for _, s := range specs {
 		addr, deps, _ := strings.Cut(s, ":")
-		st := planner.Step{Address: addr, Action: planner.Create}
+		st := plan.Step{Address: addr, Action: plan.Create}
 		if deps != "" {
 			st.DependsOn = strings.Split(deps, ",")
 		}
@@ -55,15 +55,15 @@ func TestWalkOrdering(t *testing.T) {
 	for name, specs := range cases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			p := plan(specs...)
+			p := mkplan(specs...)
 			// Every start and finish goes through one channel: its order is the real order.
 			log := make(chan string, 2*len(p.Steps))
-			fn := func(_ context.Context, s planner.Step) error {
+			fn := func(_ context.Context, s plan.Step) error {
 				log <- "start " + s.Address
 				log <- "finish " + s.Address
 				return nil
 			}
-			res, err := Walk(t.Context(), p, fn, Options{Parallelism: 4})
+			res, err := Walk(t.Context(), p, adapt(fn), Options{Parallelism: 4})
 			if err != nil {
 				t.Fatalf("Walk: %v", err)
 			}
@@ -104,7 +104,7 @@ func TestWalkParallelismBounded(t *testing.T) {
 			var cur, peak atomic.Int32
 			started := make(chan string)
 			release := make(chan struct{})
-			fn := func(_ context.Context, s planner.Step) error {
+			fn := func(_ context.Context, s plan.Step) error {
 				c := cur.Add(1)
 				for p := peak.Load(); c > p && !peak.CompareAndSwap(p, c); p = peak.Load() {
 				}
@@ -115,7 +115,7 @@ func TestWalkParallelismBounded(t *testing.T) {
 			}
 			done := make(chan error, 1)
 			go func() {
-				_, err := Walk(t.Context(), plan(specs...), fn, Options{Parallelism: limit})
+				_, err := Walk(t.Context(), mkplan(specs...), adapt(fn), Options{Parallelism: limit})
 				done <- err
 			}()
 			// Let steps start until limit of them are inside fn, then release one at a time.
@@ -152,14 +152,14 @@ func TestWalkParallelismBounded(t *testing.T) {
 
 // failing returns a StepFunc that fails the given steps with a terminal error and counts calls.
 func failing(calls *sync.Map, fail ...string) StepFunc {
-	return func(_ context.Context, s planner.Step) error {
+	return adapt(func(_ context.Context, s plan.Step) error {
 		n, _ := calls.LoadOrStore(s.Address, new(atomic.Int32))
 		n.(*atomic.Int32).Add(1)
 		if slices.Contains(fail, s.Address) {
 			return fmt.Errorf("boom in %s", s.Address)
 		}
 		return nil
-	}
+	})
 }
 
 func TestWalkFailureSkipsTransitiveDependents(t *testing.T) {
@@ -218,7 +218,7 @@ func TestWalkFailureSkipsTransitiveDependents(t *testing.T) {
 					mu.Unlock()
 				}
 			}}
-			res, err := Walk(t.Context(), plan(tc.specs...), failing(&calls, tc.fail...), opt)
+			res, err := Walk(t.Context(), mkplan(tc.specs...), failing(&calls, tc.fail...), opt)
 			if err == nil {
 				t.Fatal("Walk returned nil error despite failures")
 			}
@@ -252,13 +252,13 @@ func TestWalkFailureSkipsTransitiveDependents(t *testing.T) {
 func TestWalkErrorListsFailedStepsSorted(t *testing.T) {
 	t.Parallel()
 	errQuota := errors.New("quota exceeded")
-	fn := func(_ context.Context, s planner.Step) error {
+	fn := func(_ context.Context, s plan.Step) error {
 		if s.Address == "ok" {
 			return nil
 		}
 		return fmt.Errorf("driver: %w", errQuota)
 	}
-	res, err := Walk(t.Context(), plan("zeta", "alpha", "ok", "mid/x", "mid/a"), fn, Options{})
+	res, err := Walk(t.Context(), mkplan("zeta", "alpha", "ok", "mid/x", "mid/a"), adapt(fn), Options{})
 	if err == nil {
 		t.Fatal("want an error")
 	}
@@ -322,7 +322,7 @@ func TestWalkRetries(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var calls atomic.Int32
-			fn := func(context.Context, planner.Step) error {
+			fn := func(context.Context, plan.Step) error {
 				n := calls.Add(1)
 				if int(n) <= len(tc.errs) {
 					return tc.errs[n-1]
@@ -335,7 +335,7 @@ func TestWalkRetries(t *testing.T) {
 					retries.Add(1)
 				}
 			}}
-			res, err := Walk(t.Context(), plan("s"), fn, opt)
+			res, err := Walk(t.Context(), mkplan("s"), adapt(fn), opt)
 			if got := calls.Load(); got != tc.wantCalls {
 				t.Errorf("calls = %d, want %d", got, tc.wantCalls)
 			}
@@ -356,7 +356,7 @@ func TestWalkHonoursRetryAfter(t *testing.T) {
 	t.Parallel()
 	const after = 30 * time.Millisecond
 	var times []time.Time
-	fn := func(context.Context, planner.Step) error {
+	fn := func(context.Context, plan.Step) error {
 		times = append(times, time.Now()) // calls of one step never overlap
 		if len(times) == 1 {
 			return fmt.Errorf("linode: %w", retryLater{after})
@@ -369,7 +369,7 @@ func TestWalkHonoursRetryAfter(t *testing.T) {
 			wait = e.Duration
 		}
 	}}
-	if _, err := Walk(t.Context(), plan("s"), fn, opt); err != nil {
+	if _, err := Walk(t.Context(), mkplan("s"), adapt(fn), opt); err != nil {
 		t.Fatalf("Walk: %v", err)
 	}
 	if len(times) != 2 {
@@ -385,14 +385,14 @@ func TestWalkHonoursRetryAfter(t *testing.T) {
 
 func TestWalkNoOpStepsSucceedWithoutCalling(t *testing.T) {
 	t.Parallel()
-	p := plan("a", "b:a", "c:b")
-	p.Steps[1].Action = planner.NoOp
+	p := mkplan("a", "b:a", "c:b")
+	p.Steps[1].Action = plan.NoOp
 	var called []string
-	fn := func(_ context.Context, s planner.Step) error {
+	fn := func(_ context.Context, s plan.Step) error {
 		called = append(called, s.Address) // the chain runs one step at a time
 		return nil
 	}
-	res, err := Walk(t.Context(), p, fn, Options{})
+	res, err := Walk(t.Context(), p, adapt(fn), Options{})
 	if err != nil {
 		t.Fatalf("Walk: %v", err)
 	}
@@ -411,18 +411,18 @@ func TestWalkRejectsInvalidPlans(t *testing.T) {
 		specs []string
 		want  []string // substrings of the error
 	}{
-		{"unknown dependency", []string{"a", "b:a,ghost"}, []string{`b depends on unknown step "ghost"`}},
-		{"self loop", []string{"a:a"}, []string{"cycle among a"}},
-		{"all cycles at once", []string{"a:b", "b:a", "c", "x:z", "y:x", "z:y,c"}, []string{"cycle among a, b", "cycle among x, y, z"}},
-		{"duplicate address", []string{"a", "a"}, []string{"a appears more than once"}},
+		{"unknown dependency", []string{"a", "b:a,ghost"}, []string{`depends on a step not in the plan: b -> ghost`}},
+		{"self loop", []string{"a:a"}, []string{"cycle: a -> a"}},
+		{"all cycles at once", []string{"a:b", "b:a", "c", "x:z", "y:x", "z:y,c"}, []string{"cycle: a -> b -> a", "cycle: x -> y -> z -> x"}},
+		{"duplicate address", []string{"a", "a"}, []string{"step a appears more than once"}},
 		{"empty address", []string{""}, []string{"has no address"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var calls atomic.Int32
-			fn := func(context.Context, planner.Step) error { calls.Add(1); return nil }
-			res, err := Walk(t.Context(), plan(tc.specs...), fn, Options{})
+			fn := func(context.Context, plan.Step) error { calls.Add(1); return nil }
+			res, err := Walk(t.Context(), mkplan(tc.specs...), adapt(fn), Options{})
 			if err == nil {
 				t.Fatal("want an error")
 			}
@@ -440,7 +440,7 @@ func TestWalkRejectsInvalidPlans(t *testing.T) {
 
 func TestWalkEmptyPlan(t *testing.T) {
 	t.Parallel()
-	for _, p := range []*planner.Plan{nil, {}} {
+	for _, p := range []*plan.Plan{nil, {}} {
 		res, err := Walk(t.Context(), p, nil, Options{})
 		if err != nil || len(res.Succeeded)+len(res.Failed)+len(res.Skipped) != 0 {
 			t.Errorf("Walk(%v) = %+v, %v; want an empty result", p, res, err)
@@ -450,13 +450,13 @@ func TestWalkEmptyPlan(t *testing.T) {
 
 func TestWalkPanicIsAFailure(t *testing.T) {
 	t.Parallel()
-	fn := func(_ context.Context, s planner.Step) error {
+	fn := func(_ context.Context, s plan.Step) error {
 		if s.Address == "bad" {
 			panic("driver bug")
 		}
 		return nil
 	}
-	res, err := Walk(t.Context(), plan("bad", "after:bad", "fine"), fn, Options{})
+	res, err := Walk(t.Context(), mkplan("bad", "after:bad", "fine"), adapt(fn), Options{})
 	if err == nil || !strings.Contains(err.Error(), "bad: panic: driver bug") {
 		t.Errorf("err = %v, want the panic reported for step bad", err)
 	}
@@ -477,13 +477,13 @@ func TestWalkEventsAreSerialized(t *testing.T) {
 		inside.Add(-1)
 	}}
 	var first sync.Map
-	fn := func(_ context.Context, s planner.Step) error {
+	fn := func(_ context.Context, s plan.Step) error {
 		if _, again := first.LoadOrStore(s.Address, true); !again {
 			return flaky{true}
 		}
 		return nil
 	}
-	if _, err := Walk(t.Context(), plan(fanOut(40)...), fn, opt); err != nil {
+	if _, err := Walk(t.Context(), mkplan(fanOut(40)...), adapt(fn), opt); err != nil {
 		t.Fatalf("Walk: %v", err)
 	}
 	if overlaps.Load() != 0 {
@@ -529,7 +529,7 @@ func TestWalkCancellation(t *testing.T) {
 			proceed := make(chan struct{})
 			var calls atomic.Int32
 			var ctxErrAtFinish atomic.Value
-			fn := func(sctx context.Context, s planner.Step) error {
+			fn := func(sctx context.Context, s plan.Step) error {
 				calls.Add(1)
 				started <- s.Address
 				<-proceed
@@ -538,14 +538,14 @@ func TestWalkCancellation(t *testing.T) {
 				return err
 			}
 			// Parallelism 1: one of x, y runs, the other waits for the semaphore.
-			p := plan("x", "y", "after-x:x", "after-y:y")
+			p := mkplan("x", "y", "after-x:x", "after-y:y")
 			type walkResult struct {
 				res *Result
 				err error
 			}
 			done := make(chan walkResult, 1)
 			go func() {
-				res, err := Walk(ctx, p, fn, Options{Parallelism: 1, Grace: tc.grace})
+				res, err := Walk(ctx, p, adapt(fn), Options{Parallelism: 1, Grace: tc.grace})
 				done <- walkResult{res, err}
 			}()
 			var first string
@@ -590,7 +590,7 @@ func TestWalkCancelStopsRetryWait(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var calls atomic.Int32
-	fn := func(context.Context, planner.Step) error {
+	fn := func(context.Context, plan.Step) error {
 		calls.Add(1)
 		return retryLater{time.Hour}
 	}
@@ -605,7 +605,7 @@ func TestWalkCancelStopsRetryWait(t *testing.T) {
 	}}
 	done := make(chan error, 1)
 	go func() {
-		_, err := Walk(ctx, plan("s", "t:s"), fn, opt)
+		_, err := Walk(ctx, mkplan("s", "t:s"), adapt(fn), opt)
 		done <- err
 	}()
 	select {
@@ -631,10 +631,10 @@ func TestWalkCancelledBeforeStart(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	var calls atomic.Int32
-	fn := func(context.Context, planner.Step) error { calls.Add(1); return nil }
+	fn := func(context.Context, plan.Step) error { calls.Add(1); return nil }
 	var reasons []string
 	opt := Options{OnEvent: func(e Event) { reasons = append(reasons, e.Type.String()+" "+e.Reason) }}
-	res, err := Walk(ctx, plan("a", "b:a", "c"), fn, opt)
+	res, err := Walk(ctx, mkplan("a", "b:a", "c"), adapt(fn), opt)
 	if err != nil || calls.Load() != 0 {
 		t.Errorf("err = %v, calls = %d: want nothing run and no error", err, calls.Load())
 	}
@@ -687,7 +687,7 @@ func TestWalkDoesNotRetryOnceCancelled(t *testing.T) {
 			ctx, cancel := tc.ctx()
 			defer cancel()
 			var calls atomic.Int32
-			fn := func(context.Context, planner.Step) error {
+			fn := func(context.Context, plan.Step) error {
 				calls.Add(1)
 				cancel()
 				<-ctx.Done()
@@ -699,7 +699,7 @@ func TestWalkDoesNotRetryOnceCancelled(t *testing.T) {
 					reason = e.Reason
 				}
 			}}
-			res, err := Walk(ctx, plan("s"), fn, opt)
+			res, err := Walk(ctx, mkplan("s"), adapt(fn), opt)
 			if !errors.Is(err, tc.err) || !slices.Equal(res.Failed, []string{"s"}) {
 				t.Errorf("result %+v, err %v: want s failed with %v", *res, err, tc.err)
 			}
@@ -707,5 +707,46 @@ func TestWalkDoesNotRetryOnceCancelled(t *testing.T) {
 				t.Errorf("calls = %d, reason %q: want 1 call, failed as %q", calls.Load(), reason, ReasonCancelled)
 			}
 		})
+	}
+}
+
+// adapt makes a step function without outputs a StepFunc.
+func adapt(f func(context.Context, plan.Step) error) StepFunc {
+	return func(ctx context.Context, s plan.Step) (plan.Outputs, error) { return nil, f(ctx, s) }
+}
+
+// A step's references are resolved from the outputs of the steps it depends on.
+func TestWalkResolvesReferences(t *testing.T) {
+	t.Parallel()
+	p := &plan.Plan{Steps: []plan.Step{
+		{Address: "cluster/eu/kubeconfig", Action: plan.Create},
+		{Address: "member/eu/join", Action: plan.Create, DependsOn: []string{"cluster/eu/kubeconfig"},
+			Payload: plan.Payload{Join: &plan.Join{APIEndpoint: plan.Value{From: &plan.Ref{Step: "cluster/eu/kubeconfig", Output: plan.OutputAPIEndpoint}}}}},
+	}}
+	var mu sync.Mutex
+	var got plan.Value
+	fn := func(_ context.Context, s plan.Step) (plan.Outputs, error) {
+		if s.Address == "cluster/eu/kubeconfig" {
+			return plan.Outputs{plan.OutputAPIEndpoint: "https://eu:6443"}, nil
+		}
+		mu.Lock()
+		got = s.Payload.Join.APIEndpoint
+		mu.Unlock()
+		return nil, nil
+	}
+	if _, err := Walk(t.Context(), p, fn, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if got != plan.Known("https://eu:6443") {
+		t.Errorf("join saw %+v", got)
+	}
+	if p.Steps[1].Payload.Join.APIEndpoint.From == nil {
+		t.Error("the walk wrote into the plan")
+	}
+	// A producer that does not produce: the dependent fails, naming what it missed.
+	fn2 := func(_ context.Context, s plan.Step) (plan.Outputs, error) { return nil, nil }
+	res, err := Walk(t.Context(), p, fn2, Options{})
+	if err == nil || !strings.Contains(err.Error(), "cluster/eu/kubeconfig did not produce") || len(res.Failed) != 1 {
+		t.Errorf("err = %v, res = %+v", err, res)
 	}
 }

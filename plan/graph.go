@@ -10,6 +10,8 @@ import (
 // GraphError lists everything wrong with a plan graph at once: dependencies on steps that
 // are not in the plan, and every cycle.
 type GraphError struct {
+	// Invalid are steps without an address or with one used twice.
+	Invalid []string
 	// Missing are "step -> dependency" pairs whose dependency is not in the plan.
 	Missing []string
 	// Cycles are the strongly connected sets of steps, each sorted, in address order.
@@ -18,6 +20,7 @@ type GraphError struct {
 
 func (e *GraphError) Error() string {
 	var parts []string
+	parts = append(parts, e.Invalid...)
 	for _, m := range e.Missing {
 		parts = append(parts, "depends on a step not in the plan: "+m)
 	}
@@ -35,11 +38,11 @@ func (p *Plan) Validate() error {
 	var e GraphError
 	for i, s := range p.Steps {
 		if s.Address == "" {
-			e.Missing = append(e.Missing, fmt.Sprintf("step %d has no address", i))
+			e.Invalid = append(e.Invalid, fmt.Sprintf("step %d has no address", i))
 			continue
 		}
 		if _, dup := index[s.Address]; dup {
-			e.Missing = append(e.Missing, s.Address+" (address appears twice)")
+			e.Invalid = append(e.Invalid, "step "+s.Address+" appears more than once")
 		}
 		index[s.Address] = i
 	}
@@ -59,7 +62,7 @@ func (p *Plan) Validate() error {
 		}
 	}
 	e.Cycles = cycles(p.Steps, index)
-	if len(e.Missing) == 0 && len(e.Cycles) == 0 {
+	if len(e.Invalid) == 0 && len(e.Missing) == 0 && len(e.Cycles) == 0 {
 		return nil
 	}
 	sort.Strings(e.Missing)
