@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/reconcile-dev/reconcile/executor"
-	"github.com/reconcile-dev/reconcile/planner"
+	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
 )
@@ -137,7 +137,7 @@ func TestEngineWeightChangeIsOneStep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Plan.Steps) != 1 || res.Plan.Steps[0].Address != "workload/hello/policy" || res.Plan.Steps[0].Action != planner.Update {
+	if len(res.Plan.Steps) != 1 || res.Plan.Steps[0].Address != "workload/hello/policy" || res.Plan.Steps[0].Action != plan.Update {
 		t.Fatalf("plan:\n%s", out.String())
 	}
 	if !strings.Contains(out.String(), "split:") || !strings.Contains(out.String(), "Plan: 0 to add, 1 to change, 0 to destroy.") {
@@ -233,7 +233,7 @@ func TestEngineExistingClusters(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range res.Plan.Steps {
-		if s.Kind == planner.KindCluster || s.Kind == planner.KindKubeconfig {
+		if s.Kind == plan.KindCluster || s.Kind == plan.KindKubeconfig {
 			t.Errorf("existing cluster planned %s", s.Address)
 		}
 	}

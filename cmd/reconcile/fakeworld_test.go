@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/state/world"
 
 	"github.com/reconcile-dev/reconcile/executor"
@@ -26,6 +28,9 @@ type fakeWorld struct {
 	writes []string
 	// fail makes the named step kinds (by "kind/cluster") fail with this error.
 	fail map[string]error
+	// karmadaServer is the server the Karmada kubeconfig step pointed at.
+	karmadaServer string
+	poolSeq       int
 }
 
 func newFakeWorld(now time.Time) *fakeWorld {
@@ -74,56 +79,193 @@ func (fw *fakeWorld) drivers() executor.Drivers {
 	return executor.Drivers{Clusters: fw, Karmada: fw, Mesh: fw, Weights: fw}
 }
 
-func specCluster(f *spec.Fleet, name string) spec.Cluster {
-	if f.Manager.Name == name {
-		return f.Manager.Cluster
+// Apply applies a step the way the real drivers do: from its payload alone, never the fleet.
+func (fw *fakeWorld) Apply(_ context.Context, s plan.Step) (plan.Outputs, error) {
+	p := s.Payload
+	switch s.Kind {
+	case plan.KindCluster:
+		if s.Action == plan.Delete {
+			return nil, fw.do("delete-cluster/"+s.Cluster, func() error { delete(fw.w.Clusters, s.Cluster); return nil })
+		}
+		return nil, fw.do("cluster/"+s.Cluster, func() error { return fw.applyCluster(s.Cluster, p.Cluster) })
+	case plan.KindKubeconfig:
+		var out plan.Outputs
+		err := fw.do("kubeconfig/"+s.Cluster, func() error {
+			c := fw.w.Clusters[s.Cluster]
+			if c == nil {
+				return fmt.Errorf("no cluster %s", s.Cluster)
+			}
+			c.KubeconfigStored, c.Reachable = true, true
+			c.APIEndpoint = fmt.Sprintf("https://%d.lke.example:443", c.LinodeID)
+			c.KubeSystemUID = "uid-" + s.Cluster
+			out = plan.Outputs{plan.OutputAPIEndpoint: c.APIEndpoint}
+			return nil
+		})
+		return out, err
+	case plan.KindNodeAddress:
+		fw.mu.Lock()
+		defer fw.mu.Unlock()
+		ip := firstIP(fw.w.Clusters[s.Cluster])
+		if ip == "" {
+			return nil, fmt.Errorf("no Ready node in %s", s.Cluster)
+		}
+		return plan.Outputs{plan.OutputNodeIP: ip}, nil
+	case plan.KindKarmadaRelease:
+		return nil, fw.do("karmada-release", func() error {
+			r := p.Release
+			fw.release(s.Cluster, r.Namespace, r.Name, r.ChartName, r.Chart.Version, r.Values)
+			return nil
+		})
+	case plan.KindKarmadaKubeconfig:
+		return nil, fw.do("karmada-kubeconfig", func() error {
+			if fw.w.Karmada == nil {
+				fw.w.Karmada = &world.Karmada{}
+			}
+			fw.w.Karmada.Reachable = true
+			fw.karmadaServer = p.KarmadaKubeconfig.Server.Value
+			return nil
+		})
+	case plan.KindKarmadaReady:
+		fw.mu.Lock()
+		defer fw.mu.Unlock()
+		if fw.w.Karmada == nil || !fw.w.Karmada.Reachable {
+			return nil, fmt.Errorf("karmada is not reachable")
+		}
+		fw.w.Karmada.APIServiceAvailable = true // the fake's API becomes available once asked
+		return nil, nil
+	case plan.KindJoin:
+		return nil, fw.do("join/"+s.Cluster, func() error { return fw.join(s.Cluster, p.Join) })
+	case plan.KindMemberReady:
+		fw.mu.Lock()
+		defer fw.mu.Unlock()
+		if km := fw.w.Karmada.Members[s.Cluster]; km == nil || km.Ready != "True" {
+			return nil, fmt.Errorf("member %s is not Ready", s.Cluster)
+		}
+		return nil, nil
+	case plan.KindUnjoin:
+		return nil, fw.do("unjoin/"+s.Cluster, func() error {
+			delete(fw.w.Karmada.Members, s.Cluster)
+			if c := fw.w.Clusters[s.Cluster]; c != nil {
+				c.PushJoin = nil
+			}
+			return nil
+		})
+	case plan.KindRootCA:
+		return nil, fw.do("root-ca", func() error {
+			fw.w.RootCA = &world.CertInfo{Subject: "O=Istio, CN=Root CA", NotAfter: fw.now.Add(p.RootCA.Validity.Duration), RootFingerprint: "sha256:root"}
+			return nil
+		})
+	case plan.KindMeshNamespace:
+		return nil, fw.do("mesh-namespace/"+s.Cluster, func() error {
+			mm := fw.mesh(s.Cluster)
+			mm.Namespace, mm.NetworkLabel = true, p.Namespace.Labels["topology.istio.io/network"]
+			return nil
+		})
+	case plan.KindCACerts:
+		return nil, fw.do("cacerts/"+s.Cluster, func() error {
+			fw.mesh(s.Cluster).CACerts = &world.CertInfo{Subject: "O=Istio, CN=Intermediate CA, L=" + s.Cluster,
+				NotAfter: fw.now.Add(p.CACerts.Validity.Duration), RootFingerprint: fw.w.RootCA.RootFingerprint}
+			return nil
+		})
+	case plan.KindMeshRelease:
+		return nil, fw.do("mesh-release/"+s.Cluster+"/"+s.Component, func() error {
+			r := p.Release
+			if s.Component == planner.ComponentIstiod {
+				fw.mesh(s.Cluster).InjectorReady = true
+			}
+			fw.release(s.Cluster, r.Namespace, r.Name, r.ChartName, r.Chart.Version, r.Values)
+			return nil
+		})
+	case plan.KindExpose:
+		return nil, fw.do("expose/"+s.Cluster, func() error { fw.mesh(s.Cluster).Gateway = true; return nil })
+	case plan.KindReaderToken:
+		return nil, fw.do("reader-token/"+s.Cluster, func() error { fw.mesh(s.Cluster).ReaderToken = "sha256:token-" + s.Cluster; return nil })
+	case plan.KindRemoteSecret:
+		if s.Action == plan.Delete {
+			return nil, fw.do("delete-remote-secret/"+s.Cluster+"/"+s.Peer, func() error { delete(fw.mesh(s.Cluster).RemoteSecrets, s.Peer); return nil })
+		}
+		return nil, fw.do("remote-secret/"+s.Cluster+"/"+s.Peer, func() error {
+			mm := fw.mesh(s.Cluster)
+			if mm.RemoteSecrets == nil {
+				mm.RemoteSecrets = map[string]string{}
+			}
+			mm.RemoteSecrets[s.Peer] = world.RemoteSecretFingerprint(p.RemoteSecret.Endpoint.Value, fw.mesh(s.Peer).ReaderToken)
+			return nil
+		})
+	case plan.KindMeshTeardown:
+		return nil, fw.do("mesh-teardown/"+s.Cluster, func() error { delete(fw.w.Mesh, s.Cluster); return nil })
+	case plan.KindManifests:
+		return nil, fw.do("manifests/"+s.Workload, func() error { return fw.manifests(s.Workload, p.Manifests) })
+	case plan.KindPolicy:
+		if s.Action == plan.Delete {
+			return nil, fw.do("delete-policy/"+s.Workload, func() error {
+				delete(fw.w.Karmada.Policies, p.Policy.Namespace+"/"+p.Policy.Name)
+				return nil
+			})
+		}
+		return nil, fw.do("policy/"+s.Workload, func() error { return fw.policy(p.Policy) })
 	}
-	m, _ := f.Member(name)
-	return m.Cluster
+	return nil, fmt.Errorf("fake world: unknown kind %s", s.Kind)
 }
 
-func (fw *fakeWorld) ApplyCluster(_ context.Context, f *spec.Fleet, name string) error {
-	return fw.do("cluster/"+name, func() error {
-		sc := specCluster(f, name)
-		c := fw.w.Clusters[name]
-		if c == nil {
-			c = &world.Cluster{Name: name, LinodeID: len(fw.w.Clusters) + 100, Label: name, Status: "ready"}
-			fw.w.Clusters[name] = c
-		}
-		c.Region, c.K8sVersion, c.Tags, c.HighAvailability = sc.Region, sc.K8sVersion, sc.Tags, sc.HighAvailability
-		c.Pools, c.NodeIPs = nil, nil
-		for i, p := range sc.Pools {
-			pool := world.Pool{ID: c.LinodeID*10 + i, Type: p.Type, Count: p.Count, Tags: p.Tags}
-			if p.Autoscaler != nil {
-				pool.Autoscaler = &world.Scaler{Min: p.Autoscaler.Min, Max: p.Autoscaler.Max}
+func (fw *fakeWorld) applyCluster(name string, cc *plan.ClusterChange) error {
+	c := fw.w.Clusters[name]
+	if c == nil {
+		c = &world.Cluster{Name: name, LinodeID: len(fw.w.Clusters) + 100, Label: name, Status: "ready",
+			Region: cc.Region, K8sVersion: cc.K8sVersion}
+		fw.w.Clusters[name] = c
+	}
+	if cc.K8sVersion != "" {
+		c.K8sVersion = cc.K8sVersion
+	}
+	if cc.HighAvailability {
+		c.HighAvailability = true
+	}
+	if cc.Tags != nil {
+		c.Tags = *cc.Tags
+	}
+	for _, u := range cc.UpdatePools {
+		for i := range c.Pools {
+			if c.Pools[i].ID != u.ID {
+				continue
 			}
-			for n := 0; n < p.Count; n++ {
-				ip := fmt.Sprintf("198.51.%d.%d", c.LinodeID%250, i*10+n+1)
-				pool.Nodes = append(pool.Nodes, world.Node{ID: fmt.Sprintf("%d-%d", pool.ID, n), InstanceID: pool.ID*10 + n, Status: "ready", PublicIPv4: ip})
-				c.NodeIPs = append(c.NodeIPs, ip)
+			if u.Count != 0 {
+				c.Pools[i].Count = u.Count
 			}
-			c.Pools = append(c.Pools, pool)
+			if a := u.Autoscaler; a != nil {
+				c.Pools[i].Autoscaler = nil
+				if a.Enabled {
+					c.Pools[i].Autoscaler = &world.Scaler{Min: a.Min, Max: a.Max}
+				}
+			}
+			if u.Tags != nil {
+				c.Pools[i].Tags = *u.Tags
+			}
 		}
-		sort.Strings(c.NodeIPs)
-		return nil
-	})
-}
-
-func (fw *fakeWorld) DeleteCluster(_ context.Context, _ *spec.Fleet, name string) error {
-	return fw.do("delete-cluster/"+name, func() error { delete(fw.w.Clusters, name); return nil })
-}
-
-func (fw *fakeWorld) StoreKubeconfig(_ context.Context, _ *spec.Fleet, name string) error {
-	return fw.do("kubeconfig/"+name, func() error {
-		c := fw.w.Clusters[name]
-		if c == nil {
-			return fmt.Errorf("no cluster %s", name)
+	}
+	for _, p := range cc.CreatePools {
+		pool := world.Pool{ID: c.LinodeID*10 + len(c.Pools) + fw.poolSeq, Type: p.Type, Count: p.Count, Tags: p.Tags}
+		fw.poolSeq++
+		if p.Autoscaler != nil {
+			pool.Autoscaler = &world.Scaler{Min: p.Autoscaler.Min, Max: p.Autoscaler.Max}
 		}
-		c.KubeconfigStored, c.Reachable = true, true
-		c.APIEndpoint = fmt.Sprintf("https://%d.lke.example:443", c.LinodeID)
-		c.KubeSystemUID = "uid-" + name
-		return nil
-	})
+		c.Pools = append(c.Pools, pool)
+	}
+	for _, d := range cc.DeletePools {
+		c.Pools = slices.DeleteFunc(c.Pools, func(p world.Pool) bool { return p.ID == d.ID })
+	}
+	c.NodeIPs = nil
+	for i := range c.Pools {
+		pool := &c.Pools[i]
+		pool.Nodes = nil
+		for n := 0; n < pool.Count; n++ {
+			ip := fmt.Sprintf("198.51.%d.%d", c.LinodeID%250, i*10+n+1)
+			pool.Nodes = append(pool.Nodes, world.Node{ID: fmt.Sprintf("%d-%d", pool.ID, n), InstanceID: pool.ID*10 + n, Status: "ready", PublicIPv4: ip})
+			c.NodeIPs = append(c.NodeIPs, ip)
+		}
+	}
+	sort.Strings(c.NodeIPs)
+	return nil
 }
 
 func (fw *fakeWorld) release(cluster, ns, name, chart, version string, values map[string]any) {
@@ -132,7 +274,7 @@ func (fw *fakeWorld) release(cluster, ns, name, chart, version string, values ma
 		c.Releases = map[string]*world.Release{}
 	}
 	c.Releases[planner.ReleaseKey(ns, name)] = &world.Release{Name: name, Namespace: ns, Chart: chart,
-		ChartVersion: version, Status: "deployed", Values: values}
+		ChartVersion: version, Status: "deployed", Values: plan.DeepCopyValues(values)}
 }
 
 func firstIP(c *world.Cluster) string {
@@ -142,81 +284,25 @@ func firstIP(c *world.Cluster) string {
 	return c.NodeIPs[0]
 }
 
-func (fw *fakeWorld) InstallControlPlane(_ context.Context, f *spec.Fleet) error {
-	return fw.do("karmada-release", func() error {
-		name, ns := planner.KarmadaRelease(f)
-		fw.release(f.Manager.Name, ns, name, "karmada", f.Manager.Karmada.Chart.Version,
-			planner.KarmadaValues(f, firstIP(fw.w.Clusters[f.Manager.Name])))
-		return nil
-	})
-}
-
-func (fw *fakeWorld) StoreKarmadaKubeconfig(_ context.Context, _ *spec.Fleet) error {
-	return fw.do("karmada-kubeconfig", func() error {
-		if fw.w.Karmada == nil {
-			fw.w.Karmada = &world.Karmada{}
-		}
-		fw.w.Karmada.Reachable = true
-		return nil
-	})
-}
-
-func (fw *fakeWorld) WaitControlPlaneReady(_ context.Context, _ *spec.Fleet) error {
-	fw.mu.Lock()
-	defer fw.mu.Unlock()
-	if fw.w.Karmada == nil || !fw.w.Karmada.Reachable {
-		return fmt.Errorf("karmada is not reachable")
+func (fw *fakeWorld) join(member string, j *plan.Join) error {
+	k := fw.w.Karmada
+	if k.Members == nil {
+		k.Members = map[string]*world.KarmadaMember{}
 	}
-	fw.w.Karmada.APIServiceAvailable = true // the fake's API becomes available once asked
+	km := &world.KarmadaMember{Name: member, SyncMode: string(j.Mode), APIEndpoint: j.APIEndpoint.Value,
+		ID: fw.w.Clusters[member].KubeSystemUID, Ready: "True", Reason: "ClusterReady"}
+	if j.Mode == spec.Push {
+		km.SecretHash = "sha256:cred-" + member
+		fw.w.Clusters[member].PushJoin = &world.PushJoin{Namespace: true, RBAC: true, TokensReady: true, CredentialHash: km.SecretHash}
+		if j.RemoveAgent {
+			delete(fw.w.Clusters[member].Releases, planner.ReleaseKey(planner.AgentNamespace, planner.AgentRelease))
+		}
+	} else {
+		r := j.Agent
+		fw.release(member, r.Namespace, r.Name, r.ChartName, r.Chart.Version, r.Values)
+	}
+	k.Members[member] = km
 	return nil
-}
-
-func (fw *fakeWorld) endpoint(f *spec.Fleet, member string) string {
-	if m, ok := f.Member(member); ok && m.APIEndpoint != "" {
-		return m.APIEndpoint
-	}
-	return fw.w.Clusters[member].APIEndpoint
-}
-
-func (fw *fakeWorld) Join(_ context.Context, f *spec.Fleet, member string) error {
-	return fw.do("join/"+member, func() error {
-		m, _ := f.Member(member)
-		mode := f.MemberJoinMode(*m)
-		k := fw.w.Karmada
-		if k.Members == nil {
-			k.Members = map[string]*world.KarmadaMember{}
-		}
-		km := &world.KarmadaMember{Name: member, SyncMode: string(mode), APIEndpoint: fw.endpoint(f, member),
-			ID: fw.w.Clusters[member].KubeSystemUID, Ready: "True", Reason: "ClusterReady"}
-		if mode == spec.Push {
-			km.SecretHash = "sha256:cred-" + member
-			fw.w.Clusters[member].PushJoin = &world.PushJoin{Namespace: true, RBAC: true, TokensReady: true, CredentialHash: km.SecretHash}
-		} else {
-			fw.release(member, planner.AgentNamespace, planner.AgentRelease, "karmada", f.Manager.Karmada.Chart.Version,
-				planner.AgentValues(f, member, fw.endpoint(f, member), firstIP(fw.w.Clusters[f.Manager.Name])))
-		}
-		k.Members[member] = km
-		return nil
-	})
-}
-
-func (fw *fakeWorld) WaitMemberReady(_ context.Context, _ *spec.Fleet, member string) error {
-	fw.mu.Lock()
-	defer fw.mu.Unlock()
-	if km := fw.w.Karmada.Members[member]; km == nil || km.Ready != "True" {
-		return fmt.Errorf("member %s is not Ready", member)
-	}
-	return nil
-}
-
-func (fw *fakeWorld) Unjoin(_ context.Context, _ *spec.Fleet, member string) error {
-	return fw.do("unjoin/"+member, func() error {
-		delete(fw.w.Karmada.Members, member)
-		if c := fw.w.Clusters[member]; c != nil {
-			c.PushJoin = nil
-		}
-		return nil
-	})
 }
 
 func (fw *fakeWorld) mesh(member string) *world.MeshMember {
@@ -228,131 +314,53 @@ func (fw *fakeWorld) mesh(member string) *world.MeshMember {
 	return m
 }
 
-func (fw *fakeWorld) EnsureRootCA(_ context.Context, _ *spec.Fleet) error {
-	return fw.do("root-ca", func() error {
-		fw.w.RootCA = &world.CertInfo{Subject: "O=Istio, CN=Root CA", NotAfter: fw.now.AddDate(10, 0, 0), RootFingerprint: "sha256:root"}
-		return nil
-	})
-}
-
-func (fw *fakeWorld) EnsureNamespace(_ context.Context, f *spec.Fleet, member string) error {
-	return fw.do("mesh-namespace/"+member, func() error {
-		m, _ := f.Member(member)
-		mm := fw.mesh(member)
-		mm.Namespace, mm.NetworkLabel = true, m.Network
-		return nil
-	})
-}
-
-func (fw *fakeWorld) EnsureCACerts(_ context.Context, f *spec.Fleet, member string) error {
-	return fw.do("cacerts/"+member, func() error {
-		fw.mesh(member).CACerts = &world.CertInfo{Subject: "O=Istio, CN=Intermediate CA, L=" + member,
-			NotAfter: fw.now.Add(f.Mesh.CA.IntermediateValidity.Duration), RootFingerprint: fw.w.RootCA.RootFingerprint}
-		return nil
-	})
-}
-
-func (fw *fakeWorld) EnsureRelease(_ context.Context, f *spec.Fleet, member, component string) error {
-	return fw.do("mesh-release/"+member+"/"+component, func() error {
-		var values map[string]any
-		chart := component
-		switch component {
-		case planner.ComponentBase:
-			values = planner.IstioBaseValues(f, member)
-		case planner.ComponentIstiod:
-			values = planner.IstiodValues(f, member)
-			fw.mesh(member).InjectorReady = true
-		case planner.ComponentEastWest:
-			values, chart = planner.EastWestValues(f, member), "gateway"
+func (fw *fakeWorld) manifests(workload string, m *plan.Manifests) error {
+	k := fw.w.Karmada
+	if k.ManifestHashes == nil {
+		k.ManifestHashes = map[string]string{}
+	}
+	if k.Workloads == nil {
+		k.Workloads = map[string]*world.Workload{}
+	}
+	k.ManifestHashes[workload] = m.Digest
+	for _, raw := range m.Objects {
+		var o struct {
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Name      string `json:"name"`
+				Namespace string `json:"namespace"`
+			} `json:"metadata"`
+			Spec struct {
+				Replicas *int32 `json:"replicas"`
+			} `json:"spec"`
 		}
-		version := f.Mesh.Version
-		if f.Mesh.Chart.Version != "" {
-			version = f.Mesh.Chart.Version
+		if err := json.Unmarshal(raw, &o); err != nil {
+			return err
 		}
-		fw.release(member, planner.MeshNamespace, planner.MeshReleaseName(component), chart, version, values)
-		return nil
-	})
-}
-
-func (fw *fakeWorld) EnsureGateway(_ context.Context, _ *spec.Fleet, member string) error {
-	return fw.do("expose/"+member, func() error { fw.mesh(member).Gateway = true; return nil })
-}
-
-func (fw *fakeWorld) EnsureReaderToken(_ context.Context, _ *spec.Fleet, member string) error {
-	return fw.do("reader-token/"+member, func() error { fw.mesh(member).ReaderToken = "sha256:token-" + member; return nil })
-}
-
-func (fw *fakeWorld) EnsureRemoteSecret(_ context.Context, f *spec.Fleet, in, from string) error {
-	return fw.do("remote-secret/"+in+"/"+from, func() error {
-		mm := fw.mesh(in)
-		if mm.RemoteSecrets == nil {
-			mm.RemoteSecrets = map[string]string{}
+		if o.Spec.Replicas != nil {
+			k.Workloads[o.Metadata.Namespace+"/"+o.Kind+"/"+o.Metadata.Name] = &world.Workload{UID: "uid-" + o.Metadata.Name, Replicas: *o.Spec.Replicas}
 		}
-		mm.RemoteSecrets[from] = world.RemoteSecretFingerprint(fw.endpoint(f, from), fw.mesh(from).ReaderToken)
-		return nil
-	})
+	}
+	return nil
 }
 
-func (fw *fakeWorld) DeleteRemoteSecret(_ context.Context, _ *spec.Fleet, in, from string) error {
-	return fw.do("delete-remote-secret/"+in+"/"+from, func() error { delete(fw.mesh(in).RemoteSecrets, from); return nil })
-}
-
-func (fw *fakeWorld) Teardown(_ context.Context, _ *spec.Fleet, member string) error {
-	return fw.do("mesh-teardown/"+member, func() error { delete(fw.w.Mesh, member); return nil })
-}
-
-func (fw *fakeWorld) ApplyManifests(_ context.Context, f *spec.Fleet, workload string) error {
-	return fw.do("manifests/"+workload, func() error {
-		k := fw.w.Karmada
-		if k.ManifestHashes == nil {
-			k.ManifestHashes = map[string]string{}
-		}
-		if k.Workloads == nil {
-			k.Workloads = map[string]*world.Workload{}
-		}
-		for _, w := range f.Workloads {
-			if w.Name != workload {
-				continue
-			}
-			k.ManifestHashes[workload] = w.ManifestDigest
-			for _, o := range w.Objects {
-				if o.Replicas != nil {
-					k.Workloads[o.Namespace+"/"+o.Kind+"/"+o.Name] = &world.Workload{UID: "uid-" + o.Name, Replicas: *o.Replicas}
-				}
+func (fw *fakeWorld) policy(p *plan.Policy) error {
+	k := fw.w.Karmada
+	if k.Policies == nil {
+		k.Policies = map[string]*world.Policy{}
+	}
+	wp := &world.Policy{Namespace: p.Namespace, Name: p.Name, ClusterScoped: p.ClusterScoped, Clusters: p.Clusters,
+		Weights: p.Weights, Divided: p.Divided}
+	for _, r := range p.Resources {
+		wp.Resources = append(wp.Resources, world.ResourceRef{APIVersion: r.APIVersion, Kind: r.Kind, Name: r.Name, LabelSelector: r.LabelSelector})
+	}
+	k.Policies[p.Namespace+"/"+p.Name] = wp
+	for key, wl := range k.Workloads { // Karmada's scheduler divides what the policy selects
+		for _, r := range p.Resources {
+			if key == p.Namespace+"/"+r.Kind+"/"+r.Name {
+				wl.Scheduled = planner.Divide(p.Weights, wl.Replicas, wl.UID)
 			}
 		}
-		return nil
-	})
-}
-
-func (fw *fakeWorld) ApplyPolicy(_ context.Context, f *spec.Fleet, workload string) error {
-	return fw.do("policy/"+workload, func() error {
-		k := fw.w.Karmada
-		if k.Policies == nil {
-			k.Policies = map[string]*world.Policy{}
-		}
-		for i := range f.Workloads {
-			w := &f.Workloads[i]
-			if w.Name != workload {
-				continue
-			}
-			p := planner.DesiredPolicy(f, w)
-			k.Policies[p.Namespace+"/"+p.Name] = p
-			for key, wl := range k.Workloads { // Karmada's scheduler divides what the policy selects
-				for _, r := range w.Resources {
-					if key == w.Namespace+"/"+r.Kind+"/"+r.Name {
-						wl.Scheduled = planner.Divide(w.Weights, wl.Replicas, wl.UID)
-					}
-				}
-			}
-		}
-		return nil
-	})
-}
-
-func (fw *fakeWorld) DeletePolicy(_ context.Context, _ *spec.Fleet, s planner.Step) error {
-	return fw.do("delete-policy/"+s.Workload, func() error {
-		delete(fw.w.Karmada.Policies, s.Namespace+"/"+s.Workload)
-		return nil
-	})
+	}
+	return nil
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/reconcile-dev/reconcile/executor"
 	"github.com/reconcile-dev/reconcile/lab/labtest"
 	"github.com/reconcile-dev/reconcile/lab/labworld"
+	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
@@ -215,7 +216,7 @@ func (e *e2e) pass(t *testing.T, f *spec.Fleet) (*PassResult, error) {
 
 func (e *e2e) crashMidInstall(t *testing.T) {
 	f := e.load(t)
-	relName, relNS := planner.KarmadaRelease(f)
+	relName, relNS := f.Manager.Karmada.Release, f.Manager.Karmada.Namespace
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	e.r.Exec.Grace = -1 // steps die with the context, as in a crash
@@ -663,7 +664,7 @@ func (e *e2e) weightsDaemon(t *testing.T) {
 			replicas, weightsNow = st.replicas, st.weights
 			t.Logf("%s: the daemon's pass took %s:\n%s", st.name, time.Since(start).Round(time.Millisecond), p.out)
 			if st.onlyPolicy {
-				if n := len(p.res.Plan.Steps); n != 1 || p.res.Plan.Steps[0].Address != "workload/hello/policy" || p.res.Plan.Steps[0].Action != planner.Update {
+				if n := len(p.res.Plan.Steps); n != 1 || p.res.Plan.Steps[0].Address != "workload/hello/policy" || p.res.Plan.Steps[0].Action != plan.Update {
 					t.Errorf("the plan for %s has %d steps, want exactly one: workload/hello/policy update", st.name, n)
 				}
 			}
@@ -879,8 +880,8 @@ func (e *e2e) fourthMember(t *testing.T) {
 	}
 	var secrets []string
 	for _, s := range res.Plan.Steps {
-		if s.Kind == planner.KindRemoteSecret {
-			if s.Action != planner.Create {
+		if s.Kind == plan.KindRemoteSecret {
+			if s.Action != plan.Create {
 				t.Errorf("adding a member planned %s %s; only creates were expected", s.Action, s.Address)
 			}
 			secrets = append(secrets, s.Address)
