@@ -99,3 +99,59 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// Confirmed bug of issue 15: a cluster whose pools are listed in fleet.yaml in another order
+// than they were created in was planned "~ cluster/..." on every pass while the driver wrote
+// nothing. Pools are matched by type now: reordering is no change, and a count change is
+// exactly one pool update.
+func TestCLIPoolsReorderedAgainstLabAPI(t *testing.T) {
+	t.Parallel()
+	const token = "lab-token-pools"
+	api := linodeapi.New(linodeapi.Options{Token: token, ProvisionDelay: 100 * time.Millisecond, NodeReadyDelay: 50 * time.Millisecond})
+	srv := httptest.NewServer(api)
+	t.Cleanup(func() { srv.Close(); api.Close() })
+
+	dir := t.TempDir()
+	src, err := os.ReadFile("../../examples/regions/fleet.yaml")
+	must(t, err)
+	body := strings.Replace(string(src), "    tokenEnv: LINODE_TOKEN\n",
+		fmt.Sprintf("    tokenFile: ./token\n    apiURL: %s/v4\n    pollInterval: 100ms\n    waitTimeout: 1m\n", srv.URL), 1)
+	hello, err := filepath.Abs("../../examples/regions/hello.yaml")
+	must(t, err)
+	body = strings.Replace(body, "./hello.yaml", hello, 1)
+	const onePool = "    - type: g6-standard-2 # 2 vCPU, 4 GB\n      count: 3\n"
+	if !strings.Contains(body, onePool) {
+		t.Fatal("examples/regions/fleet.yaml changed: no manager pool to edit")
+	}
+	pools := func(list string) string { return strings.Replace(body, onePool, list, 1) }
+	fleetPath := filepath.Join(dir, "fleet.yaml")
+	must(t, os.WriteFile(filepath.Join(dir, "token"), []byte(token+"\n"), 0o600))
+	stateDir := filepath.Join(dir, "state")
+	write := func(s string) { must(t, os.WriteFile(fleetPath, []byte(s), 0o644)) }
+	run := func(cmd string) (int, string) {
+		code, out, errs := runCLI(t, cmd, fleetPath, "--state-dir", stateDir, "--target", "cluster/cluster-manager", "--detailed-exitcode")
+		return code, out + errs
+	}
+
+	write(pools("    - type: g6-standard-4\n      count: 1\n    - type: g6-standard-2\n      count: 2\n"))
+	if code, out := run("apply"); code != 2 {
+		t.Fatalf("create: exit %d\n%s", code, out)
+	}
+	write(pools("    - type: g6-standard-2\n      count: 2\n    - type: g6-standard-4\n      count: 1\n"))
+	api.ResetRequests()
+	if code, out := run("plan"); code != 0 || !strings.Contains(out, "No changes") {
+		t.Fatalf("reordered pools: exit %d, want 0 and no changes\n%s", code, out)
+	}
+	write(pools("    - type: g6-standard-2\n      count: 3\n    - type: g6-standard-4\n      count: 1\n"))
+	code, out := run("apply")
+	if code != 2 || !strings.Contains(out, "pool[0].count: 2 -> 3") {
+		t.Fatalf("count change: exit %d\n%s", code, out)
+	}
+	puts := apiWrites(api)
+	if len(puts) != 1 || !strings.HasPrefix(puts[0], "PUT ") || !strings.Contains(puts[0], "/pools/") {
+		t.Fatalf("a count change is one pool update, got %v", puts)
+	}
+	if code, out := run("plan"); code != 0 {
+		t.Fatalf("after the change: exit %d\n%s", code, out)
+	}
+}
