@@ -19,7 +19,7 @@ import (
 	"github.com/reconcile-dev/reconcile/lab/charts"
 	"github.com/reconcile-dev/reconcile/lab/cluster"
 	"github.com/reconcile-dev/reconcile/lab/labtest"
-	"github.com/reconcile-dev/reconcile/planner"
+	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
 	"github.com/reconcile-dev/reconcile/state/helm"
 	"github.com/reconcile-dev/reconcile/state/kube"
@@ -32,7 +32,7 @@ func playKubelet(ctx context.Context, t *testing.T, c *cluster.Cluster) {
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		pods, err := cs.CoreV1().Pods(planner.MeshNamespace).List(ctx, metav1.ListOptions{})
+		pods, err := cs.CoreV1().Pods(MeshNamespace).List(ctx, metav1.ListOptions{})
 		if err == nil {
 			for i := range pods.Items {
 				p := &pods.Items[i]
@@ -46,7 +46,7 @@ func playKubelet(ctx context.Context, t *testing.T, c *cluster.Cluster) {
 					{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
 					{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
 				}
-				if _, err := cs.CoreV1().Pods(planner.MeshNamespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil && ctx.Err() == nil && !apierrors.IsConflict(err) {
+				if _, err := cs.CoreV1().Pods(MeshNamespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil && ctx.Err() == nil && !apierrors.IsConflict(err) {
 					t.Logf("kubelet stand-in: %v", err)
 				}
 			}
@@ -98,34 +98,37 @@ func TestMeshWithLabCharts(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	access := kube.Access{Store: store}
 	count := &labtest.WriteCounter{}
-	h := &harness{t: t, store: store, access: access, count: count,
+	h := &harness{store: store, access: access, count: count,
 		releases: helm.Observer{Access: access, Log: quiet},
 		obs:      Observer{Access: access, Store: store, WrapTransport: count.Wrap}}
-	h.driver = New(Config{Access: access, Store: store, Log: quiet, Helm: HelmSDK(quiet), ChartCache: filepath.Join(dir, "cache"),
-		Timeout: 2 * time.Minute, Now: h.now, WrapTransport: count.Wrap})
 	f := parseFleetCharts(t, dir, url, members...)
+	h.driver = New(Config{Access: access.For(f), Store: store, Log: quiet, Helm: HelmSDK(quiet), ChartCache: filepath.Join(dir, "cache"),
+		Timeout: 2 * time.Minute, Now: h.now, WrapTransport: count.Wrap})
 
-	h.apply(ctx, f)
-	p, w := h.meshPlan(ctx, f)
-	if len(p.Steps) != 0 {
-		t.Fatalf("after one pass the mesh layer still plans %v", stepAddrs(p))
-	}
+	// The chart source as the planner gives it: fleet.yaml's mesh.chart with the mesh version.
+	p := meshPlan(labMembers(cls, members...), spec.ChartSource{Repo: url, Version: "1.30.3"}, 2*time.Hour)
+	h.walk(ctx, t, p)
+	w := h.observe(ctx, t, f)
+	checkMesh(t, w, labMembers(cls, members...))
 	for _, m := range members {
 		if got := len(w.Clusters[m].Releases); got != 3 {
 			t.Errorf("%s: %d releases observed, want 3", m, got)
 		}
-		if mm := w.Mesh[m]; mm == nil || !mm.InjectorReady || !mm.Gateway || len(mm.RemoteSecrets) != 1 {
-			t.Errorf("%s: %+v", m, mm)
+		for _, r := range w.Clusters[m].Releases {
+			if r.ChartVersion != "1.30.3" || r.Status != "deployed" {
+				t.Errorf("%s: release %s chart %s %s, %s", m, r.Name, r.Chart, r.ChartVersion, r.Status)
+			}
 		}
 	}
 	count.Reset()
-	if p := h.apply(ctx, f); len(p.Steps) != 0 || len(count.Writes()) != 0 {
-		t.Errorf("second pass planned %v with %d writes", stepAddrs(p), len(count.Writes()))
+	h.walk(ctx, t, p)
+	if n := count.Writes(); len(n) != 0 {
+		t.Errorf("second pass: %d writes: %v", len(n), n)
 	}
 	// The charts' reader RBAC is what the remote secrets carry: read, never write.
 	for _, pair := range [][2]string{{"eu", "ap"}, {"ap", "eu"}} {
 		x, y := pair[0], pair[1]
-		s, err := kubernetes.NewForConfigOrDie(cls[y].RESTConfig()).CoreV1().Secrets(planner.MeshNamespace).Get(ctx, RemoteSecretName(x), metav1.GetOptions{})
+		s, err := kubernetes.NewForConfigOrDie(cls[y].RESTConfig()).CoreV1().Secrets(MeshNamespace).Get(ctx, RemoteSecretName(x), metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -135,7 +138,7 @@ func TestMeshWithLabCharts(t *testing.T) {
 		}
 		cfg.WarningHandler = rest.NoWarnings{}
 		remote := kubernetes.NewForConfigOrDie(cfg)
-		pods, err := remote.CoreV1().Pods(planner.MeshNamespace).List(ctx, metav1.ListOptions{})
+		pods, err := remote.CoreV1().Pods(MeshNamespace).List(ctx, metav1.ListOptions{})
 		if err != nil || len(pods.Items) == 0 {
 			t.Errorf("%s's secret in %s: istiod pods not listed: %v", x, y, err)
 		}

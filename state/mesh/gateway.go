@@ -14,8 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
-	"github.com/reconcile-dev/reconcile/planner"
-	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/state"
 )
 
@@ -35,13 +34,13 @@ func gatewaySpec() map[string]any {
 	}
 }
 
-func gatewayObject() *unstructured.Unstructured {
+func gatewayObject(namespace, name string) *unstructured.Unstructured {
 	u := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": GatewayResource.GroupVersion().String(),
 		"kind":       "Gateway",
 		"metadata": map[string]any{
-			"name":      GatewayName,
-			"namespace": planner.MeshNamespace,
+			"name":      name,
+			"namespace": namespace,
 			"labels":    map[string]any{ManagedByLabel: ManagedBy},
 		},
 		"spec": gatewaySpec(),
@@ -70,35 +69,44 @@ func jsonNormal(v any) any {
 	return out
 }
 
-// getGateway returns the cross-network Gateway, nil when it (or its CRD) is not there.
-func getGateway(ctx context.Context, dyn dynamic.Interface) (*unstructured.Unstructured, error) {
-	u, err := dyn.Resource(GatewayResource).Namespace(planner.MeshNamespace).Get(ctx, GatewayName, metav1.GetOptions{})
+// getGateway returns the cross-network Gateway namespace/name, nil when it (or its CRD) is not there.
+func getGateway(ctx context.Context, dyn dynamic.Interface, namespace, name string) (*unstructured.Unstructured, error) {
+	u, err := dyn.Resource(GatewayResource).Namespace(namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
 		return nil, nil
 	}
 	return u, err
 }
 
-// EnsureGateway applies the cross-network Gateway (the base chart brings its CRD).
-func (d *Driver) EnsureGateway(ctx context.Context, f *spec.Fleet, member string) error {
-	c, err := d.connect(f, member)
+// gateway applies the cross-network Gateway of the payload (the base chart brings its CRD);
+// it writes nothing when the Gateway is there with the expected spec.
+func (d *Driver) gateway(ctx context.Context, s plan.Step) error {
+	p := s.Payload.Gateway
+	if p == nil {
+		return noPayload(s)
+	}
+	ns, name := namespaceOr(p.Namespace), p.Name
+	if name == "" {
+		name = GatewayName
+	}
+	c, err := d.connect(s.Cluster)
 	if err != nil {
 		return err
 	}
-	u, err := getGateway(ctx, c.dyn)
+	u, err := getGateway(ctx, c.dyn, ns, name)
 	if err != nil {
-		return fmt.Errorf("cluster %s: gateway: %w", member, err)
+		return fmt.Errorf("cluster %s: gateway: %w", s.Cluster, err)
 	}
 	if u != nil && gatewayMatches(u) {
 		return nil
 	}
-	_, err = c.dyn.Resource(GatewayResource).Namespace(planner.MeshNamespace).Apply(ctx, GatewayName, gatewayObject(), applyOpts())
+	_, err = c.dyn.Resource(GatewayResource).Namespace(ns).Apply(ctx, name, gatewayObject(ns, name), applyOpts())
 	if apierrors.IsNotFound(err) {
 		// The CRD is missing: the base chart has not run, or the API server has not served it yet.
-		return state.Transient(fmt.Errorf("cluster %s: no %s API (installed by the Istio base chart): %w", member, GatewayResource.GroupResource(), err), 5*time.Second)
+		return state.Transient(fmt.Errorf("cluster %s: no %s API (installed by the Istio base chart): %w", s.Cluster, GatewayResource.GroupResource(), err), 5*time.Second)
 	}
 	if err != nil {
-		return fmt.Errorf("cluster %s: gateway %s: %w", member, GatewayName, err)
+		return fmt.Errorf("cluster %s: gateway %s: %w", s.Cluster, name, err)
 	}
 	return nil
 }

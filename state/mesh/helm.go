@@ -38,7 +38,7 @@ func (s sdkClient) Ensure(ctx context.Context, r Release) error {
 		return err
 	}
 	out, err := s.c.Ensure(ctx, helm.Release{Name: r.Name, Namespace: r.Namespace, Chart: ch, Values: r.Values,
-		Timeout: r.Timeout, Wait: r.Wait, CreateNamespace: r.CreateNamespace})
+		Timeout: r.Timeout, Wait: r.Wait, WaitForJobs: r.WaitForJobs, CreateNamespace: r.CreateNamespace})
 	if err != nil {
 		return err
 	}
@@ -55,11 +55,11 @@ func (s sdkClient) Uninstall(ctx context.Context, name, namespace string) error 
 // componentChart is the mesh chart source narrowed to one component's chart. fleet.yaml's
 // mesh.chart names where all three charts are: a repository (chart name per component), an
 // OCI prefix (oci://host/path, the chart name is appended) or a local directory holding
-// base, istiod and gateway as subdirectories or as <name>-<version>.tgz archives.
-func componentChart(m *spec.Mesh, chartName string) (spec.ChartSource, error) {
-	src := m.Chart
-	if src.Version == "" {
-		src.Version = m.Version
+// base, istiod and gateway as subdirectories or as <name>-<version>.tgz archives. The source
+// carries the version (the planner defaults it to mesh.version).
+func componentChart(src spec.ChartSource, chartName string) (spec.ChartSource, error) {
+	if chartName == "" {
+		return src, fmt.Errorf("mesh release names no chart")
 	}
 	switch {
 	case src.Path != "":

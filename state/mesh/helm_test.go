@@ -21,30 +21,31 @@ func TestComponentChart(t *testing.T) {
 	}
 	cases := []struct {
 		name    string
-		mesh    spec.Mesh
+		src     spec.ChartSource
 		chart   string
 		want    spec.ChartSource
 		wantErr bool
 	}{
-		{"repo takes the chart name and the mesh version", spec.Mesh{Version: "1.30.3", Chart: spec.ChartSource{Repo: "https://r"}}, "istiod",
+		{"repo takes the chart name", spec.ChartSource{Repo: "https://r", Version: "1.30.3"}, "istiod",
 			spec.ChartSource{Repo: "https://r", Name: "istiod", Version: "1.30.3"}, false},
-		{"repo keeps the chart version", spec.Mesh{Version: "1.30.3", Chart: spec.ChartSource{Repo: "https://r", Version: "1.30.2"}}, "gateway",
+		{"repo replaces the chart name", spec.ChartSource{Repo: "https://r", Name: "istio", Version: "1.30.2"}, "gateway",
 			spec.ChartSource{Repo: "https://r", Name: "gateway", Version: "1.30.2"}, false},
-		{"oci prefix", spec.Mesh{Version: "1.30.3", Chart: spec.ChartSource{OCI: "oci://reg/istio/"}}, "base",
+		{"oci prefix", spec.ChartSource{OCI: "oci://reg/istio/", Version: "1.30.3"}, "base",
 			spec.ChartSource{OCI: "oci://reg/istio/base", Version: "1.30.3"}, false},
-		{"directory with a chart subdirectory", spec.Mesh{Chart: spec.ChartSource{Path: dir}}, "base",
+		{"directory with a chart subdirectory", spec.ChartSource{Path: dir}, "base",
 			spec.ChartSource{Path: filepath.Join(dir, "base")}, false},
-		{"directory with archives, version picks", spec.Mesh{Version: "1.30.3", Chart: spec.ChartSource{Path: dir}}, "istiod",
+		{"directory with archives, version picks", spec.ChartSource{Path: dir, Version: "1.30.3"}, "istiod",
 			spec.ChartSource{Path: filepath.Join(dir, "istiod-1.30.3.tgz"), Version: "1.30.3"}, false},
-		{"directory with two archives and no version", spec.Mesh{Chart: spec.ChartSource{Path: dir}}, "istiod", spec.ChartSource{}, true},
-		{"directory with one archive", spec.Mesh{Chart: spec.ChartSource{Path: dir}}, "gateway",
+		{"directory with two archives and no version", spec.ChartSource{Path: dir}, "istiod", spec.ChartSource{}, true},
+		{"directory with one archive", spec.ChartSource{Path: dir}, "gateway",
 			spec.ChartSource{Path: filepath.Join(dir, "gateway-1.30.3.tgz")}, false},
-		{"missing directory", spec.Mesh{Chart: spec.ChartSource{Path: filepath.Join(dir, "nope")}}, "base", spec.ChartSource{}, true},
+		{"missing directory", spec.ChartSource{Path: filepath.Join(dir, "nope")}, "base", spec.ChartSource{}, true},
+		{"no chart name", spec.ChartSource{Repo: "https://r", Version: "1.30.3"}, "", spec.ChartSource{}, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := componentChart(&tc.mesh, tc.chart)
+			got, err := componentChart(tc.src, tc.chart)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err %v, want error %v", err, tc.wantErr)
 			}

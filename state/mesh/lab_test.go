@@ -1,11 +1,13 @@
 package mesh
 
 import (
+	"bytes"
 	"context"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,13 +30,13 @@ import (
 	"github.com/reconcile-dev/reconcile/executor"
 	"github.com/reconcile-dev/reconcile/lab/cluster"
 	"github.com/reconcile-dev/reconcile/lab/labtest"
-	"github.com/reconcile-dev/reconcile/planner"
+	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
 	"github.com/reconcile-dev/reconcile/state/kube"
 )
 
-var _ executor.MeshDriver = (*Driver)(nil)
+var _ executor.Driver = (*Driver)(nil)
 
 // One etcd per test package, started by the first lab test and stopped after all of them.
 var sharedEtcd = labtest.Etcd{Prefix: "mesh-lab-"}
@@ -165,6 +167,13 @@ type labHelmClient struct {
 var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
 func (c *labHelmClient) Ensure(ctx context.Context, r Release) error {
+	c.h.mu.Lock()
+	have := c.h.releases[c.cluster][r.Namespace+"/"+r.Name]
+	c.h.calls[c.cluster+"/"+r.Name]++
+	c.h.mu.Unlock()
+	if have != nil && have.Chart == r.ChartName && have.ChartVersion == r.Chart.Version && reflect.DeepEqual(have.Values, r.Values) {
+		return nil // deployed as wanted: Helm writes nothing
+	}
 	var objs []*unstructured.Unstructured
 	switch r.ChartName {
 	case "base":
@@ -210,18 +219,17 @@ func (c *labHelmClient) Ensure(ctx context.Context, r Release) error {
 	if c.h.releases[c.cluster] == nil {
 		c.h.releases[c.cluster] = map[string]*world.Release{}
 	}
-	c.h.releases[c.cluster][planner.ReleaseKey(r.Namespace, r.Name)] = &world.Release{Name: r.Name, Namespace: r.Namespace,
+	c.h.releases[c.cluster][r.Namespace+"/"+r.Name] = &world.Release{Name: r.Name, Namespace: r.Namespace,
 		Chart: r.ChartName, ChartVersion: r.Chart.Version, Status: "deployed", Values: r.Values}
-	c.h.calls[c.cluster+"/"+r.Name]++
 	return nil
 }
 
 func (c *labHelmClient) Uninstall(ctx context.Context, name, namespace string) error {
 	var objs []*unstructured.Unstructured
 	switch name {
-	case planner.MeshReleaseName(planner.ComponentBase):
+	case testReleases["base"].name:
 		objs = baseObjects()
-	case planner.MeshReleaseName(planner.ComponentIstiod):
+	case testReleases["istiod"].name:
 		objs = istiodObjects()
 	}
 	for _, o := range objs {
@@ -237,7 +245,7 @@ func (c *labHelmClient) Uninstall(ctx context.Context, name, namespace string) e
 	}
 	c.h.mu.Lock()
 	defer c.h.mu.Unlock()
-	delete(c.h.releases[c.cluster], planner.ReleaseKey(namespace, name))
+	delete(c.h.releases[c.cluster], namespace+"/"+name)
 	return nil
 }
 
@@ -254,7 +262,7 @@ func obj(apiVersion, kind, namespace, name string, fields map[string]any) *unstr
 }
 
 func baseObjects() []*unstructured.Unstructured {
-	ns := planner.MeshNamespace
+	ns := MeshNamespace
 	return []*unstructured.Unstructured{
 		obj("apiextensions.k8s.io/v1", "CustomResourceDefinition", "", "gateways.networking.istio.io", map[string]any{
 			"spec": map[string]any{
@@ -283,7 +291,7 @@ func baseObjects() []*unstructured.Unstructured {
 func istiodObjects() []*unstructured.Unstructured {
 	labels := map[string]any{"app": "istiod"}
 	return []*unstructured.Unstructured{
-		obj("apps/v1", "Deployment", planner.MeshNamespace, IstiodDeployment, map[string]any{
+		obj("apps/v1", "Deployment", MeshNamespace, IstiodDeployment, map[string]any{
 			"spec": map[string]any{"replicas": int64(0), "selector": map[string]any{"matchLabels": labels},
 				"template": map[string]any{"metadata": map[string]any{"labels": labels},
 					"spec": map[string]any{"containers": []any{map[string]any{"name": "discovery", "image": "registry.invalid/pilot:lab"}}}}}}),
@@ -294,7 +302,6 @@ func istiodObjects() []*unstructured.Unstructured {
 // ---- the engine, restricted to the mesh layer ----
 
 type harness struct {
-	t      *testing.T
 	store  *state.Store
 	access kube.Access
 	// releases observes Cluster.Releases.
@@ -307,63 +314,58 @@ type harness struct {
 
 func (h *harness) now() time.Time { return time.Now().Add(time.Duration(h.offset.Load())) }
 
-func (h *harness) observe(ctx context.Context, f *spec.Fleet) *world.World {
-	h.t.Helper()
+func (h *harness) observe(ctx context.Context, t *testing.T, f *spec.Fleet) *world.World {
+	t.Helper()
 	w := &world.World{Now: h.now()}
 	for _, o := range []state.Observer{kube.Observer{Access: h.access}, h.obs, h.releases} {
 		if err := o.Observe(ctx, f, w); err != nil {
-			h.t.Fatal(err)
+			t.Fatal(err)
 		}
 	}
 	return w
 }
 
-// meshPlan is the plan's mesh layer, with dependencies on other layers dropped.
-func (h *harness) meshPlan(ctx context.Context, f *spec.Fleet) (*planner.Plan, *world.World) {
-	h.t.Helper()
-	w := h.observe(ctx, f)
-	p, err := planner.Compute(f, w, planner.Options{})
+// walk applies a plan through the executor, as the engine does.
+func (h *harness) walk(ctx context.Context, t *testing.T, p *plan.Plan) {
+	t.Helper()
+	res, err := executor.Walk(ctx, p, executor.Dispatch(executor.Drivers{Mesh: h.driver}), executor.Options{})
 	if err != nil {
-		h.t.Fatal(err)
+		t.Fatalf("walk: %v (failed %v, skipped %v)", err, res.Failed, res.Skipped)
 	}
-	keep := map[string]bool{}
-	var steps []planner.Step
-	for _, s := range p.Steps {
-		if s.Layer == planner.Mesh {
-			keep[s.Address] = true
-			steps = append(steps, s)
+}
+
+// checkMesh asserts that the observed mesh is what meshPlan builds: every member with its
+// labelled namespace, an intermediate of the one root naming it, the Gateway, istiod's
+// injector, the reader token and one remote secret per peer, fingerprinted as the planner
+// compares it.
+func checkMesh(t *testing.T, w *world.World, members []testMember) {
+	t.Helper()
+	if w.RootCA == nil || w.RootCALost {
+		t.Fatalf("root CA %+v lost %v", w.RootCA, w.RootCALost)
+	}
+	for _, m := range members {
+		mm := w.Mesh[m.name]
+		switch {
+		case mm == nil:
+			t.Fatalf("%s: no mesh observed", m.name)
+		case !mm.Namespace || mm.NetworkLabel != m.network:
+			t.Errorf("%s: namespace %v label %q", m.name, mm.Namespace, mm.NetworkLabel)
+		case mm.CACerts == nil || mm.CACerts.RootFingerprint != w.RootCA.RootFingerprint || !strings.Contains(mm.CACerts.Subject, "L="+m.name):
+			t.Errorf("%s: cacerts %+v", m.name, mm.CACerts)
+		case !mm.Gateway || !mm.InjectorReady || mm.ReaderToken == "":
+			t.Errorf("%s: gateway %v injector %v token %q", m.name, mm.Gateway, mm.InjectorReady, mm.ReaderToken)
+		case len(mm.RemoteSecrets) != len(members)-1:
+			t.Errorf("%s: remote secrets %v", m.name, mm.RemoteSecrets)
 		}
-	}
-	for i := range steps {
-		var deps []string
-		for _, d := range steps[i].DependsOn {
-			if keep[d] {
-				deps = append(deps, d)
+		for _, peer := range members {
+			if peer.name == m.name || w.Mesh[peer.name] == nil {
+				continue
+			}
+			if want := world.RemoteSecretFingerprint(peer.endpoint, w.Mesh[peer.name].ReaderToken); mm.RemoteSecrets[peer.name] != want {
+				t.Errorf("%s: remote secret of %s fingerprinted %q, want %q", m.name, peer.name, mm.RemoteSecrets[peer.name], want)
 			}
 		}
-		steps[i].DependsOn = deps
 	}
-	p.Steps = steps
-	return p, w
-}
-
-func (h *harness) apply(ctx context.Context, f *spec.Fleet) *planner.Plan {
-	h.t.Helper()
-	p, _ := h.meshPlan(ctx, f)
-	res, err := executor.Walk(ctx, p, executor.Dispatch(executor.Drivers{Mesh: h.driver}, f), executor.Options{})
-	if err != nil {
-		h.t.Fatalf("walk: %v (failed %v, skipped %v)", err, res.Failed, res.Skipped)
-	}
-	return p
-}
-
-func stepAddrs(p *planner.Plan) []string {
-	var out []string
-	for _, s := range p.Steps {
-		out = append(out, string(s.Action.Symbol())+" "+s.Address)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func fleetYAML(dir string, members []string, chartRepo string) string {
@@ -394,6 +396,7 @@ members:
 	return b.String()
 }
 
+// parseFleet is the fleet the observers read (the driver reads none).
 func parseFleet(t *testing.T, dir string, members ...string) *spec.Fleet {
 	t.Helper()
 	return parseFleetCharts(t, dir, "", members...)
@@ -408,10 +411,63 @@ func parseFleetCharts(t *testing.T, dir, chartRepo string, members ...string) *s
 	return f
 }
 
+// labMembers are the members of a lab mesh: network net-<name>, reached at their API.
+func labMembers(cls map[string]*cluster.Cluster, names ...string) []testMember {
+	var out []testMember
+	for _, n := range names {
+		out = append(out, testMember{name: n, network: "net-" + n, endpoint: cls[n].Endpoint()})
+	}
+	return out
+}
+
+func getSecret(ctx context.Context, t *testing.T, c *cluster.Cluster, name string) *corev1.Secret {
+	t.Helper()
+	s, err := kubernetes.NewForConfigOrDie(c.RESTConfig()).CoreV1().Secrets(MeshNamespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("secret %s: %v", name, err)
+	}
+	return s
+}
+
+func istiodRestartAnnotation(ctx context.Context, t *testing.T, c *cluster.Cluster) string {
+	t.Helper()
+	dep, err := kubernetes.NewForConfigOrDie(c.RESTConfig()).AppsV1().Deployments(MeshNamespace).Get(ctx, IstiodDeployment, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dep.Spec.Template.Annotations[RestartAnnotation]
+}
+
+// plantForeign writes, over member's cacerts, an intermediate of another root, as someone
+// else would; it returns that root, the intermediate and the secret as written.
+func plantForeign(ctx context.Context, t *testing.T, c *cluster.Cluster, member string) (*Root, *x509.Certificate, *corev1.Secret) {
+	t.Helper()
+	other, err := NewRoot(KeyECDSAP256, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := other.IssueIntermediate(member, KeyECDSAP256, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := getSecret(ctx, t, c, CACertsSecret)
+	s.Data = foreign.Data()
+	s, err = kubernetes.NewForConfigOrDie(c.RESTConfig()).CoreV1().Secrets(MeshNamespace).Update(ctx, s, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inter, _ := parseCert(foreign.CACert)
+	return other, inter, s
+}
+
+func certOf(root string, inter *x509.Certificate) *plan.Cert {
+	return &plan.Cert{RootFingerprint: root, NotAfter: inter.NotAfter.UTC().Format(time.RFC3339)}
+}
+
 func TestMeshAcrossThreeMembers(t *testing.T) {
 	dir := t.TempDir()
-	members := []string{"eu", "ap", "us"}
-	cls := startClusters(t, dir, "mesh", 81, members...)
+	names := []string{"eu", "ap", "us"}
+	cls := startClusters(t, dir, "mesh", 81, names...)
 	if err := os.WriteFile(filepath.Join(dir, "hub.kubeconfig"), cls["eu"].Kubeconfig(), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -421,85 +477,43 @@ func TestMeshAcrossThreeMembers(t *testing.T) {
 	}
 	count := &labtest.WriteCounter{}
 	lh := newLabHelm()
-	h := &harness{t: t, store: store, access: kube.Access{Store: store}, releases: state.ObserverFunc(lh.observe), count: count}
+	h := &harness{store: store, access: kube.Access{Store: store}, releases: state.ObserverFunc(lh.observe), count: count}
 	for name, c := range cls {
 		lh.byHost[c.Endpoint()] = name
 	}
-	h.driver = New(Config{Access: h.access, Store: store, Helm: lh.client, Timeout: time.Minute, Now: h.now, WrapTransport: count.Wrap})
+	f := parseFleet(t, dir, names...)
+	h.driver = New(Config{Access: h.access.For(f), Store: store, Helm: lh.client, Timeout: time.Minute, Now: h.now, WrapTransport: count.Wrap})
 	h.obs = Observer{Access: h.access, Store: store, WrapTransport: count.Wrap}
-	f := parseFleet(t, dir, members...)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 
-	first := h.apply(ctx, f)
-	if len(first.Steps) < 1+len(members)*8 {
-		t.Fatalf("first pass planned only %v", stepAddrs(first))
-	}
-	p, w := h.meshPlan(ctx, f)
-	if len(p.Steps) != 0 {
-		t.Fatalf("after one pass the mesh layer still plans %v", stepAddrs(p))
-	}
-	if w.RootCA == nil || w.RootCALost {
-		t.Fatalf("root CA %+v lost %v", w.RootCA, w.RootCALost)
-	}
-	for _, m := range members {
-		mm := w.Mesh[m]
-		switch {
-		case mm == nil:
-			t.Fatalf("%s: no mesh observed", m)
-		case !mm.Namespace || mm.NetworkLabel != "net-"+m:
-			t.Errorf("%s: namespace %v label %q", m, mm.Namespace, mm.NetworkLabel)
-		case mm.CACerts == nil || mm.CACerts.RootFingerprint != w.RootCA.RootFingerprint || !strings.Contains(mm.CACerts.Subject, "L="+m):
-			t.Errorf("%s: cacerts %+v", m, mm.CACerts)
-		case !mm.Gateway || !mm.InjectorReady || mm.ReaderToken == "":
-			t.Errorf("%s: gateway %v injector %v token %q", m, mm.Gateway, mm.InjectorReady, mm.ReaderToken)
-		case len(mm.RemoteSecrets) != len(members)-1:
-			t.Errorf("%s: remote secrets %v", m, mm.RemoteSecrets)
+	members := labMembers(cls, names...)
+	p := meshPlan(members, spec.ChartSource{Repo: "https://charts.example/istio", Version: "1.30.3"}, 2*time.Hour)
+	h.walk(ctx, t, p)
+	w := h.observe(ctx, t, f)
+	checkMesh(t, w, members)
+	for _, m := range names {
+		if got := len(w.Clusters[m].Releases); got != 3 {
+			t.Errorf("%s: %d releases, want 3", m, got)
 		}
 	}
 
 	t.Run("second pass writes nothing", func(t *testing.T) {
 		count.Reset()
-		if p := h.apply(ctx, f); len(p.Steps) != 0 {
-			t.Fatalf("planned %v", stepAddrs(p))
-		}
-		// Called anyway, every idempotent step only reads.
-		for _, m := range members {
-			for _, call := range []func() error{
-				func() error { return h.driver.EnsureRootCA(ctx, f) },
-				func() error { return h.driver.EnsureNamespace(ctx, f, m) },
-				func() error { return h.driver.EnsureCACerts(ctx, f, m) },
-				func() error { return h.driver.EnsureGateway(ctx, f, m) },
-				func() error { return h.driver.EnsureReaderToken(ctx, f, m) },
-			} {
-				if err := call(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			for _, from := range members {
-				if from != m {
-					if err := h.driver.EnsureRemoteSecret(ctx, f, m, from); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-		}
-		if n := len(count.Writes()); n != 0 {
-			t.Errorf("%d write requests on a converged mesh", n)
+		// Every step of the first pass, applied again to a converged mesh, only reads.
+		h.walk(ctx, t, p)
+		if n := count.Writes(); len(n) != 0 {
+			t.Errorf("%d write requests on a converged mesh: %v", len(n), n)
 		}
 	})
 
 	t.Run("remote secrets read, never write", func(t *testing.T) {
-		for _, x := range members {
-			for _, y := range members {
+		for _, x := range names {
+			for _, y := range names {
 				if x == y {
 					continue
 				}
-				cs := kubernetes.NewForConfigOrDie(cls[y].RESTConfig())
-				s, err := cs.CoreV1().Secrets(planner.MeshNamespace).Get(ctx, RemoteSecretName(x), metav1.GetOptions{})
-				if err != nil {
-					t.Fatalf("%s in %s: %v", RemoteSecretName(x), y, err)
-				}
+				s := getSecret(ctx, t, cls[y], RemoteSecretName(x))
 				if s.Labels[MultiClusterLabel] != "true" || s.Annotations[ClusterAnnotation] != x || len(s.Data) != 1 {
 					t.Errorf("%s in %s: labels %v annotations %v keys %d", s.Name, y, s.Labels, s.Annotations, len(s.Data))
 				}
@@ -542,12 +556,8 @@ func TestMeshAcrossThreeMembers(t *testing.T) {
 		t.Fatalf("root: %v", err)
 	}
 	t.Run("every cacerts chains to the one root and names its member", func(t *testing.T) {
-		for _, m := range members {
-			cs := kubernetes.NewForConfigOrDie(cls[m].RESTConfig())
-			s, err := cs.CoreV1().Secrets(planner.MeshNamespace).Get(ctx, CACertsSecret, metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
+		for _, m := range names {
+			s := getSecret(ctx, t, cls[m], CACertsSecret)
 			inter, _, err := ParseCACerts(s.Data)
 			if err != nil {
 				t.Fatalf("%s: %v", m, err)
@@ -570,59 +580,61 @@ func TestMeshAcrossThreeMembers(t *testing.T) {
 		}
 	})
 
-	t.Run("cacerts from another root is replaced", func(t *testing.T) {
-		other, err := NewRoot(KeyECDSAP256, time.Hour, time.Now())
-		if err != nil {
-			t.Fatal(err)
+	t.Run("a cacerts create over another root is refused", func(t *testing.T) {
+		other, _, planted := plantForeign(ctx, t, cls["ap"], "ap")
+		count.Reset()
+		_, err := h.driver.Apply(ctx, caCertsStep("ap", 2*time.Hour, nil))
+		want := "cacerts in ap chains to root " + other.Fingerprint() + ", not the store's; appeared after the plan; not overwritten"
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("create over a foreign cacerts: %v, want %q", err, want)
 		}
-		foreign, err := other.IssueIntermediate("ap", KeyECDSAP256, time.Hour, time.Now())
-		if err != nil {
-			t.Fatal(err)
+		if retry, _ := executor.Retryable(err); retry {
+			t.Error("the refusal is retried; it is terminal")
 		}
-		cs := kubernetes.NewForConfigOrDie(cls["ap"].RESTConfig())
-		s, err := cs.CoreV1().Secrets(planner.MeshNamespace).Get(ctx, CACertsSecret, metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
+		if n := count.Writes(); len(n) != 0 {
+			t.Errorf("writes: %v", n)
 		}
-		s.Data = foreign.Data()
-		if _, err := cs.CoreV1().Secrets(planner.MeshNamespace).Update(ctx, s, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		p, w := h.meshPlan(ctx, f)
-		if got := stepAddrs(p); len(got) != 1 || got[0] != "-/+ member/ap/mesh/cacerts" {
-			t.Fatalf("planned %v", got)
-		}
-		if got := w.Mesh["ap"].CACerts.RootFingerprint; got != other.Fingerprint() {
-			t.Errorf("observed root %s, want the foreign root's", got)
-		}
-		h.apply(ctx, f)
-		if p, w := h.meshPlan(ctx, f); len(p.Steps) != 0 || w.Mesh["ap"].CACerts.RootFingerprint != root.Fingerprint() {
-			t.Errorf("after re-issue planned %v", stepAddrs(p))
+		after := getSecret(ctx, t, cls["ap"], CACertsSecret)
+		if after.ResourceVersion != planted.ResourceVersion || !bytes.Equal(after.Data[CACertKey], planted.Data[CACertKey]) {
+			t.Error("the foreign cacerts was changed")
 		}
 	})
 
-	t.Run("intermediate rotation", func(t *testing.T) {
-		cs := kubernetes.NewForConfigOrDie(cls["eu"].RESTConfig())
-		before, err := cs.CoreV1().Secrets(planner.MeshNamespace).Get(ctx, CACertsSecret, metav1.GetOptions{})
+	t.Run("cacerts from another root is replaced", func(t *testing.T) {
+		other, foreignInter, _ := plantForeign(ctx, t, cls["ap"], "ap")
+		w := h.observe(ctx, t, f)
+		if got := w.Mesh["ap"].CACerts.RootFingerprint; got != other.Fingerprint() {
+			t.Fatalf("observed root %s, want the foreign root's", got)
+		}
+		// What a planner writes from that observation.
+		step := caCertsStep("ap", 2*time.Hour, certOf(w.Mesh["ap"].CACerts.RootFingerprint, foreignInter))
+		if _, err := h.driver.Apply(ctx, step); err != nil {
+			t.Fatal(err)
+		}
+		s := getSecret(ctx, t, cls["ap"], CACertsSecret)
+		inter, r, err := ParseCACerts(s.Data)
+		if err != nil || CertFingerprint(r) != root.Fingerprint() {
+			t.Fatalf("after the replace: %v, root %s", err, CertFingerprint(r))
+		}
+		if got := istiodRestartAnnotation(ctx, t, cls["ap"]); got != CertFingerprint(inter) {
+			t.Errorf("istiod not restarted for the new cacerts: %q", got)
+		}
+		checkMesh(t, h.observe(ctx, t, f), members)
+	})
+
+	t.Run("a replace of the live intermediate re-issues it from the same root and restarts istiod", func(t *testing.T) {
+		before := getSecret(ctx, t, cls["eu"], CACertsSecret)
+		oldInter, _, err := ParseCACerts(before.Data)
 		if err != nil {
 			t.Fatal(err)
 		}
-		oldInter, _, _ := ParseCACerts(before.Data)
-		h.offset.Store(int64(30 * time.Minute)) // still more than renewBefore (1h) left of 2h
-		count.Reset()
-		if err := h.driver.EnsureCACerts(ctx, f, "eu"); err != nil || len(count.Writes()) != 0 {
-			t.Fatalf("before the threshold: %v, %d writes", err, len(count.Writes()))
-		}
-		h.offset.Store(int64(61 * time.Minute))
-		p, _ := h.meshPlan(ctx, f)
-		if got := stepAddrs(p); len(got) != 3 || got[0] != "-/+ member/ap/mesh/cacerts" {
-			t.Fatalf("past the threshold planned %v", got)
-		}
-		h.apply(ctx, f)
-		after, err := cs.CoreV1().Secrets(planner.MeshNamespace).Get(ctx, CACertsSecret, metav1.GetOptions{})
-		if err != nil {
+		restartBefore := istiodRestartAnnotation(ctx, t, cls["eu"])
+		h.offset.Store(int64(61 * time.Minute)) // the clock only dates the new certificate
+		replace := caCertsStep("eu", 2*time.Hour, certOf(root.Fingerprint(), oldInter))
+		if _, err := h.driver.Apply(ctx, replace); err != nil {
 			t.Fatal(err)
 		}
+		after := getSecret(ctx, t, cls["eu"], CACertsSecret)
 		newInter, newRoot, err := ParseCACerts(after.Data)
 		if err != nil {
 			t.Fatal(err)
@@ -630,42 +642,103 @@ func TestMeshAcrossThreeMembers(t *testing.T) {
 		if !newInter.NotAfter.After(oldInter.NotAfter) || CertFingerprint(newRoot) != root.Fingerprint() {
 			t.Errorf("re-issued until %v (was %v), root %s", newInter.NotAfter, oldInter.NotAfter, CertFingerprint(newRoot)[:12])
 		}
-		dep, err := cs.AppsV1().Deployments(planner.MeshNamespace).Get(ctx, IstiodDeployment, metav1.GetOptions{})
-		if err != nil || dep.Spec.Template.Annotations[RestartAnnotation] != CertFingerprint(newInter) {
-			t.Errorf("istiod not restarted for the new cacerts: %v", err)
+		if after.Annotations[RootFingerprintAnnt] != root.Fingerprint() {
+			t.Errorf("root fingerprint annotation %q", after.Annotations[RootFingerprintAnnt])
 		}
-		if p, _ := h.meshPlan(ctx, f); len(p.Steps) != 0 {
-			t.Errorf("after rotation planned %v", stepAddrs(p))
+		restart := istiodRestartAnnotation(ctx, t, cls["eu"])
+		if restart != CertFingerprint(newInter) || restart == restartBefore {
+			t.Errorf("istiod not restarted for the new cacerts: annotation %q (was %q)", restart, restartBefore)
 		}
+
+		t.Run("a replace of an intermediate already replaced writes nothing", func(t *testing.T) {
+			// The same step again (a retry, or a saved plan applied late): the intermediate it
+			// replaces is gone and the live one chains to the store's root.
+			h.offset.Store(int64(90 * time.Minute))
+			count.Reset()
+			if _, err := h.driver.Apply(ctx, replace); err != nil {
+				t.Fatal(err)
+			}
+			if n := count.Writes(); len(n) != 0 {
+				t.Errorf("writes: %v", n)
+			}
+			if again := getSecret(ctx, t, cls["eu"], CACertsSecret); again.ResourceVersion != after.ResourceVersion {
+				t.Error("cacerts rewritten")
+			}
+			if got := istiodRestartAnnotation(ctx, t, cls["eu"]); got != restart {
+				t.Errorf("istiod restarted again: %q", got)
+			}
+		})
+		checkMesh(t, h.observe(ctx, t, f), members)
+	})
+
+	t.Run("a remote secret points at the payload's endpoint", func(t *testing.T) {
+		const endpoint = "https://ap.mesh.example:6443"
+		step := remoteSecretStep("eu", "ap", endpoint)
+		step.Action = plan.Update
+		if _, err := h.driver.Apply(ctx, step); err != nil {
+			t.Fatal(err)
+		}
+		s := getSecret(ctx, t, cls["eu"], RemoteSecretName("ap"))
+		cfg, err := clientcmd.RESTConfigFromKubeConfig(s.Data["ap"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Host != endpoint {
+			t.Errorf("server %s, want %s", cfg.Host, endpoint)
+		}
+		token := ReaderTokenFingerprint(getSecret(ctx, t, cls["ap"], ReaderTokenSecret))
+		want := world.RemoteSecretFingerprint(endpoint, token)
+		if s.Annotations[FingerprintAnnot] != want {
+			t.Errorf("fingerprint %q, want %q", s.Annotations[FingerprintAnnot], want)
+		}
+		if got := h.observe(ctx, t, f).Mesh["eu"].RemoteSecrets["ap"]; got != want {
+			t.Errorf("observed fingerprint %q, want %q", got, want)
+		}
+		count.Reset()
+		if _, err := h.driver.Apply(ctx, step); err != nil {
+			t.Fatal(err)
+		}
+		if n := count.Writes(); len(n) != 0 {
+			t.Errorf("the same endpoint again wrote %v", n)
+		}
+		step.Payload.RemoteSecret.Endpoint = plan.Known(cls["ap"].Endpoint())
+		if _, err := h.driver.Apply(ctx, step); err != nil {
+			t.Fatal(err)
+		}
+		checkMesh(t, h.observe(ctx, t, f), members)
 	})
 
 	t.Run("removing a member withdraws its secrets", func(t *testing.T) {
 		smaller := parseFleet(t, dir, "eu", "ap")
-		p, _ := h.meshPlan(ctx, smaller)
-		want := []string{"- member/ap/mesh/remote-secret/us", "- member/eu/mesh/remote-secret/us"}
-		if got := stepAddrs(p); strings.Join(got, ",") != strings.Join(want, ",") {
-			t.Fatalf("planned %v, want %v", got, want)
-		}
-		h.apply(ctx, smaller)
-		for _, m := range []string{"eu", "ap"} {
-			cs := kubernetes.NewForConfigOrDie(cls[m].RESTConfig())
-			if _, err := cs.CoreV1().Secrets(planner.MeshNamespace).Get(ctx, RemoteSecretName("us"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-				t.Errorf("%s still holds us's remote secret: %v", m, err)
+		for _, in := range []string{"eu", "ap"} {
+			if _, err := h.driver.Apply(ctx, remoteSecretDeleteStep(in, "us")); err != nil {
+				t.Fatal(err)
+			}
+			cs := kubernetes.NewForConfigOrDie(cls[in].RESTConfig())
+			if _, err := cs.CoreV1().Secrets(MeshNamespace).Get(ctx, RemoteSecretName("us"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				t.Errorf("%s still holds us's remote secret: %v", in, err)
 			}
 		}
-		if p, _ := h.meshPlan(ctx, smaller); len(p.Steps) != 0 {
-			t.Errorf("after removal planned %v", stepAddrs(p))
-		}
-		// The member that left loses its mesh (here through the old fleet, which still reaches it).
-		if err := h.driver.Teardown(ctx, f, "us"); err != nil {
-			t.Fatal(err)
+		checkMesh(t, h.observe(ctx, t, smaller), labMembers(cls, "eu", "ap"))
+		// The member that left loses its mesh; the driver still reaches it (its Access was
+		// made for the fleet it was in).
+		for range 2 { // the second time finds nothing to do
+			if _, err := h.driver.Apply(ctx, teardownStep("us")); err != nil {
+				t.Fatal(err)
+			}
 		}
 		cs := kubernetes.NewForConfigOrDie(cls["us"].RESTConfig())
-		if _, err := cs.CoreV1().Namespaces().Get(ctx, planner.MeshNamespace, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		if _, err := cs.CoreV1().Namespaces().Get(ctx, MeshNamespace, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("istio-system still in us: %v", err)
 		}
-		if _, err := cs.RbacV1().ClusterRoleBindings().Get(ctx, "istio-reader-clusterrole-"+planner.MeshNamespace, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		if _, err := cs.RbacV1().ClusterRoleBindings().Get(ctx, "istio-reader-clusterrole-"+MeshNamespace, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("reader binding still in us: %v", err)
+		}
+		lh.mu.Lock()
+		left := len(lh.releases["us"])
+		lh.mu.Unlock()
+		if left != 0 {
+			t.Errorf("%d releases left in us", left)
 		}
 	})
 }

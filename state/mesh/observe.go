@@ -13,7 +13,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state/kube"
 )
@@ -68,13 +67,13 @@ func (o Observer) Observe(ctx context.Context, f *spec.Fleet, w *world.World) er
 
 // member observes one cluster; nil when it has no istio-system at all and is not a member.
 func (o Observer) member(ctx context.Context, f *spec.Fleet, name string) (*world.MeshMember, error) {
-	c, err := connect(o.Access, o.WrapTransport, f, name)
+	c, err := connect(o.Access.For(f), o.WrapTransport, name)
 	if err != nil {
 		return nil, nil // no kubeconfig: nothing to observe
 	}
 	cs := c.kube
 	mm := &world.MeshMember{}
-	ns, err := cs.CoreV1().Namespaces().Get(ctx, planner.MeshNamespace, metav1.GetOptions{})
+	ns, err := cs.CoreV1().Namespaces().Get(ctx, MeshNamespace, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 		if _, member := f.Member(name); !member {
@@ -87,7 +86,7 @@ func (o Observer) member(ctx context.Context, f *spec.Fleet, name string) (*worl
 	mm.Namespace = true
 	mm.NetworkLabel = ns.Labels[NetworkLabel]
 
-	secrets, err := cs.CoreV1().Secrets(planner.MeshNamespace).List(ctx, metav1.ListOptions{})
+	secrets, err := cs.CoreV1().Secrets(MeshNamespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("mesh: cluster %s: %w", name, err)
 	}
@@ -111,12 +110,12 @@ func (o Observer) member(ctx context.Context, f *spec.Fleet, name string) (*worl
 			mm.RemoteSecrets[peer] = s.Annotations[FingerprintAnnot]
 		}
 	}
-	gw, err := getGateway(ctx, c.dyn)
+	gw, err := getGateway(ctx, c.dyn, MeshNamespace, GatewayName)
 	if err != nil {
 		return nil, fmt.Errorf("mesh: cluster %s: gateway: %w", name, err)
 	}
 	mm.Gateway = gw != nil && gatewayMatches(gw)
-	if mm.InjectorReady, err = injectorReady(ctx, cs); err != nil {
+	if mm.InjectorReady, err = injectorReady(ctx, cs, MeshNamespace); err != nil {
 		return nil, fmt.Errorf("mesh: cluster %s: %w", name, err)
 	}
 	return mm, nil

@@ -2,13 +2,13 @@ package mesh
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"errors"
 	"testing"
 	"time"
 
 	"github.com/reconcile-dev/reconcile/state/world"
 
-	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state/kube"
 )
@@ -47,21 +47,22 @@ func TestRootCA(t *testing.T) {
 	store := &memFiles{}
 	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	d := New(Config{Access: kube.Access{Store: store}, Store: store, Now: func() time.Time { return now }})
+	step := rootCAStep(KeyECDSAP256, 0) // no validity: ten years
 	obs := Observer{Access: kube.Access{Store: store}, Store: store}
 
 	var w world.World
 	if err := obs.Observe(ctx, f, &w); err != nil || w.RootCA != nil || w.RootCALost {
 		t.Fatalf("empty store: %+v %v %v", w.RootCA, w.RootCALost, err)
 	}
-	if err := d.EnsureRootCA(ctx, f); err != nil {
+	if _, err := d.Apply(ctx, step); err != nil {
 		t.Fatal(err)
 	}
 	first, _ := store.ReadFile(RootCertFile)
-	if err := d.EnsureRootCA(ctx, f); err != nil {
+	if _, err := d.Apply(ctx, step); err != nil {
 		t.Fatal(err)
 	}
 	if again, _ := store.ReadFile(RootCertFile); string(again) != string(first) {
-		t.Fatal("a second EnsureRootCA replaced the root")
+		t.Fatal("a second root-ca step replaced the root")
 	}
 	w = world.World{}
 	if err := obs.Observe(ctx, f, &w); err != nil || w.RootCA == nil {
@@ -78,13 +79,31 @@ func TestRootCA(t *testing.T) {
 	if err := obs.Observe(ctx, f, &w); err != nil || !w.RootCALost || w.RootCA != nil {
 		t.Fatalf("key gone: lost %v root %+v %v", w.RootCALost, w.RootCA, err)
 	}
-	if err := d.EnsureRootCA(ctx, f); !errors.Is(err, ErrRootLost) {
-		t.Errorf("EnsureRootCA with the key gone: %v, want ErrRootLost", err)
+	if _, err := d.Apply(ctx, step); !errors.Is(err, ErrRootLost) {
+		t.Errorf("root-ca step with the key gone: %v, want ErrRootLost", err)
 	}
 	if store.Exists(RootKeyFile) {
 		t.Error("a new root key was written over a lost root")
 	}
-	if _, err := planner.Compute(f, &w, planner.Options{}); !errors.Is(err, planner.ErrRootCALost) {
-		t.Errorf("planner: %v", err)
+}
+
+// TestRootCAFromPayload: key type and validity come from the step, not from a fleet.
+func TestRootCAFromPayload(t *testing.T) {
+	t.Parallel()
+	store := &memFiles{}
+	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	d := New(Config{Access: kube.Access{Store: store}, Store: store, Now: func() time.Time { return now }})
+	if _, err := d.Apply(context.Background(), rootCAStep(KeyECDSAP256, 48*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	root, err := LoadRoot(store)
+	if err != nil || root == nil {
+		t.Fatalf("root: %v", err)
+	}
+	if !root.Cert.NotAfter.Equal(now.Add(48 * time.Hour)) {
+		t.Errorf("notAfter %v, want 48h from now", root.Cert.NotAfter)
+	}
+	if _, ok := root.Key.(*ecdsa.PrivateKey); !ok {
+		t.Errorf("key %T, want ECDSA", root.Key)
 	}
 }

@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
@@ -17,8 +19,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"github.com/reconcile-dev/reconcile/planner"
-	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/state"
 	"github.com/reconcile-dev/reconcile/state/world"
 )
@@ -39,67 +40,66 @@ func ReaderTokenFingerprint(s *corev1.Secret) string {
 // RemoteSecretName is the name of the remote secret that lets other members watch member.
 func RemoteSecretName(member string) string { return RemoteSecretPrefix + member }
 
-// EnsureReaderToken creates the service-account-token Secret of istio-reader-service-account
-// (the base chart creates the account) and waits until the token controller filled it.
-func (d *Driver) EnsureReaderToken(ctx context.Context, f *spec.Fleet, member string) error {
-	c, err := d.connect(f, member)
+// readerToken creates the service-account-token Secret of the payload's service account (the
+// base chart creates the account) and waits until the token controller filled it.
+func (d *Driver) readerToken(ctx context.Context, s plan.Step) error {
+	p := s.Payload.ReaderToken
+	if p == nil {
+		return noPayload(s)
+	}
+	if p.ServiceAccount == "" || p.Secret == "" {
+		return fmt.Errorf("%s: the reader-token payload names no service account or secret", s.Address)
+	}
+	member, ns := s.Cluster, namespaceOr(p.Namespace)
+	c, err := d.connect(member)
 	if err != nil {
 		return err
 	}
-	secrets := c.kube.CoreV1().Secrets(planner.MeshNamespace)
-	s, err := secrets.Get(ctx, ReaderTokenSecret, metav1.GetOptions{})
+	secrets := c.kube.CoreV1().Secrets(ns)
+	sec, err := secrets.Get(ctx, p.Secret, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		s = nil
+		sec = nil
 	case err != nil:
 		return fmt.Errorf("cluster %s: %w", member, err)
 	}
-	if s != nil && ReaderTokenFingerprint(s) != "" {
+	if sec != nil && ReaderTokenFingerprint(sec) != "" {
 		return nil
 	}
-	if s != nil && (s.Type != corev1.SecretTypeServiceAccountToken || s.Annotations[corev1.ServiceAccountNameKey] != ReaderServiceAcct) {
+	if sec != nil && (sec.Type != corev1.SecretTypeServiceAccountToken || sec.Annotations[corev1.ServiceAccountNameKey] != p.ServiceAccount) {
 		// The type cannot change in place.
-		if err := secrets.Delete(ctx, ReaderTokenSecret, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("cluster %s: replace %s: %w", member, ReaderTokenSecret, err)
+		if err := secrets.Delete(ctx, p.Secret, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("cluster %s: replace %s: %w", member, p.Secret, err)
 		}
-		s = nil
+		sec = nil
 	}
-	if s == nil {
+	if sec == nil {
 		// Without its account the token controller would delete the secret again.
-		if _, err := c.kube.CoreV1().ServiceAccounts(planner.MeshNamespace).Get(ctx, ReaderServiceAcct, metav1.GetOptions{}); err != nil {
+		if _, err := c.kube.CoreV1().ServiceAccounts(ns).Get(ctx, p.ServiceAccount, metav1.GetOptions{}); err != nil {
 			if apierrors.IsNotFound(err) {
-				return state.Transient(fmt.Errorf("cluster %s: no service account %s/%s yet (the Istio base chart creates it)", member, planner.MeshNamespace, ReaderServiceAcct), 5*time.Second)
+				return state.Transient(fmt.Errorf("cluster %s: no service account %s/%s yet (the Istio base chart creates it)", member, ns, p.ServiceAccount), 5*time.Second)
 			}
 			return fmt.Errorf("cluster %s: %w", member, err)
 		}
-		apply := corev1ac.Secret(ReaderTokenSecret, planner.MeshNamespace).
+		apply := corev1ac.Secret(p.Secret, ns).
 			WithType(corev1.SecretTypeServiceAccountToken).
 			WithLabels(map[string]string{ManagedByLabel: ManagedBy}).
-			WithAnnotations(map[string]string{corev1.ServiceAccountNameKey: ReaderServiceAcct})
+			WithAnnotations(map[string]string{corev1.ServiceAccountNameKey: p.ServiceAccount})
 		if _, err := secrets.Apply(ctx, apply, applyOpts()); err != nil {
-			return fmt.Errorf("cluster %s: secret %s: %w", member, ReaderTokenSecret, err)
+			return fmt.Errorf("cluster %s: secret %s: %w", member, p.Secret, err)
 		}
 	}
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, d.timeout(f), true, func(ctx context.Context) (bool, error) {
-		s, err := secrets.Get(ctx, ReaderTokenSecret, metav1.GetOptions{})
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, d.cfg.Timeout, true, func(ctx context.Context) (bool, error) {
+		sec, err := secrets.Get(ctx, p.Secret, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return false, nil
 		}
-		return err == nil && ReaderTokenFingerprint(s) != "", err
+		return err == nil && ReaderTokenFingerprint(sec) != "", err
 	})
 	if err != nil {
 		return state.Transient(fmt.Errorf("cluster %s: reader token not filled: %w", member, err), 0)
 	}
 	return nil
-}
-
-// endpoint is the API URL other members reach member's API at: the member's apiEndpoint
-// override, else its kubeconfig's server (as the planner reads it from the world).
-func (d *Driver) endpoint(f *spec.Fleet, member string, c *clients) string {
-	if m, ok := f.Member(member); ok && m.APIEndpoint != "" {
-		return m.APIEndpoint
-	}
-	return c.rest.Host
 }
 
 // RemoteKubeconfig is the kubeconfig of a remote secret: cluster, context and user all named
@@ -113,18 +113,50 @@ func RemoteKubeconfig(member, endpoint string, caPEM, token []byte) ([]byte, err
 	return clientcmd.Write(*cfg)
 }
 
-// EnsureRemoteSecret writes istio-remote-secret-<from> into member in: a kubeconfig for
-// from's istio-reader token (never an admin credential), labelled for istiod's secret
-// controller and annotated with its fingerprint.
-func (d *Driver) EnsureRemoteSecret(ctx context.Context, f *spec.Fleet, in, from string) error {
-	if in == from {
-		return fmt.Errorf("a member does not get a remote secret for itself (%s)", in)
+// remoteSecret writes (create, update) or removes (delete) istio-remote-secret-<Peer> in the
+// step's cluster.
+func (d *Driver) remoteSecret(ctx context.Context, s plan.Step) error {
+	if s.Peer == "" {
+		return fmt.Errorf("%s: a remote-secret step names no peer", s.Address)
 	}
-	src, err := d.connect(f, from)
+	if s.Peer == s.Cluster {
+		return fmt.Errorf("a member does not get a remote secret for itself (%s)", s.Cluster)
+	}
+	p := s.Payload.RemoteSecret
+	switch s.Action {
+	case plan.Delete:
+		ns := MeshNamespace
+		if p != nil && p.Namespace != "" {
+			ns = p.Namespace
+		}
+		c, err := d.connect(s.Cluster)
+		if err != nil {
+			return err
+		}
+		return deleteSecret(ctx, c.kube, s.Cluster, ns, RemoteSecretName(s.Peer), d.cfg.Timeout)
+	case plan.Create, plan.Update:
+	default:
+		return unsupported(s)
+	}
+	if p == nil {
+		return noPayload(s)
+	}
+	if p.Endpoint.From != nil || p.Endpoint.Value == "" {
+		return fmt.Errorf("%s: the remote secret's endpoint is not known (reference %v unresolved)", s.Address, p.Endpoint.From)
+	}
+	return d.writeRemoteSecret(ctx, s.Cluster, s.Peer, namespaceOr(p.Namespace), p.Endpoint.Value)
+}
+
+// writeRemoteSecret writes istio-remote-secret-<from> into namespace ns of member in: a
+// kubeconfig for from's istio-reader token (read now from from's ns, never an admin
+// credential) at endpoint, labelled for istiod's secret controller and annotated with its
+// fingerprint. It writes nothing when the secret is already so.
+func (d *Driver) writeRemoteSecret(ctx context.Context, in, from, ns, endpoint string) error {
+	src, err := d.connect(from)
 	if err != nil {
 		return err
 	}
-	tok, err := src.kube.CoreV1().Secrets(planner.MeshNamespace).Get(ctx, ReaderTokenSecret, metav1.GetOptions{})
+	tok, err := src.kube.CoreV1().Secrets(ns).Get(ctx, ReaderTokenSecret, metav1.GetOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("cluster %s: %w", from, err)
 	}
@@ -132,18 +164,17 @@ func (d *Driver) EnsureRemoteSecret(ctx context.Context, f *spec.Fleet, in, from
 	if tokenFP == "" {
 		return state.Transient(fmt.Errorf("cluster %s: the istio-reader token is not there or not filled", from), 5*time.Second)
 	}
-	endpoint := d.endpoint(f, from, src)
 	kubeconfig, err := RemoteKubeconfig(from, endpoint, tok.Data[corev1.ServiceAccountRootCAKey], tok.Data[corev1.ServiceAccountTokenKey])
 	if err != nil {
 		return err
 	}
 	fp := world.RemoteSecretFingerprint(endpoint, tokenFP)
 
-	dst, err := d.connect(f, in)
+	dst, err := d.connect(in)
 	if err != nil {
 		return err
 	}
-	secrets := dst.kube.CoreV1().Secrets(planner.MeshNamespace)
+	secrets := dst.kube.CoreV1().Secrets(ns)
 	name := RemoteSecretName(from)
 	have, err := secrets.Get(ctx, name, metav1.GetOptions{})
 	switch {
@@ -156,7 +187,7 @@ func (d *Driver) EnsureRemoteSecret(ctx context.Context, f *spec.Fleet, in, from
 		have.Labels[MultiClusterLabel] == "true" && bytes.Equal(have.Data[from], kubeconfig) {
 		return nil
 	}
-	apply := corev1ac.Secret(name, planner.MeshNamespace).
+	apply := corev1ac.Secret(name, ns).
 		WithType(corev1.SecretTypeOpaque).
 		WithLabels(map[string]string{MultiClusterLabel: "true", ManagedByLabel: ManagedBy}).
 		WithAnnotations(map[string]string{ClusterAnnotation: from, FingerprintAnnot: fp}).
@@ -168,18 +199,9 @@ func (d *Driver) EnsureRemoteSecret(ctx context.Context, f *spec.Fleet, in, from
 	return nil
 }
 
-// DeleteRemoteSecret removes istio-remote-secret-<from> from member in, confirmed gone.
-func (d *Driver) DeleteRemoteSecret(ctx context.Context, f *spec.Fleet, in, from string) error {
-	c, err := d.connect(f, in)
-	if err != nil {
-		return err
-	}
-	return deleteSecret(ctx, c.kube, in, RemoteSecretName(from), d.timeout(f))
-}
-
-// deleteSecret deletes a secret of istio-system and waits until it is gone.
-func deleteSecret(ctx context.Context, cs kubernetes.Interface, cluster, name string, timeout time.Duration) error {
-	secrets := cs.CoreV1().Secrets(planner.MeshNamespace)
+// deleteSecret deletes a secret of namespace ns and waits until it is gone.
+func deleteSecret(ctx context.Context, cs kubernetes.Interface, cluster, ns, name string, timeout time.Duration) error {
+	secrets := cs.CoreV1().Secrets(ns)
 	err := secrets.Delete(ctx, name, metav1.DeleteOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
@@ -200,56 +222,65 @@ func deleteSecret(ctx context.Context, cs kubernetes.Interface, cluster, name st
 	return nil
 }
 
-// Teardown takes the mesh out of a member that left the fleet. Its remote secrets, reader
-// token, cacerts and Gateway go, then the three mesh releases are uninstalled and the
-// istio-system namespace is deleted, confirmed gone. The releases go too because an istiod
-// left without its cacerts and peers would fall back to a self-signed CA: a half-mesh
-// nobody manages. The other members' secrets for it are separate DeleteRemoteSecret steps.
-func (d *Driver) Teardown(ctx context.Context, f *spec.Fleet, member string) error {
-	c, err := d.connect(f, member)
+// teardown takes the mesh out of a member that left the fleet. Its secrets written by
+// reconcile (remote secrets, reader token, cacerts) and the Gateway go, then the payload's
+// releases are uninstalled in order and the namespace is deleted, confirmed gone. The
+// releases go too because an istiod left without its cacerts and peers would fall back to a
+// self-signed CA: a half-mesh nobody manages. The other members' secrets for it are separate
+// remote-secret delete steps.
+func (d *Driver) teardown(ctx context.Context, s plan.Step) error {
+	p := s.Payload.Teardown
+	if p == nil {
+		return noPayload(s)
+	}
+	member, ns := s.Cluster, namespaceOr(p.Namespace)
+	if len(p.Releases) > 0 && d.cfg.Helm == nil {
+		return errors.New("mesh: no Helm client configured")
+	}
+	c, err := d.connect(member)
 	if err != nil {
 		return err
 	}
-	timeout := d.timeout(f)
-	secrets, err := c.kube.CoreV1().Secrets(planner.MeshNamespace).List(ctx, metav1.ListOptions{LabelSelector: ManagedByLabel + "=" + ManagedBy})
+	timeout := d.cfg.Timeout
+	secrets, err := c.kube.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{LabelSelector: ManagedByLabel + "=" + ManagedBy})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("cluster %s: %w", member, err)
 	}
 	if secrets != nil {
-		for _, s := range secrets.Items {
-			if err := deleteSecret(ctx, c.kube, member, s.Name, timeout); err != nil {
+		for _, sec := range secrets.Items {
+			if err := deleteSecret(ctx, c.kube, member, ns, sec.Name, timeout); err != nil {
 				return err
 			}
 		}
 	}
-	err = c.dyn.Resource(GatewayResource).Namespace(planner.MeshNamespace).Delete(ctx, GatewayName, metav1.DeleteOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
+	err = c.dyn.Resource(GatewayResource).Namespace(ns).Delete(ctx, GatewayName, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) && !meta.IsNoMatchError(err) {
 		return fmt.Errorf("cluster %s: delete gateway: %w", member, err)
 	}
-	if d.cfg.Helm != nil {
+	if len(p.Releases) > 0 {
 		h, err := d.cfg.Helm(c.rest)
 		if err != nil {
 			return fmt.Errorf("cluster %s: helm: %w", member, err)
 		}
-		for _, comp := range []string{planner.ComponentEastWest, planner.ComponentIstiod, planner.ComponentBase} {
-			if err := h.Uninstall(ctx, planner.MeshReleaseName(comp), planner.MeshNamespace); err != nil {
-				return fmt.Errorf("cluster %s: uninstall %s: %w", member, planner.MeshReleaseName(comp), err)
+		for _, rel := range p.Releases {
+			if err := h.Uninstall(ctx, rel, ns); err != nil {
+				return fmt.Errorf("cluster %s: uninstall %s: %w", member, rel, err)
 			}
 		}
 	}
 	nss := c.kube.CoreV1().Namespaces()
-	if err := nss.Delete(ctx, planner.MeshNamespace, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("cluster %s: delete namespace %s: %w", member, planner.MeshNamespace, err)
+	if err := nss.Delete(ctx, ns, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("cluster %s: delete namespace %s: %w", member, ns, err)
 	}
 	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		_, err := nss.Get(ctx, planner.MeshNamespace, metav1.GetOptions{})
+		_, err := nss.Get(ctx, ns, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return true, nil
 		}
 		return false, err
 	})
 	if err != nil {
-		return state.Transient(fmt.Errorf("cluster %s: namespace %s not gone: %w", member, planner.MeshNamespace, err), 0)
+		return state.Transient(fmt.Errorf("cluster %s: namespace %s not gone: %w", member, ns, err), 0)
 	}
 	d.cfg.Log.Info("mesh torn down", "cluster", member)
 	return nil
