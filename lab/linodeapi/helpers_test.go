@@ -25,12 +25,16 @@ type testBackend struct {
 	nodeIPs       []string
 	provisioned   []ClusterInfo
 	deprovisioned []int
+	entered       int // Provision calls made (counted before the gate)
 	cancelled     int // Provision calls that ended by context
 	failFirst     int // Provision calls that fail before one succeeds
 	calls         int
 }
 
 func (b *testBackend) Provision(ctx context.Context, c ClusterInfo) (Provisioned, error) {
+	b.mu.Lock()
+	b.entered++
+	b.mu.Unlock()
 	if b.gate != nil {
 		select {
 		case <-b.gate:
@@ -59,6 +63,12 @@ func (b *testBackend) Deprovision(_ context.Context, id int) error {
 	defer b.mu.Unlock()
 	b.deprovisioned = append(b.deprovisioned, id)
 	return nil
+}
+
+func (b *testBackend) enteredCalls() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.entered
 }
 
 func (b *testBackend) deprovisionedIDs() []int {

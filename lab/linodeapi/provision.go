@@ -80,12 +80,17 @@ func (s *Server) provision(ctx context.Context, c *cluster, info ClusterInfo) {
 }
 
 // stopProvisionLocked cancels a deleted cluster's provisioning and, once that has
-// returned, deprovisions it through the Backend in the background.
+// returned, deprovisions it through the Backend in the background. Once the server
+// is closed, Close deprovisions it instead: a second Deprovision is avoided, and so
+// is a wg.Add racing Close's wg.Wait.
 func (s *Server) stopProvisionLocked(c *cluster) {
 	if c.cancel == nil {
 		return
 	}
 	c.cancel()
+	if s.closed {
+		return
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

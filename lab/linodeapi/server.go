@@ -13,6 +13,7 @@ import (
 	"math"
 	"math/rand"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -179,10 +180,9 @@ func (s *Server) Close() {
 	}
 	s.closed = true
 	s.cancel()
-	s.mu.Unlock()
-	s.wg.Wait()
-
-	s.mu.Lock()
+	// provisionStarted is final now: provision sets it under mu only while its
+	// context, a child of s.ctx, is not cancelled. A cluster deleted from here on is
+	// still deprovisioned here, once (stopProvisionLocked leaves it to Close).
 	var ids []int
 	for id, c := range s.clusters {
 		if c.provisionStarted {
@@ -190,6 +190,9 @@ func (s *Server) Close() {
 		}
 	}
 	s.mu.Unlock()
+	s.wg.Wait() // provisioning returned; deprovisions of clusters deleted before Close done
+	slices.Sort(ids)
+
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, id := range ids {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -324,6 +325,9 @@ func TestCloseDeprovisions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Provisioning runs in the background: Close must come once it is blocked in the
+	// backend, or there is nothing to cancel or deprovision (TestCloseBeforeProvisioning).
+	waitFor(t, 5*time.Second, "the provisioning to reach the backend", func() bool { return b.enteredCalls() == 1 })
 	done := make(chan struct{})
 	go func() { s.Close(); close(done) }()
 	select {
@@ -339,6 +343,59 @@ func TestCloseDeprovisions(t *testing.T) {
 	}
 	if ids := b.deprovisionedIDs(); len(ids) != 1 || ids[0] != cl.ID {
 		t.Errorf("deprovisioned %v, want [%d]", ids, cl.ID)
+	}
+}
+
+// TestCloseBeforeProvisioning: a cluster whose provisioning delay has not passed is
+// never handed to the backend, neither to Provision nor to Deprovision.
+func TestCloseBeforeProvisioning(t *testing.T) {
+	t.Parallel()
+	b := &testBackend{}
+	s := New(Options{Token: testToken, Backend: b, ProvisionDelay: time.Hour})
+	c := newClient(httpServer(t, s), testToken)
+	if _, err := c.CreateLKECluster(context.Background(), createOpts("early", "us-east", 1)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if n := b.enteredCalls(); n != 0 {
+		t.Errorf("backend saw %d provisions, want 0", n)
+	}
+	if ids := b.deprovisionedIDs(); len(ids) != 0 {
+		t.Errorf("deprovisioned %v, want none", ids)
+	}
+}
+
+// TestDeleteAfterClose: Close deprovisions every provisioned cluster once; deleting
+// one afterwards (the handler keeps answering) does not deprovision it again.
+func TestDeleteAfterClose(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := &testBackend{}
+	s := New(Options{Token: testToken, Backend: b})
+	c := newClient(httpServer(t, s), testToken)
+	var ids []int
+	for _, label := range []string{"one", "two"} {
+		cl, err := c.CreateLKECluster(ctx, createOpts(label, "us-east", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, cl.ID)
+	}
+	waitFor(t, 5*time.Second, "both clusters provisioned", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.provisioned) == 2
+	})
+	s.Close()
+	if got := b.deprovisionedIDs(); !slices.Equal(got, ids) {
+		t.Fatalf("deprovisioned by Close %v, want %v", got, ids)
+	}
+	if err := c.DeleteLKECluster(ctx, ids[0]); err != nil {
+		t.Fatalf("delete after Close: %v", err)
+	}
+	s.wg.Wait() // any background deprovision the delete started has finished
+	if got := b.deprovisionedIDs(); !slices.Equal(got, ids) {
+		t.Errorf("deprovisioned %v after a delete following Close, want %v", got, ids)
 	}
 }
 

@@ -1,12 +1,14 @@
 package weights
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"net"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/reconcile-dev/reconcile/state/world"
 
@@ -15,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/reconcile-dev/reconcile/executor"
 	"github.com/reconcile-dev/reconcile/state"
 )
 
@@ -179,6 +182,7 @@ func TestApplyOrder(t *testing.T) {
 	}
 }
 
+// TestClassify: kube.Classify, plus a kind not served yet (a CRD not established) as transient.
 func TestClassify(t *testing.T) {
 	t.Parallel()
 	gr := schema.GroupResource{Group: "policy.karmada.io", Resource: "propagationpolicies"}
@@ -186,31 +190,32 @@ func TestClassify(t *testing.T) {
 		name      string
 		err       error
 		retryable bool
+		after     time.Duration
 	}{
-		{"conflict", apierrors.NewConflict(gr, "web", errors.New("changed")), true},
-		{"throttled", apierrors.NewTooManyRequests("slow down", 3), true},
-		{"unavailable", apierrors.NewServiceUnavailable("starting"), true},
-		{"kind not served yet", &meta.NoKindMatchError{GroupKind: schema.GroupKind{Group: "policy.karmada.io", Kind: "PropagationPolicy"}}, true},
-		{"network", fmt.Errorf("apply: %w", &net.OpError{Op: "dial", Err: errors.New("connection refused")}), true},
-		{"invalid", apierrors.NewBadRequest("bad"), false},
-		{"forbidden", apierrors.NewForbidden(gr, "web", errors.New("no")), false},
-		{"plain", errors.New("workload x is not in the fleet"), false},
+		{"conflict", apierrors.NewConflict(gr, "web", errors.New("changed")), true, 0},
+		{"throttled", apierrors.NewTooManyRequests("slow down", 3), true, 3 * time.Second},
+		{"unavailable", apierrors.NewServiceUnavailable("starting"), true, 0},
+		{"kind not served yet", &meta.NoKindMatchError{GroupKind: schema.GroupKind{Group: "policy.karmada.io", Kind: "PropagationPolicy"}}, true, 0},
+		{"network", fmt.Errorf("apply: %w", &net.OpError{Op: "dial", Err: errors.New("connection refused")}), true, 0},
+		{"CRD not established in time", fmt.Errorf("CRD x not established within 1s: %w", context.DeadlineExceeded), true, 0},
+		{"invalid", apierrors.NewBadRequest("bad"), false, 0},
+		{"forbidden", apierrors.NewForbidden(gr, "web", errors.New("no")), false, 0},
+		{"not found", apierrors.NewNotFound(gr, "web"), false, 0},
+		{"plain", errors.New("workload x is not in the fleet"), false, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			err := classify(tt.err)
-			var tr *state.TransientError
-			if got := errors.As(err, &tr); got != tt.retryable {
-				t.Errorf("retryable = %t, want %t (%v)", got, tt.retryable, err)
+			if retry, after := executor.Retryable(err); retry != tt.retryable || after != tt.after {
+				t.Errorf("executor.Retryable = %t, %s; want %t, %s (%v)", retry, after, tt.retryable, tt.after, err)
 			}
 			if !errors.Is(err, tt.err) {
 				t.Errorf("classify lost the cause: %v", err)
 			}
 		})
 	}
-	var tr *state.TransientError
-	if err := classify(apierrors.NewTooManyRequests("slow down", 3)); !errors.As(err, &tr) || tr.After.Seconds() != 3 {
-		t.Errorf("Retry-After not kept: %v", err)
+	if classify(nil) != nil {
+		t.Error("classify(nil) != nil")
 	}
 }

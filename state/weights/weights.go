@@ -4,15 +4,11 @@
 package weights
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
@@ -133,31 +129,11 @@ func findWorkload(f *spec.Fleet, name string) (*spec.Workload, error) {
 	return nil, fmt.Errorf("workload %s is not in the fleet", name)
 }
 
-// classify marks errors worth retrying (the API not answering, throttling, conflicts, a kind
-// not served yet) as transient; everything else (bad objects, forbidden) is terminal.
+// classify marks errors worth retrying as transient and Kubernetes API answers that are not
+// as terminal (kube.Classify); a kind not served yet (a CRD not established) is transient too.
 func classify(err error) error {
-	if err == nil {
-		return nil
-	}
-	switch {
-	case apierrors.IsConflict(err), apierrors.IsServerTimeout(err), apierrors.IsTimeout(err),
-		apierrors.IsTooManyRequests(err), apierrors.IsServiceUnavailable(err),
-		apierrors.IsInternalError(err), apierrors.IsUnexpectedServerError(err):
-		var after time.Duration
-		if s, ok := apierrors.SuggestsClientDelay(err); ok {
-			after = time.Duration(s) * time.Second
-		}
-		return state.Transient(err, after)
-	case meta.IsNoMatchError(err):
-		return state.Transient(err, 0) // a CRD not established yet
-	}
-	var status apierrors.APIStatus
-	if errors.As(err, &status) {
-		return err
-	}
-	var ne net.Error
-	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
+	if meta.IsNoMatchError(err) {
 		return state.Transient(err, 0)
 	}
-	return err
+	return kube.Classify(err)
 }
