@@ -132,10 +132,7 @@ func New(cfg Config) *Driver {
 }
 
 // classify is the one place errors of Apply pass through, to be marked retryable or not.
-func classify(err error) error {
-	// TODO(lead): kube.Classify
-	return err
-}
+func classify(err error) error { return kube.Classify(err) }
 
 // Apply applies one mesh step, exactly as its payload says. Called when the world already
 // matches, it writes nothing. Mesh steps have no outputs.
