@@ -52,6 +52,9 @@ func (d *Driver) Apply(ctx context.Context, s plan.Step) (plan.Outputs, error) {
 		if s.Action != plan.Create && s.Action != plan.Update {
 			break
 		}
+		if name == "" {
+			return nil, fmt.Errorf("linode: step %s names no cluster", s.Address)
+		}
 		var copyTo string
 		if s.Payload.Kubeconfig != nil {
 			copyTo = s.Payload.Kubeconfig.CopyTo

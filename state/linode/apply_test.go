@@ -247,6 +247,8 @@ func TestApplyRejectsStepsItDoesNotKnow(t *testing.T) {
 		clusterStep("mgr", plan.Replace, plan.ClusterChange{LinodeID: 1}),
 		{Address: "y", Kind: plan.KindJoin, Action: plan.Create, Cluster: "mgr"},
 		updateStep("mgr", 0, plan.ClusterChange{}),
+		{Address: "z", Kind: plan.KindKubeconfig, Action: plan.Create},
+		{Address: "kubeconfig/mgr", Kind: plan.KindKubeconfig, Action: plan.Delete, Cluster: "mgr"},
 	}
 	for _, s := range steps {
 		if err := apply(context.Background(), d, s); err == nil {
