@@ -106,6 +106,12 @@ type ClusterChange struct {
 	CreatePools []Pool       `json:"createPools,omitempty"`
 	UpdatePools []PoolUpdate `json:"updatePools,omitempty"`
 	DeletePools []PoolRef    `json:"deletePools,omitempty"`
+	// ExistingPools, for an update, lists every pool the cluster had when the update was
+	// planned. A pool the driver finds that is not among them is taken for one an earlier
+	// attempt of this step created (a retry after a timed-out wait, an answer lost on the
+	// wire): it counts towards CreatePools of its type instead of being created again.
+	// Nil means unknown; the driver then recognises only the pools it created itself.
+	ExistingPools []PoolRef `json:"existingPools,omitempty"`
 }
 
 // Pool is a node pool to create.

@@ -2,6 +2,7 @@ package linode
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -11,84 +12,203 @@ import (
 
 	"github.com/linode/linodego"
 
-	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/state"
 )
 
-// ApplyCluster creates the fleet's cluster called name when the fleet owns none, else
-// changes in place what the API allows: tags, a k8s upgrade (only with allowUpgrade),
-// HA off→on, pool counts, autoscalers and pool tags. A pool whose type changed is
-// replaced: the new pool is created and waited for before the old one is deleted.
+// Apply applies a cluster or kubeconfig step exactly as planned:
 //
-// Pools are matched to the spec by type: the i-th spec pool of type T is the i-th
-// existing pool of type T in ascending pool ID order (the order they were created in).
-// Spec pools left over are created, existing pools left over are deleted last.
-func (d *Driver) ApplyCluster(ctx context.Context, fleet *spec.Fleet, name string) error {
-	sc, ok := specCluster(fleet, name)
-	if !ok {
-		return fmt.Errorf("linode: cluster %s is not in fleet %s", name, fleet.Metadata.Name)
+//   - cluster, create: the LKE cluster with the payload's label, region, version, HA, tags
+//     and pools, unless the fleet already owns a cluster of that name (an earlier attempt
+//     made it; the next pass plans the rest);
+//   - cluster, update: on cluster LinodeID, which must still be the fleet's, exactly the
+//     fields the payload sets, then the pools it creates and, once the pools that stay have
+//     ready nodes, the pools it deletes. Fields that already hold are not written;
+//   - cluster, delete: cluster LinodeID, if still the fleet's, waiting until it is gone;
+//   - kubeconfig: waits for the cluster's kubeconfig and a ready node, stores it (and its
+//     copy), and outputs the cluster's API endpoint.
+//
+// Errors are classified (transient or terminal) as the executor expects.
+func (d *Driver) Apply(ctx context.Context, s plan.Step) (plan.Outputs, error) {
+	name := s.Cluster
+	switch s.Kind {
+	case plan.KindCluster:
+		c := s.Payload.Cluster
+		if c == nil {
+			return nil, fmt.Errorf("linode: step %s has no cluster payload", s.Address)
+		}
+		if name == "" {
+			name = c.Label
+		}
+		switch s.Action {
+		case plan.Create:
+			return nil, d.create(ctx, name, c)
+		case plan.Update:
+			return nil, d.update(ctx, s.Address, name, c)
+		case plan.Delete:
+			return nil, d.delete(ctx, name, c.LinodeID)
+		}
+	case plan.KindKubeconfig:
+		if s.Action != plan.Create && s.Action != plan.Update {
+			break
+		}
+		if name == "" {
+			return nil, fmt.Errorf("linode: step %s names no cluster", s.Address)
+		}
+		var copyTo string
+		if s.Payload.Kubeconfig != nil {
+			copyTo = s.Payload.Kubeconfig.CopyTo
+		}
+		endpoint, err := d.storeKubeconfig(ctx, name, copyTo)
+		if err != nil {
+			return nil, err
+		}
+		return plan.Outputs{plan.OutputAPIEndpoint: endpoint}, nil
+	default:
+		return nil, fmt.Errorf("linode: step %s: kind %q is not the clusters driver's", s.Address, s.Kind)
 	}
-	if !sc.IsLKE() {
-		return fmt.Errorf("linode: cluster %s is given by kubeconfig, not an LKE cluster", name)
-	}
-	// Re-observe by tag right before deciding: a crash after a create and before any
-	// state was written must find that cluster, not make a second one.
-	cur, err := d.findOwned(ctx, fleet.Metadata.Name, name)
+	return nil, fmt.Errorf("linode: step %s: action %q is not supported for %s steps", s.Address, s.Action, s.Kind)
+}
+
+// create makes the fleet's cluster name as the payload describes it.
+func (d *Driver) create(ctx context.Context, name string, c *plan.ClusterChange) error {
+	fleet := d.cfg.Fleet
+	// Re-observe by tag right before creating: a crash after a create and before any state
+	// was written must find that cluster, not make a second one.
+	cur, err := d.findOwned(ctx, fleet, name)
 	if err != nil {
 		return err
 	}
-	if cur == nil {
-		return d.create(ctx, fleet.Metadata.Name, name, sc)
+	if cur != nil {
+		d.log.Info("LKE cluster already exists (an earlier attempt created it); not creating another, the next pass plans the rest",
+			"cluster", name, "linodeID", cur.ID)
+		return nil
 	}
-	return d.update(ctx, fleet.Metadata.Name, name, sc, cur)
-}
-
-func (d *Driver) create(ctx context.Context, fleet, name string, sc *spec.Cluster) error {
-	if err := d.checkLabelFree(ctx, fleet, name); err != nil {
+	label := c.Label
+	if label == "" {
+		label = name
+	}
+	if err := d.checkLabelFree(ctx, fleet, label); err != nil {
 		return err
 	}
-	if len(sc.Pools) == 0 {
-		return fmt.Errorf("linode: create cluster %s: no node pools in the spec", name)
+	if len(c.CreatePools) == 0 {
+		return fmt.Errorf("linode: create cluster %s: the step creates no node pools", name)
 	}
-	ha := sc.HighAvailability
+	var tags []string
+	if c.Tags != nil {
+		tags = *c.Tags
+	}
+	ha := c.HighAvailability
 	opts := linodego.LKEClusterCreateOptions{
-		Label:        name,
-		Region:       sc.Region,
-		K8sVersion:   sc.K8sVersion,
-		Tags:         desiredTags(fleet, name, sc.Tags),
+		Label:        label,
+		Region:       c.Region,
+		K8sVersion:   c.K8sVersion,
+		Tags:         desiredTags(fleet, name, tags),
 		ControlPlane: &linodego.LKEClusterControlPlaneOptions{HighAvailability: &ha},
 	}
-	for _, p := range sc.Pools {
+	for _, p := range c.CreatePools {
 		opts.NodePools = append(opts.NodePools, poolCreateOptions(p))
 	}
-	d.log.Info("creating LKE cluster", "cluster", name, "region", sc.Region, "k8sVersion", sc.K8sVersion, "pools", len(sc.Pools))
-	c, err := d.api.CreateLKECluster(ctx, opts)
+	d.log.Info("creating LKE cluster", "cluster", name, "region", c.Region, "k8sVersion", c.K8sVersion, "pools", len(c.CreatePools))
+	lc, err := d.api.CreateLKECluster(ctx, opts)
 	d.invalidatePools(name)
 	if err != nil {
 		return classify(ctx, "create cluster "+name, err)
 	}
-	d.log.Info("created LKE cluster", "cluster", name, "linodeID", c.ID)
+	d.log.Info("created LKE cluster", "cluster", name, "linodeID", lc.ID)
 	return nil
 }
 
-func poolCreateOptions(p spec.Pool) linodego.LKENodePoolCreateOptions {
+// poolCreateOptions is a pool as the API creates it. A pool with an enabled autoscaler and
+// no count starts at the autoscaler's minimum.
+func poolCreateOptions(p plan.Pool) linodego.LKENodePoolCreateOptions {
 	o := linodego.LKENodePoolCreateOptions{Type: p.Type, Count: p.Count, Tags: sortedSet(p.Tags)}
 	if o.Tags == nil {
 		o.Tags = []string{}
 	}
-	if p.Autoscaler != nil {
-		o.Autoscaler = &linodego.LKENodePoolAutoscaler{Enabled: true, Min: p.Autoscaler.Min, Max: p.Autoscaler.Max}
+	if a := p.Autoscaler; a != nil && a.Enabled {
+		o.Autoscaler = &linodego.LKENodePoolAutoscaler{Enabled: true, Min: a.Min, Max: a.Max}
 		if o.Count == 0 {
-			o.Count = p.Autoscaler.Min
+			o.Count = a.Min
 		}
 	}
 	return o
 }
 
-func (d *Driver) update(ctx context.Context, fleet, name string, sc *spec.Cluster, cur *linodego.LKECluster) error {
-	if sc.Region != "" && sc.Region != cur.Region {
-		return fmt.Errorf("linode: update cluster %s: region is %s, the spec says %s; LKE cannot move a cluster, delete and recreate it", name, cur.Region, sc.Region)
+// ownedByID finds LKE cluster id among the fleet's clusters (one list filtered by the
+// fleet's tag: a cluster without it is never even requested). It is nil when the fleet owns
+// no cluster id: deleted since, or never the fleet's. A cluster of the fleet that is tagged
+// as another fleet cluster than name is refused.
+func (d *Driver) ownedByID(ctx context.Context, name string, id int) (*linodego.LKECluster, error) {
+	if id == 0 {
+		return nil, fmt.Errorf("linode: cluster %s: the step names no LKE cluster (linodeID 0)", name)
 	}
+	owned, err := d.listOwned(ctx, d.cfg.Fleet)
+	if err != nil {
+		return nil, err
+	}
+	for i := range owned {
+		c := &owned[i]
+		if c.ID != id {
+			continue
+		}
+		if other := clusterName(c); other != name {
+			return nil, fmt.Errorf("linode: cluster %s: LKE cluster %d is fleet %s's cluster %s, not %s; refusing to change it",
+				name, id, d.cfg.Fleet, other, name)
+		}
+		return c, nil
+	}
+	return nil, nil
+}
+
+func (d *Driver) update(ctx context.Context, address, name string, c *plan.ClusterChange) error {
+	cur, err := d.ownedByID(ctx, name, c.LinodeID)
+	if err != nil {
+		return err
+	}
+	if cur == nil {
+		return fmt.Errorf("linode: update cluster %s: LKE cluster %d is not a cluster of fleet %s (deleted, or without the tag %s); refusing to change it",
+			name, c.LinodeID, d.cfg.Fleet, FleetTag(d.cfg.Fleet))
+	}
+	if c.Region != "" && c.Region != cur.Region {
+		return fmt.Errorf("linode: update cluster %s: region is %s, the step says %s; LKE cannot move a cluster, delete and recreate it", name, cur.Region, c.Region)
+	}
+	listed, err := d.api.ListLKENodePools(ctx, cur.ID, &linodego.ListOptions{PageSize: listPageSize})
+	if err != nil {
+		return classify(ctx, "list pools of cluster "+name, err)
+	}
+	byID := make(map[int]linodego.LKENodePool, len(listed))
+	for _, p := range listed {
+		byID[p.ID] = p
+	}
+
+	// Everything that can be refused is checked before the first write.
+	for _, u := range c.UpdatePools {
+		have, ok := byID[u.ID]
+		if !ok {
+			return fmt.Errorf("linode: update cluster %s: node pool %d no longer exists; the next plan will see that", name, u.ID)
+		}
+		if u.Type != "" && have.Type != u.Type {
+			return fmt.Errorf("linode: update cluster %s: node pool %d is of type %s, the step says %s", name, u.ID, have.Type, u.Type)
+		}
+	}
+	deleting := make(map[int]bool, len(c.DeletePools))
+	for _, p := range c.DeletePools {
+		deleting[p.ID] = true
+	}
+	create, adopted := d.pendingPools(address, cur.ID, c, listed)
+	if len(c.DeletePools) > 0 {
+		stays := len(create)
+		for _, p := range listed {
+			if !deleting[p.ID] {
+				stays++
+			}
+		}
+		if stays == 0 {
+			return fmt.Errorf("linode: update cluster %s: refusing to delete every node pool", name)
+		}
+	}
+
 	changed := false
 	defer func() {
 		if changed {
@@ -96,32 +216,7 @@ func (d *Driver) update(ctx context.Context, fleet, name string, sc *spec.Cluste
 		}
 	}()
 
-	var up linodego.LKEClusterUpdateOptions
-	var what []string
-	if cur.Label != name {
-		up.Label = name
-		what = append(what, "label")
-	}
-	if want := desiredTags(fleet, name, sc.Tags); !sameSet(want, cur.Tags) {
-		up.Tags = &want
-		what = append(what, "tags")
-	}
-	if sc.K8sVersion != "" && sc.K8sVersion != cur.K8sVersion {
-		if sc.AllowUpgrade {
-			up.K8sVersion = sc.K8sVersion
-			what = append(what, "k8s_version")
-		} else {
-			d.log.Warn("k8s version differs; set allowUpgrade to upgrade in place", "cluster", name, "have", cur.K8sVersion, "want", sc.K8sVersion)
-		}
-	}
-	switch {
-	case sc.HighAvailability && !cur.ControlPlane.HighAvailability:
-		ha := true
-		up.ControlPlane = &linodego.LKEClusterControlPlaneOptions{HighAvailability: &ha}
-		what = append(what, "control_plane.high_availability")
-	case !sc.HighAvailability && cur.ControlPlane.HighAvailability:
-		d.log.Warn("high availability cannot be turned off on an LKE cluster; keeping it", "cluster", name)
-	}
+	up, what := clusterUpdate(d.cfg.Fleet, name, c, cur)
 	if len(what) > 0 {
 		d.log.Info("updating LKE cluster", "cluster", name, "linodeID", cur.ID, "fields", strings.Join(what, ","))
 		changed = true
@@ -129,51 +224,54 @@ func (d *Driver) update(ctx context.Context, fleet, name string, sc *spec.Cluste
 			return classify(ctx, "update cluster "+name, err)
 		}
 	}
-
-	listed, err := d.api.ListLKENodePools(ctx, cur.ID, &linodego.ListOptions{PageSize: listPageSize})
-	if err != nil {
-		return classify(ctx, "list pools of cluster "+name, err)
+	if !c.HighAvailability && cur.ControlPlane.HighAvailability {
+		d.log.Debug("high availability stays on (LKE cannot turn it off)", "cluster", name)
 	}
-	plan := matchPools(sc.Pools, listed)
 
-	for _, m := range plan.keep {
-		opts, fields := poolUpdate(m.want, m.have)
+	for _, u := range c.UpdatePools {
+		opts, fields := poolUpdate(u, byID[u.ID])
 		if len(fields) == 0 {
 			continue
 		}
-		d.log.Info("updating node pool", "cluster", name, "pool", m.have.ID, "fields", strings.Join(fields, ","))
+		d.log.Info("updating node pool", "cluster", name, "pool", u.ID, "fields", strings.Join(fields, ","))
 		changed = true
-		if _, err := d.api.UpdateLKENodePool(ctx, cur.ID, m.have.ID, opts); err != nil {
-			return classify(ctx, fmt.Sprintf("update pool %d of cluster %s", m.have.ID, name), err)
+		if _, err := d.api.UpdateLKENodePool(ctx, cur.ID, u.ID, opts); err != nil {
+			return classify(ctx, fmt.Sprintf("update pool %d of cluster %s", u.ID, name), err)
 		}
 	}
-	var created []int
-	for _, p := range plan.create {
-		d.log.Info("creating node pool", "cluster", name, "type", p.Type, "count", poolCreateOptions(p).Count)
+	for _, id := range adopted {
+		d.log.Info("node pool created by an earlier attempt; not creating it again", "cluster", name, "pool", id, "type", byID[id].Type)
+	}
+	for _, p := range create {
+		o := poolCreateOptions(p)
+		d.log.Info("creating node pool", "cluster", name, "type", p.Type, "count", o.Count)
 		changed = true
-		np, err := d.api.CreateLKENodePool(ctx, cur.ID, poolCreateOptions(p))
+		np, err := d.api.CreateLKENodePool(ctx, cur.ID, o)
 		if err != nil {
 			return classify(ctx, fmt.Sprintf("create %s pool in cluster %s", p.Type, name), err)
 		}
-		created = append(created, np.ID)
+		d.rememberCreated(address, cur.ID, np.ID)
+		listed = append(listed, *np)
 	}
-	if len(plan.remove) == 0 {
+	if len(c.DeletePools) == 0 {
 		return nil
 	}
-	// Replacing: the pools that stay must carry the workloads before the old ones go.
-	// That includes kept pools: after a crash or a timed-out wait, the new pool of a
-	// replacement made by an earlier attempt is matched as kept, and may not be ready yet.
-	staying := created
-	for _, m := range plan.keep {
-		staying = append(staying, m.have.ID)
-	}
-	if len(staying) == 0 {
-		return fmt.Errorf("linode: update cluster %s: refusing to delete every node pool", name)
+
+	// The pools that stay must carry the workloads before the old ones go: those created
+	// now or by an earlier attempt, and every other pool the cluster keeps.
+	var staying []int
+	for _, p := range listed {
+		if !deleting[p.ID] {
+			staying = append(staying, p.ID)
+		}
 	}
 	if err := d.waitPoolsReady(ctx, name, cur.ID, staying); err != nil {
 		return err
 	}
-	for _, p := range plan.remove {
+	for _, p := range c.DeletePools {
+		if _, ok := byID[p.ID]; !ok {
+			continue // already gone
+		}
 		d.log.Info("deleting node pool", "cluster", name, "pool", p.ID, "type", p.Type)
 		changed = true
 		if err := d.api.DeleteLKENodePool(ctx, cur.ID, p.ID); err != nil && !linodego.IsNotFound(err) {
@@ -183,68 +281,124 @@ func (d *Driver) update(ctx context.Context, fleet, name string, sc *spec.Cluste
 	return nil
 }
 
-type poolMatch struct {
-	want spec.Pool
-	have linodego.LKENodePool
-}
-
-type poolPlan struct {
-	keep   []poolMatch
-	create []spec.Pool
-	remove []linodego.LKENodePool
-}
-
-// matchPools pairs spec pools with existing ones by type, in order (see ApplyCluster).
-func matchPools(want []spec.Pool, have []linodego.LKENodePool) poolPlan {
-	byType := make(map[string][]linodego.LKENodePool)
-	sorted := slices.Clone(have)
-	slices.SortFunc(sorted, func(a, b linodego.LKENodePool) int { return a.ID - b.ID })
-	for _, p := range sorted {
-		byType[p.Type] = append(byType[p.Type], p)
+// clusterUpdate is the cluster-level update the payload asks for, with only the fields that
+// do not hold yet.
+func clusterUpdate(fleet, name string, c *plan.ClusterChange, cur *linodego.LKECluster) (linodego.LKEClusterUpdateOptions, []string) {
+	var up linodego.LKEClusterUpdateOptions
+	var what []string
+	if c.Tags != nil {
+		if want := desiredTags(fleet, name, *c.Tags); !sameSet(want, cur.Tags) {
+			up.Tags = &want
+			what = append(what, "tags")
+		}
 	}
-	var plan poolPlan
-	for _, w := range want {
-		if q := byType[w.Type]; len(q) > 0 {
-			plan.keep = append(plan.keep, poolMatch{want: w, have: q[0]})
-			byType[w.Type] = q[1:]
+	if c.K8sVersion != "" && c.K8sVersion != cur.K8sVersion {
+		up.K8sVersion = c.K8sVersion
+		what = append(what, "k8s_version")
+	}
+	if c.HighAvailability && !cur.ControlPlane.HighAvailability {
+		ha := true
+		up.ControlPlane = &linodego.LKEClusterControlPlaneOptions{HighAvailability: &ha}
+		what = append(what, "control_plane.high_availability")
+	}
+	return up, what
+}
+
+// pendingPools splits the payload's CreatePools into those still to create and the
+// existing pools that an earlier attempt of this step created (see
+// plan.ClusterChange.ExistingPools), matched by type in ascending ID order.
+func (d *Driver) pendingPools(address string, clusterID int, c *plan.ClusterChange, listed []linodego.LKENodePool) (create []plan.Pool, adopted []int) {
+	if len(c.CreatePools) == 0 {
+		return nil, nil
+	}
+	planned := make(map[int]bool)
+	for _, p := range c.UpdatePools {
+		planned[p.ID] = true
+	}
+	for _, p := range c.DeletePools {
+		planned[p.ID] = true
+	}
+	for _, p := range c.ExistingPools {
+		planned[p.ID] = true
+	}
+	ours := d.createdBy(address, clusterID)
+	var candidates []linodego.LKENodePool
+	for _, p := range listed {
+		if planned[p.ID] {
 			continue
 		}
-		plan.create = append(plan.create, w)
-	}
-	for _, p := range sorted {
-		for _, left := range byType[p.Type] {
-			if left.ID == p.ID {
-				plan.remove = append(plan.remove, p)
-			}
+		if c.ExistingPools != nil || ours[p.ID] {
+			candidates = append(candidates, p)
 		}
 	}
-	return plan
+	slices.SortFunc(candidates, func(a, b linodego.LKENodePool) int { return a.ID - b.ID })
+	for _, want := range c.CreatePools {
+		i := slices.IndexFunc(candidates, func(p linodego.LKENodePool) bool { return p.Type == want.Type })
+		if i < 0 {
+			create = append(create, want)
+			continue
+		}
+		adopted = append(adopted, candidates[i].ID)
+		candidates = slices.Delete(candidates, i, i+1)
+	}
+	return create, adopted
 }
 
-// poolUpdate is the update for one matched pool, with only the fields that differ. The
-// count is the autoscaler's business when the spec enables one.
-func poolUpdate(want spec.Pool, have linodego.LKENodePool) (linodego.LKENodePoolUpdateOptions, []string) {
+// createdKey names the pools one step created in one cluster.
+func createdKey(address string, clusterID int) string {
+	return address + "@" + strconv.Itoa(clusterID)
+}
+
+func (d *Driver) rememberCreated(address string, clusterID, poolID int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	k := createdKey(address, clusterID)
+	if d.created[k] == nil {
+		d.created[k] = make(map[int]bool)
+	}
+	d.created[k][poolID] = true
+}
+
+func (d *Driver) createdBy(address string, clusterID int) map[int]bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[int]bool)
+	for id := range d.created[createdKey(address, clusterID)] {
+		out[id] = true
+	}
+	return out
+}
+
+// poolUpdate translates a PoolUpdate into the API's update, with only the fields that do
+// not hold yet: the count when set, the autoscaler when set (Enabled false turns it off),
+// the tags when set.
+func poolUpdate(u plan.PoolUpdate, have linodego.LKENodePool) (linodego.LKENodePoolUpdateOptions, []string) {
 	var o linodego.LKENodePoolUpdateOptions
 	var fields []string
-	switch {
-	case want.Autoscaler != nil:
-		if !have.Autoscaler.Enabled || have.Autoscaler.Min != want.Autoscaler.Min || have.Autoscaler.Max != want.Autoscaler.Max {
-			o.Autoscaler = &linodego.LKENodePoolAutoscaler{Enabled: true, Min: want.Autoscaler.Min, Max: want.Autoscaler.Max}
-			fields = append(fields, "autoscaler")
-		}
-	case have.Autoscaler.Enabled:
-		o.Autoscaler = &linodego.LKENodePoolAutoscaler{Enabled: false, Min: have.Autoscaler.Min, Max: have.Autoscaler.Max}
-		fields = append(fields, "autoscaler")
-		if want.Count > 0 {
-			o.Count = want.Count
-			fields = append(fields, "count")
-		}
-	case want.Count > 0 && want.Count != have.Count:
-		o.Count = want.Count
+	if u.Count > 0 && u.Count != have.Count {
+		o.Count = u.Count
 		fields = append(fields, "count")
 	}
-	if !sameSet(want.Tags, have.Tags) {
-		tags := sortedSet(want.Tags)
+	if a := u.Autoscaler; a != nil {
+		switch {
+		case a.Enabled:
+			if !have.Autoscaler.Enabled || have.Autoscaler.Min != a.Min || have.Autoscaler.Max != a.Max {
+				o.Autoscaler = &linodego.LKENodePoolAutoscaler{Enabled: true, Min: a.Min, Max: a.Max}
+				fields = append(fields, "autoscaler")
+			}
+		case have.Autoscaler.Enabled:
+			// The API wants valid bounds even to turn the autoscaler off: keep the pool's
+			// unless the step gives some.
+			lo, hi := have.Autoscaler.Min, have.Autoscaler.Max
+			if a.Min >= 1 && a.Max >= a.Min {
+				lo, hi = a.Min, a.Max
+			}
+			o.Autoscaler = &linodego.LKENodePoolAutoscaler{Enabled: false, Min: lo, Max: hi}
+			fields = append(fields, "autoscaler")
+		}
+	}
+	if u.Tags != nil && !sameSet(*u.Tags, have.Tags) {
+		tags := sortedSet(*u.Tags)
 		if tags == nil {
 			tags = []string{}
 		}
@@ -277,16 +431,17 @@ func (d *Driver) waitPoolsReady(ctx context.Context, name string, clusterID int,
 	})
 }
 
-// DeleteCluster deletes the fleet's cluster called name, if the fleet owns one, and
-// returns once the API answers 404 for it (bounded by WaitTimeout). A cluster without
-// the fleet's tag is never deleted, whatever its label.
-func (d *Driver) DeleteCluster(ctx context.Context, fleet *spec.Fleet, name string) error {
-	cur, err := d.findOwned(ctx, fleet.Metadata.Name, name)
+// delete deletes LKE cluster id, if it is still the fleet's cluster name, and returns once
+// the API answers 404 for it (bounded by WaitTimeout). A cluster without the fleet's tag is
+// never deleted, nor even requested: for the fleet it is already gone.
+func (d *Driver) delete(ctx context.Context, name string, id int) error {
+	cur, err := d.ownedByID(ctx, name, id)
 	if err != nil {
 		return err
 	}
 	if cur == nil {
-		d.log.Info("LKE cluster already gone", "cluster", name)
+		d.log.Info("the fleet owns no such LKE cluster (already deleted, or not the fleet's); nothing to delete", "cluster", name, "linodeID", id)
+		d.forget(name, id)
 		return nil
 	}
 	d.log.Info("deleting LKE cluster", "cluster", name, "linodeID", cur.ID)
@@ -295,7 +450,6 @@ func (d *Driver) DeleteCluster(ctx context.Context, fleet *spec.Fleet, name stri
 	if err != nil && !linodego.IsNotFound(err) {
 		return classify(ctx, "delete cluster "+name, err)
 	}
-	id := cur.ID
 	err = d.waitFor(ctx, "cluster "+name+" ("+strconv.Itoa(id)+") to be gone", func(ctx context.Context) (bool, string, error) {
 		c, err := d.api.GetLKECluster(ctx, id)
 		if linodego.IsNotFound(err) {
@@ -309,7 +463,7 @@ func (d *Driver) DeleteCluster(ctx context.Context, fleet *spec.Fleet, name stri
 	if err != nil {
 		return err
 	}
-	d.forget(name)
+	d.forget(name, id)
 	return nil
 }
 
@@ -318,20 +472,46 @@ type remover interface {
 	Remove(name string) error
 }
 
-// forget drops what the store keeps of a deleted cluster: its kubeconfig would only
-// mislead a cluster created later under the same name (Observe checks the ID anyway).
-func (d *Driver) forget(name string) {
+// forget drops what the store keeps of deleted cluster id: its kubeconfig would only
+// mislead a cluster created later under the same name (Observe checks the ID anyway). Files
+// that belong to another cluster of that name (one created since) are kept.
+func (d *Driver) forget(name string, id int) {
 	r, ok := d.cfg.Store.(remover)
 	if !ok {
 		return
 	}
-	for _, f := range []string{kubeconfigName(name), kubeconfigRecordName(name), poolCacheName(name)} {
+	files := []string{poolCacheName(name)}
+	if other := d.recordedID(kubeconfigRecordName(name)); other == 0 || other == id {
+		files = append(files, kubeconfigName(name), kubeconfigRecordName(name))
+	}
+	if other := d.recordedID(poolCacheName(name)); other != 0 && other != id {
+		files = files[1:]
+	}
+	for _, f := range files {
 		if d.cfg.Store.Exists(f) {
 			if err := r.Remove(f); err != nil {
 				d.log.Warn("could not remove a deleted cluster's file from the store", "cluster", name, "file", f, "err", err)
 			}
 		}
 	}
+}
+
+// recordedID is the clusterID a JSON file of the store names; 0 when it names none.
+func (d *Driver) recordedID(name string) int {
+	if !d.cfg.Store.Exists(name) {
+		return 0
+	}
+	data, err := d.cfg.Store.ReadFile(name)
+	if err != nil {
+		return 0
+	}
+	var rec struct {
+		ClusterID int `json:"clusterID"`
+	}
+	if json.Unmarshal(data, &rec) != nil {
+		return 0
+	}
+	return rec.ClusterID
 }
 
 // waitFor calls check right away and then every PollInterval until it reports done,

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/linode/linodego"
@@ -30,6 +31,9 @@ type Files interface {
 
 // Config configures a Driver. Zero fields take the defaults noted on them.
 type Config struct {
+	// Fleet is the fleet's name: the ownership tags the driver writes and the clusters it
+	// finds and changes are the fleet's (required).
+	Fleet string
 	// Token is the Linode API token. It is sent as a header and never logged.
 	Token string
 	// APIURL is the API base, e.g. https://api.linode.com/v4 (the default).
@@ -83,6 +87,11 @@ type Driver struct {
 	api *linodego.Client
 	// poll never retries, so a 503 "not yet available" comes back at once.
 	poll *linodego.Client
+
+	mu sync.Mutex
+	// created are the node pools each update step created, by step and cluster, so that
+	// a retry of the step recognises them (see plan.ClusterChange.ExistingPools).
+	created map[string]map[int]bool
 }
 
 // New builds a Driver from cfg; both of its API clients share one rate limiter.
@@ -92,6 +101,9 @@ func New(cfg Config) (*Driver, error) {
 	}
 	if cfg.Store == nil {
 		return nil, errors.New("linode: no state store")
+	}
+	if cfg.Fleet == "" {
+		return nil, errors.New("linode: no fleet name")
 	}
 	if cfg.APIURL == "" {
 		cfg.APIURL = DefaultAPIURL
@@ -149,7 +161,7 @@ func New(cfg Config) (*Driver, error) {
 		return nil, err
 	}
 	poll.SetRetryCount(0)
-	return &Driver{cfg: cfg, log: cfg.Logger, api: api, poll: poll}, nil
+	return &Driver{cfg: cfg, log: cfg.Logger, api: api, poll: poll, created: make(map[string]map[int]bool)}, nil
 }
 
 func newClient(hc *http.Client, cfg Config) (*linodego.Client, error) {
@@ -219,14 +231,14 @@ func TokenFromSpec(l *spec.Linode) (string, error) {
 	return tok, nil
 }
 
-// ConfigFromSpec is the Config the fleet's provider.linode asks for: its token, API URL,
-// rate and wait timeout (zero values take New's defaults).
-func ConfigFromSpec(l *spec.Linode, store Files, logger *slog.Logger) (Config, error) {
+// ConfigFromSpec is the Config of fleet's driver that the fleet's provider.linode asks
+// for: its token, API URL, rate and wait timeout (zero values take New's defaults).
+func ConfigFromSpec(fleet string, l *spec.Linode, store Files, logger *slog.Logger) (Config, error) {
 	tok, err := TokenFromSpec(l)
 	if err != nil {
 		return Config{}, err
 	}
-	cfg := Config{Token: tok, Store: store, Logger: logger}
+	cfg := Config{Fleet: fleet, Token: tok, Store: store, Logger: logger}
 	if l != nil {
 		cfg.APIURL = l.APIURL
 		cfg.RequestsPerSecond = l.RequestsPerSecond

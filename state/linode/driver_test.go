@@ -18,6 +18,7 @@ import (
 
 	"github.com/reconcile-dev/reconcile/lab/labtest"
 	"github.com/reconcile-dev/reconcile/lab/linodeapi"
+	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
 )
@@ -94,13 +95,14 @@ func TestCrashAfterCreateDoesNotDuplicate(t *testing.T) {
 	l := newLab(t, linodeapi.Options{})
 	f := testFleet("mgr")
 	ctx := context.Background()
-	if err := newDriver(t, l, newStore(t)).ApplyCluster(ctx, f, "mgr"); err != nil {
+	if err := apply(ctx, newDriver(t, l, newStore(t)), createStep(f, "mgr")); err != nil {
 		t.Fatal(err)
 	}
-	// The process died before writing anything: a new driver with an empty store.
+	// The process died before writing anything: a new driver with an empty store applies
+	// the same create step again.
 	l.api.ResetRequests()
 	d := newDriver(t, l, newStore(t))
-	if err := d.ApplyCluster(ctx, f, "mgr"); err != nil {
+	if err := apply(ctx, d, createStep(f, "mgr")); err != nil {
 		t.Fatal(err)
 	}
 	if ws := l.writes(); len(ws) > 0 {
@@ -200,7 +202,7 @@ func TestTerminalErrorsNameFieldAndReason(t *testing.T) {
 			d := newDriver(t, l, newStore(t))
 			f := testFleet("mgr", "eu")
 			tc.change(&f.Members[0].Cluster)
-			err := d.ApplyCluster(context.Background(), f, "eu")
+			err := apply(context.Background(), d, createStep(f, "eu"))
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -224,7 +226,7 @@ func TestDeleteOnlyOwnedAndConfirmed(t *testing.T) {
 	ctx := context.Background()
 	d := newDriver(t, l, newStore(t))
 	f := testFleet("mgr", "eu")
-	if err := d.ApplyCluster(ctx, f, "eu"); err != nil {
+	if err := apply(ctx, d, createStep(f, "eu")); err != nil {
 		t.Fatal(err)
 	}
 	foreign := createForeign(t, l, "ap")
@@ -232,7 +234,7 @@ func TestDeleteOnlyOwnedAndConfirmed(t *testing.T) {
 	w := observe(t, d, f)
 	id := w.Clusters["eu"].LinodeID
 	l.api.ResetRequests()
-	if err := d.DeleteCluster(ctx, f, "eu"); err != nil {
+	if err := apply(ctx, d, deleteStep("eu", id)); err != nil {
 		t.Fatal(err)
 	}
 	reqs := l.api.Requests()
@@ -244,20 +246,25 @@ func TestDeleteOnlyOwnedAndConfirmed(t *testing.T) {
 		t.Error("eu still observed after delete")
 	}
 
-	// ap exists, but not as ours: deleting "ap" is a no-op.
-	f.Members = append(f.Members, spec.Member{Name: "ap", Cluster: lkeCluster("ap-south")})
+	// ap exists, but not as ours: a delete step naming it deletes nothing and never
+	// even requests it.
 	l.api.ResetRequests()
-	if err := d.DeleteCluster(ctx, f, "ap"); err != nil {
+	if err := apply(ctx, d, deleteStep("ap", foreign)); err != nil {
 		t.Fatal(err)
 	}
 	if ws := l.writes(); len(ws) > 0 {
 		t.Errorf("delete of a foreign cluster sent writes:\n%s", describe(ws))
 	}
+	for _, r := range l.api.Requests() {
+		if strings.Contains(r.Path, "/lke/clusters/"+itoa(foreign)) {
+			t.Errorf("foreign cluster touched: %s %s", r.Method, r.Path)
+		}
+	}
 	if _, err := l.plainClient(t).GetLKECluster(ctx, foreign); err != nil {
 		t.Errorf("foreign cluster: %v", err)
 	}
-	// Deleting again what is gone is fine.
-	if err := d.DeleteCluster(ctx, f, "eu"); err != nil {
+	// Applying the delete again, once the cluster is gone, is fine.
+	if err := apply(ctx, d, deleteStep("eu", id)); err != nil {
 		t.Errorf("second delete: %v", err)
 	}
 }
@@ -283,15 +290,15 @@ func TestForeignClusterWithOurLabelIsNeverAdopted(t *testing.T) {
 	f := testFleet("mgr", "eu")
 	l.api.ResetRequests()
 
-	err := d.ApplyCluster(ctx, f, "eu")
+	err := apply(ctx, d, createStep(f, "eu"))
 	want := "label eu is taken by a cluster not owned by fleet demo"
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("apply: %v, want %q", err, want)
 	}
-	if err := d.StoreKubeconfig(ctx, f, "eu"); err == nil {
+	if err := apply(ctx, d, kubeconfigStep("eu", "")); err == nil {
 		t.Error("kubeconfig of a foreign cluster was fetched")
 	}
-	if err := d.DeleteCluster(ctx, f, "eu"); err != nil {
+	if err := apply(ctx, d, deleteStep("eu", foreign)); err != nil {
 		t.Errorf("delete: %v", err)
 	}
 	w := observe(t, d, f)
@@ -310,16 +317,20 @@ func TestForeignClusterWithOurLabelIsNeverAdopted(t *testing.T) {
 
 func TestPoolChanges(t *testing.T) {
 	t.Parallel()
+	tags := func(t ...string) *[]string { return &t }
 	cases := []struct {
-		name   string
-		change func(*spec.Cluster)
+		name string
+		// change is the update of the settled cluster, whose one pool is old.
+		change func(old world.Pool) plan.ClusterChange
 		// check gets the writes of the update, in order.
 		check func(t *testing.T, writes []linodeapi.RequestRecord, oldPool int)
 		want  func(t *testing.T, pools []world.Pool, oldPool int)
 	}{
 		{
-			name:   "count in place",
-			change: func(c *spec.Cluster) { c.Pools[0].Count = 3 },
+			name: "count in place",
+			change: func(old world.Pool) plan.ClusterChange {
+				return plan.ClusterChange{UpdatePools: []plan.PoolUpdate{{ID: old.ID, Type: old.Type, Count: 3}}}
+			},
 			check: func(t *testing.T, ws []linodeapi.RequestRecord, old int) {
 				if len(ws) != 1 || ws[0].Method != http.MethodPut || !strings.HasSuffix(ws[0].Path, "/pools/"+itoa(old)) {
 					t.Errorf("want one PUT of pool %d, got:\n%s", old, describe(ws))
@@ -332,8 +343,11 @@ func TestPoolChanges(t *testing.T) {
 			},
 		},
 		{
-			name:   "autoscaler and tags in place",
-			change: func(c *spec.Cluster) { c.Pools[0].Autoscaler = &spec.Autoscaler{Min: 2, Max: 5}; c.Pools[0].Tags = nil },
+			name: "autoscaler and tags in place",
+			change: func(old world.Pool) plan.ClusterChange {
+				return plan.ClusterChange{UpdatePools: []plan.PoolUpdate{{ID: old.ID, Type: old.Type,
+					Autoscaler: &plan.Autoscaler{Enabled: true, Min: 2, Max: 5}, Tags: tags()}}}
+			},
 			check: func(t *testing.T, ws []linodeapi.RequestRecord, old int) {
 				if len(ws) != 1 || ws[0].Method != http.MethodPut {
 					t.Errorf("want one PUT, got:\n%s", describe(ws))
@@ -346,8 +360,14 @@ func TestPoolChanges(t *testing.T) {
 			},
 		},
 		{
-			name:   "type replaced, new pool first",
-			change: func(c *spec.Cluster) { c.Pools[0].Type = "g6-standard-4" },
+			name: "type replaced, new pool first",
+			change: func(old world.Pool) plan.ClusterChange {
+				return plan.ClusterChange{
+					CreatePools:   []plan.Pool{{Type: "g6-standard-4", Count: 2, Tags: []string{"role:worker"}}},
+					DeletePools:   []plan.PoolRef{{ID: old.ID, Type: old.Type}},
+					ExistingPools: poolRefs([]world.Pool{old}),
+				}
+			},
 			check: func(t *testing.T, ws []linodeapi.RequestRecord, old int) {
 				post := slices.IndexFunc(ws, func(r linodeapi.RequestRecord) bool {
 					return r.Method == http.MethodPost && strings.HasSuffix(r.Path, "/pools")
@@ -366,9 +386,12 @@ func TestPoolChanges(t *testing.T) {
 			},
 		},
 		{
-			name: "second pool added",
-			change: func(c *spec.Cluster) {
-				c.Pools = append(c.Pools, spec.Pool{Type: "g6-standard-2", Count: 1})
+			name: "second pool of the same type added",
+			change: func(old world.Pool) plan.ClusterChange {
+				return plan.ClusterChange{
+					CreatePools:   []plan.Pool{{Type: "g6-standard-2", Count: 1}},
+					ExistingPools: poolRefs([]world.Pool{old}),
+				}
 			},
 			check: func(t *testing.T, ws []linodeapi.RequestRecord, old int) {
 				if len(ws) != 1 || ws[0].Method != http.MethodPost {
@@ -381,6 +404,23 @@ func TestPoolChanges(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "autoscaler turned off",
+			change: func(old world.Pool) plan.ClusterChange {
+				return plan.ClusterChange{UpdatePools: []plan.PoolUpdate{{ID: old.ID, Type: old.Type, Count: 2,
+					Autoscaler: &plan.Autoscaler{Enabled: false}}}}
+			},
+			check: func(t *testing.T, ws []linodeapi.RequestRecord, old int) {
+				if len(ws) != 1 || ws[0].Method != http.MethodPut || !strings.HasSuffix(ws[0].Path, "/pools/"+itoa(old)) {
+					t.Errorf("want one PUT of pool %d, got:\n%s", old, describe(ws))
+				}
+			},
+			want: func(t *testing.T, ps []world.Pool, old int) {
+				if len(ps) != 1 || ps[0].Autoscaler != nil || ps[0].Count != 2 {
+					t.Errorf("pools %+v", ps)
+				}
+			},
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -388,26 +428,32 @@ func TestPoolChanges(t *testing.T) {
 			l := newLab(t, linodeapi.Options{NodeReadyDelay: 20 * time.Millisecond})
 			d := newDriver(t, l, newStore(t))
 			f := testFleet("mgr")
+			if tc.name == "autoscaler turned off" {
+				f.Manager.Pools[0].Autoscaler = &spec.Autoscaler{Min: 1, Max: 4}
+			}
 			converge(t, d, f, "mgr")
 			w := waitSettled(t, d, f, "mgr")
-			old := w.Clusters["mgr"].Pools[0].ID
+			old := w.Clusters["mgr"].Pools[0]
+			step := updateStep("mgr", w.Clusters["mgr"].LinodeID, tc.change(old))
 
-			tc.change(&f.Manager.Cluster)
 			l.api.ResetRequests()
-			if err := d.ApplyCluster(context.Background(), f, "mgr"); err != nil {
+			if err := apply(context.Background(), d, step); err != nil {
 				t.Fatal(err)
 			}
-			tc.check(t, l.writes(), old)
+			tc.check(t, l.writes(), old.ID)
 			w = waitSettled(t, d, f, "mgr")
-			tc.want(t, w.Clusters["mgr"].Pools, old)
+			tc.want(t, w.Clusters["mgr"].Pools, old.ID)
 
-			// Converged: applying again changes nothing.
-			l.api.ResetRequests()
-			if err := d.ApplyCluster(context.Background(), f, "mgr"); err != nil {
-				t.Fatal(err)
-			}
-			if ws := l.writes(); len(ws) > 0 {
-				t.Errorf("re-apply sent writes:\n%s", describe(ws))
+			// Converged: applying the same step again, by the same driver or by a new one
+			// (a retry after a crash), changes nothing.
+			for _, d := range []*Driver{d, newDriver(t, l, newStore(t))} {
+				l.api.ResetRequests()
+				if err := apply(context.Background(), d, step); err != nil {
+					t.Fatal(err)
+				}
+				if ws := l.writes(); len(ws) > 0 {
+					t.Errorf("re-apply sent writes:\n%s", describe(ws))
+				}
 			}
 		})
 	}
@@ -417,18 +463,26 @@ func TestClusterFieldUpdates(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name      string
-		change    func(*spec.Cluster)
+		change    plan.ClusterChange
 		wantPUT   bool
 		wantCheck func(*world.Cluster) bool
 	}{
-		{"tags", func(c *spec.Cluster) { c.Tags = []string{"env:prod"} }, true,
+		{"tags", plan.ClusterChange{Tags: &[]string{"env:prod"}}, true,
 			func(c *world.Cluster) bool { return slices.Equal(c.Tags, []string{"env:prod"}) }},
-		{"upgrade allowed", func(c *spec.Cluster) { c.K8sVersion, c.AllowUpgrade = "1.36", true }, true,
+		{"tags removed", plan.ClusterChange{Tags: &[]string{}}, true,
+			func(c *world.Cluster) bool { return len(c.Tags) == 0 }},
+		{"upgrade", plan.ClusterChange{K8sVersion: "1.36"}, true,
 			func(c *world.Cluster) bool { return c.K8sVersion == "1.36" }},
-		{"upgrade not allowed", func(c *spec.Cluster) { c.K8sVersion = "1.36" }, false,
-			func(c *world.Cluster) bool { return c.K8sVersion == "1.33" }},
-		{"HA on", func(c *spec.Cluster) { c.HighAvailability = true }, true,
+		{"HA on", plan.ClusterChange{HighAvailability: true}, true,
 			func(c *world.Cluster) bool { return c.HighAvailability }},
+		{"nothing set", plan.ClusterChange{}, false,
+			func(c *world.Cluster) bool {
+				return c.K8sVersion == "1.33" && !c.HighAvailability && slices.Equal(c.Tags, []string{"team:platform"})
+			}},
+		{"fields that already hold", plan.ClusterChange{K8sVersion: "1.33", Tags: &[]string{"team:platform"}}, false,
+			func(c *world.Cluster) bool {
+				return c.K8sVersion == "1.33" && slices.Equal(c.Tags, []string{"team:platform"})
+			}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -437,9 +491,9 @@ func TestClusterFieldUpdates(t *testing.T) {
 			d := newDriver(t, l, newStore(t))
 			f := testFleet("mgr")
 			converge(t, d, f, "mgr")
-			tc.change(&f.Manager.Cluster)
+			step := updateStep("mgr", observe(t, d, f).Clusters["mgr"].LinodeID, tc.change)
 			l.api.ResetRequests()
-			if err := d.ApplyCluster(context.Background(), f, "mgr"); err != nil {
+			if err := apply(context.Background(), d, step); err != nil {
 				t.Fatal(err)
 			}
 			ws := l.writes()
@@ -447,11 +501,25 @@ func TestClusterFieldUpdates(t *testing.T) {
 			if gotPUT != tc.wantPUT || (!tc.wantPUT && len(ws) > 0) {
 				t.Errorf("writes:\n%s", describe(ws))
 			}
-			if c := observe(t, d, f).Clusters["mgr"]; !tc.wantCheck(c) {
+			c := observe(t, d, f).Clusters["mgr"]
+			if !tc.wantCheck(c) {
 				t.Errorf("observed %+v", c)
+			}
+			if !hasTagsOf(t, l, c.LinodeID, "demo", "mgr") {
+				t.Error("the update lost the ownership tags")
 			}
 		})
 	}
+}
+
+// hasTagsOf reports whether LKE cluster id carries the ownership tags of fleet cluster name.
+func hasTagsOf(t *testing.T, l *lab, id int, fleet, name string) bool {
+	t.Helper()
+	c, err := l.plainClient(t).GetLKECluster(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hasTag(c.Tags, FleetTag(fleet)) && hasTag(c.Tags, ClusterTag(name))
 }
 
 func TestKubeconfigWaitIsBounded(t *testing.T) {
@@ -459,11 +527,11 @@ func TestKubeconfigWaitIsBounded(t *testing.T) {
 	l := newLab(t, linodeapi.Options{ProvisionDelay: time.Hour})
 	d := newDriver(t, l, newStore(t), func(c *Config) { c.WaitTimeout = 150 * time.Millisecond; c.PollInterval = 20 * time.Millisecond })
 	f := testFleet("mgr")
-	if err := d.ApplyCluster(context.Background(), f, "mgr"); err != nil {
+	if err := apply(context.Background(), d, createStep(f, "mgr")); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	err := d.StoreKubeconfig(context.Background(), f, "mgr")
+	err := apply(context.Background(), d, kubeconfigStep("mgr", ""))
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("wait took %v with a 150ms timeout", took)
 	}
@@ -500,11 +568,15 @@ func TestTokenNeverLogged(t *testing.T) {
 	d := newDriver(t, l, newStore(t), func(c *Config) { c.Logger = logger })
 	f := testFleet("mgr", "eu")
 	converge(t, d, f, "mgr", "eu")
-	waitSettled(t, d, f, "mgr", "eu")
+	eu := waitSettled(t, d, f, "mgr", "eu").Clusters["eu"]
 	l.api.SetFaultRate(0)
-	f.Members[0].Pools[0].Type = "g6-standard-4"
-	converge(t, d, f, "eu")
-	if err := d.DeleteCluster(context.Background(), f, "eu"); err != nil {
+	applyRetrying(t, d, updateStep("eu", eu.LinodeID, plan.ClusterChange{
+		CreatePools:   []plan.Pool{{Type: "g6-standard-4", Count: 2}},
+		DeletePools:   poolRefs(eu.Pools),
+		ExistingPools: poolRefs(eu.Pools),
+	}))
+	applyRetrying(t, d, kubeconfigStep("eu", ""))
+	if err := apply(context.Background(), d, deleteStep("eu", eu.LinodeID)); err != nil {
 		t.Fatal(err)
 	}
 	out := buf.String()
@@ -543,9 +615,9 @@ func TestTokenFromSpec(t *testing.T) {
 		{"missing file", &spec.Linode{TokenFile: filepath.Join(dir, "nope")}, "", filepath.Join(dir, "nope")},
 		{"empty file", &spec.Linode{TokenFile: empty}, "", empty + " is empty"},
 	}
-	cfg, err := ConfigFromSpec(&spec.Linode{TokenEnv: "RECONCILE_TEST_TOKEN", APIURL: "http://127.0.0.1:1/v4",
+	cfg, err := ConfigFromSpec("demo", &spec.Linode{TokenEnv: "RECONCILE_TEST_TOKEN", APIURL: "http://127.0.0.1:1/v4",
 		RequestsPerSecond: 3, WaitTimeout: spec.Duration{Duration: time.Minute}}, nil, nil)
-	if err != nil || cfg.Token != "env-token-77aa" || cfg.APIURL != "http://127.0.0.1:1/v4" || cfg.RequestsPerSecond != 3 || cfg.WaitTimeout != time.Minute {
+	if err != nil || cfg.Fleet != "demo" || cfg.Token != "env-token-77aa" || cfg.APIURL != "http://127.0.0.1:1/v4" || cfg.RequestsPerSecond != 3 || cfg.WaitTimeout != time.Minute {
 		t.Errorf("ConfigFromSpec: url %q rps %v wait %v token matches %v, %v", cfg.APIURL, cfg.RequestsPerSecond, cfg.WaitTimeout, cfg.Token == "env-token-77aa", err)
 	}
 	for _, tc := range cases {
@@ -586,16 +658,17 @@ func TestRecreatedClusterNeedsANewKubeconfig(t *testing.T) {
 			d := newDriver(t, l, tc.store(st))
 			f := testFleet("mgr")
 			converge(t, d, f, "mgr")
-			if !observe(t, d, f).Clusters["mgr"].KubeconfigStored {
+			c := observe(t, d, f).Clusters["mgr"]
+			if !c.KubeconfigStored {
 				t.Fatal("kubeconfig not stored")
 			}
-			if err := d.DeleteCluster(context.Background(), f, "mgr"); err != nil {
+			if err := apply(context.Background(), d, deleteStep("mgr", c.LinodeID)); err != nil {
 				t.Fatal(err)
 			}
 			if got := !st.Exists("kubeconfigs/mgr"); got != tc.gone {
 				t.Errorf("kubeconfig removed from the store: %v, want %v", got, tc.gone)
 			}
-			if err := d.ApplyCluster(context.Background(), f, "mgr"); err != nil {
+			if err := apply(context.Background(), d, createStep(f, "mgr")); err != nil {
 				t.Fatal(err)
 			}
 			if c := observe(t, d, f).Clusters["mgr"]; c.KubeconfigStored {
@@ -614,13 +687,18 @@ func TestInterruptedPoolReplacementNeverDeletesFirst(t *testing.T) {
 	l := newLab(t, linodeapi.Options{NodeReadyDelay: 400 * time.Millisecond})
 	f := testFleet("mgr")
 	converge(t, newDriver(t, l, newStore(t)), f, "mgr")
-	waitSettled(t, newDriver(t, l, newStore(t)), f, "mgr")
+	mgr := waitSettled(t, newDriver(t, l, newStore(t)), f, "mgr").Clusters["mgr"]
 
 	f.Manager.Pools[0].Type = "g6-standard-4"
+	step := updateStep("mgr", mgr.LinodeID, plan.ClusterChange{
+		CreatePools:   []plan.Pool{{Type: "g6-standard-4", Count: 2, Tags: []string{"role:worker"}}},
+		DeletePools:   poolRefs(mgr.Pools),
+		ExistingPools: poolRefs(mgr.Pools),
+	})
 	impatient := newDriver(t, l, newStore(t), func(c *Config) { c.WaitTimeout = 30 * time.Millisecond })
 	l.api.ResetRequests()
 	for attempt := range 2 {
-		err := impatient.ApplyCluster(context.Background(), f, "mgr")
+		err := apply(context.Background(), impatient, step)
 		var te *state.TransientError
 		if !errors.As(err, &te) {
 			t.Fatalf("attempt %d: %v, want a transient timeout while the new pool is not ready", attempt, err)
@@ -634,9 +712,20 @@ func TestInterruptedPoolReplacementNeverDeletesFirst(t *testing.T) {
 	if n := len(l.writes()); n != 1 {
 		t.Errorf("want exactly one POST (the retry must not create a second pool):\n%s", describe(l.writes()))
 	}
-	converge(t, newDriver(t, l, newStore(t)), f, "mgr")
+	// A new driver (the process restarted) retries the same step: it finds the pool the
+	// first attempt created among those the plan did not know, and creates none.
+	applyRetrying(t, newDriver(t, l, newStore(t)), step)
 	w := waitSettled(t, newDriver(t, l, newStore(t)), f, "mgr")
 	if ps := w.Clusters["mgr"].Pools; len(ps) != 1 || ps[0].Type != "g6-standard-4" {
 		t.Errorf("pools %+v", ps)
+	}
+	posts := 0
+	for _, r := range l.writes() {
+		if r.Method == http.MethodPost {
+			posts++
+		}
+	}
+	if posts != 1 {
+		t.Errorf("%d pools created, want 1:\n%s", posts, describe(l.writes()))
 	}
 }

@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -21,14 +23,15 @@ import (
 
 	"github.com/reconcile-dev/reconcile/executor"
 	"github.com/reconcile-dev/reconcile/lab/linodeapi"
+	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
 )
 
 // The driver is what the executor and the observers take it for.
 var (
-	_ executor.ClusterDriver = (*Driver)(nil)
-	_ state.Observer         = (*Driver)(nil)
+	_ executor.Driver = (*Driver)(nil)
+	_ state.Observer  = (*Driver)(nil)
 )
 
 const testToken = "lab-token-5b1f0c7e9d2a4c38"
@@ -114,6 +117,7 @@ func newStore(t testing.TB) *countingStore {
 func newDriver(t testing.TB, l *lab, store Files, mods ...func(*Config)) *Driver {
 	t.Helper()
 	cfg := Config{
+		Fleet:             "demo",
 		Token:             testToken,
 		APIURL:            l.url + "/v4",
 		RequestsPerSecond: 5000,
@@ -176,19 +180,97 @@ func retry(ctx context.Context, attempts int, op func(context.Context) error) er
 	return fmt.Errorf("still failing after %d attempts: %w", attempts, err)
 }
 
-// converge applies the named clusters and stores their kubeconfigs, retrying transient errors.
-func converge(t testing.TB, d *Driver, f *spec.Fleet, names ...string) {
+// clusterStep is a cluster step of the fleet's cluster name with a hand-written payload.
+func clusterStep(name string, a plan.Action, c plan.ClusterChange) plan.Step {
+	if c.Label == "" {
+		c.Label = name
+	}
+	return plan.Step{Address: "cluster/" + name, Layer: plan.Members, Kind: plan.KindCluster, Action: a,
+		Cluster: name, Payload: plan.Payload{Cluster: &c}}
+}
+
+// createStep is the create step of the fleet's cluster name, as the planner makes it.
+func createStep(f *spec.Fleet, name string) plan.Step {
+	sc, ok := specCluster(f, name)
+	if !ok {
+		panic("no cluster " + name)
+	}
+	tags := slices.Clone(sc.Tags)
+	c := plan.ClusterChange{Label: name, Region: sc.Region, K8sVersion: sc.K8sVersion,
+		HighAvailability: sc.HighAvailability, Tags: &tags}
+	for _, p := range sc.Pools {
+		c.CreatePools = append(c.CreatePools, planPool(p))
+	}
+	return clusterStep(name, plan.Create, c)
+}
+
+func planPool(p spec.Pool) plan.Pool {
+	out := plan.Pool{Type: p.Type, Count: p.Count, Tags: slices.Clone(p.Tags)}
+	if p.Autoscaler != nil {
+		out.Autoscaler = &plan.Autoscaler{Enabled: true, Min: p.Autoscaler.Min, Max: p.Autoscaler.Max}
+	}
+	return out
+}
+
+func updateStep(name string, id int, c plan.ClusterChange) plan.Step {
+	c.LinodeID = id
+	return clusterStep(name, plan.Update, c)
+}
+
+func deleteStep(name string, id int) plan.Step {
+	return clusterStep(name, plan.Delete, plan.ClusterChange{LinodeID: id})
+}
+
+// kubeconfigStep stores the kubeconfig of name; copyTo may be empty.
+func kubeconfigStep(name, copyTo string) plan.Step {
+	return plan.Step{Address: "kubeconfig/" + name, Layer: plan.Members, Kind: plan.KindKubeconfig, Action: plan.Create,
+		Cluster: name, Payload: plan.Payload{Kubeconfig: &plan.Kubeconfig{CopyTo: copyTo}}}
+}
+
+// apply applies one step once.
+func apply(ctx context.Context, d *Driver, s plan.Step) error {
+	_, err := d.Apply(ctx, s)
+	return err
+}
+
+// applyRetrying applies one step as the executor does, failing the test when it never succeeds.
+func applyRetrying(t testing.TB, d *Driver, s plan.Step) plan.Outputs {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	for _, n := range names {
-		if err := retry(ctx, 100, func(ctx context.Context) error { return d.ApplyCluster(ctx, f, n) }); err != nil {
-			t.Fatalf("apply %s: %v", n, err)
-		}
-		if err := retry(ctx, 100, func(ctx context.Context) error { return d.StoreKubeconfig(ctx, f, n) }); err != nil {
-			t.Fatalf("kubeconfig %s: %v", n, err)
-		}
+	var out plan.Outputs
+	err := retry(ctx, 100, func(ctx context.Context) error {
+		var err error
+		out, err = d.Apply(ctx, s)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", s.Address, err)
 	}
+	return out
+}
+
+// converge creates the named clusters (a no-op for those the fleet owns) and stores their
+// kubeconfigs (and their copies in f.KubeconfigDir when set), retrying transient errors.
+func converge(t testing.TB, d *Driver, f *spec.Fleet, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		applyRetrying(t, d, createStep(f, n))
+		var copyTo string
+		if f.KubeconfigDir != "" {
+			copyTo = filepath.Join(f.KubeconfigDir, "kubeconfig-"+n)
+		}
+		applyRetrying(t, d, kubeconfigStep(n, copyTo))
+	}
+}
+
+// poolRefs are the pools as a plan names them.
+func poolRefs(ps []world.Pool) []plan.PoolRef {
+	out := []plan.PoolRef{}
+	for _, p := range ps {
+		out = append(out, plan.PoolRef{ID: p.ID, Type: p.Type})
+	}
+	return out
 }
 
 func observe(t testing.TB, d *Driver, f *spec.Fleet) *world.World {

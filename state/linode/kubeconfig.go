@@ -8,28 +8,27 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"time"
 
 	"github.com/linode/linodego"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
 )
 
-// StoreKubeconfig waits (bounded by WaitTimeout) until the cluster has a ready node and
-// serves its kubeconfig, checks that it parses, and stores it as "kubeconfigs/<name>";
-// with fleet.KubeconfigDir set it also writes <dir>/kubeconfig-<name> (0600, dir 0700).
-// Unchanged files are not rewritten.
-func (d *Driver) StoreKubeconfig(ctx context.Context, fleet *spec.Fleet, name string) error {
-	cur, err := d.findOwned(ctx, fleet.Metadata.Name, name)
+// storeKubeconfig waits (bounded by WaitTimeout) until the fleet's cluster name has a ready
+// node and serves its kubeconfig, checks that it parses, and stores it as
+// "kubeconfigs/<name>"; with copyTo set it also writes that file (0600, its directory 0700).
+// Unchanged files are not rewritten. It returns the API endpoint of the kubeconfig's
+// current context.
+func (d *Driver) storeKubeconfig(ctx context.Context, name, copyTo string) (string, error) {
+	cur, err := d.findOwned(ctx, d.cfg.Fleet, name)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if cur == nil {
 		// Transient: the step runs after the create, and a list may lag a create.
-		return state.Transient(fmt.Errorf("linode: kubeconfig of %s: fleet %s owns no LKE cluster %s", name, fleet.Metadata.Name, name), 0)
+		return "", state.Transient(fmt.Errorf("linode: kubeconfig of %s: fleet %s owns no LKE cluster %s", name, d.cfg.Fleet, name), 0)
 	}
 	id := cur.ID
 
@@ -54,10 +53,10 @@ func (d *Driver) StoreKubeconfig(ctx context.Context, fleet *spec.Fleet, name st
 		return true, "", nil
 	})
 	if err != nil {
-		return err
+		return "", err
 	}
 	if err := checkKubeconfig(raw); err != nil {
-		return fmt.Errorf("linode: kubeconfig of cluster %s: %w", name, err)
+		return "", fmt.Errorf("linode: kubeconfig of cluster %s: %w", name, err)
 	}
 
 	err = d.waitUntil(ctx, deadline, "a ready node in cluster "+name, func(ctx context.Context) (bool, string, error) {
@@ -77,23 +76,23 @@ func (d *Driver) StoreKubeconfig(ctx context.Context, fleet *spec.Fleet, name st
 		return false, fmt.Sprintf("%d nodes, none ready", nodes), nil
 	})
 	if err != nil {
-		return err
+		return "", err
 	}
 
 	if err := d.writeStore(kubeconfigName(name), raw); err != nil {
-		return fmt.Errorf("linode: store kubeconfig of cluster %s: %w", name, err)
+		return "", fmt.Errorf("linode: store kubeconfig of cluster %s: %w", name, err)
 	}
 	record, _ := json.Marshal(kubeconfigRecord{ClusterID: id})
 	if err := d.writeStore(kubeconfigRecordName(name), record); err != nil {
-		return fmt.Errorf("linode: store kubeconfig of cluster %s: %w", name, err)
+		return "", fmt.Errorf("linode: store kubeconfig of cluster %s: %w", name, err)
 	}
-	if fleet.KubeconfigDir != "" {
-		if err := state.WritePrivateFile(filepath.Join(fleet.KubeconfigDir, "kubeconfig-"+name), raw); err != nil {
-			return fmt.Errorf("linode: write kubeconfig of cluster %s: %w", name, err)
+	if copyTo != "" {
+		if err := state.WritePrivateFile(copyTo, raw); err != nil {
+			return "", fmt.Errorf("linode: write kubeconfig of cluster %s: %w", name, err)
 		}
 	}
 	d.log.Info("stored kubeconfig", "cluster", name, "linodeID", id)
-	return nil
+	return kubeconfigServer(raw), nil
 }
 
 // kubeconfigRecord says which LKE cluster the stored kubeconfig belongs to, so that a

@@ -10,6 +10,7 @@ import (
 	"github.com/linode/linodego"
 
 	"github.com/reconcile-dev/reconcile/lab/linodeapi"
+	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/spec"
 )
 
@@ -20,7 +21,7 @@ func bigFleet(tb testing.TB, n int, mods ...func(*Config)) (*lab, *Driver, *coun
 	// already trusted (see cachedPools).
 	l := newLab(tb, linodeapi.Options{})
 	store := newStore(tb)
-	d := newDriver(tb, l, store, mods...)
+	d := newDriver(tb, l, store, append([]func(*Config){func(c *Config) { c.Fleet = "big" }}, mods...)...)
 	f := &spec.Fleet{Metadata: spec.Metadata{Name: "big"}}
 	var names []string
 	for i := range n {
@@ -35,7 +36,7 @@ func bigFleet(tb testing.TB, n int, mods ...func(*Config)) (*lab, *Driver, *coun
 		f.Members = append(f.Members, spec.Member{Name: name, Cluster: c})
 	}
 	for _, name := range names {
-		if err := retry(context.Background(), 20, func(ctx context.Context) error { return d.ApplyCluster(ctx, f, name) }); err != nil {
+		if err := retry(context.Background(), 20, func(ctx context.Context) error { return apply(ctx, d, createStep(f, name)) }); err != nil {
 			tb.Fatal(err)
 		}
 	}
@@ -138,10 +139,18 @@ func TestPoolCacheIsInvalidated(t *testing.T) {
 
 func TestApplyInvalidatesPoolCache(t *testing.T) {
 	t.Parallel()
-	_, d, _, f := bigFleet(t, 2)
-	f.Members[0].Pools[0].Tags = []string{"changed"}
-	if err := d.ApplyCluster(context.Background(), f, f.Members[0].Name); err != nil {
+	l, d, _, f := bigFleet(t, 2)
+	// The fleet does not change: only the apply can tell the observer that the pools did.
+	c := observe(t, d, f).Clusters[f.Members[0].Name]
+	p := c.Pools[0]
+	step := updateStep(f.Members[0].Name, c.LinodeID, plan.ClusterChange{
+		UpdatePools: []plan.PoolUpdate{{ID: p.ID, Type: p.Type, Tags: &[]string{"changed"}}}})
+	l.api.ResetRequests()
+	if err := apply(context.Background(), d, step); err != nil {
 		t.Fatal(err)
+	}
+	if len(l.writes()) == 0 {
+		t.Fatal("the update wrote nothing")
 	}
 	w := observe(t, d, f)
 	if got := w.Clusters[f.Members[0].Name].Pools[0].Tags; len(got) != 1 || got[0] != "changed" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -13,57 +14,46 @@ import (
 	"github.com/linode/linodego"
 
 	"github.com/reconcile-dev/reconcile/lab/linodeapi"
-	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/state"
 )
 
-func TestMatchPools(t *testing.T) {
+func TestPoolUpdate(t *testing.T) {
 	t.Parallel()
-	have := func(id int, typ string) linodego.LKENodePool { return linodego.LKENodePool{ID: id, Type: typ} }
-	want := func(typ string) spec.Pool { return spec.Pool{Type: typ, Count: 1} }
+	tags := func(t ...string) *[]string { return &t }
+	have := linodego.LKENodePool{ID: 7, Type: "g6-standard-2", Count: 2, Tags: []string{"b", "a"},
+		Autoscaler: linodego.LKENodePoolAutoscaler{Enabled: true, Min: 1, Max: 3}}
 	cases := []struct {
 		name   string
-		want   []spec.Pool
-		have   []linodego.LKENodePool
-		keep   [][2]any // spec index -> pool id
-		create []string
-		remove []int
+		u      plan.PoolUpdate
+		fields []string
+		want   linodego.LKENodePoolUpdateOptions
 	}{
-		{"same", []spec.Pool{want("a"), want("b")}, []linodego.LKENodePool{have(2, "b"), have(1, "a")},
-			[][2]any{{0, 1}, {1, 2}}, nil, nil},
-		{"type changed", []spec.Pool{want("c")}, []linodego.LKENodePool{have(1, "a")},
-			nil, []string{"c"}, []int{1}},
-		{"same type twice, by id order", []spec.Pool{want("a"), want("a")}, []linodego.LKENodePool{have(9, "a"), have(3, "a")},
-			[][2]any{{0, 3}, {1, 9}}, nil, nil},
-		{"one of two removed", []spec.Pool{want("a")}, []linodego.LKENodePool{have(9, "a"), have(3, "a")},
-			[][2]any{{0, 3}}, nil, []int{9}},
-		{"added", []spec.Pool{want("a"), want("b")}, []linodego.LKENodePool{have(3, "a")},
-			[][2]any{{0, 3}}, []string{"b"}, nil},
+		{"nothing set", plan.PoolUpdate{ID: 7}, nil, linodego.LKENodePoolUpdateOptions{}},
+		{"all hold", plan.PoolUpdate{ID: 7, Count: 2, Autoscaler: &plan.Autoscaler{Enabled: true, Min: 1, Max: 3}, Tags: tags("a", "b")},
+			nil, linodego.LKENodePoolUpdateOptions{}},
+		{"count", plan.PoolUpdate{ID: 7, Count: 4}, []string{"count"}, linodego.LKENodePoolUpdateOptions{Count: 4}},
+		{"autoscaler bounds", plan.PoolUpdate{ID: 7, Autoscaler: &plan.Autoscaler{Enabled: true, Min: 2, Max: 5}}, []string{"autoscaler"},
+			linodego.LKENodePoolUpdateOptions{Autoscaler: &linodego.LKENodePoolAutoscaler{Enabled: true, Min: 2, Max: 5}}},
+		{"autoscaler off keeps valid bounds", plan.PoolUpdate{ID: 7, Autoscaler: &plan.Autoscaler{}}, []string{"autoscaler"},
+			linodego.LKENodePoolUpdateOptions{Autoscaler: &linodego.LKENodePoolAutoscaler{Enabled: false, Min: 1, Max: 3}}},
+		{"tags cleared", plan.PoolUpdate{ID: 7, Tags: tags()}, []string{"tags"},
+			linodego.LKENodePoolUpdateOptions{Tags: &[]string{}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			p := matchPools(tc.want, tc.have)
-			if len(p.keep) != len(tc.keep) {
-				t.Fatalf("keep %+v, want %v", p.keep, tc.keep)
-			}
-			for i, k := range tc.keep {
-				if p.keep[i].want.Type != tc.want[k[0].(int)].Type || p.keep[i].have.ID != k[1].(int) {
-					t.Errorf("keep[%d] = %s/%d, want %v", i, p.keep[i].want.Type, p.keep[i].have.ID, k)
-				}
-			}
-			var created []string
-			for _, c := range p.create {
-				created = append(created, c.Type)
-			}
-			var removed []int
-			for _, r := range p.remove {
-				removed = append(removed, r.ID)
-			}
-			if !slices.Equal(created, tc.create) || !slices.Equal(removed, tc.remove) {
-				t.Errorf("create %v remove %v, want %v %v", created, removed, tc.create, tc.remove)
+			got, fields := poolUpdate(tc.u, have)
+			if !slices.Equal(fields, tc.fields) || !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %+v %v, want %+v %v", got, fields, tc.want, tc.fields)
 			}
 		})
+	}
+	// An autoscaler that is already off stays untouched.
+	off := have
+	off.Autoscaler.Enabled = false
+	if _, fields := poolUpdate(plan.PoolUpdate{ID: 7, Autoscaler: &plan.Autoscaler{}}, off); len(fields) != 0 {
+		t.Errorf("turning off an autoscaler that is off: %v", fields)
 	}
 }
 

@@ -2,6 +2,7 @@ package weights
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"maps"
 	"reflect"
@@ -19,15 +20,15 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/reconcile-dev/reconcile/executor"
-	"github.com/reconcile-dev/reconcile/planner"
+	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
 	"github.com/reconcile-dev/reconcile/state/kube"
 )
 
 var (
-	_ executor.WeightsDriver = (*Driver)(nil)
-	_ state.Observer         = (*Driver)(nil)
+	_ executor.Driver = (*Driver)(nil)
+	_ state.Observer  = (*Driver)(nil)
 )
 
 var deploymentGVR = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
@@ -78,22 +79,83 @@ func helloFleet(t *testing.T, ns, weights string) *spec.Fleet {
 `, map[string]string{"hello.yaml": strings.ReplaceAll(helloManifests, "NS", ns)})
 }
 
-// weightSteps are the steps the planner proposes for the weights layer in namespace ns ("" for
-// cluster-scoped policies): tests share one Karmada API, each in its own namespace, and the
-// planner rightly proposes to delete the other tests' policies.
-func weightSteps(t *testing.T, ns string, f *spec.Fleet, w *world.World) []planner.Step {
+// workloadOf is the fleet's workload called name.
+func workloadOf(t *testing.T, f *spec.Fleet, name string) spec.Workload {
 	t.Helper()
-	p, err := planner.Compute(f, w, planner.Options{})
-	if err != nil {
+	i := slices.IndexFunc(f.Workloads, func(w spec.Workload) bool { return w.Name == name })
+	if i < 0 {
+		t.Fatalf("no workload %s", name)
+	}
+	return f.Workloads[i]
+}
+
+// manifestsStep applies the manifests of the fleet's workload, as the planner plans it.
+func manifestsStep(t *testing.T, f *spec.Fleet, workload string) plan.Step {
+	t.Helper()
+	w := workloadOf(t, f, workload)
+	m := &plan.Manifests{Namespace: w.Namespace, Digest: w.ManifestDigest}
+	for _, o := range w.Objects {
+		m.Objects = append(m.Objects, json.RawMessage(o.Raw))
+	}
+	return plan.Step{Address: "workload/" + workload + "/manifests", Layer: plan.Weights, Kind: plan.KindManifests,
+		Action: plan.Create, Workload: workload, Namespace: w.Namespace, Payload: plan.Payload{Manifests: m}}
+}
+
+// policyStep applies (or deletes) the policy p of workload.
+func policyStep(a plan.Action, workload string, p *plan.Policy) plan.Step {
+	return plan.Step{Address: "workload/" + workload + "/policy", Layer: plan.Weights, Kind: plan.KindPolicy,
+		Action: a, Workload: workload, Namespace: p.Namespace, Payload: plan.Payload{Policy: p}}
+}
+
+// weightedPolicy is the policy of workload in ns (cluster-scoped when ns is "") selecting
+// resources, over the members with the weights.
+func weightedPolicy(ns, workload string, weights map[string]int64, resources ...plan.ResourceRef) *plan.Policy {
+	p := &plan.Policy{Namespace: ns, Name: workload, ClusterScoped: ns == "", Resources: resources,
+		Weights: maps.Clone(weights), Divided: true}
+	p.Clusters = slices.Sorted(maps.Keys(weights))
+	return p
+}
+
+// helloPolicy is the policy of helloFleet's workload.
+func helloPolicy(ns string, weights map[string]int64) *plan.Policy {
+	return weightedPolicy(ns, "hello", weights,
+		plan.ResourceRef{APIVersion: "apps/v1", Kind: "Deployment", Name: "hello"},
+		plan.ResourceRef{APIVersion: "v1", Kind: "ConfigMap", Name: "hello-config"})
+}
+
+func apply(ctx context.Context, d *Driver, s plan.Step) error {
+	_, err := d.Apply(ctx, s)
+	return err
+}
+
+// applyBoth applies the workload's manifests and then its policy.
+func applyBoth(t *testing.T, ctx context.Context, d *Driver, f *spec.Fleet, workload string, p *plan.Policy) {
+	t.Helper()
+	if err := apply(ctx, d, manifestsStep(t, f, workload)); err != nil {
 		t.Fatal(err)
 	}
-	var out []planner.Step
-	for _, s := range p.Steps {
-		if s.Layer == planner.Weights && s.Action != planner.NoOp && s.Namespace == ns {
-			out = append(out, s)
-		}
+	if err := apply(ctx, d, policyStep(plan.Create, workload, p)); err != nil {
+		t.Fatal(err)
 	}
-	return out
+}
+
+// assertConverged checks that the observer reads back exactly what was applied: the policy
+// the payload describes (nil: no policy) and, when digest is set, the manifests' digest.
+func assertConverged(t *testing.T, w *world.World, key, workload string, want *plan.Policy, digest string) {
+	t.Helper()
+	var got *world.Policy
+	if w.Karmada != nil {
+		got = w.Karmada.Policies[key]
+	}
+	switch {
+	case want == nil && got != nil:
+		t.Errorf("policy %s still observed: %+v", key, got)
+	case want != nil && !reflect.DeepEqual(got, worldPolicy(want)):
+		t.Errorf("observed policy %s:\n got %+v\nwant %+v", key, got, worldPolicy(want))
+	}
+	if digest != "" && (w.Karmada == nil || w.Karmada.ManifestHashes[workload] != digest) {
+		t.Errorf("observed manifest digest of %s is not %s: %+v", workload, digest, w.Karmada)
+	}
 }
 
 func observe(t *testing.T, ctx context.Context, d *Driver, f *spec.Fleet) *world.World {
@@ -121,17 +183,8 @@ func TestApplyObserveConverge(t *testing.T) {
 	if before.Karmada.Policies[ns+"/hello"] != nil || before.Karmada.ManifestHashes["hello"] != "" {
 		t.Fatalf("fresh namespace: want no policy or hash, got %+v", before.Karmada)
 	}
-	steps := weightSteps(t, ns, f, before)
-	if len(steps) != 2 {
-		t.Fatalf("fresh Karmada: want manifests and policy steps, got %+v", steps)
-	}
-
-	if err := h.driver.ApplyManifests(ctx, f, "hello"); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.driver.ApplyPolicy(ctx, f, "hello"); err != nil {
-		t.Fatal(err)
-	}
+	policy := helloPolicy(ns, map[string]int64{"us": 2, "ap": 1, "eu": 2})
+	applyBoth(t, ctx, h.driver, f, "hello", policy)
 	if got := h.writes.Take(); len(got) != 4 { // namespace, deployment, configmap, policy
 		t.Errorf("first apply: want 4 writes, got %d: %v", len(got), got)
 	}
@@ -169,13 +222,7 @@ func TestApplyObserveConverge(t *testing.T) {
 	}
 
 	w := observe(t, ctx, h.driver, f)
-	want := planner.DesiredPolicy(f, &f.Workloads[0])
-	if got := w.Karmada.Policies[ns+"/hello"]; !reflect.DeepEqual(got, want) {
-		t.Errorf("observed policy:\n got %+v\nwant %+v", got, want)
-	}
-	if got := w.Karmada.ManifestHashes["hello"]; got != f.Workloads[0].ManifestDigest {
-		t.Errorf("manifest hash = %q, want %q", got, f.Workloads[0].ManifestDigest)
-	}
+	assertConverged(t, w, ns+"/hello", "hello", policy, f.Workloads[0].ManifestDigest)
 	wl := w.Karmada.Workloads[ns+"/Deployment/hello"]
 	if wl == nil || wl.Replicas != 10 || wl.UID != string(dep.GetUID()) || wl.Scheduled != nil {
 		t.Errorf("workload = %+v, want 10 replicas, uid %s, nothing scheduled yet", wl, dep.GetUID())
@@ -189,17 +236,9 @@ func TestApplyObserveConverge(t *testing.T) {
 	if len(here) != 1 {
 		t.Errorf("only the Deployment has replicas; got workloads %v", here)
 	}
-	if steps := weightSteps(t, ns, f, w); len(steps) != 0 {
-		t.Errorf("after apply the planner still plans weights steps: %+v", steps)
-	}
 
 	// A second pass writes nothing.
-	if err := h.driver.ApplyManifests(ctx, f, "hello"); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.driver.ApplyPolicy(ctx, f, "hello"); err != nil {
-		t.Fatal(err)
-	}
+	applyBoth(t, ctx, h.driver, f, "hello", policy)
 	if got := h.writes.Take(); len(got) != 0 {
 		t.Errorf("second apply wrote %v", got)
 	}
@@ -216,18 +255,18 @@ func TestApplyObserveConverge(t *testing.T) {
 		t.Fatal("changed manifests kept their digest")
 	}
 	w = observe(t, ctx, h.driver, f2)
-	if steps := weightSteps(t, ns, f2, w); len(steps) != 1 || steps[0].Kind != planner.KindManifests || steps[0].Action != planner.Update {
-		t.Errorf("changed manifests: want one manifests update, got %+v", steps)
+	if got := w.Karmada.ManifestHashes["hello"]; got != f.Workloads[0].ManifestDigest {
+		t.Errorf("changed manifests: the observer reads digest %q, want the applied one %q", got, f.Workloads[0].ManifestDigest)
 	}
-	if err := h.driver.ApplyManifests(ctx, f2, "hello"); err != nil {
+	step := manifestsStep(t, f2, "hello")
+	step.Action = plan.Update
+	if err := apply(ctx, h.driver, step); err != nil {
 		t.Fatal(err)
 	}
 	if got := h.writes.Take(); len(got) != 3 { // every object's digest annotation changed
 		t.Errorf("changed manifests: want 3 writes, got %v", got)
 	}
-	if steps := weightSteps(t, ns, f2, observe(t, ctx, h.driver, f2)); len(steps) != 0 {
-		t.Errorf("after applying changed manifests: %+v", steps)
-	}
+	assertConverged(t, observe(t, ctx, h.driver, f2), ns+"/hello", "hello", policy, f2.Workloads[0].ManifestDigest)
 }
 
 func TestPolicyDriftCorrected(t *testing.T) {
@@ -237,12 +276,8 @@ func TestPolicyDriftCorrected(t *testing.T) {
 	ctx := t.Context()
 	const ns = "drift"
 	f := helloFleet(t, ns, "us: 2, ap: 1, eu: 2")
-	if err := h.driver.ApplyManifests(ctx, f, "hello"); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.driver.ApplyPolicy(ctx, f, "hello"); err != nil {
-		t.Fatal(err)
-	}
+	policy := helloPolicy(ns, map[string]int64{"us": 2, "ap": 1, "eu": 2})
+	applyBoth(t, ctx, h.driver, f, "hello", policy)
 	h.writes.Take()
 
 	// Someone edits the weights by hand (an update, as kubectl edit does).
@@ -264,11 +299,10 @@ func TestPolicyDriftCorrected(t *testing.T) {
 	if got := w.Karmada.Policies[ns+"/hello"].Weights; got["mars"] != 9 || len(got) != 2 {
 		t.Errorf("observer missed the hand edit: weights %v", got)
 	}
-	steps := weightSteps(t, ns, f, w)
-	if len(steps) != 1 || steps[0].Kind != planner.KindPolicy || steps[0].Action != planner.Update {
-		t.Fatalf("hand edit: want one policy update, got %+v", steps)
+	if reflect.DeepEqual(w.Karmada.Policies[ns+"/hello"], worldPolicy(policy)) {
+		t.Fatal("hand edit: the observed policy still reads as the desired one")
 	}
-	if err := h.driver.ApplyPolicy(ctx, f, steps[0].Workload); err != nil {
+	if err := apply(ctx, h.driver, policyStep(plan.Update, "hello", policy)); err != nil {
 		t.Fatal(err)
 	}
 	if got := h.writes.Take(); len(got) != 1 {
@@ -277,26 +311,19 @@ func TestPolicyDriftCorrected(t *testing.T) {
 	if !strings.Contains(h.log.String(), "policy drift corrected") {
 		t.Errorf("drift correction not logged:\n%s", h.log.String())
 	}
-	w = observe(t, ctx, h.driver, f)
-	if got, want := w.Karmada.Policies[ns+"/hello"], planner.DesiredPolicy(f, &f.Workloads[0]); !reflect.DeepEqual(got, want) {
-		t.Errorf("after correction:\n got %+v\nwant %+v", got, want)
-	}
-	if steps := weightSteps(t, ns, f, w); len(steps) != 0 {
-		t.Errorf("after correction the planner still plans %+v", steps)
-	}
+	assertConverged(t, observe(t, ctx, h.driver, f), ns+"/hello", "hello", policy, f.Workloads[0].ManifestDigest)
 
-	// New weights in fleet.yaml are an update too.
+	// New weights are an update too.
 	f2 := helloFleet(t, ns, "us: 1, eu: 1")
-	if err := h.driver.ApplyPolicy(ctx, f2, "hello"); err != nil {
+	reweighted := helloPolicy(ns, map[string]int64{"us": 1, "eu": 1})
+	if err := apply(ctx, h.driver, policyStep(plan.Update, "hello", reweighted)); err != nil {
 		t.Fatal(err)
 	}
 	w = observe(t, ctx, h.driver, f2)
 	if got := w.Karmada.Policies[ns+"/hello"]; !slices.Equal(got.Clusters, []string{"eu", "us"}) || len(got.Weights) != 2 {
 		t.Errorf("after reweighting: %+v", got)
 	}
-	if steps := weightSteps(t, ns, f2, w); len(steps) != 0 {
-		t.Errorf("after reweighting the planner still plans %+v", steps)
-	}
+	assertConverged(t, w, ns+"/hello", "hello", reweighted, "")
 }
 
 func TestDeletePolicyWaitsUntilGone(t *testing.T) {
@@ -306,12 +333,7 @@ func TestDeletePolicyWaitsUntilGone(t *testing.T) {
 	ctx := t.Context()
 	const ns = "delete"
 	f := helloFleet(t, ns, "eu: 1")
-	if err := h.driver.ApplyManifests(ctx, f, "hello"); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.driver.ApplyPolicy(ctx, f, "hello"); err != nil {
-		t.Fatal(err)
-	}
+	applyBoth(t, ctx, h.driver, f, "hello", helloPolicy(ns, map[string]int64{"eu": 1}))
 	// A finalizer stands in for Karmada's: the policy lingers until it is removed.
 	ri := h.dyn.Resource(policyGVR).Namespace(ns)
 	const hold = "test.reconcile.dev/hold"
@@ -324,14 +346,11 @@ func TestDeletePolicyWaitsUntilGone(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The workload leaves the fleet: the planner deletes its policy.
+	// The workload leaves the fleet: the planner deletes its policy, naming nothing but it.
 	gone := loadFleet(t, "", nil)
-	steps := weightSteps(t, ns, gone, observe(t, ctx, h.driver, gone))
-	if len(steps) != 1 || steps[0].Action != planner.Delete || steps[0].Namespace != ns {
-		t.Fatalf("workload removed: want one policy delete in %s, got %+v", ns, steps)
-	}
+	del := policyStep(plan.Delete, "hello", &plan.Policy{Namespace: ns, Name: "hello"})
 	done := make(chan error, 1)
-	go func() { done <- h.driver.DeletePolicy(ctx, gone, steps[0]) }()
+	go func() { done <- apply(ctx, h.driver, del) }()
 
 	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		u, err := ri.Get(ctx, "hello", metav1.GetOptions{})
@@ -342,7 +361,7 @@ func TestDeletePolicyWaitsUntilGone(t *testing.T) {
 	}
 	select {
 	case err := <-done:
-		t.Fatalf("DeletePolicy returned (%v) while the policy still exists", err)
+		t.Fatalf("the delete returned (%v) while the policy still exists", err)
 	default:
 	}
 	pp, err = ri.Get(ctx, "hello", metav1.GetOptions{})
@@ -359,17 +378,19 @@ func TestDeletePolicyWaitsUntilGone(t *testing.T) {
 			t.Fatal(err)
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatal("DeletePolicy did not return after the finalizer was removed")
+		t.Fatal("the delete did not return after the finalizer was removed")
 	}
 	if _, err := ri.Get(ctx, "hello", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("policy still there: %v", err)
 	}
-	if steps := weightSteps(t, ns, gone, observe(t, ctx, h.driver, gone)); len(steps) != 0 {
-		t.Errorf("after delete the planner still plans %+v", steps)
-	}
+	assertConverged(t, observe(t, ctx, h.driver, gone), ns+"/hello", "hello", nil, "")
 	// Deleting again is a no-op.
-	if err := h.driver.DeletePolicy(ctx, gone, planner.Step{Workload: "hello", Namespace: ns}); err != nil {
+	h.writes.Take()
+	if err := apply(ctx, h.driver, del); err != nil {
 		t.Errorf("second delete: %v", err)
+	}
+	if got := h.writes.Take(); len(got) != 0 {
+		t.Errorf("second delete wrote %v", got)
 	}
 	// The resources the policy selected are left alone.
 	if _, err := h.dyn.Resource(deploymentGVR).Namespace(ns).Get(ctx, "hello", metav1.GetOptions{}); err != nil {
@@ -390,7 +411,7 @@ func TestDeletePolicyRefusesForeignPolicy(t *testing.T) {
 	if _, err := ri.Create(ctx, foreign, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	err := h.driver.DeletePolicy(ctx, loadFleet(t, "", nil), planner.Step{Workload: "foreign", Namespace: "default"})
+	err := apply(ctx, h.driver, policyStep(plan.Delete, "foreign", &plan.Policy{Namespace: "default", Name: "foreign"}))
 	if err == nil || !strings.Contains(err.Error(), "not managed by reconcile") {
 		t.Errorf("want a refusal, got %v", err)
 	}
@@ -417,11 +438,12 @@ func TestClusterScopedPolicy(t *testing.T) {
     weights: {eu: 1, ap: 3}
 `, nil)
 	w := observe(t, ctx, h.driver, f)
-	steps := weightSteps(t, ns, f, w)
-	if len(steps) != 1 || steps[0].Action != planner.Create {
-		t.Fatalf("want one policy create, got %+v", steps)
+	if p := w.Karmada.Policies["/cluster-hello"]; p != nil {
+		t.Fatalf("fresh Karmada: policy already there: %+v", p)
 	}
-	if err := h.driver.ApplyPolicy(ctx, f, "cluster-hello"); err != nil {
+	policy := weightedPolicy(ns, "cluster-hello", map[string]int64{"eu": 1, "ap": 3},
+		plan.ResourceRef{APIVersion: "v1", Kind: "Namespace", Name: "cluster-hello"})
+	if err := apply(ctx, h.driver, policyStep(plan.Create, "cluster-hello", policy)); err != nil {
 		t.Fatal(err)
 	}
 	cpp, err := h.dyn.Resource(clusterPolicyGVR).Get(ctx, "cluster-hello", metav1.GetOptions{})
@@ -433,20 +455,15 @@ func TestClusterScopedPolicy(t *testing.T) {
 		t.Errorf("cluster-scoped policy selector has a namespace: %v", sels)
 	}
 	w = observe(t, ctx, h.driver, f)
-	if got, want := w.Karmada.Policies["/cluster-hello"], planner.DesiredPolicy(f, &f.Workloads[0]); !reflect.DeepEqual(got, want) {
-		t.Errorf("observed:\n got %+v\nwant %+v", got, want)
-	}
-	if steps := weightSteps(t, ns, f, w); len(steps) != 0 {
-		t.Errorf("after apply: %+v", steps)
-	}
+	assertConverged(t, w, "/cluster-hello", "cluster-hello", policy, "")
 	h.writes.Take()
-	if err := h.driver.ApplyPolicy(ctx, f, "cluster-hello"); err != nil {
+	if err := apply(ctx, h.driver, policyStep(plan.Update, "cluster-hello", policy)); err != nil {
 		t.Fatal(err)
 	}
 	if got := h.writes.Take(); len(got) != 0 {
 		t.Errorf("second apply wrote %v", got)
 	}
-	if err := h.driver.DeletePolicy(ctx, f, planner.Step{Workload: "cluster-hello"}); err != nil {
+	if err := apply(ctx, h.driver, policyStep(plan.Delete, "cluster-hello", &plan.Policy{Name: "cluster-hello", ClusterScoped: true})); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.dyn.Resource(clusterPolicyGVR).Get(ctx, "cluster-hello", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
@@ -461,18 +478,14 @@ func TestScheduledFromBinding(t *testing.T) {
 	ctx := t.Context()
 	const ns = "binding"
 	f := helloFleet(t, ns, "us: 2, ap: 1, eu: 2")
-	if err := h.driver.ApplyManifests(ctx, f, "hello"); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.driver.ApplyPolicy(ctx, f, "hello"); err != nil {
-		t.Fatal(err)
-	}
+	policy := helloPolicy(ns, map[string]int64{"us": 2, "ap": 1, "eu": 2})
+	applyBoth(t, ctx, h.driver, f, "hello", policy)
 	dep, err := h.dyn.Resource(deploymentGVR).Namespace(ns).Get(ctx, "hello", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// What Karmada's scheduler would write for this Deployment.
-	split := planner.Divide(map[string]int64{"us": 2, "ap": 1, "eu": 2}, 10, string(dep.GetUID()))
+	// What Karmada's scheduler writes for this Deployment (weights 2:1:2, no tie to break).
+	split := map[string]int32{"eu": 4, "ap": 2, "us": 4}
 	var clusters []any
 	for _, m := range []string{"eu", "ap", "us"} {
 		clusters = append(clusters, map[string]any{"name": m, "replicas": int64(split[m])})
@@ -499,9 +512,7 @@ func TestScheduledFromBinding(t *testing.T) {
 	if want := map[string]int32{"eu": 4, "ap": 2, "us": 4}; !maps.Equal(wl.Scheduled, want) {
 		t.Errorf("scheduled = %v, want %v", wl.Scheduled, want)
 	}
-	if steps := weightSteps(t, ns, f, w); len(steps) != 0 {
-		t.Errorf("converged world with a binding: %+v", steps)
-	}
+	assertConverged(t, w, ns+"/hello", "hello", policy, f.Workloads[0].ManifestDigest)
 }
 
 func TestObserverLeavesKarmadaObserverFields(t *testing.T) {
@@ -510,14 +521,9 @@ func TestObserverLeavesKarmadaObserverFields(t *testing.T) {
 	h := newHarness(t, c)
 	ctx := t.Context()
 	f := helloFleet(t, "keep", "eu: 1")
-	if err := h.driver.ApplyManifests(ctx, f, "hello"); err != nil {
-		t.Fatal(err)
-	}
 	members := map[string]*world.KarmadaMember{"eu": {Name: "eu", Ready: "True"}}
 	w := &world.World{Karmada: &world.Karmada{Reachable: true, APIServiceAvailable: true, Members: members}}
-	if err := h.driver.ApplyPolicy(ctx, f, "hello"); err != nil {
-		t.Fatal(err)
-	}
+	applyBoth(t, ctx, h.driver, f, "hello", helloPolicy("keep", map[string]int64{"eu": 1}))
 	if err := h.driver.Observe(ctx, f, w); err != nil {
 		t.Fatal(err)
 	}
@@ -561,7 +567,7 @@ func TestObserverWithoutKarmada(t *testing.T) {
 		if err := d.Observe(t.Context(), f, w); err != nil || w.Karmada != nil {
 			t.Errorf("Karmada down: err %v, Karmada %+v", err, w.Karmada)
 		}
-		err = d.ApplyPolicy(t.Context(), f, "hello")
+		err = apply(t.Context(), d, policyStep(plan.Create, "hello", helloPolicy("nokarmada", map[string]int64{"eu": 1})))
 		var tr interface{ Retryable() bool }
 		if err == nil || !errorsAs(err, &tr) {
 			t.Errorf("apply against a Karmada that is down: want a retryable error, got %v", err)

@@ -2,6 +2,7 @@ package weights
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"sort"
@@ -12,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
 
-	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/plan"
 )
 
 // applyOrder puts CRDs first and Namespaces second, so the objects after them can be served
@@ -31,12 +32,13 @@ func applyOrder(objs []*unstructured.Unstructured) {
 	sort.SliceStable(objs, func(i, j int) bool { return rank(objs[i]) < rank(objs[j]) })
 }
 
-func decodeObjects(w *spec.Workload) ([]*unstructured.Unstructured, error) {
-	objs := make([]*unstructured.Unstructured, 0, len(w.Objects))
-	for _, o := range w.Objects {
+// decodeObjects decodes the payload's objects (JSON, their namespace already defaulted).
+func decodeObjects(workload string, raws []json.RawMessage) ([]*unstructured.Unstructured, error) {
+	objs := make([]*unstructured.Unstructured, 0, len(raws))
+	for i, raw := range raws {
 		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(o.Raw); err != nil {
-			return nil, fmt.Errorf("workload %s: %s %s: %w", w.Name, o.Kind, o.Name, err)
+		if err := u.UnmarshalJSON(raw); err != nil {
+			return nil, fmt.Errorf("workload %s: object %d of the manifests: %w", workload, i, err)
 		}
 		objs = append(objs, u)
 	}
@@ -50,15 +52,19 @@ func objectName(u *unstructured.Unstructured) string {
 	return u.GetKind() + " " + u.GetName()
 }
 
-// ApplyManifests server-side applies the workload's manifests into Karmada, each object
-// annotated with the manifests' digest so the observer can tell they were applied. An object
-// the apply would not change (checked with a server-side dry run) is not written.
-func (d *Driver) ApplyManifests(ctx context.Context, f *spec.Fleet, workload string) error {
-	w, err := findWorkload(f, workload)
-	if err != nil {
-		return err
+// applyManifests server-side applies the payload's objects into Karmada, each annotated with
+// the payload's digest so the observer can tell they were applied. An object the apply would
+// not change (checked with a server-side dry run) is not written.
+func (d *Driver) applyManifests(ctx context.Context, workload string, m *plan.Manifests) error {
+	if len(m.Objects) == 0 {
+		// The objects are not in a plan's JSON: a step without them was not attached its
+		// manifests, and applying nothing would leave the digest unrecorded.
+		return fmt.Errorf("weights: manifests of workload %s: the step carries no objects", workload)
 	}
-	objs, err := decodeObjects(w)
+	if m.Digest == "" {
+		return fmt.Errorf("weights: manifests of workload %s: the step carries no digest", workload)
+	}
+	objs, err := decodeObjects(workload, m.Objects)
 	if err != nil {
 		return err
 	}
@@ -82,7 +88,7 @@ func (d *Driver) ApplyManifests(ctx context.Context, f *spec.Fleet, workload str
 		if ann == nil {
 			ann = map[string]string{}
 		}
-		ann[DigestAnnotation] = w.ManifestDigest
+		ann[DigestAnnotation] = m.Digest
 		u.SetAnnotations(ann)
 		written, err := d.applyObject(ctx, c, u)
 		if err != nil {

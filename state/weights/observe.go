@@ -2,6 +2,7 @@ package weights
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -196,7 +197,11 @@ func bindingSplit(b *unstructured.Unstructured) map[string]int32 {
 // same one; "" when any object is missing or unmarked. Objects carrying an older digest make
 // the manifests read as changed, not as never applied.
 func (d *Driver) appliedDigest(ctx context.Context, c *clients, w *spec.Workload) (string, error) {
-	objs, err := decodeObjects(w)
+	raws := make([]json.RawMessage, len(w.Objects))
+	for i, o := range w.Objects {
+		raws[i] = o.Raw
+	}
+	objs, err := decodeObjects(w.Name, raws)
 	if err != nil {
 		return "", nil // the planner reports the manifests; nothing to observe
 	}

@@ -3,7 +3,9 @@ package weights
 import (
 	"context"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"sort"
 	"time"
 
@@ -15,8 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 
-	"github.com/reconcile-dev/reconcile/planner"
-	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/state"
 )
 
@@ -190,15 +191,26 @@ func (c *clients) policies(clusterScoped bool, ns string) dynamic.ResourceInterf
 	return c.dyn.Resource(policyGVR).Namespace(ns)
 }
 
-// ApplyPolicy writes the workload's (Cluster)PropagationPolicy by server-side apply, forcing
-// conflicts: a hand edit of what reconcile owns is drift, corrected here. A policy that already
-// matches is left alone, so a converged pass writes nothing.
-func (d *Driver) ApplyPolicy(ctx context.Context, f *spec.Fleet, workload string) error {
-	w, err := findWorkload(f, workload)
-	if err != nil {
-		return err
+// worldPolicy is the policy a payload describes, in the form the observer reads policies
+// back in: what is applied is compared with what is observed field for field.
+func worldPolicy(p *plan.Policy) *world.Policy {
+	out := &world.Policy{Namespace: p.Namespace, Name: p.Name, ClusterScoped: p.ClusterScoped,
+		Clusters: slices.Clone(p.Clusters), Weights: maps.Clone(p.Weights), Divided: p.Divided}
+	if p.ClusterScoped {
+		out.Namespace = ""
 	}
-	want := planner.DesiredPolicy(f, w)
+	for _, r := range p.Resources {
+		out.Resources = append(out.Resources, world.ResourceRef{APIVersion: r.APIVersion, Kind: r.Kind,
+			Name: r.Name, LabelSelector: maps.Clone(r.LabelSelector)})
+	}
+	return out
+}
+
+// applyPolicy writes the payload's (Cluster)PropagationPolicy by server-side apply, forcing
+// conflicts: a hand edit of what reconcile owns is drift, corrected here. A policy that
+// already matches is left alone, so a converged pass writes nothing.
+func (d *Driver) applyPolicy(ctx context.Context, workload string, payload *plan.Policy) error {
+	want := worldPolicy(payload)
 	obj := policyObject(want)
 	c, err := d.connect()
 	if err != nil {
@@ -227,11 +239,17 @@ func (d *Driver) ApplyPolicy(ctx context.Context, f *spec.Fleet, workload string
 	return nil
 }
 
-// DeletePolicy deletes the policy of a workload that left the fleet and returns once it is
-// gone (Karmada's finalizer lets it go after cleaning up). A policy without our label is
-// refused: reconcile deletes only what it wrote.
-func (d *Driver) DeletePolicy(ctx context.Context, f *spec.Fleet, step planner.Step) error {
-	p := &world.Policy{Namespace: step.Namespace, Name: step.Workload, ClusterScoped: step.Namespace == ""}
+// deletePolicy deletes the payload's policy (that of a workload that left the fleet) and
+// returns once it is gone (Karmada's finalizer lets it go after cleaning up). A policy
+// without our label is refused: reconcile deletes only what it wrote.
+func (d *Driver) deletePolicy(ctx context.Context, workload string, payload *plan.Policy) error {
+	p := &world.Policy{Namespace: payload.Namespace, Name: payload.Name, ClusterScoped: payload.ClusterScoped}
+	if p.ClusterScoped {
+		p.Namespace = ""
+	}
+	if p.Name == "" {
+		return fmt.Errorf("weights: delete policy of workload %s: the step names no policy", workload)
+	}
 	c, err := d.connect()
 	if err != nil {
 		return err
@@ -254,7 +272,7 @@ func (d *Driver) DeletePolicy(ctx context.Context, f *spec.Fleet, step planner.S
 		if err != nil && !apierrors.IsNotFound(err) {
 			return classify(fmt.Errorf("delete %s: %w", policyName(p), err))
 		}
-		d.log.Info("policy deleted", "workload", step.Workload, "policy", policyName(p))
+		d.log.Info("policy deleted", "workload", workload, "policy", policyName(p))
 	}
 	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, d.deleteTimeout, true, func(ctx context.Context) (bool, error) {
 		_, err := ri.Get(ctx, p.Name, metav1.GetOptions{})

@@ -2,11 +2,13 @@ package weights
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"net"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,7 +20,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/reconcile-dev/reconcile/executor"
+	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/state"
+	"github.com/reconcile-dev/reconcile/state/kube"
 )
 
 func TestPolicyRoundTrip(t *testing.T) {
@@ -217,5 +221,112 @@ func TestClassify(t *testing.T) {
 	}
 	if classify(nil) != nil {
 		t.Error("classify(nil) != nil")
+	}
+}
+
+// A policy payload becomes exactly this PropagationPolicy, and a cluster-scoped one exactly
+// this ClusterPropagationPolicy.
+func TestPolicyPayloadBecomesPolicyObject(t *testing.T) {
+	t.Parallel()
+	labels := map[string]any{ManagedByLabel: ManagedByValue, WorkloadLabel: "web"}
+	weight := func(c string, w int64) any {
+		return map[string]any{"targetCluster": map[string]any{"clusterNames": []any{c}}, "weight": w}
+	}
+	tests := []struct {
+		name string
+		p    plan.Policy
+		want map[string]any
+	}{
+		{"namespaced, divided", plan.Policy{Namespace: "demo", Name: "web",
+			Resources: []plan.ResourceRef{{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"},
+				{APIVersion: "v1", Kind: "Service", LabelSelector: map[string]string{"app": "web"}}},
+			Clusters: []string{"us", "eu", "ap"}, Weights: map[string]int64{"ap": 1, "eu": 2, "us": 2}, Divided: true},
+			map[string]any{
+				"apiVersion": "policy.karmada.io/v1alpha1",
+				"kind":       "PropagationPolicy",
+				"metadata":   map[string]any{"name": "web", "namespace": "demo", "labels": labels},
+				"spec": map[string]any{
+					"resourceSelectors": []any{
+						map[string]any{"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "demo", "name": "web"},
+						map[string]any{"apiVersion": "v1", "kind": "Service", "namespace": "demo",
+							"labelSelector": map[string]any{"matchLabels": map[string]any{"app": "web"}}},
+					},
+					"placement": map[string]any{
+						"clusterAffinity": map[string]any{"clusterNames": []any{"ap", "eu", "us"}},
+						"replicaScheduling": map[string]any{
+							"replicaSchedulingType":     "Divided",
+							"replicaDivisionPreference": "Weighted",
+							"weightPreference": map[string]any{"staticWeightList": []any{
+								weight("ap", 1), weight("eu", 2), weight("us", 2)}},
+						},
+					},
+				},
+			}},
+		{"cluster-scoped, duplicated", plan.Policy{Namespace: "ignored", Name: "web", ClusterScoped: true,
+			Resources: []plan.ResourceRef{{APIVersion: "v1", Kind: "Namespace", Name: "web"}},
+			Clusters:  []string{"eu"}, Weights: map[string]int64{"eu": 5}},
+			map[string]any{
+				"apiVersion": "policy.karmada.io/v1alpha1",
+				"kind":       "ClusterPropagationPolicy",
+				"metadata":   map[string]any{"name": "web", "labels": labels},
+				"spec": map[string]any{
+					"resourceSelectors": []any{map[string]any{"apiVersion": "v1", "kind": "Namespace", "name": "web"}},
+					"placement": map[string]any{
+						"clusterAffinity":   map[string]any{"clusterNames": []any{"eu"}},
+						"replicaScheduling": map[string]any{"replicaSchedulingType": "Duplicated"},
+					},
+				},
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			before, _ := json.Marshal(tt.p)
+			got := policyObject(worldPolicy(&tt.p)).Object
+			if !reflect.DeepEqual(got, tt.want) {
+				gj, _ := json.MarshalIndent(got, "", "  ")
+				wj, _ := json.MarshalIndent(tt.want, "", "  ")
+				t.Errorf("object:\n%s\nwant:\n%s", gj, wj)
+			}
+			if after, _ := json.Marshal(tt.p); string(after) != string(before) {
+				t.Errorf("building the object changed the payload: %s -> %s", before, after)
+			}
+		})
+	}
+}
+
+// Steps the driver cannot apply fail before it connects to anything.
+func TestApplyRefusesStepsItCannotApply(t *testing.T) {
+	t.Parallel()
+	store, err := state.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := New(Config{Access: kube.Access{Store: store}})
+	pol := &plan.Policy{Namespace: "demo", Name: "web"}
+	tests := []struct {
+		name string
+		s    plan.Step
+		want string
+	}{
+		{"no manifests payload", plan.Step{Address: "a", Kind: plan.KindManifests, Action: plan.Create}, "no manifests payload"},
+		{"no policy payload", plan.Step{Address: "a", Kind: plan.KindPolicy, Action: plan.Create}, "no policy payload"},
+		{"manifests without objects", plan.Step{Address: "a", Kind: plan.KindManifests, Action: plan.Create, Workload: "web",
+			Payload: plan.Payload{Manifests: &plan.Manifests{Namespace: "demo", Digest: "abc"}}}, "carries no objects"},
+		{"manifests delete", plan.Step{Address: "a", Kind: plan.KindManifests, Action: plan.Delete,
+			Payload: plan.Payload{Manifests: &plan.Manifests{Digest: "abc", Objects: []json.RawMessage{[]byte(`{}`)}}}}, "not supported"},
+		{"policy replace", plan.Step{Address: "a", Kind: plan.KindPolicy, Action: plan.Replace, Payload: plan.Payload{Policy: pol}}, "not supported"},
+		{"policy delete without a name", plan.Step{Address: "a", Kind: plan.KindPolicy, Action: plan.Delete, Workload: "web",
+			Payload: plan.Payload{Policy: &plan.Policy{Namespace: "demo"}}}, "names no policy"},
+		{"other kind", plan.Step{Address: "a", Kind: plan.KindJoin, Action: plan.Create}, "not the weights driver's"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := d.Apply(t.Context(), tt.s)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v, want %q", err, tt.want)
+			}
+		})
 	}
 }

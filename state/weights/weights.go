@@ -16,7 +16,6 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/restmapper"
 
-	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
 	"github.com/reconcile-dev/reconcile/state/kube"
 )
@@ -57,7 +56,8 @@ type Config struct {
 	EstablishTimeout time.Duration
 }
 
-// Driver implements executor.WeightsDriver and state.Observer for the Karmada API.
+// Driver implements executor.Driver (manifests and policy steps) and state.Observer for the
+// Karmada API.
 type Driver struct {
 	access           kube.Access
 	log              *slog.Logger
@@ -118,15 +118,6 @@ func (c *clients) resource(gvk schema.GroupVersionKind, ns string) (dynamic.Reso
 		return c.dyn.Resource(m.Resource).Namespace(ns), true, nil
 	}
 	return c.dyn.Resource(m.Resource), false, nil
-}
-
-func findWorkload(f *spec.Fleet, name string) (*spec.Workload, error) {
-	for i := range f.Workloads {
-		if f.Workloads[i].Name == name {
-			return &f.Workloads[i], nil
-		}
-	}
-	return nil, fmt.Errorf("workload %s is not in the fleet", name)
 }
 
 // classify marks errors worth retrying as transient and Kubernetes API answers that are not

@@ -1,0 +1,43 @@
+package weights
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/reconcile-dev/reconcile/plan"
+)
+
+// Apply applies a weights step exactly as planned:
+//
+//   - manifests, create or update: the payload's objects, server-side applied into Karmada
+//     (CRDs first, waited until Established), each annotated with the payload's digest; an
+//     object that already matches is not written;
+//   - policy, create or update: the (Cluster)PropagationPolicy the payload describes; one
+//     that already matches is not written, a hand edit is corrected and logged;
+//   - policy, delete: the payload's policy, if reconcile manages it, waiting until it is gone.
+func (d *Driver) Apply(ctx context.Context, s plan.Step) (plan.Outputs, error) {
+	switch s.Kind {
+	case plan.KindManifests:
+		m := s.Payload.Manifests
+		if m == nil {
+			return nil, fmt.Errorf("weights: step %s has no manifests payload", s.Address)
+		}
+		if s.Action == plan.Create || s.Action == plan.Update {
+			return nil, d.applyManifests(ctx, s.Workload, m)
+		}
+	case plan.KindPolicy:
+		p := s.Payload.Policy
+		if p == nil {
+			return nil, fmt.Errorf("weights: step %s has no policy payload", s.Address)
+		}
+		switch s.Action {
+		case plan.Create, plan.Update:
+			return nil, d.applyPolicy(ctx, s.Workload, p)
+		case plan.Delete:
+			return nil, d.deletePolicy(ctx, s.Workload, p)
+		}
+	default:
+		return nil, fmt.Errorf("weights: step %s: kind %q is not the weights driver's", s.Address, s.Kind)
+	}
+	return nil, fmt.Errorf("weights: step %s: action %q is not supported for %s steps", s.Address, s.Action, s.Kind)
+}
