@@ -157,6 +157,13 @@ func (b *builder) updateCluster(name string, c spec.Cluster, obs *world.Cluster,
 	if len(changes) == 0 {
 		return
 	}
+	// What the cluster had when planned: a retried update tells a pool an earlier attempt
+	// created from one the plan left alone.
+	cc.ExistingPools = []plan.PoolRef{}
+	for _, p := range obs.Pools {
+		cc.ExistingPools = append(cc.ExistingPools, plan.PoolRef{ID: p.ID, Type: p.Type})
+	}
+	sort.Slice(cc.ExistingPools, func(i, j int) bool { return cc.ExistingPools[i].ID < cc.ExistingPools[j].ID })
 	b.add(plan.Step{Address: addrCluster(name), Layer: layer, Kind: plan.KindCluster, Action: plan.Update,
 		Cluster: name, Changes: changes, Reason: "LKE cluster " + name + " differs from fleet.yaml",
 		Payload: plan.Payload{Cluster: cc}})

@@ -236,9 +236,10 @@ func TestPoolsMatchedByType(t *testing.T) {
 		t.Fatalf("cluster/eu: %+v", s)
 	}
 	want := &plan.ClusterChange{Label: "eu", LinodeID: eu.LinodeID,
-		UpdatePools: []plan.PoolUpdate{{ID: 12, Type: "g6-standard-2", Count: 3}},
-		CreatePools: []plan.Pool{{Type: "g6-standard-8", Count: 1}},
-		DeletePools: []plan.PoolRef{{ID: 11, Type: "g6-standard-4"}}}
+		UpdatePools:   []plan.PoolUpdate{{ID: 12, Type: "g6-standard-2", Count: 3}},
+		CreatePools:   []plan.Pool{{Type: "g6-standard-8", Count: 1}},
+		DeletePools:   []plan.PoolRef{{ID: 11, Type: "g6-standard-4"}},
+		ExistingPools: []plan.PoolRef{{ID: 11, Type: "g6-standard-4"}, {ID: 12, Type: "g6-standard-2"}}}
 	if !reflect.DeepEqual(s.Payload.Cluster, want) {
 		t.Errorf("payload = %+v, want %+v", s.Payload.Cluster, want)
 	}

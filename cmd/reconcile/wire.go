@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/reconcile-dev/reconcile/executor"
+	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
 	"github.com/reconcile-dev/reconcile/state/helm"
@@ -24,7 +25,7 @@ func wire(f *spec.Fleet, store *state.Store, log *slog.Logger, opts wireOptions)
 	var observers []state.Observer
 	var drivers executor.Drivers
 	if f.Provider.Linode != nil && usesLKE(f) {
-		cfg, err := linode.ConfigFromSpec(f.Provider.Linode, store, log)
+		cfg, err := linode.ConfigFromSpec(f.Metadata.Name, f.Provider.Linode, store, log)
 		if err != nil {
 			return nil, drivers, fmt.Errorf("linode: %w", err)
 		}
@@ -40,22 +41,24 @@ func wire(f *spec.Fleet, store *state.Store, log *slog.Logger, opts wireOptions)
 	}
 	// Order matters: Kubernetes reaches the clusters Linode found; Helm reads releases in the
 	// clusters that answered; weights adds policies to what the Karmada observer found.
-	access := kube.Access{Store: store, WrapTransport: opts.wrap}
+	// Drivers are built per pass from the fleet in force: what they need of it (which clusters
+	// are existing ones, timeouts) is configuration; what to do comes with each step.
+	access := kube.Access{Store: store, WrapTransport: opts.wrap}.For(f)
 	charts := filepath.Join(store.Dir(), "charts")
-	km := karmada.New(karmada.Config{Access: access, Store: store, Log: log, ChartCache: charts, ForceUnjoin: opts.forceUnjoin})
+	km := karmada.New(karmada.Config{Access: access, Store: store, Log: log, ChartCache: charts})
 	wd := weights.New(weights.Config{Access: access, Log: log})
-	observers = append(observers, kube.Observer{Access: access}, helm.Observer{Access: access, Log: log}, km, wd)
+	observers = append(observers, kube.Observer{Access: access}, helm.Observer{Access: access, Log: log, Namespaces: planner.ReleaseNamespaces(f)}, km, wd)
 	drivers.Karmada, drivers.Weights = km, wd
 	if f.MeshOn() {
 		observers = append(observers, mesh.Observer{Access: access, Store: store})
-		drivers.Mesh = mesh.New(mesh.Config{Access: access, Store: store, Log: log, ChartCache: charts, Helm: mesh.HelmSDK(log)})
+		drivers.Mesh = mesh.New(mesh.Config{Access: access, Store: store, Log: log, ChartCache: charts, Helm: mesh.HelmSDK(log),
+			Timeout: f.Mesh.Timeout.Duration})
 	}
 	return observers, drivers, nil
 }
 
 // wireOptions are the CLI's choices the drivers need.
 type wireOptions struct {
-	forceUnjoin bool
 	// wrap wraps the transport of every Kubernetes client (tests count writes with it).
 	wrap func(http.RoundTripper) http.RoundTripper
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/state/world"
 
 	corev1 "k8s.io/api/core/v1"
@@ -30,9 +31,9 @@ import (
 
 var clusterGVR = schema.GroupVersionResource{Group: "cluster.karmada.io", Version: "v1alpha1", Resource: "clusters"}
 
-// The real Karmada scheduler divides what our policies say by weight, and what the observer
-// reads back from the bindings is what the members run. (That planner.Divide predicts these
-// splits, uid tie-break included, is the planner's to test.)
+// The real Karmada scheduler divides what our policies say by weight, the way planner.Divide
+// predicts (uid tie-break included), and what the observer reads back from the bindings is what
+// the members run.
 func TestRealSchedulerSplits(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a Karmada control plane and three member clusters")
@@ -168,6 +169,9 @@ spec:
 				t.Fatalf("Karmada scheduled %v (uid %s), want one of %v", wl.Scheduled, wl.UID, c.want)
 			}
 			predicted := c.want[i]
+			if divided := planner.Divide(c.weights, c.replicas, wl.UID); !maps.Equal(divided, wl.Scheduled) {
+				t.Errorf("Karmada scheduled %v (uid %s), planner.Divide predicts %v", wl.Scheduled, wl.UID, divided)
+			}
 			for name, mc := range members {
 				want := predicted[name]
 				waitUntil(t, 90*time.Second, fmt.Sprintf("%s has %d replicas of %s", name, want, c.name), func(ctx context.Context) (bool, error) {
