@@ -18,18 +18,20 @@ test: lint lab-bin test-race
 
 # Packages whose tests run in-process only (httptest servers, the in-process Linode API,
 # helper processes of the test binary itself): they also run with -race.
-#   spec planner executor state  the model, the planner, the executor, the store (no k8s deps)
+#   spec plan planner executor   the model, the plan graph, the planner, the executor
+#   state state/world            the store, the observed world (no k8s deps)
 #   lab/linodeapi                the Linode API server (provisioning goroutines)
 #   state/linode                 the Linode driver against lab/linodeapi in-process
 #   state/kube lab/labtest       kubeconfigs and clients; the lab tests' shared helpers
 #   lab/charts                   chart rendering (helm in-process)
 # Race-compiling client-go and helm costs minutes on 2 cores the first time (then cached).
-RACE_PKGS := ./spec ./planner ./executor ./state ./lab/linodeapi ./state/linode ./state/kube \
+RACE_PKGS := ./spec ./plan ./planner ./executor ./state ./state/world ./lab/linodeapi ./state/linode ./state/kube \
 	./lab/labtest ./lab/charts
 # Packages with tests that start lab processes (etcd, kube-apiserver, Karmada) through
 # lab/labtest or lab/cluster: not run with -race (lab-sized timeouts, and the race detector
-# would slow them several times over). cmd/reconcile is here for TestLabEndToEnd alone.
-LAB_PKGS := ./cmd/reconcile ./lab/cluster ./lab/karmadalab ./lab/labworld ./state/helm \
+# would slow them several times over). cmd/reconcile is here for TestLabEndToEnd alone,
+# cmd/reconcile-lab because it links the whole lab (minutes of race compiling for CLI tests).
+LAB_PKGS := ./cmd/reconcile ./cmd/reconcile-lab ./lab/cluster ./lab/karmadalab ./lab/labworld ./state/helm \
 	./state/karmada ./state/mesh ./state/weights
 # What makes a package a lab package, as found in its tests.
 LAB_TEST_RE := labtest\.(Binaries|KarmadaBinaries|Etcd)|StartCluster\(|StartEtcd\(|labworld\.Up\(|FindBinaries\(
