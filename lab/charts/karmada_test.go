@@ -7,12 +7,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/spec"
 )
 
 func labFleet(karmadaVersion string) *spec.Fleet {
-	return &spec.Fleet{
+	f := &spec.Fleet{
 		Metadata: spec.Metadata{Name: "lab"},
 		Manager: spec.Manager{
 			Name:    "cluster-manager",
@@ -24,6 +25,8 @@ func labFleet(karmadaVersion string) *spec.Fleet {
 		},
 		Mesh: &spec.Mesh{Version: DefaultIstioVersion, MeshID: "mesh-lab"},
 	}
+	spec.ApplyDefaults(f)
+	return f
 }
 
 // goModVersion reads the karmada requirement from the repository's go.mod.
@@ -60,8 +63,8 @@ func TestKarmadaHostMode(t *testing.T) {
 	t.Parallel()
 	r := testRepo(t)
 	const nodeIP = "127.0.0.10"
-	values := planner.KarmadaValues(labFleet(r.KarmadaVersion), nodeIP)
-	objs, err := render(t, r.ChartPath(ChartKarmada), planner.DefaultKarmadaNamespace, planner.DefaultKarmadaRelease, values)
+	values := planner.KarmadaValues(labFleet(r.KarmadaVersion), plan.Known(nodeIP))
+	objs, err := render(t, r.ChartPath(ChartKarmada), spec.DefaultKarmadaNamespace, spec.DefaultKarmadaRelease, values)
 	if err != nil {
 		t.Fatalf("render host mode: %v", err)
 	}
@@ -105,8 +108,8 @@ func TestKarmadaHostMode(t *testing.T) {
 	if typ := str(svc.Doc, "spec", "type"); typ != "NodePort" {
 		t.Errorf("karmada-apiserver type %q, want NodePort", typ)
 	}
-	if np := field(svc.Doc, "spec", "ports", 0, "nodePort"); np != float64(planner.DefaultKarmadaNodePort) {
-		t.Errorf("karmada-apiserver nodePort %v, want %d", np, planner.DefaultKarmadaNodePort)
+	if np := field(svc.Doc, "spec", "ports", 0, "nodePort"); np != float64(spec.DefaultAPINodePort) {
+		t.Errorf("karmada-apiserver nodePort %v, want %d", np, spec.DefaultAPINodePort)
 	}
 
 	// The node IP reaches the certificate hosts the pre-install Job signs for.
@@ -138,7 +141,7 @@ func TestKarmadaAgentMode(t *testing.T) {
 	t.Parallel()
 	r := testRepo(t)
 	const endpoint = "https://127.0.0.2:6443"
-	values := planner.AgentValues(labFleet(r.KarmadaVersion), "eu", endpoint, "127.0.0.10")
+	values := planner.AgentValues(labFleet(r.KarmadaVersion), "eu", plan.Known(endpoint), plan.Known("127.0.0.10"))
 	// The driver fills the credentials at apply time; the plan shows placeholders.
 	kc := values["agent"].(map[string]any)["kubeconfig"].(map[string]any)
 	kc["caCrt"], kc["crt"], kc["key"] = "CA-PEM", "CERT-PEM", "KEY-PEM"

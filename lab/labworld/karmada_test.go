@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/reconcile-dev/reconcile/lab/cluster"
+	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state/helm"
@@ -60,9 +61,9 @@ func TestLabKarmadaChart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	name, ns := planner.KarmadaRelease(f)
+	name, ns := f.Manager.Karmada.Release, f.Manager.Karmada.Namespace
 	start := time.Now()
-	if _, err := hc.Ensure(ctx, helm.Release{Name: name, Namespace: ns, Chart: ch, Values: planner.KarmadaValues(f, address),
+	if _, err := hc.Ensure(ctx, helm.Release{Name: name, Namespace: ns, Chart: ch, Values: planner.KarmadaValues(f, plan.Known(address)),
 		Timeout: 4 * time.Minute, Wait: true, CreateNamespace: true}); err != nil {
 		t.Fatalf("helm install with wait: %v", err)
 	}

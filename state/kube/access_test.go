@@ -46,14 +46,14 @@ func TestKubeconfigOfExistingClusterIsMinifiedAndFlattened(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := &spec.Fleet{Manager: spec.Manager{Name: "manager", Cluster: spec.Cluster{Kubeconfig: &spec.Kubeconfig{Path: path, Context: "k3d-one"}}}}
-	data, err := Access{Store: store}.Kubeconfig(f, "manager")
+	data, err := Access{Store: store}.For(f).Kubeconfig("manager")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s := string(data); strings.Contains(s, "token-two") || strings.Contains(s, "127.0.0.2") || strings.Contains(s, "ca.crt") {
 		t.Fatalf("the kubeconfig carries another context's credentials or a file reference:\n%s", s)
 	}
-	cfg, err := Access{Store: store}.RESTConfig(f, "manager")
+	cfg, err := Access{Store: store}.For(f).RESTConfig("manager")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestKubeconfigOfExistingClusterIsMinifiedAndFlattened(t *testing.T) {
 	}
 
 	f.Manager.Kubeconfig.Context = "k3d-three"
-	if _, err := (Access{Store: store}).Kubeconfig(f, "manager"); err == nil || !strings.Contains(err.Error(), `no context "k3d-three"`) {
+	if _, err := (Access{Store: store}).For(f).Kubeconfig("manager"); err == nil || !strings.Contains(err.Error(), `no context "k3d-three"`) {
 		t.Fatalf("unknown context: %v", err)
 	}
 }
