@@ -8,8 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"path/filepath"
 	"sort"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,70 +17,82 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/reconcile-dev/reconcile/planner"
-	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/state"
 	"github.com/reconcile-dev/reconcile/state/helm"
 	"github.com/reconcile-dev/reconcile/state/kube"
 )
 
-// KubeconfigFile is the name of the Karmada kubeconfig written into fleet.KubeconfigDir.
-const KubeconfigFile = "karmada-config"
-
-// InstallControlPlane installs or upgrades the Karmada chart in host mode on the manager,
-// waiting for its hooks and jobs within the fleet's Karmada timeout.
-func (d *Driver) InstallControlPlane(ctx context.Context, f *spec.Fleet) error {
-	mgr, err := d.member(f, f.Manager.Name)
-	if err != nil {
-		return fmt.Errorf("karmada release: %w", err)
+// installControlPlane installs or upgrades the Karmada chart on cluster (the manager) exactly
+// as the release payload says.
+func (d *Driver) installControlPlane(ctx context.Context, cluster string, rel plan.Release) error {
+	key := releaseKey(rel.Namespace, rel.Name)
+	if err := checkRelease("karmada release "+key, &rel); err != nil {
+		return err
 	}
-	nodeIP, err := d.managerNodeIP(ctx, f)
+	mgr, err := d.member(cluster)
 	if err != nil {
-		return fmt.Errorf("karmada release: %w", err)
+		return fmt.Errorf("karmada release %s: %w", key, err)
 	}
-	hc, err := d.cfg.Helm(mgr.rest)
-	if err != nil {
-		return fmt.Errorf("karmada release: %w", err)
-	}
-	ch, err := d.cfg.LoadChart(ctx, f.Manager.Karmada.Chart, "karmada", d.cfg.ChartCache)
-	if err != nil {
-		return fmt.Errorf("karmada release: %w", err)
-	}
-	name, ns := planner.KarmadaRelease(f)
-	_, err = hc.Ensure(ctx, helm.Release{Name: name, Namespace: ns, Chart: ch, Values: planner.KarmadaValues(f, nodeIP),
-		Timeout: f.Manager.Karmada.Timeout.Duration, Wait: true, WaitForJobs: true, CreateNamespace: true})
-	if err != nil {
-		return fmt.Errorf("karmada release %s: %w", planner.ReleaseKey(ns, name), err)
+	if err := d.ensureRelease(ctx, mgr, rel, rel.Values); err != nil {
+		return fmt.Errorf("karmada release %s on %s: %w", key, cluster, err)
 	}
 	return nil
 }
 
-// managerNodeIP is the manager node the Karmada API is reached on: the first node IP the last
-// observation put into the World (the very value the planner compared the release against),
-// else the first Ready node's ExternalIP (InternalIP when it has none) read through the
-// manager's kubeconfig.
-func (d *Driver) managerNodeIP(ctx context.Context, f *spec.Fleet) (string, error) {
-	d.mu.Lock()
-	ip := d.seenNodeIP[f.Manager.Name]
-	d.mu.Unlock()
-	if ip != "" {
-		return ip, nil
-	}
-	mgr, err := d.member(f, f.Manager.Name)
+// ensureRelease loads the release's chart and installs or upgrades it on the cluster with
+// values (a copy is handed on: the step's payload is never changed), as the payload says.
+func (d *Driver) ensureRelease(ctx context.Context, c clients, rel plan.Release, values map[string]any) error {
+	hc, err := d.cfg.Helm(c.rest)
 	if err != nil {
-		return "", err
+		return err
 	}
-	nodes, err := mgr.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	ch, err := d.cfg.LoadChart(ctx, rel.Chart, rel.ChartName, d.cfg.ChartCache)
 	if err != nil {
-		return "", fmt.Errorf("manager %s: list nodes: %w", f.Manager.Name, err)
+		return err
 	}
-	ips := nodeIPs(nodes.Items)
-	if len(ips) == 0 {
-		return "", fmt.Errorf("manager %s has no Ready node with an address", f.Manager.Name)
-	}
-	return ips[0], nil
+	_, err = hc.Ensure(ctx, helm.Release{Name: rel.Name, Namespace: rel.Namespace, Chart: ch,
+		Values: plan.DeepCopyValues(values), Timeout: rel.Timeout.Duration, Wait: rel.Wait,
+		WaitForJobs: rel.WaitForJobs, CreateNamespace: rel.CreateNamespace})
+	return err
 }
 
+// nodeAddress waits (bounded by ReadyTimeout) until cluster has a Ready node with an address
+// and returns the first of the sorted Ready nodes' addresses (see nodeIPs). A timeout is
+// retryable: nodes come up on their own.
+func (d *Driver) nodeAddress(ctx context.Context, cluster string) (string, error) {
+	c, err := d.member(cluster)
+	if err != nil {
+		return "", fmt.Errorf("node address of %s: %w", cluster, err)
+	}
+	ip, err := waitNodeIP(ctx, c.kube, cluster, d.cfg.ReadyTimeout)
+	if err != nil {
+		return "", fmt.Errorf("node address of %s: %w", cluster, err)
+	}
+	return ip, nil
+}
+
+func waitNodeIP(ctx context.Context, kc kubernetes.Interface, cluster string, timeout time.Duration) (string, error) {
+	var ip string
+	err := poll(ctx, timeout, "a Ready node of "+cluster+" with an address", func(ctx context.Context) (bool, error) {
+		nodes, err := kc.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, fmt.Errorf("list nodes: %w", err)
+		}
+		ips := nodeIPs(nodes.Items)
+		if len(ips) == 0 {
+			return false, fmt.Errorf("none of its %d nodes is Ready with an IP address", len(nodes.Items))
+		}
+		ip = ips[0]
+		return true, nil
+	})
+	if err != nil && ctx.Err() == nil {
+		return "", state.Transient(err, 0)
+	}
+	return ip, err
+}
+
+// nodeIPs are the ExternalIP addresses of Ready nodes (InternalIP when a node has none), sorted.
 func nodeIPs(nodes []corev1.Node) []string {
 	var ips []string
 	for _, n := range nodes {
@@ -113,11 +125,18 @@ func nodeIPs(nodes []corev1.Node) []string {
 	return ips
 }
 
-// StoreKarmadaKubeconfig reads <release>-kubeconfig on the manager, points it at the manager's
-// node port, checks that the API answers with TLS verified against the chart's CA, and stores
-// it (and copies it into fleet.KubeconfigDir when set).
-func (d *Driver) StoreKarmadaKubeconfig(ctx context.Context, f *spec.Fleet) error {
-	data, err := d.externalKubeconfig(ctx, f)
+// storeKarmadaKubeconfig reads <Release>-kubeconfig in Namespace on cluster (the manager),
+// points it at Server, checks that the API answers with TLS verified against the chart's CA,
+// and stores it (and copies it to CopyTo when set).
+func (d *Driver) storeKarmadaKubeconfig(ctx context.Context, cluster string, p plan.KarmadaKubeconfig) error {
+	server, err := known("karmada kubeconfig: server", p.Server)
+	if err != nil {
+		return err
+	}
+	if p.Release == "" || p.Namespace == "" {
+		return terminalf("karmada kubeconfig: the payload names no release or namespace")
+	}
+	data, err := d.externalKubeconfig(ctx, cluster, p.Namespace, p.Release, server)
 	if err != nil {
 		return fmt.Errorf("karmada kubeconfig: %w", err)
 	}
@@ -125,14 +144,15 @@ func (d *Driver) StoreKarmadaKubeconfig(ctx context.Context, f *spec.Fleet) erro
 	if err != nil {
 		return fmt.Errorf("karmada kubeconfig: %w", err)
 	}
+	cfg.WrapTransport = d.wrap
 	if err := answers(ctx, cfg); err != nil {
 		return fmt.Errorf("karmada kubeconfig: the Karmada API at %s: %w", cfg.Host, err)
 	}
 	if err := d.cfg.Store.WriteFile(kube.KarmadaKubeconfig, data); err != nil {
 		return fmt.Errorf("karmada kubeconfig: %w", err)
 	}
-	if f.KubeconfigDir != "" {
-		if err := state.WritePrivateFile(filepath.Join(f.KubeconfigDir, KubeconfigFile), data); err != nil {
+	if p.CopyTo != "" {
+		if err := state.WritePrivateFile(p.CopyTo, data); err != nil {
 			return fmt.Errorf("karmada kubeconfig: %w", err)
 		}
 	}
@@ -140,35 +160,30 @@ func (d *Driver) StoreKarmadaKubeconfig(ctx context.Context, f *spec.Fleet) erro
 	return nil
 }
 
-func (d *Driver) externalKubeconfig(ctx context.Context, f *spec.Fleet) ([]byte, error) {
-	mgr, err := d.member(f, f.Manager.Name)
+func (d *Driver) externalKubeconfig(ctx context.Context, cluster, ns, release, server string) ([]byte, error) {
+	mgr, err := d.member(cluster)
 	if err != nil {
 		return nil, err
 	}
-	name, ns := planner.KarmadaRelease(f)
-	s, err := mgr.kube.CoreV1().Secrets(ns).Get(ctx, name+"-kubeconfig", metav1.GetOptions{})
+	name := release + "-kubeconfig"
+	s, err := mgr.kube.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("read secret %s/%s-kubeconfig on %s: %w", ns, name, f.Manager.Name, err)
+		return nil, fmt.Errorf("read secret %s/%s on %s: %w", ns, name, cluster, err)
 	}
 	raw := s.Data["kubeconfig"]
 	if len(raw) == 0 {
-		return nil, fmt.Errorf("secret %s/%s-kubeconfig has no key kubeconfig", ns, name)
+		return nil, fmt.Errorf("secret %s/%s has no key kubeconfig", ns, name)
 	}
 	kc, err := clientcmd.Load(raw)
 	if err != nil {
-		return nil, fmt.Errorf("secret %s/%s-kubeconfig: %w", ns, name, err)
+		return nil, fmt.Errorf("secret %s/%s: %w", ns, name, err)
 	}
-	nodeIP, err := d.managerNodeIP(ctx, f)
-	if err != nil {
-		return nil, err
-	}
-	server := planner.KarmadaServer(f, nodeIP)
 	if len(kc.Clusters) == 0 {
-		return nil, fmt.Errorf("secret %s/%s-kubeconfig names no cluster", ns, name)
+		return nil, fmt.Errorf("secret %s/%s names no cluster", ns, name)
 	}
 	for cname, c := range kc.Clusters {
 		if len(c.CertificateAuthorityData) == 0 {
-			return nil, fmt.Errorf("secret %s/%s-kubeconfig: cluster %s carries no CA: refusing to trust the Karmada API blindly", ns, name, cname)
+			return nil, fmt.Errorf("secret %s/%s: cluster %s carries no CA: refusing to trust the Karmada API blindly", ns, name, cname)
 		}
 		c.Server = server
 		c.InsecureSkipTLSVerify = false
@@ -199,9 +214,9 @@ func answers(ctx context.Context, cfg *rest.Config) error {
 	return err
 }
 
-// WaitControlPlaneReady waits (bounded by ReadyTimeout) for /readyz of the Karmada API and for
+// waitControlPlaneReady waits (bounded by ReadyTimeout) for /readyz of the Karmada API and for
 // APIService v1alpha1.cluster.karmada.io to be Available.
-func (d *Driver) WaitControlPlaneReady(ctx context.Context, _ *spec.Fleet) error {
+func (d *Driver) waitControlPlaneReady(ctx context.Context) error {
 	kc, err := d.karmada()
 	if err != nil {
 		return fmt.Errorf("karmada ready: %w", err)

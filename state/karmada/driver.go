@@ -1,17 +1,18 @@
 // Package karmada installs the Karmada control plane on the manager, joins members to it
 // (Push as `karmadactl join` does, Pull through the chart's agent mode), waits on its gates,
 // unjoins members that left the fleet, and observes all of it for the planner.
+//
+// The driver applies plan steps exactly as the planner computed them (see Apply); it never
+// reads the fleet. The observer does.
 package karmada
 
 import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"helm.sh/helm/v3/pkg/chart"
@@ -42,6 +43,11 @@ const (
 	systemLabel = "karmada.io/system"
 	// apiServiceName is the aggregated API that serves Clusters.
 	apiServiceName = "v1alpha1.cluster.karmada.io"
+	// AgentRelease and AgentNamespace are the Helm release of karmada-agent in a Pull member
+	// (the planner's names for it): a Push join that replaces a Pull join and an unjoin
+	// uninstall it, and the driver looks for its Deployment of the same name.
+	AgentRelease   = "karmada-agent"
+	AgentNamespace = "karmada-system"
 )
 
 // MemberSA is the member's service account whose token Karmada uses ("karmada-<member>").
@@ -56,9 +62,10 @@ func ImpersonatorSecret(member string) string { return member + "-impersonator" 
 // ExecutionNamespace is where Karmada keeps the Works of a member.
 func ExecutionNamespace(member string) string { return "karmada-es-" + member }
 
-// Config configures the driver and observer.
+// Config configures the driver and observer for one fleet.
 type Config struct {
-	// Access reaches the fleet's clusters and, through the stored kubeconfig, Karmada.
+	// Access reaches the fleet's clusters (already Access.For the fleet) and, through the
+	// stored kubeconfig, Karmada.
 	Access kube.Access
 	// Store receives "karmada/kubeconfig".
 	Store kube.Files
@@ -71,22 +78,15 @@ type Config struct {
 	JoinTimeout time.Duration
 	// ReadyTimeout bounds the waits for the control plane and for a member to be Ready; default 5m.
 	ReadyTimeout time.Duration
-	// ForceUnjoin strips the finalizers of an unreachable member's Works, execution namespace
-	// and Cluster when deleting it does not finish in time (as `karmadactl unjoin --force`).
-	ForceUnjoin bool
 	// LoadChart fetches the chart a fleet names; nil uses helm.LoadChart.
 	LoadChart func(ctx context.Context, src spec.ChartSource, defaultName, cacheDir string) (*chart.Chart, error)
 }
 
-// Driver implements executor.KarmadaDriver and state.Observer.
+// Driver implements executor.Driver (for the Karmada step kinds) and state.Observer.
 type Driver struct {
 	cfg Config
 	log *slog.Logger
 
-	mu sync.Mutex
-	// seenNodeIP holds what the last observation found that a driver call needs and that the
-	// planner compared against (the manager's first node IP), so the two never disagree.
-	seenNodeIP map[string]string
 	// wrap, when set (tests), wraps the transport of every client the driver makes.
 	wrap func(http.RoundTripper) http.RoundTripper
 }
@@ -111,7 +111,7 @@ func New(cfg Config) *Driver {
 	if cfg.LoadChart == nil {
 		cfg.LoadChart = helm.LoadChart
 	}
-	return &Driver{cfg: cfg, log: cfg.Log, seenNodeIP: map[string]string{}}
+	return &Driver{cfg: cfg, log: cfg.Log}
 }
 
 // clients is what a call needs to talk to one cluster.
@@ -120,8 +120,11 @@ type clients struct {
 	kube kubernetes.Interface
 }
 
-func (d *Driver) member(f *spec.Fleet, name string) (clients, error) {
-	cfg, err := d.cfg.Access.For(f).RESTConfig(name)
+// member reaches a cluster of the fleet the driver was made for.
+func (d *Driver) member(name string) (clients, error) { return d.connect(d.cfg.Access, name) }
+
+func (d *Driver) connect(a kube.Access, name string) (clients, error) {
+	cfg, err := a.RESTConfig(name)
 	if err != nil {
 		return clients{}, err
 	}
@@ -239,6 +242,3 @@ func kubeSystemUID(ctx context.Context, kc kubernetes.Interface) (string, error)
 	}
 	return string(ns.UID), nil
 }
-
-// errNotMember is returned for a member name the fleet does not hold.
-var errNotMember = errors.New("not a member of the fleet")

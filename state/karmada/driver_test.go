@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -30,7 +32,7 @@ import (
 	"github.com/reconcile-dev/reconcile/lab/cluster"
 	"github.com/reconcile-dev/reconcile/lab/karmadalab"
 	"github.com/reconcile-dev/reconcile/lab/labtest"
-	"github.com/reconcile-dev/reconcile/planner"
+	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
 	"github.com/reconcile-dev/reconcile/state/helm"
@@ -181,47 +183,56 @@ func (e *env) observe(d *Driver, f *spec.Fleet) *world.World {
 	return w
 }
 
-// memberSteps are the plan's steps in the members layer.
-func memberSteps(t *testing.T, f *spec.Fleet, w *world.World) []planner.Step {
+// apply applies one step, failing the test on an error.
+func apply(t *testing.T, d *Driver, s plan.Step) plan.Outputs {
 	t.Helper()
-	p, err := planner.Compute(f, w, planner.Options{AllowDestroy: true})
+	out, err := d.Apply(context.Background(), s)
 	if err != nil {
-		t.Fatal(err)
-	}
-	var out []planner.Step
-	for _, s := range p.Steps {
-		if s.Layer == planner.Members {
-			out = append(out, s)
-		}
+		t.Fatalf("%s: %v", s.Address, err)
 	}
 	return out
 }
 
-func stepText(steps []planner.Step) string {
-	var b strings.Builder
-	for _, s := range steps {
-		fmt.Fprintf(&b, "%s %s %s %v; ", s.Action.Symbol(), s.Address, s.Reason, s.Changes)
-	}
-	return b.String()
+func pushJoin(member, endpoint string) plan.Step {
+	return step(plan.KindJoin, plan.Create, member, plan.Payload{Join: &plan.Join{Mode: spec.Push, APIEndpoint: plan.Known(endpoint)}})
+}
+
+func memberReady(member string) plan.Step {
+	return step(plan.KindMemberReady, plan.Wait, member, plan.Payload{})
+}
+
+func unjoin(member string, force bool) plan.Step {
+	return step(plan.KindUnjoin, plan.Delete, member, plan.Payload{Unjoin: &plan.Unjoin{Force: force}})
+}
+
+func karmadaKubeconfig(server, copyTo string) plan.Step {
+	return step(plan.KindKarmadaKubeconfig, plan.Create, "mgr", plan.Payload{KarmadaKubeconfig: &plan.KarmadaKubeconfig{
+		Release: "karmada", Namespace: "karmada-system", Server: plan.Known(server), CopyTo: copyTo}})
 }
 
 func TestPushJoinLifecycle(t *testing.T) {
 	e := startEnv(t)
 	ctx := context.Background()
 	var counter labtest.WriteCounter
-	d := New(Config{Access: e.access, Store: e.store, JoinTimeout: 60 * time.Second, ReadyTimeout: 90 * time.Second})
-	d.wrap = counter.Wrap
 	f := e.fleet([]string{"eu", "ap"}, nil)
+	d := New(Config{Access: e.access.For(f), Store: e.store, JoinTimeout: 60 * time.Second, ReadyTimeout: 90 * time.Second})
+	d.wrap = counter.Wrap
 	kk := e.karmadaClient()
 
 	if w := e.observe(d, f); w.Karmada != nil {
 		t.Fatalf("Karmada observed before its kubeconfig was stored: %+v", w.Karmada)
 	}
 
-	// The kubeconfig: server rewritten to the node port, TLS verified, stored 0600.
-	if err := d.StoreKarmadaKubeconfig(ctx, f); err != nil {
-		t.Fatal(err)
+	// The manager's node address: its Ready node's ExternalIP.
+	out := apply(t, d, step(plan.KindNodeAddress, plan.Wait, "mgr", plan.Payload{}))
+	if len(out) != 1 || out[plan.OutputNodeIP] != karmadaAddr {
+		t.Fatalf("node-address outputs %v; want %s=%s", out, plan.OutputNodeIP, karmadaAddr)
 	}
+
+	// The kubeconfig: server rewritten to the node port, TLS verified, stored, copied 0600.
+	server := fmt.Sprintf("https://%s:%d", out[plan.OutputNodeIP], nodePort)
+	copyTo := filepath.Join(e.dir, "out", "karmada-config")
+	apply(t, d, karmadaKubeconfig(server, copyTo))
 	stored, err := e.store.ReadFile(kube.KarmadaKubeconfig)
 	if err != nil {
 		t.Fatal(err)
@@ -230,22 +241,18 @@ func TestPushJoinLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := fmt.Sprintf("https://%s:%d", karmadaAddr, nodePort); cfg.Host != want || cfg.Insecure || len(cfg.CAData) == 0 {
-		t.Errorf("stored kubeconfig: server %s insecure %v CA %d bytes; want %s, verified", cfg.Host, cfg.Insecure, len(cfg.CAData), want)
+	if cfg.Host != server || cfg.Insecure || len(cfg.CAData) == 0 {
+		t.Errorf("stored kubeconfig: server %s insecure %v CA %d bytes; want %s, verified", cfg.Host, cfg.Insecure, len(cfg.CAData), server)
 	}
-	out := filepath.Join(e.dir, "out", KubeconfigFile)
-	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Errorf("%s: %v, mode %v; want 0600", out, err, fi.Mode().Perm())
+	if fi, err := os.Stat(copyTo); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s: %v; want it 0600", copyTo, err)
+	} else if copied, _ := os.ReadFile(copyTo); string(copied) != string(stored) {
+		t.Errorf("%s differs from the stored kubeconfig", copyTo)
 	}
-	if err := d.WaitControlPlaneReady(ctx, f); err != nil {
-		t.Fatal(err)
-	}
+	apply(t, d, step(plan.KindKarmadaReady, plan.Wait, "mgr", plan.Payload{}))
 	w := e.observe(d, f)
 	if w.Karmada == nil || !w.Karmada.Reachable || !w.Karmada.APIServiceAvailable || len(w.Karmada.Members) != 0 {
 		t.Fatalf("Karmada after the kubeconfig: %+v", w.Karmada)
-	}
-	if steps := memberSteps(t, f, w); len(steps) != 4 {
-		t.Errorf("before joins the plan should join and wait for 2 members, got %s", stepText(steps))
 	}
 
 	// Join both members at once, as the executor would.
@@ -253,11 +260,11 @@ func TestPushJoinLifecycle(t *testing.T) {
 	errs := make([]error, 2)
 	for i, m := range []string{"eu", "ap"} {
 		wg.Go(func() {
-			if err := d.Join(ctx, f, m); err != nil {
+			if _, err := d.Apply(ctx, pushJoin(m, e.members[m].Endpoint())); err != nil {
 				errs[i] = err
 				return
 			}
-			errs[i] = d.WaitMemberReady(ctx, f, m)
+			_, errs[i] = d.Apply(ctx, memberReady(m))
 		})
 	}
 	wg.Wait()
@@ -268,9 +275,7 @@ func TestPushJoinLifecycle(t *testing.T) {
 	// A second join writes nothing.
 	counter.Reset()
 	for _, m := range []string{"eu", "ap"} {
-		if err := d.Join(ctx, f, m); err != nil {
-			t.Fatal(err)
-		}
+		apply(t, d, pushJoin(m, e.members[m].Endpoint()))
 	}
 	if n := len(counter.Writes()); n != 0 {
 		t.Errorf("re-running the joins wrote %d times: %v", n, counter.Writes())
@@ -293,9 +298,6 @@ func TestPushJoinLifecycle(t *testing.T) {
 			t.Errorf("member %s: credential hash %q in the member, %q in Karmada", m, c.PushJoin.CredentialHash, km.SecretHash)
 		}
 	}
-	if steps := memberSteps(t, f, w); len(steps) != 0 {
-		t.Errorf("after the joins the plan should do nothing for members, got %s", stepText(steps))
-	}
 	// Karmada's secrets are owned by the Cluster, as karmadactl leaves them.
 	kcp, err := kubernetes.NewForConfig(e.cp.RESTConfig())
 	if err != nil {
@@ -313,15 +315,8 @@ func TestPushJoinLifecycle(t *testing.T) {
 
 	t.Run("changed endpoint is an update", func(t *testing.T) {
 		moved := e.members["eu"].Endpoint() + "/"
-		f2 := e.fleet([]string{"eu", "ap"}, map[string]string{"eu": "apiEndpoint: " + moved})
-		steps := memberSteps(t, f2, e.observe(d, f2))
-		if len(steps) != 2 || steps[0].Address != "member/eu/join" || steps[0].Action != planner.Update {
-			t.Fatalf("plan for a moved endpoint: %s", stepText(steps))
-		}
 		counter.Reset()
-		if err := d.Join(ctx, f2, "eu"); err != nil {
-			t.Fatal(err)
-		}
+		apply(t, d, pushJoin("eu", moved))
 		if len(counter.Writes()) == 0 {
 			t.Error("the endpoint change wrote nothing")
 		}
@@ -332,15 +327,16 @@ func TestPushJoinLifecycle(t *testing.T) {
 		if c.Spec.APIEndpoint != moved {
 			t.Errorf("apiEndpoint %s, want %s", c.Spec.APIEndpoint, moved)
 		}
-		if err := d.WaitMemberReady(ctx, f2, "eu"); err != nil {
-			t.Fatal(err)
+		apply(t, d, memberReady("eu"))
+		counter.Reset()
+		apply(t, d, pushJoin("eu", moved))
+		if n := len(counter.Writes()); n != 0 {
+			t.Errorf("the same join again wrote %d times: %v", n, counter.Writes())
 		}
-		if steps := memberSteps(t, f2, e.observe(d, f2)); len(steps) != 0 {
-			t.Errorf("after the update: %s", stepText(steps))
+		if km := e.observe(d, f).Karmada.Members["eu"]; km == nil || km.APIEndpoint != moved || km.Ready != "True" {
+			t.Errorf("member eu after the update: %+v", km)
 		}
-		if err := d.Join(ctx, f, "eu"); err != nil { // back to the kubeconfig's server
-			t.Fatal(err)
-		}
+		apply(t, d, pushJoin("eu", e.members["eu"].Endpoint())) // back to the kubeconfig's server
 	})
 
 	t.Run("changed credential is an update", func(t *testing.T) {
@@ -348,35 +344,25 @@ func TestPushJoinLifecycle(t *testing.T) {
 		if err := e.kube("eu").CoreV1().Secrets(ClusterNamespace).Delete(ctx, MemberSA("eu"), metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		steps := memberSteps(t, f, e.observe(d, f))
-		if len(steps) != 2 || steps[0].Address != "member/eu/join" || steps[0].Action != planner.Update {
-			t.Fatalf("plan for a lost member token: %s", stepText(steps))
+		if pj := e.observe(d, f).Clusters["eu"].PushJoin; pj == nil || pj.TokensReady {
+			t.Fatalf("push join after the member token was deleted: %+v", pj)
 		}
-		if err := d.Join(ctx, f, "eu"); err != nil {
-			t.Fatal(err)
-		}
+		apply(t, d, pushJoin("eu", e.members["eu"].Endpoint()))
 		w := e.observe(d, f)
 		if after := w.Karmada.Members["eu"].SecretHash; after == before || after != w.Clusters["eu"].PushJoin.CredentialHash {
 			t.Errorf("Karmada's credential hash %s (before %s), member's %s", after, before, w.Clusters["eu"].PushJoin.CredentialHash)
 		}
-		if err := d.WaitMemberReady(ctx, f, "eu"); err != nil {
-			t.Fatal(err)
-		}
-		if steps := memberSteps(t, f, e.observe(d, f)); len(steps) != 0 {
-			t.Errorf("after the new credential: %s", stepText(steps))
+		apply(t, d, memberReady("eu"))
+		if km := e.observe(d, f).Karmada.Members["eu"]; km == nil || km.Ready != "True" {
+			t.Errorf("member eu after the new credential: %+v", km)
 		}
 	})
 
 	t.Run("unjoin", func(t *testing.T) {
 		f3 := e.fleet([]string{"eu"}, nil)
-		w := e.observe(d, f3)
-		steps := memberSteps(t, f3, w)
-		if !slices.ContainsFunc(steps, func(s planner.Step) bool { return s.Address == "member/ap/unjoin" }) {
-			t.Fatalf("plan after ap left: %s", stepText(steps))
-		}
-		if err := d.Unjoin(ctx, f3, "ap"); err != nil {
-			t.Fatal(err)
-		}
+		// The driver of the fleet ap left reaches ap through the stored kubeconfig.
+		d3 := New(Config{Access: e.access.For(f3), Store: e.store, JoinTimeout: 60 * time.Second})
+		apply(t, d3, unjoin("ap", false))
 		if _, err := kk.ClusterV1alpha1().Clusters().Get(ctx, "ap", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("cluster ap after unjoin: %v", err)
 		}
@@ -390,21 +376,17 @@ func TestPushJoinLifecycle(t *testing.T) {
 		if _, err := ak.CoreV1().Namespaces().Get(ctx, ClusterNamespace, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("namespace %s in ap after unjoin: %v", ClusterNamespace, err)
 		}
-		if steps := memberSteps(t, f3, e.observe(d, f3)); len(steps) != 0 {
-			t.Errorf("after the unjoin: %s", stepText(steps))
+		if w := e.observe(d3, f3); w.Karmada.Members["ap"] != nil || w.Karmada.Members["eu"] == nil {
+			t.Errorf("Karmada members after the unjoin: %v", slices.Sorted(maps.Keys(w.Karmada.Members)))
 		}
-		if err := d.Unjoin(ctx, f3, "ap"); err != nil {
+		if _, err := d3.Apply(ctx, unjoin("ap", false)); err != nil {
 			t.Errorf("a second unjoin: %v", err)
 		}
 	})
 
 	t.Run("forced unjoin of an unreachable member", func(t *testing.T) {
-		if err := d.Join(ctx, f, "ap"); err != nil {
-			t.Fatal(err)
-		}
-		if err := d.WaitMemberReady(ctx, f, "ap"); err != nil {
-			t.Fatal(err)
-		}
+		apply(t, d, pushJoin("ap", e.members["ap"].Endpoint()))
+		apply(t, d, memberReady("ap"))
 		es := ExecutionNamespace("ap")
 		kcp, err := kubernetes.NewForConfig(e.cp.RESTConfig())
 		if err != nil {
@@ -426,15 +408,13 @@ func TestPushJoinLifecycle(t *testing.T) {
 			t.Log(err) // a slow exit is killed; the member is unreachable either way
 		}
 		f3 := e.fleet([]string{"eu"}, nil)
-		polite := New(Config{Access: e.access, Store: e.store, JoinTimeout: 3 * time.Second})
-		err = polite.Unjoin(ctx, f3, "ap")
+		d3 := New(Config{Access: e.access.For(f3), Store: e.store, JoinTimeout: 3 * time.Second})
+		_, err = d3.Apply(ctx, unjoin("ap", false))
 		if err == nil || !strings.Contains(err.Error(), "unreachable") {
 			t.Fatalf("unjoin of an unreachable member without force: %v; want an error saying it is unreachable", err)
 		}
-		forced := New(Config{Access: e.access, Store: e.store, JoinTimeout: 30 * time.Second, ForceUnjoin: true})
-		if err := forced.Unjoin(ctx, f3, "ap"); err != nil {
-			t.Fatal(err)
-		}
+		d3 = New(Config{Access: e.access.For(f3), Store: e.store, JoinTimeout: 30 * time.Second})
+		apply(t, d3, unjoin("ap", true))
 		if _, err := kk.ClusterV1alpha1().Clusters().Get(ctx, "ap", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("cluster ap after a forced unjoin: %v", err)
 		}
@@ -452,13 +432,9 @@ func TestPushJoinLifecycle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d2 := New(Config{Access: kube.Access{Store: store}, Store: store})
-		// The observed manager node is the proxy's address.
-		w := &world.World{Clusters: map[string]*world.Cluster{"mgr": {Name: "mgr", Reachable: true, NodeIPs: []string{proxyAddr}}}}
-		if err := d2.Observe(ctx, f, w); err != nil {
-			t.Fatal(err)
-		}
-		err = d2.StoreKarmadaKubeconfig(ctx, f)
+		d2 := New(Config{Access: kube.Access{Store: store}.For(f), Store: store})
+		// The planned server is the proxy's address.
+		_, err = d2.Apply(ctx, karmadaKubeconfig(fmt.Sprintf("https://%s:%d", proxyAddr, nodePort), ""))
 		if err == nil || !strings.Contains(err.Error(), "TLS") || !strings.Contains(err.Error(), "not valid for "+proxyAddr) {
 			t.Fatalf("error %v; want a TLS error naming %s", err, proxyAddr)
 		}
@@ -469,41 +445,62 @@ func TestPushJoinLifecycle(t *testing.T) {
 
 	t.Run("install and Pull join through Helm", func(t *testing.T) {
 		rec := &helmRecorder{}
-		d3 := New(Config{Access: e.access, Store: e.store, Helm: rec.client,
-			LoadChart: func(context.Context, spec.ChartSource, string, string) (*chart.Chart, error) {
-				return &chart.Chart{Metadata: &chart.Metadata{Name: "karmada", Version: "v1.18.2"}}, nil
+		type load struct {
+			src            spec.ChartSource
+			name, cacheDir string
+		}
+		var loads []load
+		d3 := New(Config{Access: e.access.For(f), Store: e.store, Helm: rec.client, ChartCache: "/charts",
+			LoadChart: func(_ context.Context, src spec.ChartSource, name, cacheDir string) (*chart.Chart, error) {
+				loads = append(loads, load{src, name, cacheDir})
+				return &chart.Chart{Metadata: &chart.Metadata{Name: name, Version: src.Version}}, nil
 			}})
-		fp := e.fleet([]string{"eu"}, map[string]string{"eu": "joinMode: Pull"})
-		e.observe(d3, fp)
-		if err := d3.InstallControlPlane(ctx, fp); err != nil {
-			t.Fatal(err)
-		}
-		if err := d3.Join(ctx, fp, "eu"); err != nil {
-			t.Fatal(err)
-		}
+		src := spec.ChartSource{Repo: "https://charts.example.invalid/karmada", Version: "v1.18.2"}
+		cpValues := map[string]any{"installMode": "host", "certs": map[string]any{"auto": map[string]any{
+			"hosts": []any{"localhost", karmadaAddr}}}}
+		cpPayload := &plan.Release{Name: "karmada", Namespace: "kc-system", Chart: src, ChartName: "karmada", Values: cpValues,
+			Timeout: spec.Duration{Duration: 7 * time.Minute}, Wait: true, WaitForJobs: true, CreateNamespace: true}
+		apply(t, d3, step(plan.KindKarmadaRelease, plan.Create, "mgr", plan.Payload{Release: cpPayload}))
+
+		agentValues := map[string]any{"installMode": "agent", "agent": map[string]any{"clusterName": "eu",
+			"clusterEndpoint": e.members["eu"].Endpoint(),
+			"kubeconfig":      map[string]any{"server": fmt.Sprintf("https://%s:%d", karmadaAddr, nodePort)}}}
+		agentBefore := plan.DeepCopyValues(agentValues)
+		join := &plan.Join{Mode: spec.Pull, APIEndpoint: plan.Known(e.members["eu"].Endpoint()),
+			Agent: &plan.Release{Name: AgentRelease, Namespace: AgentNamespace, Chart: src, ChartName: "karmada-agent-chart",
+				Values: agentValues, Timeout: spec.Duration{Duration: 2 * time.Minute}, Wait: false, WaitForJobs: true},
+			Manager: "mgr", CertSecret: "karmada-system/karmada-cert"}
+		apply(t, d3, step(plan.KindJoin, plan.Create, "eu", plan.Payload{Join: join}))
 		if len(rec.releases) != 2 {
 			t.Fatalf("releases: %d", len(rec.releases))
 		}
-		cpRel, agent := rec.releases[0], rec.releases[1]
-		if rec.hosts[0] != e.members["mgr"].Endpoint() || cpRel.Name != "karmada" || cpRel.Namespace != "karmada-system" ||
-			!cpRel.WaitForJobs || cpRel.Timeout != fp.Manager.Karmada.Timeout.Duration || cpRel.Timeout == 0 {
-			t.Errorf("control plane release on %s: %s/%s jobs %v timeout %s", rec.hosts[0], cpRel.Namespace, cpRel.Name, cpRel.WaitForJobs, cpRel.Timeout)
+		if want := []load{{src, "karmada", "/charts"}, {src, "karmada-agent-chart", "/charts"}}; !slices.Equal(loads, want) {
+			t.Errorf("charts loaded %v, want %v", loads, want)
 		}
-		hosts := cpRel.Values["certs"].(map[string]any)["auto"].(map[string]any)["hosts"].([]any)
-		if !slices.Contains(hosts, any(karmadaAddr)) {
-			t.Errorf("certs.auto.hosts %v lacks the manager node IP %s", hosts, karmadaAddr)
+		cpRel, agent := rec.releases[0], rec.releases[1]
+		if rec.hosts[0] != e.members["mgr"].Endpoint() || cpRel.Name != "karmada" || cpRel.Namespace != "kc-system" ||
+			!cpRel.Wait || !cpRel.WaitForJobs || !cpRel.CreateNamespace || cpRel.Timeout != 7*time.Minute ||
+			cpRel.Chart.Metadata.Name != "karmada" || !reflect.DeepEqual(cpRel.Values, cpValues) {
+			t.Errorf("control plane release on %s: %+v", rec.hosts[0], cpRel)
 		}
 		certs := e.cp.Certs()
 		kc := agent.Values["agent"].(map[string]any)["kubeconfig"].(map[string]any)
 		switch {
-		case rec.hosts[1] != e.members["eu"].Endpoint() || agent.Name != planner.AgentRelease || agent.Namespace != planner.AgentNamespace:
+		case rec.hosts[1] != e.members["eu"].Endpoint() || agent.Name != AgentRelease || agent.Namespace != AgentNamespace:
 			t.Errorf("agent release on %s: %s/%s", rec.hosts[1], agent.Namespace, agent.Name)
+		case agent.Wait || !agent.WaitForJobs || agent.CreateNamespace || agent.Timeout != 2*time.Minute:
+			t.Errorf("agent release flags: wait %v jobs %v create namespace %v timeout %s; want them as the payload says",
+				agent.Wait, agent.WaitForJobs, agent.CreateNamespace, agent.Timeout)
 		case kc["caCrt"] != string(certs.CACert) || kc["crt"] != string(certs.ServerCert) || kc["key"] != string(certs.ServerKey):
 			t.Error("agent kubeconfig does not carry the manager's karmada-cert")
 		case kc["server"] != fmt.Sprintf("https://%s:%d", karmadaAddr, nodePort):
 			t.Errorf("agent server %v", kc["server"])
 		case agent.Values["agent"].(map[string]any)["clusterEndpoint"] != e.members["eu"].Endpoint():
 			t.Errorf("agent clusterEndpoint %v", agent.Values["agent"].(map[string]any)["clusterEndpoint"])
+		}
+		// The credentials went into a copy: the step's payload is as the plan made it.
+		if !reflect.DeepEqual(join.Agent.Values, agentBefore) {
+			t.Error("the Pull join changed the step's agent values (the certificates leaked into the plan)")
 		}
 	})
 }

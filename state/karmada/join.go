@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	clusterv1alpha1 "github.com/karmada-io/karmada/pkg/apis/cluster/v1alpha1"
 	clusterac "github.com/karmada-io/karmada/pkg/generated/applyconfigurations/cluster/v1alpha1"
@@ -20,46 +21,46 @@ import (
 	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/reconcile-dev/reconcile/planner"
+	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/spec"
-	"github.com/reconcile-dev/reconcile/state/helm"
 )
 
 var applyOpts = metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
 
-// Join makes a member of the fleet a Karmada member: Push writes the member-side RBAC and
-// the credentials and Cluster into Karmada, Pull installs karmada-agent in the member.
+// join makes cluster a Karmada member as the payload says: Push writes the member-side RBAC
+// and the credentials and Cluster into Karmada, Pull installs karmada-agent in the member.
 // Objects that already match are not written.
-func (d *Driver) Join(ctx context.Context, f *spec.Fleet, name string) error {
-	m, ok := f.Member(name)
-	if !ok {
-		return fmt.Errorf("join %s: %w", name, errNotMember)
-	}
-	mc, err := d.member(f, name)
-	if err != nil {
-		return fmt.Errorf("join %s: %w", name, err)
-	}
-	endpoint := m.APIEndpoint
-	if endpoint == "" {
-		endpoint = mc.rest.Host
-	}
-	if f.MemberJoinMode(*m) == spec.Pull {
-		if err := d.joinPull(ctx, f, name, endpoint, mc); err != nil {
+func (d *Driver) join(ctx context.Context, name string, j plan.Join) error {
+	switch j.Mode {
+	case spec.Push:
+		endpoint, err := known("join "+name+": apiEndpoint", j.APIEndpoint)
+		if err != nil {
+			return err
+		}
+		mc, err := d.member(name)
+		if err != nil {
+			return fmt.Errorf("join %s: %w", name, err)
+		}
+		kc, err := d.karmada()
+		if err != nil {
+			return fmt.Errorf("join %s: %w", name, err)
+		}
+		if err := d.joinPush(ctx, name, endpoint, j.RemoveAgent, mc, kc); err != nil {
+			return fmt.Errorf("join %s (Push): %w", name, err)
+		}
+		return nil
+	case spec.Pull:
+		if err := d.joinPull(ctx, name, j); err != nil {
 			return fmt.Errorf("join %s (Pull): %w", name, err)
 		}
 		return nil
 	}
-	kc, err := d.karmada()
-	if err != nil {
-		return fmt.Errorf("join %s: %w", name, err)
-	}
-	if err := d.joinPush(ctx, name, endpoint, mc, kc); err != nil {
-		return fmt.Errorf("join %s (Push): %w", name, err)
-	}
-	return nil
+	return terminalf("join %s: unknown join mode %q", name, j.Mode)
 }
 
-func (d *Driver) joinPush(ctx context.Context, name, endpoint string, mc clients, kc karmadaClients) error {
+// joinPush joins the member as `karmadactl join` does; removeAgent first uninstalls the
+// karmada-agent an earlier Pull join left.
+func (d *Driver) joinPush(ctx context.Context, name, endpoint string, removeAgent bool, mc clients, kc karmadaClients) error {
 	id, err := kubeSystemUID(ctx, mc.kube)
 	if err != nil {
 		return fmt.Errorf("member: %w", err)
@@ -67,13 +68,13 @@ func (d *Driver) joinPush(ctx context.Context, name, endpoint string, mc clients
 	if err := checkRegistration(ctx, kc, name, id); err != nil {
 		return err
 	}
-	if agentInstalled(ctx, mc.kube) {
+	if removeAgent {
 		// The member was joined in Pull mode: its agent goes before Karmada reaches it directly.
 		hc, err := d.cfg.Helm(mc.rest)
 		if err != nil {
 			return err
 		}
-		if err := hc.Uninstall(ctx, planner.AgentRelease, planner.AgentNamespace, d.cfg.JoinTimeout); err != nil {
+		if err := hc.Uninstall(ctx, AgentRelease, AgentNamespace, d.cfg.JoinTimeout); err != nil {
 			return fmt.Errorf("member: uninstall the agent of the Pull join: %w", err)
 		}
 		d.log.Info("karmada agent uninstalled: the member switches to Push", "cluster", name)
@@ -359,47 +360,73 @@ func ownedBy(refs []metav1.OwnerReference, uid types.UID) bool {
 	return false
 }
 
-// joinPull installs karmada-agent in the member; the agent registers the Cluster itself.
-func (d *Driver) joinPull(ctx context.Context, f *spec.Fleet, name, endpoint string, mc clients) error {
-	mgr, err := d.member(f, f.Manager.Name)
+// joinPull installs karmada-agent in the member; the agent registers the Cluster itself. The
+// agent's credentials are read from the manager's certificate secret and put into a copy of
+// the payload's values (agent.kubeconfig.caCrt, crt and key); the step keeps none of them.
+func (d *Driver) joinPull(ctx context.Context, name string, j plan.Join) error {
+	if j.Agent == nil {
+		return terminalf("the payload carries no agent release")
+	}
+	key := releaseKey(j.Agent.Namespace, j.Agent.Name)
+	if err := checkRelease("release "+key, j.Agent); err != nil {
+		return err
+	}
+	ns, secret, ok := strings.Cut(j.CertSecret, "/")
+	if j.Manager == "" || !ok || ns == "" || secret == "" {
+		return terminalf("the payload names no manager or no certificate secret namespace/name (%q on %q)", j.CertSecret, j.Manager)
+	}
+	mc, err := d.member(name)
+	if err != nil {
+		return err
+	}
+	mgr, err := d.member(j.Manager)
 	if err != nil {
 		return fmt.Errorf("manager: %w", err)
 	}
-	relName, ns := planner.KarmadaRelease(f)
-	certs, err := mgr.kube.CoreV1().Secrets(ns).Get(ctx, relName+"-cert", metav1.GetOptions{})
+	certs, err := mgr.kube.CoreV1().Secrets(ns).Get(ctx, secret, metav1.GetOptions{})
 	if err != nil {
-		return fmt.Errorf("manager: read the Karmada certificates %s/%s-cert: %w", ns, relName, err)
+		return fmt.Errorf("manager %s: read the Karmada certificates %s: %w", j.Manager, j.CertSecret, err)
 	}
-	ca, crt, key := certs.Data["server-ca.crt"], certs.Data["karmada.crt"], certs.Data["karmada.key"]
-	if len(ca) == 0 || len(crt) == 0 || len(key) == 0 {
-		return fmt.Errorf("manager: secret %s/%s-cert lacks server-ca.crt, karmada.crt or karmada.key", ns, relName)
+	ca, crt, keyPEM := certs.Data["server-ca.crt"], certs.Data["karmada.crt"], certs.Data["karmada.key"]
+	if len(ca) == 0 || len(crt) == 0 || len(keyPEM) == 0 {
+		return fmt.Errorf("manager %s: secret %s lacks server-ca.crt, karmada.crt or karmada.key", j.Manager, j.CertSecret)
 	}
-	nodeIP, err := d.managerNodeIP(ctx, f)
+	values, err := withAgentCredentials(j.Agent.Values, string(ca), string(crt), string(keyPEM))
 	if err != nil {
-		return err
+		return terminalf("release %s: %w", key, err)
 	}
-	values := planner.AgentValues(f, name, endpoint, nodeIP)
-	agent := values["agent"].(map[string]any)
-	kcfg := agent["kubeconfig"].(map[string]any)
-	kcfg["caCrt"], kcfg["crt"], kcfg["key"] = string(ca), string(crt), string(key)
-	hc, err := d.cfg.Helm(mc.rest)
-	if err != nil {
-		return err
-	}
-	ch, err := d.cfg.LoadChart(ctx, f.Manager.Karmada.Chart, "karmada", d.cfg.ChartCache)
-	if err != nil {
-		return err
-	}
-	_, err = hc.Ensure(ctx, helm.Release{Name: planner.AgentRelease, Namespace: planner.AgentNamespace, Chart: ch,
-		Values: values, Timeout: f.Manager.Karmada.Timeout.Duration, Wait: true, WaitForJobs: true, CreateNamespace: true})
-	if err != nil {
-		return fmt.Errorf("release %s: %w", planner.ReleaseKey(planner.AgentNamespace, planner.AgentRelease), err)
+	if err := d.ensureRelease(ctx, mc, *j.Agent, values); err != nil {
+		return fmt.Errorf("release %s: %w", key, err)
 	}
 	return nil
 }
 
-// WaitMemberReady waits (bounded by ReadyTimeout) for the member's Cluster to be Ready=True.
-func (d *Driver) WaitMemberReady(ctx context.Context, _ *spec.Fleet, name string) error {
+// withAgentCredentials is a deep copy of values with the agent's kubeconfig credentials at
+// agent.kubeconfig.caCrt, crt and key; values itself is left as it is.
+func withAgentCredentials(values map[string]any, ca, crt, key string) (map[string]any, error) {
+	out := plan.DeepCopyValues(values)
+	if out == nil {
+		out = map[string]any{}
+	}
+	cur := out
+	for _, k := range []string{"agent", "kubeconfig"} {
+		next, ok := cur[k]
+		if !ok || next == nil {
+			next = map[string]any{}
+			cur[k] = next
+		}
+		m, ok := next.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("value %s is a %T, not a map", k, next)
+		}
+		cur = m
+	}
+	cur["caCrt"], cur["crt"], cur["key"] = ca, crt, key
+	return out, nil
+}
+
+// waitMemberReady waits (bounded by ReadyTimeout) for the member's Cluster to be Ready=True.
+func (d *Driver) waitMemberReady(ctx context.Context, name string) error {
 	kc, err := d.karmada()
 	if err != nil {
 		return fmt.Errorf("member %s: %w", name, err)

@@ -10,8 +10,8 @@ import (
 )
 
 var (
-	_ executor.KarmadaDriver = (*Driver)(nil)
-	_ state.Observer         = (*Driver)(nil)
+	_ executor.Driver = (*Driver)(nil)
+	_ state.Observer  = (*Driver)(nil)
 )
 
 // lab is the etcd every test of the package shares, started on first use. This package's

@@ -23,18 +23,11 @@ import (
 const probeTimeout = 15 * time.Second
 
 // Observe implements state.Observer. It runs after the cluster observers: it reads the
-// manager's node IPs and the members' reachability from the World they filled. It fills
+// members' reachability from the World they filled. It fills
 // World.Karmada when "karmada/kubeconfig" is stored (Reachable false when it does not answer),
 // and PushJoin for every reachable member cluster.
 func (d *Driver) Observe(ctx context.Context, f *spec.Fleet, w *world.World) error {
-	d.mu.Lock()
-	if c := w.Clusters[f.Manager.Name]; c != nil && len(c.NodeIPs) > 0 {
-		d.seenNodeIP[f.Manager.Name] = c.NodeIPs[0]
-	} else {
-		delete(d.seenNodeIP, f.Manager.Name)
-	}
-	d.mu.Unlock()
-
+	access := d.cfg.Access.For(f)
 	if d.cfg.Store.Exists(kube.KarmadaKubeconfig) {
 		kc, err := d.karmada()
 		if err != nil {
@@ -48,7 +41,7 @@ func (d *Driver) Observe(ctx context.Context, f *spec.Fleet, w *world.World) err
 		if name == f.Manager.Name || c == nil || !c.Reachable {
 			continue
 		}
-		mc, err := d.member(f, name)
+		mc, err := d.connect(access, name)
 		if err != nil {
 			continue // no kubeconfig: the kube observer would not have found it reachable
 		}

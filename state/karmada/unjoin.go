@@ -11,23 +11,22 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/reconcile-dev/reconcile/planner"
-	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/plan"
 )
 
 // clearFinalizers is a merge patch that empties metadata.finalizers.
 var clearFinalizers = []byte(`{"metadata":{"finalizers":null}}`)
 
-// Unjoin removes a member that left the fleet: it deletes the Cluster and waits until it is
-// gone (stripping finalizers when the member is unreachable and ForceUnjoin is set), then
+// unjoin removes a member that left the fleet: it deletes the Cluster and waits until it is
+// gone (stripping finalizers when the member is unreachable and the payload says Force), then
 // removes what the join left in the member (RBAC, service accounts, karmada-cluster, and for
 // Pull the agent release).
-func (d *Driver) Unjoin(ctx context.Context, f *spec.Fleet, name string) error {
+func (d *Driver) unjoin(ctx context.Context, name string, u plan.Unjoin) error {
 	kc, err := d.karmada()
 	if err != nil {
 		return fmt.Errorf("unjoin %s: %w", name, err)
 	}
-	mc, memberErr := d.member(f, name)
+	mc, memberErr := d.member(name)
 	reachable := memberErr == nil
 	if reachable {
 		if _, err := kubeSystemUID(ctx, mc.kube); err != nil {
@@ -42,7 +41,7 @@ func (d *Driver) Unjoin(ctx context.Context, f *spec.Fleet, name string) error {
 		return fmt.Errorf("unjoin %s: %w", name, err)
 	default:
 		mode = c.Spec.SyncMode
-		if err := d.deleteCluster(ctx, kc, name, reachable); err != nil {
+		if err := d.deleteCluster(ctx, kc, name, reachable, u.Force); err != nil {
 			return fmt.Errorf("unjoin %s: %w", name, err)
 		}
 	}
@@ -55,8 +54,8 @@ func (d *Driver) Unjoin(ctx context.Context, f *spec.Fleet, name string) error {
 		if err != nil {
 			return fmt.Errorf("unjoin %s: %w", name, err)
 		}
-		if err := hc.Uninstall(ctx, planner.AgentRelease, planner.AgentNamespace, d.cfg.JoinTimeout); err != nil {
-			return fmt.Errorf("unjoin %s: uninstall %s: %w", name, planner.ReleaseKey(planner.AgentNamespace, planner.AgentRelease), err)
+		if err := hc.Uninstall(ctx, AgentRelease, AgentNamespace, d.cfg.JoinTimeout); err != nil {
+			return fmt.Errorf("unjoin %s: uninstall %s: %w", name, releaseKey(AgentNamespace, AgentRelease), err)
 		}
 	}
 	if err := d.removeMemberSide(ctx, mc.kube, name); err != nil {
@@ -67,11 +66,11 @@ func (d *Driver) Unjoin(ctx context.Context, f *spec.Fleet, name string) error {
 }
 
 func agentInstalled(ctx context.Context, kc kubernetes.Interface) bool {
-	_, err := kc.AppsV1().Deployments(planner.AgentNamespace).Get(ctx, planner.AgentRelease, metav1.GetOptions{})
+	_, err := kc.AppsV1().Deployments(AgentNamespace).Get(ctx, AgentRelease, metav1.GetOptions{})
 	return err == nil
 }
 
-func (d *Driver) deleteCluster(ctx context.Context, kc karmadaClients, name string, memberReachable bool) error {
+func (d *Driver) deleteCluster(ctx context.Context, kc karmadaClients, name string, memberReachable, force bool) error {
 	clusters := kc.karmada.ClusterV1alpha1().Clusters()
 	if err := clusters.Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete cluster: %w", err)
@@ -87,9 +86,9 @@ func (d *Driver) deleteCluster(ctx context.Context, kc karmadaClients, name stri
 		return false, fmt.Errorf("cluster still there, finalizers %v", c.Finalizers)
 	}
 	err := poll(ctx, d.cfg.JoinTimeout, "cluster "+name+" to be deleted", gone)
-	if err == nil || memberReachable || !d.cfg.ForceUnjoin {
+	if err == nil || memberReachable || !force {
 		if err != nil && !memberReachable {
-			err = fmt.Errorf("%w (the member is unreachable, so Karmada cannot clean up its Works; ForceUnjoin strips their finalizers)", err)
+			err = fmt.Errorf("%w (the member is unreachable, so Karmada cannot clean up its Works; a forced unjoin strips their finalizers)", err)
 		}
 		return err
 	}
