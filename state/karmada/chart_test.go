@@ -118,10 +118,12 @@ metadata: {name: chart}
 manager:
   name: cmgr
   kubeconfig: {path: %s}
+  karmada:
+    chart: {path: %s}
 members:
   - name: cpull
     kubeconfig: {path: %s}
-`, paths["cmgr"], paths["cpull"]))
+`, paths["cmgr"], repo.ChartPath(charts.ChartKarmada), paths["cpull"]))
 	if err != nil {
 		t.Fatal(err)
 	}

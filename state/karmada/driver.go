@@ -44,8 +44,8 @@ const (
 	// apiServiceName is the aggregated API that serves Clusters.
 	apiServiceName = "v1alpha1.cluster.karmada.io"
 	// AgentRelease and AgentNamespace are the Helm release of karmada-agent in a Pull member
-	// (the planner's names for it): a Push join that replaces a Pull join and an unjoin
-	// uninstall it, and the driver looks for its Deployment of the same name.
+	// (the planner's names for it): a Push join whose payload says RemoveAgent and an unjoin
+	// uninstall it; an unjoin looks for its Deployment of the same name.
 	AgentRelease   = "karmada-agent"
 	AgentNamespace = "karmada-system"
 )
