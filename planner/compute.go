@@ -21,19 +21,21 @@ const (
 	AddrKarmadaKubeconfig = "manager/karmada/kubeconfig"
 	AddrKarmadaReady      = "manager/karmada/ready"
 	AddrRootCA            = "mesh/root-ca"
+	// AddrNodeAddress waits for the manager node the Karmada API will be reached on.
+	AddrNodeAddress = "manager/karmada/node-address"
 )
 
 // KarmadaKubeconfigFile is the Karmada kubeconfig's name in fleet.yaml's kubeconfigDir.
 const KarmadaKubeconfigFile = "karmada-config"
 
 // Addresses of per-cluster, per-member and per-workload steps.
-func addrCluster(name string) string     { return "cluster/" + name }
-func addrKubeconfig(name string) string  { return "cluster/" + name + "/kubeconfig" }
-func addrNodeAddress(name string) string { return "cluster/" + name + "/node-address" }
-func addrJoin(m string) string           { return "member/" + m + "/join" }
-func addrMemberReady(m string) string    { return "member/" + m + "/ready" }
-func addrUnjoin(m string) string         { return "member/" + m + "/unjoin" }
-func addrMesh(m, part string) string     { return "member/" + m + "/mesh/" + part }
+func addrCluster(name string) string    { return "cluster/" + name }
+func addrKubeconfig(name string) string { return "cluster/" + name + "/kubeconfig" }
+
+func addrJoin(m string) string        { return "member/" + m + "/join" }
+func addrMemberReady(m string) string { return "member/" + m + "/ready" }
+func addrUnjoin(m string) string      { return "member/" + m + "/unjoin" }
+func addrMesh(m, part string) string  { return "member/" + m + "/mesh/" + part }
 func addrRemoteSecret(in, from string) string {
 	return "member/" + in + "/mesh/remote-secret/" + from
 }

@@ -469,7 +469,7 @@ func TestValues(t *testing.T) {
 	if got := f.Manager.Karmada.Values["apiServer"].(map[string]any); len(got) != 2 {
 		t.Errorf("KarmadaValues wrote into the fleet: %v", got)
 	}
-	ref := &plan.Ref{Step: "cluster/cluster-manager/node-address", Output: plan.OutputNodeIP}
+	ref := &plan.Ref{Step: AddrNodeAddress, Output: plan.OutputNodeIP}
 	coldValues, coldRefs, coldShown := splitValues(KarmadaValues(f, plan.Value{From: ref}))
 	if h := coldShown["certs"].(map[string]any)["auto"].(map[string]any)["hosts"].([]any); h[len(h)-1] != plan.KnownAfterApply {
 		t.Errorf("an unknown node IP shows as %q, got %v", plan.KnownAfterApply, h)
@@ -549,10 +549,10 @@ func TestKubeconfigClustersHaveNoClusterSteps(t *testing.T) {
 	}
 	// Nothing observed: the release waits for a Ready node's address, which needs nothing
 	// before it on an existing cluster.
-	if s := stepOf(p, AddrKarmadaRelease); s == nil || !reflect.DeepEqual(s.DependsOn, []string{"cluster/cluster-manager/node-address"}) {
+	if s := stepOf(p, AddrKarmadaRelease); s == nil || !reflect.DeepEqual(s.DependsOn, []string{AddrNodeAddress}) {
 		t.Errorf("the release needs only the node address on an existing cluster: %+v", s)
 	}
-	if s := stepOf(p, "cluster/cluster-manager/node-address"); s == nil || len(s.DependsOn) != 0 || s.Action != plan.Wait {
+	if s := stepOf(p, AddrNodeAddress); s == nil || len(s.DependsOn) != 0 || s.Action != plan.Wait {
 		t.Errorf("node-address: %+v", s)
 	}
 	// No kubeconfig could be read, so no endpoint is known: the joins are held, not guessed.

@@ -15,7 +15,7 @@ func (b *builder) managerNodeIP() plan.Value {
 	if c := b.cluster(mgr); c != nil && len(c.NodeIPs) > 0 {
 		return plan.Known(c.NodeIPs[0])
 	}
-	addr := addrNodeAddress(mgr)
+	addr := AddrNodeAddress
 	if !b.has(addr) {
 		b.add(plan.Step{Address: addr, Layer: plan.Managers, Kind: plan.KindNodeAddress, Action: plan.Wait,
 			Cluster: mgr, Reason: "the address of a Ready node of " + mgr + " is not known yet",
@@ -115,5 +115,5 @@ func (b *builder) peekNodeIP() plan.Value {
 	if c := b.cluster(b.f.Manager.Name); c != nil && len(c.NodeIPs) > 0 {
 		return plan.Known(c.NodeIPs[0])
 	}
-	return plan.Value{From: &plan.Ref{Step: addrNodeAddress(b.f.Manager.Name), Output: plan.OutputNodeIP}}
+	return plan.Value{From: &plan.Ref{Step: AddrNodeAddress, Output: plan.OutputNodeIP}}
 }

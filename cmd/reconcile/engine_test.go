@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -304,7 +305,9 @@ func TestSavedPlanRefusedWhenStale(t *testing.T) {
 	}
 
 	// The world moves (someone creates a cluster by hand): refused, nothing written.
-	if err := fw.ApplyCluster(context.Background(), fleet, "eu"); err != nil {
+	byHand := plan.Step{Address: "cluster/eu", Kind: plan.KindCluster, Action: plan.Create, Cluster: "eu",
+		Payload: plan.Payload{Cluster: &plan.ClusterChange{Label: "eu", Region: "eu-west", CreatePools: []plan.Pool{{Type: "g6-standard-2", Count: 1}}}}}
+	if _, err := fw.Apply(context.Background(), byHand); err != nil {
 		t.Fatal(err)
 	}
 	writes := len(fw.Writes())
@@ -337,5 +340,28 @@ func TestSavedPlanRefusedWhenStale(t *testing.T) {
 	}
 	if len(res.Result.Succeeded) != len(r.Saved.Steps) {
 		t.Fatalf("saved plan: %d of %d steps succeeded", len(res.Result.Succeeded), len(r.Saved.Steps))
+	}
+
+	// A step added to a saved plan by hand (here: delete the LKE cluster of a member that is in
+	// fleet.yaml) or a payload edited by hand is never applied: re-planning must yield exactly
+	// the saved steps.
+	r.Saved, r.SaveTo = nil, planPath
+	if _, err := r.Reconcile(context.Background(), fleet, true); err != nil {
+		t.Fatal(err)
+	}
+	r.SaveTo = ""
+	if r.Saved, err = loadPlan(planPath); err != nil {
+		t.Fatal(err)
+	}
+	var extra plan.Step
+	must(t, json.Unmarshal([]byte(`{"address":"cluster/us","kind":"cluster","action":"delete","cluster":"us"}`), &extra))
+	r.Saved.Steps = append(r.Saved.Steps, extra)
+	writes = len(fw.Writes())
+	if _, err := r.Reconcile(context.Background(), fleet, false); !errors.Is(err, ErrStalePlan) ||
+		!strings.Contains(err.Error(), "cluster/us is not in the plan made now") {
+		t.Fatalf("a step added by hand: err = %v", err)
+	}
+	if len(fw.Writes()) != writes {
+		t.Fatalf("an edited plan wrote to the world: %v", fw.Writes()[writes:])
 	}
 }

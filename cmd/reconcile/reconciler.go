@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -251,4 +253,43 @@ func sameSteps(saved, fresh *plan.Plan) error {
 		return fmt.Errorf("%w: the plan's notes changed; make a new plan", ErrStalePlan)
 	}
 	return nil
+}
+
+func savePlan(path string, p *plan.Plan) error {
+	var buf bytes.Buffer
+	if err := p.WriteJSON(&buf); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		return fmt.Errorf("save plan: %w", err)
+	}
+	return nil
+}
+
+// loadPlan reads a plan saved with --save-plan.
+func loadPlan(path string) (*plan.Plan, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var p plan.Plan
+	if err := json.Unmarshal(data, &p); err != nil {
+		return nil, fmt.Errorf("%s: not a saved plan: %w", path, err)
+	}
+	if p.SpecFingerprint == "" || p.WorldFingerprint == "" {
+		return nil, fmt.Errorf("%s: the plan has no fingerprints", path)
+	}
+	return &p, nil
+}
+
+// exitCode maps a pass to --detailed-exitcode semantics: 0 nothing to do, 1 error, 2 the plan
+// had changes (pending with --dry-run, applied without).
+func exitCode(res *PassResult, err error, detailed bool) int {
+	if err != nil {
+		return 1
+	}
+	if detailed && res != nil && res.Plan != nil && !res.Plan.Empty() {
+		return 2
+	}
+	return 0
 }

@@ -7,13 +7,11 @@ import (
 	"strings"
 
 	"github.com/reconcile-dev/reconcile/plan"
+	"github.com/reconcile-dev/reconcile/state/kube"
 )
 
 // classify is the one place errors of Apply pass through, to be marked retryable or not.
-func classify(err error) error {
-	// TODO(lead): kube.Classify
-	return err
-}
+func classify(err error) error { return kube.Classify(err) }
 
 // terminalError is an error no retry can fix: a step the planner should never have made.
 // Its Retryable() false wins over whatever it wraps (see executor.Retryable).
