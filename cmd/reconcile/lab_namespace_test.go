@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/reconcile-dev/reconcile/executor"
+	"github.com/reconcile-dev/reconcile/lab/labtest"
+	"github.com/reconcile-dev/reconcile/lab/labworld"
+	"github.com/reconcile-dev/reconcile/plan"
+	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/state"
+)
+
+// Confirmed bug of issue 15: with manager.karmada.namespace set, the Karmada release was
+// installed, then planned "+ manager/karmada/release" on every later pass (the Helm observer
+// looked only in karmada-system and istio-system). In the lab: a manager whose Karmada lives
+// in karmada-x converges, and the second pass plans nothing and writes nothing.
+func TestLabCustomKarmadaNamespace(t *testing.T) {
+	labtest.KarmadaBinaries(t)
+	dir := t.TempDir()
+	labLog, err := os.OpenFile(filepath.Join(dir, "lab.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	must(t, err)
+	t.Cleanup(func() { labLog.Close() })
+	l, err := labworld.Up(context.Background(), labworld.Options{
+		Dir: filepath.Join(dir, "lab"), LinodeListen: "127.0.0.1:0", ChartsListen: "127.0.0.1:0",
+		ProvisionDelay: 100 * time.Millisecond, Karmada: true,
+		// 127.0.2.x: no other package's lab uses it, so packages' tests may run side by side.
+		Addresses: labworld.AddressRange{First: net.IPv4(127, 0, 2, 10), Last: net.IPv4(127, 0, 2, 20)},
+		Log:       slog.New(slog.NewTextHandler(labLog, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("lab close: %v", err)
+		}
+	})
+
+	fleetDir := filepath.Join(dir, "fleet")
+	must(t, os.MkdirAll(fleetDir, 0o700))
+	must(t, os.WriteFile(filepath.Join(fleetDir, "token"), []byte(l.Token+"\n"), 0o600))
+	fleetPath := filepath.Join(fleetDir, "fleet.yaml")
+	must(t, os.WriteFile(fleetPath, []byte(fmt.Sprintf(`apiVersion: reconcile.dev/v1alpha1
+kind: Fleet
+metadata:
+  name: lab-ns
+provider:
+  linode:
+    apiURL: %s
+    tokenFile: ./token
+    pollInterval: 1s
+    waitTimeout: 3m
+manager:
+  name: cluster-manager
+  region: eu-west
+  k8sVersion: "1.33"
+  pools:
+    - type: g6-standard-2
+      count: 1
+  karmada:
+    namespace: karmada-x
+    chart:
+      repo: %s
+      name: karmada
+      version: %s
+`, l.LinodeURL, l.ChartsURL, l.KarmadaVersion)), 0o644))
+	f, err := spec.Load(fleetPath)
+	must(t, err)
+
+	store, err := state.OpenStore(filepath.Join(dir, "state"))
+	must(t, err)
+	writes := &labtest.WriteCounter{}
+	out := &labtest.SyncBuffer{}
+	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	r := &Reconciler{
+		Wire: func(f *spec.Fleet) ([]state.Observer, executor.Drivers, error) {
+			return wire(f, store, log, wireOptions{wrap: writes.Wrap})
+		},
+		Store: store, Exec: executor.Options{Parallelism: 10}, Out: out, Log: log,
+	}
+	pass := func() *PassResult {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), e2ePassTimeout)
+		defer cancel()
+		res, err := r.Reconcile(ctx, f, false)
+		if err != nil {
+			t.Fatalf("pass: %v\n%s", err, out.String())
+		}
+		return res
+	}
+	first := pass()
+	if s := stepOfPlan(first, "manager/karmada/release"); s == nil || s.Payload.Release.Namespace != "karmada-x" {
+		t.Fatalf("the release is installed in karmada-x: %+v", s)
+	}
+	writes.Take()
+	second := pass()
+	if n := len(second.Plan.Steps); n != 0 {
+		t.Fatalf("second pass planned %d steps, want none:\n%s", n, out.String())
+	}
+	if got := writes.Take(); len(got) != 0 {
+		t.Errorf("second pass wrote %v", got)
+	}
+}
+
+func stepOfPlan(res *PassResult, addr string) *plan.Step {
+	if res == nil || res.Plan == nil {
+		return nil
+	}
+	for i := range res.Plan.Steps {
+		if res.Plan.Steps[i].Address == addr {
+			return &res.Plan.Steps[i]
+		}
+	}
+	return nil
+}
