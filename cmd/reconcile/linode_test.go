@@ -20,23 +20,9 @@ import (
 func TestCLILinodeLayerAgainstLabAPI(t *testing.T) {
 	t.Parallel()
 	const token = "lab-token-5f2c"
-	api := linodeapi.New(linodeapi.Options{Token: token, ProvisionDelay: 300 * time.Millisecond, NodeReadyDelay: 100 * time.Millisecond})
-	srv := httptest.NewServer(api)
-	t.Cleanup(func() { srv.Close(); api.Close() })
-
-	dir := t.TempDir()
-	src, err := os.ReadFile("../../examples/regions/fleet.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body := strings.Replace(string(src), "    tokenEnv: LINODE_TOKEN\n",
-		fmt.Sprintf("    tokenFile: ./token\n    apiURL: %s/v4\n    pollInterval: 100ms\n    waitTimeout: 1m\n", srv.URL), 1)
-	hello, err := filepath.Abs("../../examples/regions/hello.yaml")
-	must(t, err)
-	body = strings.Replace(body, "./hello.yaml", hello, 1)
+	api, dir, body := regionsAgainstLabAPI(t, token, 300*time.Millisecond)
 	fleetPath := filepath.Join(dir, "fleet.yaml")
 	must(t, os.WriteFile(fleetPath, []byte(body+"kubeconfigDir: ./kube\n"), 0o644))
-	must(t, os.WriteFile(filepath.Join(dir, "token"), []byte(token+"\n"), 0o600))
 	stateDir := filepath.Join(dir, "state")
 	args := func(extra ...string) []string {
 		return append([]string{"-f", fleetPath, "--state-dir", stateDir, "--target", "cluster"}, extra...)
@@ -83,6 +69,25 @@ func TestCLILinodeLayerAgainstLabAPI(t *testing.T) {
 	}
 }
 
+// regionsAgainstLabAPI starts the lab's Linode API in-process and returns it, a directory
+// holding the token file, and examples/regions/fleet.yaml pointed at the API and at hello.yaml.
+func regionsAgainstLabAPI(t *testing.T, token string, provision time.Duration) (*linodeapi.Server, string, string) {
+	t.Helper()
+	api := linodeapi.New(linodeapi.Options{Token: token, ProvisionDelay: provision, NodeReadyDelay: provision / 3})
+	srv := httptest.NewServer(api)
+	t.Cleanup(func() { srv.Close(); api.Close() })
+	dir := t.TempDir()
+	src, err := os.ReadFile("../../examples/regions/fleet.yaml")
+	must(t, err)
+	body := strings.Replace(string(src), "    tokenEnv: LINODE_TOKEN\n",
+		fmt.Sprintf("    tokenFile: ./token\n    apiURL: %s/v4\n    pollInterval: 100ms\n    waitTimeout: 1m\n", srv.URL), 1)
+	hello, err := filepath.Abs("../../examples/regions/hello.yaml")
+	must(t, err)
+	body = strings.Replace(body, "./hello.yaml", hello, 1)
+	must(t, os.WriteFile(filepath.Join(dir, "token"), []byte(token+"\n"), 0o600))
+	return api, dir, body
+}
+
 func apiWrites(api *linodeapi.Server) []string {
 	var w []string
 	for _, r := range api.Requests() {
@@ -107,25 +112,13 @@ func must(t *testing.T, err error) {
 func TestCLIPoolsReorderedAgainstLabAPI(t *testing.T) {
 	t.Parallel()
 	const token = "lab-token-pools"
-	api := linodeapi.New(linodeapi.Options{Token: token, ProvisionDelay: 100 * time.Millisecond, NodeReadyDelay: 50 * time.Millisecond})
-	srv := httptest.NewServer(api)
-	t.Cleanup(func() { srv.Close(); api.Close() })
-
-	dir := t.TempDir()
-	src, err := os.ReadFile("../../examples/regions/fleet.yaml")
-	must(t, err)
-	body := strings.Replace(string(src), "    tokenEnv: LINODE_TOKEN\n",
-		fmt.Sprintf("    tokenFile: ./token\n    apiURL: %s/v4\n    pollInterval: 100ms\n    waitTimeout: 1m\n", srv.URL), 1)
-	hello, err := filepath.Abs("../../examples/regions/hello.yaml")
-	must(t, err)
-	body = strings.Replace(body, "./hello.yaml", hello, 1)
+	api, dir, body := regionsAgainstLabAPI(t, token, 100*time.Millisecond)
 	const onePool = "    - type: g6-standard-2 # 2 vCPU, 4 GB\n      count: 3\n"
 	if !strings.Contains(body, onePool) {
 		t.Fatal("examples/regions/fleet.yaml changed: no manager pool to edit")
 	}
 	pools := func(list string) string { return strings.Replace(body, onePool, list, 1) }
 	fleetPath := filepath.Join(dir, "fleet.yaml")
-	must(t, os.WriteFile(filepath.Join(dir, "token"), []byte(token+"\n"), 0o600))
 	stateDir := filepath.Join(dir, "state")
 	write := func(s string) { must(t, os.WriteFile(fleetPath, []byte(s), 0o644)) }
 	run := func(cmd string) (int, string) {
