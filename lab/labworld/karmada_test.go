@@ -53,6 +53,7 @@ func TestLabKarmadaChart(t *testing.T) {
 	}
 	f := &spec.Fleet{Manager: spec.Manager{Name: "cluster-manager", Karmada: spec.Karmada{
 		Chart: spec.ChartSource{Repo: l.ChartsURL, Name: "karmada", Version: l.KarmadaVersion}, APINodePort: 32443}}}
+	spec.ApplyDefaults(f)
 	ch, err := helm.LoadChart(ctx, f.Manager.Karmada.Chart, "karmada", t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -136,7 +136,7 @@ members:
 	observe := func() *world.World {
 		t.Helper()
 		w := &world.World{Now: time.Now()}
-		for _, o := range []state.Observer{kube.Observer{Access: access}, helm.Observer{Access: access, Log: log}, d} {
+		for _, o := range []state.Observer{kube.Observer{Access: access}, helm.Observer{Access: access, Log: log, Namespaces: []string{"karmada-system"}}, d} {
 			if err := o.Observe(ctx, f, w); err != nil {
 				t.Fatal(err)
 			}

@@ -99,7 +99,7 @@ func TestMeshWithLabCharts(t *testing.T) {
 	access := kube.Access{Store: store}
 	count := &labtest.WriteCounter{}
 	h := &harness{store: store, access: access, count: count,
-		releases: helm.Observer{Access: access, Log: quiet},
+		releases: helm.Observer{Access: access, Log: quiet, Namespaces: []string{MeshNamespace}},
 		obs:      Observer{Access: access, Store: store, WrapTransport: count.Wrap}}
 	f := parseFleetCharts(t, dir, url, members...)
 	h.driver = New(Config{Access: access.For(f), Store: store, Log: quiet, Helm: HelmSDK(quiet), ChartCache: filepath.Join(dir, "cache"),
