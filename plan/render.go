@@ -13,8 +13,11 @@ import (
 // and a summary line. It reads only the serializable Plan, so it cannot disagree with WriteJSON.
 func (p *Plan) WriteText(w io.Writer) error {
 	bw := bufio.NewWriter(w)
-	if len(p.Steps) == 0 {
+	switch {
+	case len(p.Steps) == 0 && len(p.Notes) == 0:
 		fmt.Fprintln(bw, "No changes. The fleet matches fleet.yaml.")
+	case len(p.Steps) == 0:
+		fmt.Fprintln(bw, "No changes planned, but see the notes: the plan could not promise everything.")
 	}
 	for _, layer := range Layers {
 		first := true

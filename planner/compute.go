@@ -98,6 +98,8 @@ type builder struct {
 	notes   []string
 	// excluded members are joined but not Ready: Karmada gives them no replicas.
 	excluded map[string]bool
+	// heldNoted are the unreadable clusters whose note is written.
+	heldNoted map[string]bool
 }
 
 func (b *builder) add(s plan.Step) {
@@ -109,6 +111,24 @@ func (b *builder) note(format string, args ...any) {
 }
 
 func (b *builder) has(addr string) bool { _, ok := b.steps[addr]; return ok }
+
+// held reports whether steps that act in cluster name are held because an observer could not
+// read it in full this pass (world.MarkUnreadable): what could not be read is not absent, so
+// nothing is planned from it. The plan says so once per cluster.
+func (b *builder) held(name string) bool {
+	c := b.cluster(name)
+	if c == nil || c.Unreadable == "" {
+		return false
+	}
+	if b.heldNoted == nil {
+		b.heldNoted = map[string]bool{}
+	}
+	if !b.heldNoted[name] {
+		b.heldNoted[name] = true
+		b.note("cluster %s could not be read in full (%s): the steps that act in it are held until a pass reads it", name, c.Unreadable)
+	}
+	return true
+}
 
 // nearest is the first of addrs that is in the plan: steps of a chain depend on their closest
 // planned predecessor, since an unplanned one is already satisfied.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/reconcile-dev/reconcile/plan"
@@ -171,6 +172,18 @@ func TestGolden(t *testing.T) {
 		{name: "mesh-ca-expiring", check: func(t *testing.T, p *plan.Plan) {
 			if len(p.Steps) != 1 || p.Steps[0].Address != "member/eu/mesh/cacerts" || p.Steps[0].Action != plan.Replace {
 				t.Fatalf("want only the eu cacerts replaced, got %v", addresses(p))
+			}
+		}},
+		// An observer could not read eu (its releases, its mesh): nothing is planned from what
+		// was not read (it would reinstall istiod and re-issue cacerts), and the plan says why.
+		{name: "cluster-unreadable", check: func(t *testing.T, p *plan.Plan) {
+			for _, s := range p.Steps {
+				if s.Cluster == "eu" || s.Peer == "eu" {
+					t.Errorf("a step acts in or from unreadable eu: %s", s.Address)
+				}
+			}
+			if len(p.Notes) != 1 || !strings.Contains(p.Notes[0], "cluster eu could not be read in full") {
+				t.Errorf("notes = %q", p.Notes)
 			}
 		}},
 		// Confirmed bug: pools reordered in fleet.yaml planned ~ cluster/eu on every pass.

@@ -66,7 +66,7 @@ func (b *builder) manager() {
 		step.Changes = releaseChanges(rel, version, shown)
 		step.Action, step.Reason = plan.Update, "release "+ReleaseKey(ns, relName)+" differs from fleet.yaml"
 	}
-	if len(step.Changes) > 0 {
+	if len(step.Changes) > 0 && !b.held(mgr) {
 		if len(refs) > 0 {
 			// The node-address step exists only for a plan that needs it.
 			values, refs, _ = splitValues(KarmadaValues(b.f, b.managerNodeIP()))

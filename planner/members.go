@@ -59,6 +59,7 @@ func (b *builder) member(m *spec.Member) {
 	}
 	switch {
 	case len(step.Changes) == 0:
+	case b.held(m.Name):
 	case unknown(endpoint):
 		b.note("member/%s/join is held: the API endpoint of %s is not known (its kubeconfig could not be read)", m.Name, m.Name)
 	default:

@@ -58,6 +58,9 @@ func (b *builder) mesh() {
 
 func (b *builder) meshMemberSteps(m *spec.Member) {
 	name := m.Name
+	if b.held(name) {
+		return
+	}
 	mm := b.meshMember(name)
 	obs := b.cluster(name)
 	chain := []string{addrKubeconfig(name), addrCluster(name)}
@@ -230,6 +233,9 @@ func (b *builder) remoteSecret(n, x *spec.Member) {
 		st.Action, st.Reason = plan.Update, x.Name+"'s endpoint or reader token changed"
 		st.Changes = []plan.Change{{Field: "istio-remote-secret-" + x.Name, Before: short(have), After: shown}}
 	default:
+		return
+	}
+	if b.held(n.Name) || b.held(x.Name) {
 		return
 	}
 	if unknown(ep) {

@@ -47,6 +47,7 @@ func (o Observer) Observe(ctx context.Context, f *spec.Fleet, w *world.World) er
 		rels, err := o.releases(ctx, f, name, namespaces, log)
 		if err != nil {
 			log.Warn("helm releases not observed", "cluster", name, "err", err)
+			w.MarkUnreadable(name, "helm releases: "+err.Error())
 			continue
 		}
 		if len(rels) > 0 {

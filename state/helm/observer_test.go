@@ -154,6 +154,13 @@ func TestObserver(t *testing.T) {
 				if !strings.Contains(logs.String(), "cluster="+name) {
 					t.Errorf("no warning about cluster %s in the log:\n%s", name, logs.String())
 				}
+				// Unread is not absent: the planner must not plan its releases as missing.
+				if !strings.HasPrefix(w.Clusters[name].Unreadable, "helm releases: ") {
+					t.Errorf("cluster %s: Unreadable = %q", name, w.Clusters[name].Unreadable)
+				}
+			}
+			if u := w.Clusters["mgr"].Unreadable + w.Clusters["down"].Unreadable; u != "" {
+				t.Errorf("clusters read in full (or not tried) are not unreadable: %q", u)
 			}
 			if strings.Contains(logs.String(), "cluster=down") {
 				t.Errorf("an unreachable cluster was tried:\n%s", logs.String())

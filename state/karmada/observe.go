@@ -47,7 +47,8 @@ func (d *Driver) Observe(ctx context.Context, f *spec.Fleet, w *world.World) err
 		}
 		pj, err := observePushJoin(ctx, mc.kube, name)
 		if err != nil {
-			return state.Transient(fmt.Errorf("observe member %s: %w", name, err), 0)
+			w.MarkUnreadable(name, "karmada member side: "+err.Error())
+			continue
 		}
 		c.PushJoin = pj
 	}

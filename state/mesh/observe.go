@@ -52,7 +52,8 @@ func (o Observer) Observe(ctx context.Context, f *spec.Fleet, w *world.World) er
 	for _, name := range names {
 		mm, err := o.member(ctx, f, name)
 		if err != nil {
-			return err
+			w.MarkUnreadable(name, "mesh: "+err.Error())
+			continue
 		}
 		if mm == nil {
 			continue

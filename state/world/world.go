@@ -4,6 +4,7 @@ package world
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strings"
 	"time"
 )
 
@@ -41,6 +42,9 @@ type Cluster struct {
 	KubeconfigStored bool `json:"kubeconfigStored,omitempty"`
 	// Reachable: the cluster's API answered this pass.
 	Reachable bool `json:"reachable,omitempty"`
+	// Unreadable says why a cluster that answered could not be read in full this pass (an
+	// observer's read failed); "" when every observer read it. See World.MarkUnreadable.
+	Unreadable string `json:"unreadable,omitempty"`
 	// APIEndpoint is the URL other clusters use to reach this cluster's API.
 	APIEndpoint string `json:"apiEndpoint,omitempty"`
 	// NodeIPs are public IPv4 addresses of ready nodes, sorted.
@@ -51,6 +55,27 @@ type Cluster struct {
 	Releases map[string]*Release `json:"releases,omitempty"`
 	// PushJoin is the member-side part of a Push join (namespace, SAs, RBAC) as observed.
 	PushJoin *PushJoin `json:"pushJoin,omitempty"`
+}
+
+// MarkUnreadable is the one rule every observer follows when a read of a cluster fails: it
+// does not fail the pass (other clusters are fine) and it does not leave the part it could
+// not read empty (empty means absent to the planner, which would plan to create it again).
+// It records why instead; the planner holds every step that acts in that cluster, with a
+// note, until a pass reads it in full.
+func (w *World) MarkUnreadable(cluster, why string) {
+	if w.Clusters == nil {
+		w.Clusters = map[string]*Cluster{}
+	}
+	c := w.Clusters[cluster]
+	if c == nil {
+		c = &Cluster{Name: cluster}
+		w.Clusters[cluster] = c
+	}
+	if c.Unreadable == "" {
+		c.Unreadable = why
+	} else if !strings.Contains(c.Unreadable, why) {
+		c.Unreadable += "; " + why
+	}
 }
 
 // Pool is an LKE node pool.
