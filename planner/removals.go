@@ -47,6 +47,9 @@ func (b *builder) removals() {
 				Reason:  r + " left fleet.yaml",
 				Changes: []plan.Change{{Field: "karmada member", Before: r, After: removed}},
 				Payload: plan.Payload{Unjoin: &plan.Unjoin{Force: b.opts.ForceUnjoin}}}
+			if b.opts.ForceUnjoin {
+				st.Changes = append(st.Changes, plan.Change{Field: "force", After: "finalizers stripped if deleting does not finish (--force-unjoin)"})
+			}
 			// Replicas move off the member before it goes.
 			if k := b.w.Karmada; k != nil {
 				for _, key := range sortedKeys(k.Policies) {
