@@ -11,17 +11,14 @@ import (
 // managerNodeIP is the manager node the Karmada API is reached on: the first observed Ready
 // node, else a reference to the node-address step, which is then planned.
 func (b *builder) managerNodeIP() plan.Value {
-	mgr := b.f.Manager.Name
-	if c := b.cluster(mgr); c != nil && len(c.NodeIPs) > 0 {
-		return plan.Known(c.NodeIPs[0])
-	}
-	addr := AddrNodeAddress
-	if !b.has(addr) {
-		b.add(plan.Step{Address: addr, Layer: plan.Managers, Kind: plan.KindNodeAddress, Action: plan.Wait,
+	v := b.peekNodeIP()
+	if v.From != nil && !b.has(AddrNodeAddress) {
+		mgr := b.f.Manager.Name
+		b.add(plan.Step{Address: AddrNodeAddress, Layer: plan.Managers, Kind: plan.KindNodeAddress, Action: plan.Wait,
 			Cluster: mgr, Reason: "the address of a Ready node of " + mgr + " is not known yet",
 			DependsOn: b.nearest(addrKubeconfig(mgr), addrCluster(mgr))})
 	}
-	return plan.Value{From: &plan.Ref{Step: addr, Output: plan.OutputNodeIP}}
+	return v
 }
 
 // refSteps are the steps a payload's references point at.
@@ -68,8 +65,7 @@ func (b *builder) manager() {
 	}
 	if len(step.Changes) > 0 && !b.held(mgr) {
 		if len(refs) > 0 {
-			// The node-address step exists only for a plan that needs it.
-			values, refs, _ = splitValues(KarmadaValues(b.f, b.managerNodeIP()))
+			b.managerNodeIP() // the node-address step exists only for a plan that needs it
 		}
 		step.DependsOn = append(step.DependsOn, refSteps(refs)...)
 		step.Payload.Release = &plan.Release{Name: relName, Namespace: ns, Chart: k.Chart,

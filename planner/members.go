@@ -29,7 +29,7 @@ func (b *builder) member(m *spec.Member) {
 	km := b.karmadaMember(m.Name)
 	obs := b.cluster(m.Name)
 	endpoint := b.memberEndpoint(m)
-	_, _, agentShown := splitValues(AgentValues(b.f, m.Name, endpoint, b.peekNodeIP()))
+	agentValues, agentRefs, agentShown := splitValues(AgentValues(b.f, m.Name, endpoint, b.peekNodeIP()))
 	agentKey := ReleaseKey(AgentNamespace, AgentRelease)
 	step := plan.Step{Address: addrJoin(m.Name), Layer: plan.Members, Kind: plan.KindJoin, Cluster: m.Name,
 		DependsOn: append(b.present(AddrKarmadaReady), b.nearest(addrKubeconfig(m.Name), addrCluster(m.Name))...)}
@@ -66,12 +66,12 @@ func (b *builder) member(m *spec.Member) {
 		j := &plan.Join{Mode: mode, APIEndpoint: endpoint}
 		if mode == spec.Pull {
 			k := b.f.Manager.Karmada
-			values, refs, _ := splitValues(AgentValues(b.f, m.Name, endpoint, b.managerNodeIP()))
+			b.managerNodeIP() // plans the node-address step when the agent's server refers to it
 			j.Agent = &plan.Release{Name: AgentRelease, Namespace: AgentNamespace, Chart: k.Chart,
-				ChartName: spec.DefaultKarmadaChartName, Values: values, Refs: refs, Timeout: k.Timeout,
+				ChartName: spec.DefaultKarmadaChartName, Values: agentValues, Refs: agentRefs, Timeout: k.Timeout,
 				Wait: true, WaitForJobs: true, CreateNamespace: true}
 			j.Manager, j.CertSecret = b.f.Manager.Name, k.Namespace+"/"+k.Release+"-cert"
-			step.DependsOn = append(step.DependsOn, refSteps(refs)...)
+			step.DependsOn = append(step.DependsOn, refSteps(agentRefs)...)
 		} else {
 			j.RemoveAgent = obs != nil && obs.Releases[agentKey] != nil
 		}
