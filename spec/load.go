@@ -230,6 +230,16 @@ func ApplyDefaults(f *Fleet) {
 		share := DefaultMaxDeleteShare
 		f.Safety.MaxDeleteShare = &share
 	}
+
+	if f.State.Backend == "" {
+		f.State.Backend = LocalState
+	}
+	if k := f.State.Kubernetes; k != nil {
+		if k.Namespace == "" {
+			k.Namespace = DefaultStateNamespace
+		}
+		defaultDuration(&k.LeaseDuration, DefaultLeaseDuration)
+	}
 }
 
 func defaultDuration(d *Duration, def time.Duration) {
@@ -276,6 +286,9 @@ func resolvePath(dir, p string) string {
 func resolvePaths(f *Fleet, dir string) {
 	if f.KubeconfigDir != "" {
 		f.KubeconfigDir = resolvePath(dir, f.KubeconfigDir)
+	}
+	if k := f.State.Kubernetes; k != nil && k.Kubeconfig != "" {
+		k.Kubeconfig = resolvePath(dir, k.Kubeconfig)
 	}
 	if l := f.Provider.Linode; l != nil && l.TokenFile != "" {
 		l.TokenFile = resolvePath(dir, l.TokenFile)

@@ -36,6 +36,8 @@ type Fleet struct {
 	Mesh      *Mesh      `json:"mesh,omitempty"`
 	Workloads []Workload `json:"workloads,omitempty"`
 	Safety    Safety     `json:"safety,omitempty"`
+	// State says where the fleet's state and its lock live (default: a local directory).
+	State State `json:"state,omitempty"`
 
 	// Source is the file the fleet was read from (not part of the document).
 	Source string `json:"-"`
@@ -224,6 +226,42 @@ type Safety struct {
 	// MaxDeleteShare is the largest share of members one plan may delete or unjoin
 	// without --allow-destroy (default 0.34; must be in (0,1]).
 	MaxDeleteShare *float64 `json:"maxDeleteShare,omitempty"`
+}
+
+// State backends.
+const (
+	// LocalState keeps the state in a directory of this machine (--state-dir).
+	LocalState = "local"
+	// KubernetesState keeps it in Secrets of a namespace, locked by a Lease.
+	KubernetesState = "kubernetes"
+)
+
+// Defaults of the kubernetes state backend.
+const (
+	DefaultStateNamespace = "reconcile-system"
+	DefaultLeaseDuration  = 15 * time.Second
+)
+
+// State says where the fleet's state lives.
+type State struct {
+	// Backend is local (default) or kubernetes.
+	Backend string `json:"backend,omitempty"`
+	// Kubernetes configures the kubernetes backend; required when it is chosen.
+	Kubernetes *KubernetesStateBackend `json:"kubernetes,omitempty"`
+}
+
+// KubernetesStateBackend keeps the state in Secrets of one namespace of a cluster that is not
+// part of the fleet, and the lock in a coordination.k8s.io Lease there.
+type KubernetesStateBackend struct {
+	// Kubeconfig is the path of a kubeconfig for that cluster, relative to the fleet file;
+	// empty means in-cluster credentials (reconcile running in a Pod).
+	Kubeconfig string `json:"kubeconfig,omitempty"`
+	// Context picks a context of the kubeconfig (default: its current context).
+	Context string `json:"context,omitempty"`
+	// Namespace holds the Secrets and the Lease (default reconcile-system). It must exist.
+	Namespace string `json:"namespace,omitempty"`
+	// LeaseDuration is how long a lock outlives its holder's last renewal (default 15s).
+	LeaseDuration Duration `json:"leaseDuration,omitempty"`
 }
 
 // Duration is a time.Duration written as "5m" in YAML.

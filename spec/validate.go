@@ -1,10 +1,12 @@
 package spec
 
 import (
+	"errors"
 	"os"
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 )
 
 // validator checks a decoded, defaulted fleet; it reads the file system only to check that
@@ -75,6 +77,37 @@ func (v *validator) validate() {
 	v.mesh()
 	v.workloads()
 	v.safety()
+	v.state()
+}
+
+func (v *validator) state() {
+	st := v.fleet.State
+	switch st.Backend {
+	case LocalState:
+		if st.Kubernetes != nil {
+			v.errorf("state.kubernetes", "state.kubernetes is set but state.backend is %s: set backend: kubernetes, or drop the kubernetes block", LocalState)
+		}
+	case KubernetesState:
+		k := st.Kubernetes
+		if k == nil {
+			v.errorf("state.backend", "state.backend is kubernetes but state.kubernetes is missing: give at least its namespace (and a kubeconfig unless reconcile runs in a Pod)")
+			return
+		}
+		v.checkLabel("state.kubernetes.namespace", "namespace name", k.Namespace, 63)
+		v.positive("state.kubernetes.leaseDuration", k.LeaseDuration)
+		if k.LeaseDuration.Duration > 0 && k.LeaseDuration.Duration < 5*time.Second {
+			v.errorf("state.kubernetes.leaseDuration", "%s is too short: a lease is renewed every third of it, give it at least 5s", k.LeaseDuration.Duration)
+		}
+		if k.Kubeconfig != "" {
+			if fi, err := os.Stat(resolvePath(v.dir, k.Kubeconfig)); err != nil {
+				v.errorf("state.kubernetes.kubeconfig", "cannot read the state cluster's kubeconfig %s: %v", k.Kubeconfig, errors.Unwrap(err))
+			} else if fi.IsDir() {
+				v.errorf("state.kubernetes.kubeconfig", "%s is a directory, not a kubeconfig file", k.Kubeconfig)
+			}
+		}
+	default:
+		v.errorf("state.backend", "unknown state backend %q: want local (a directory of this machine, the default) or kubernetes (Secrets and a Lease in a cluster)", st.Backend)
+	}
 }
 
 func (v *validator) joinMode(path string, m JoinMode) {

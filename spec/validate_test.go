@@ -131,6 +131,22 @@ func TestRules(t *testing.T) {
 			"workloads[0].manifests[0]", "missing.yaml does not exist"},
 		{"manifest directory has YAML", func(t *testing.T, d map[string]any) { set(t, d, "workloads[0].manifests", []any{"deploy"}) },
 			map[string]string{"deploy/README.md": "not yaml"}, "workloads[0].manifests[0]", "holds no .yaml or .yml files"},
+		{"state backend unknown", func(t *testing.T, d map[string]any) { set(t, d, "state.backend", "s3") }, nil,
+			"state.backend", `unknown state backend "s3": want local`},
+		{"state kubernetes block missing", func(t *testing.T, d map[string]any) { set(t, d, "state.backend", "kubernetes") }, nil,
+			"state.backend", "state.kubernetes is missing"},
+		{"state kubernetes block with local", func(t *testing.T, d map[string]any) {
+			set(t, d, "state.kubernetes", map[string]any{"namespace": "ops"})
+		}, nil, "state.kubernetes", "state.backend is local"},
+		{"state namespace", func(t *testing.T, d map[string]any) {
+			set(t, d, "state", map[string]any{"backend": "kubernetes", "kubernetes": map[string]any{"namespace": "Ops_State"}})
+		}, nil, "state.kubernetes.namespace", "DNS-1123"},
+		{"state kubeconfig missing", func(t *testing.T, d map[string]any) {
+			set(t, d, "state", map[string]any{"backend": "kubernetes", "kubernetes": map[string]any{"kubeconfig": "./ops-kubeconfig"}})
+		}, nil, "state.kubernetes.kubeconfig", "cannot read the state cluster's kubeconfig"},
+		{"state lease too short", func(t *testing.T, d map[string]any) {
+			set(t, d, "state", map[string]any{"backend": "kubernetes", "kubernetes": map[string]any{"leaseDuration": "2s"}})
+		}, nil, "state.kubernetes.leaseDuration", "at least 5s"},
 		{"maxDeleteShare above 1", func(t *testing.T, d map[string]any) { set(t, d, "safety.maxDeleteShare", 1.5) }, nil,
 			"safety.maxDeleteShare", "1.5 is out of range: want a share in (0, 1]"},
 		{"maxDeleteShare zero", func(t *testing.T, d map[string]any) { set(t, d, "safety.maxDeleteShare", 0) }, nil,
@@ -178,6 +194,22 @@ func TestValidVariants(t *testing.T) {
 		}, nil, func(t *testing.T, f *Fleet) {
 			if got := f.Members[0].Pools[0].Count; got != 2 {
 				t.Errorf("count = %d, want the autoscaler min 2", got)
+			}
+		}},
+		{"state defaults to local", func(*testing.T, map[string]any) {}, nil, func(t *testing.T, f *Fleet) {
+			if f.State.Backend != LocalState || f.State.Kubernetes != nil {
+				t.Errorf("state = %+v, want the local backend", f.State)
+			}
+		}},
+		{"state kubernetes defaults", func(t *testing.T, d map[string]any) {
+			set(t, d, "state", map[string]any{"backend": "kubernetes", "kubernetes": map[string]any{"kubeconfig": "ops/kubeconfig"}})
+		}, map[string]string{"ops/kubeconfig": "apiVersion: v1\nkind: Config\n"}, func(t *testing.T, f *Fleet) {
+			k := f.State.Kubernetes
+			if k.Namespace != DefaultStateNamespace || k.LeaseDuration.Duration != DefaultLeaseDuration {
+				t.Errorf("state.kubernetes = %+v, want namespace %s and lease %s", k, DefaultStateNamespace, DefaultLeaseDuration)
+			}
+			if !strings.HasSuffix(k.Kubeconfig, "/ops/kubeconfig") || !strings.HasPrefix(k.Kubeconfig, "/") {
+				t.Errorf("kubeconfig = %q, want it absolute", k.Kubeconfig)
 			}
 		}},
 		{"mesh off needs no networks", func(t *testing.T, d map[string]any) {

@@ -38,16 +38,26 @@ func Transient(err error, after time.Duration) error {
 	return &TransientError{Err: err, After: after}
 }
 
-// LockedError says that another process holds the fleet's state store lock.
+// LockedError says that another runner holds the fleet's lock.
 type LockedError struct {
-	Dir string
-	// PID of the holder as it wrote it in the lock file; 0 when it could not be read.
-	PID int
+	// Where the lock lives (Backend.Describe).
+	Where string
+	// Holder as it wrote itself into the lock; zero fields when they could not be read.
+	Holder Holder
+	// Waited is how long Lock waited before giving up.
+	Waited time.Duration
 }
 
 func (e *LockedError) Error() string {
-	if e.PID <= 0 {
-		return fmt.Sprintf("fleet %s is locked by another reconcile (pid unknown)", e.Dir)
+	who := "another reconcile (holder unknown)"
+	if e.Holder.PID > 0 || e.Holder.Host != "" {
+		who = "another reconcile: " + e.Holder.String()
 	}
-	return fmt.Sprintf("fleet %s is locked by another reconcile (pid %d)", e.Dir, e.PID)
+	msg := fmt.Sprintf("fleet state %s is locked by %s", e.Where, who)
+	if e.Waited > 0 {
+		msg += fmt.Sprintf(" (waited %s; raise --lock-timeout to wait longer)", e.Waited)
+	} else {
+		msg += " (--lock-timeout waits for it)"
+	}
+	return msg
 }

@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -250,59 +252,140 @@ func (s *Store) Exists(name string) bool {
 	return err == nil
 }
 
-// Lock takes the fleet's exclusive lock without waiting, so two reconcilers never converge
-// the same fleet at once. It fails with a *LockedError naming the holder's pid when another
-// process (or another Lock in this one) holds it. The lock dies with the process.
-func (s *Store) Lock() (unlock func() error, err error) {
+// Lock takes the fleet's exclusive lock, so two reconcilers never converge the same fleet at
+// once. When another process (or another Lock in this one) holds it, Lock waits up to
+// opts.Wait and then fails with a *LockedError naming the holder (host, pid, since when) as it
+// wrote itself into the lock file. The lock dies with the process.
+func (s *Store) Lock(ctx context.Context, opts LockOptions) (Lock, error) {
 	f, err := os.OpenFile(filepath.Join(s.dir, lockName), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("state store: lock: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		defer f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, &LockedError{Dir: s.dir, PID: readPID(f)}
-		}
-		return nil, fmt.Errorf("state store: lock %s: %w", f.Name(), err)
+	holder := opts.Holder
+	if holder.PID == 0 && holder.Host == "" {
+		holder = ThisHolder()
 	}
-	if err := writePID(f); err != nil {
+	deadline := time.Now().Add(opts.Wait)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("state store: lock %s: %w", f.Name(), err)
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			defer f.Close()
+			return nil, &LockedError{Where: "local " + s.dir, Holder: readHolder(f), Waited: opts.Wait}
+		}
+		t := time.NewTimer(min(wait, 200*time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			f.Close()
+			return nil, fmt.Errorf("state store: waiting for the lock: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+	holder.Since = time.Now()
+	if err := writeHolder(f, holder); err != nil {
 		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		f.Close()
 		return nil, fmt.Errorf("state store: lock: %w", err)
 	}
-	var once sync.Once
-	return func() error {
-		var err error
-		once.Do(func() {
-			// Clear the pid first so nobody reads a stale one; the file itself stays, as
-			// removing it would let two processes lock different inodes.
-			_ = f.Truncate(0)
-			err = errors.Join(syscall.Flock(int(f.Fd()), syscall.LOCK_UN), f.Close())
-		})
-		return err
-	}, nil
+	return &fileLock{f: f, holder: holder, lost: make(chan struct{})}, nil
 }
 
-func writePID(f *os.File) error {
+type fileLock struct {
+	f      *os.File
+	holder Holder
+	lost   chan struct{} // never closed: a flock is held until released
+	once   sync.Once
+	err    error
+}
+
+func (l *fileLock) Lost() <-chan struct{} { return l.lost }
+func (l *fileLock) Holder() Holder        { return l.holder }
+
+func (l *fileLock) Release() error {
+	l.once.Do(func() {
+		// Clear the holder first so nobody reads a stale one; the file itself stays, as
+		// removing it would let two processes lock different inodes.
+		_ = l.f.Truncate(0)
+		l.err = errors.Join(syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN), l.f.Close())
+	})
+	return l.err
+}
+
+func writeHolder(f *os.File, h Holder) error {
+	data, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
 	if err := f.Truncate(0); err != nil {
 		return err
 	}
-	if _, err := f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0); err != nil {
+	if _, err := f.WriteAt(append(data, '\n'), 0); err != nil {
 		return err
 	}
 	return f.Sync()
 }
 
-// readPID returns the pid in the lock file, or 0 when the holder has not written it yet.
-func readPID(f *os.File) int {
-	buf := make([]byte, 32)
+// readHolder returns the holder in the lock file; a zero Holder when the holder has not
+// written it yet. A bare pid (written by older versions) is read too.
+func readHolder(f *os.File) Holder {
+	buf := make([]byte, 4096)
 	n, _ := f.ReadAt(buf, 0)
-	pid, err := strconv.Atoi(strings.TrimSpace(string(buf[:n])))
-	if err != nil {
-		return 0
+	data := bytes.TrimSpace(buf[:n])
+	var h Holder
+	if json.Unmarshal(data, &h) == nil {
+		return h
 	}
-	return pid
+	if pid, err := strconv.Atoi(string(data)); err == nil {
+		h.PID = pid
+	}
+	return h
 }
+
+// List returns every file in the store, sorted; the lock and temp files are not files of the
+// store, and neither is the chart cache.
+func (s *Store) List() ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(s.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(s.dir, p)
+		rel = filepath.ToSlash(rel)
+		if d.IsDir() {
+			if rel != "." && (strings.Count(rel, "/") > 0 || rel == ChartCacheDir) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if rel == lockName || strings.HasPrefix(d.Name(), ".") || !d.Type().IsRegular() {
+			return nil
+		}
+		if checkName(rel) == nil {
+			out = append(out, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("state store: list: %w", err)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Describe implements Backend.
+func (s *Store) Describe() string { return "local " + s.dir }
+
+// ChartCacheDir is the subdirectory of a local store that caches downloaded charts; it is
+// not state (nothing is lost without it) and is not migrated.
+const ChartCacheDir = "charts"
 
 // PassRecord is one line of passes.jsonl: what a reconcile pass did.
 type PassRecord struct {

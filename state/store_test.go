@@ -3,12 +3,14 @@ package state
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -265,33 +267,90 @@ func TestStoreRejectsEscapingNames(t *testing.T) {
 func TestLockInProcess(t *testing.T) {
 	t.Parallel()
 	s := openStore(t)
-	unlock, err := s.Lock()
+	ctx := context.Background()
+	l, err := s.Lock(ctx, LockOptions{})
 	if err != nil {
 		t.Fatalf("Lock: %v", err)
 	}
 	if p := perm(t, filepath.Join(s.Dir(), "lock")); p != 0o600 {
 		t.Errorf("lock mode = %o, want 600", p)
 	}
-	_, err = s.Lock()
+	host, _ := os.Hostname()
+	if h := l.Holder(); h.PID != os.Getpid() || h.Host != host || h.Since.IsZero() {
+		t.Errorf("Holder = %+v, want this process on %s", h, host)
+	}
+	_, err = s.Lock(ctx, LockOptions{})
 	var le *LockedError
-	if !errors.As(err, &le) || le.PID != os.Getpid() {
+	if !errors.As(err, &le) || le.Holder.PID != os.Getpid() || le.Holder.Host != host {
 		t.Fatalf("second Lock = %v, want a LockedError with pid %d", err, os.Getpid())
 	}
-	want := fmt.Sprintf("fleet %s is locked by another reconcile (pid %d)", s.Dir(), os.Getpid())
-	if err.Error() != want {
-		t.Errorf("error = %q, want %q", err, want)
+	for _, want := range []string{"local " + s.Dir(), fmt.Sprintf("pid %d on %s since ", os.Getpid(), host), "--lock-timeout"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error = %q, want it to say %q", err, want)
+		}
 	}
-	if err := unlock(); err != nil {
-		t.Fatalf("unlock: %v", err)
+	// A waiting Lock gives up after its wait, and says it waited.
+	_, err = s.Lock(ctx, LockOptions{Wait: 300 * time.Millisecond})
+	if !errors.As(err, &le) || le.Waited != 300*time.Millisecond || !strings.Contains(err.Error(), "waited 300ms") {
+		t.Fatalf("waiting Lock = %v, want a LockedError after waiting 300ms", err)
 	}
-	if err := unlock(); err != nil {
-		t.Errorf("second unlock: %v", err)
+	// A waiting Lock takes the lock once it is released.
+	got := make(chan error, 1)
+	go func() {
+		l2, err := s.Lock(ctx, LockOptions{Wait: time.Minute})
+		if err == nil {
+			err = l2.Release()
+		}
+		got <- err
+	}()
+	if err := l.Release(); err != nil {
+		t.Fatalf("Release: %v", err)
 	}
-	unlock, err = s.Lock()
+	if err := l.Release(); err != nil {
+		t.Errorf("second Release: %v", err)
+	}
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatalf("waiting Lock after release: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the waiting Lock did not get the released lock")
+	}
+	// A cancelled context ends the wait.
+	l, err = s.Lock(ctx, LockOptions{})
 	if err != nil {
-		t.Fatalf("Lock after unlock: %v", err)
+		t.Fatalf("Lock after release: %v", err)
 	}
-	unlock()
+	defer l.Release()
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.Lock(cctx, LockOptions{Wait: time.Minute}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Lock with a cancelled context = %v, want context.Canceled", err)
+	}
+}
+
+func TestList(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	for _, n := range []string{"passes.jsonl", "kubeconfigs/us", "mesh/root-key.pem", "charts/x"} {
+		if err := s.WriteFile(n, []byte(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := s.Lock(context.Background(), LockOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	got, err := s.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"kubeconfigs/us", "mesh/root-key.pem", "passes.jsonl"}
+	if !slices.Equal(got, want) {
+		t.Errorf("List = %q, want %q (no lock, no chart cache)", got, want)
+	}
 }
 
 const lockChildEnv = "RECONCILE_TEST_LOCK_CHILD_DIR"
@@ -305,11 +364,11 @@ func TestLockHelperProcess(t *testing.T) {
 	}
 	s, err := OpenStore(dir)
 	if err == nil {
-		var unlock func() error
-		if unlock, err = s.Lock(); err == nil {
+		var l Lock
+		if l, err = s.Lock(context.Background(), LockOptions{}); err == nil {
 			fmt.Println("locked")
 			_, _ = io.Copy(io.Discard, os.Stdin)
-			err = unlock()
+			err = l.Release()
 		}
 	}
 	if err != nil {
@@ -353,10 +412,10 @@ func TestLockAcrossProcesses(t *testing.T) {
 				t.Fatal("child did not take the lock")
 			}
 
-			_, err = s.Lock()
-			want := fmt.Sprintf("fleet %s is locked by another reconcile (pid %d)", s.Dir(), cmd.Process.Pid)
-			if err == nil || err.Error() != want {
-				t.Fatalf("Lock while the child holds it = %v, want %q", err, want)
+			_, err = s.Lock(context.Background(), LockOptions{})
+			want := fmt.Sprintf("pid %d on ", cmd.Process.Pid)
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("Lock while the child holds it = %v, want it to name %q", err, want)
 			}
 
 			if release == "unlock" {
@@ -368,11 +427,11 @@ func TestLockAcrossProcesses(t *testing.T) {
 				cmd.Process.Kill()
 				_ = cmd.Wait()
 			}
-			unlock, err := s.Lock()
+			l, err := s.Lock(context.Background(), LockOptions{})
 			if err != nil {
 				t.Fatalf("Lock after the child let go (%s): %v", release, err)
 			}
-			unlock()
+			l.Release()
 		})
 	}
 }

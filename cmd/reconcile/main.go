@@ -256,12 +256,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if !o.dryRun {
-		unlock, err := store.Lock()
+		lock, err := store.Lock(ctx, state.LockOptions{})
 		if err != nil {
 			fmt.Fprintf(stderr, "reconcile: %v\n", err)
 			return 1
 		}
-		defer unlock()
+		defer lock.Release()
 	}
 
 	r := &Reconciler{

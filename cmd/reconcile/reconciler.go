@@ -31,7 +31,7 @@ type Reconciler struct {
 	// Wire, when set, builds the observers and drivers for each pass from the fleet in force
 	// (a daemon's edit may change the provider); it replaces Observers and Drivers.
 	Wire  func(fleet *spec.Fleet) ([]state.Observer, executor.Drivers, error)
-	Store *state.Store
+	Store state.Backend
 	Plan  planner.Options
 	Exec  executor.Options
 	// Targets, when set, limit the plan to matching addresses and what they depend on.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/reconcile-dev/reconcile/executor"
 	"github.com/reconcile-dev/reconcile/planner"
@@ -21,7 +22,7 @@ import (
 
 // wire builds the observers and drivers a fleet needs. Layers whose drivers are not
 // configured plan as usual and fail their steps with executor.ErrNoDriver.
-func wire(f *spec.Fleet, store *state.Store, log *slog.Logger, opts wireOptions) ([]state.Observer, executor.Drivers, error) {
+func wire(f *spec.Fleet, store state.Backend, log *slog.Logger, opts wireOptions) ([]state.Observer, executor.Drivers, error) {
 	var observers []state.Observer
 	var drivers executor.Drivers
 	if f.Provider.Linode != nil && usesLKE(f) {
@@ -44,7 +45,7 @@ func wire(f *spec.Fleet, store *state.Store, log *slog.Logger, opts wireOptions)
 	// Drivers are built per pass from the fleet in force: what they need of it (which clusters
 	// are existing ones, timeouts) is configuration; what to do comes with each step.
 	access := kube.Access{Store: store, WrapTransport: opts.wrap}.For(f)
-	charts := filepath.Join(store.Dir(), "charts")
+	charts := chartCache(store, f.Metadata.Name)
 	km := karmada.New(karmada.Config{Access: access, Store: store, Log: log, ChartCache: charts})
 	wd := weights.New(weights.Config{Access: access, Log: log})
 	observers = append(observers, kube.Observer{Access: access}, helm.Observer{Access: access, Log: log, Namespaces: planner.ReleaseNamespaces(f)}, km, wd)
@@ -73,4 +74,17 @@ func usesLKE(f *spec.Fleet) bool {
 		}
 	}
 	return false
+}
+
+// chartCache is where downloaded charts are kept: inside a local store (as before), or in the
+// user's cache directory when the state lives elsewhere. It is a cache: nothing is lost without it.
+func chartCache(store state.Backend, fleet string) string {
+	if s, ok := store.(*state.Store); ok {
+		return filepath.Join(s.Dir(), state.ChartCacheDir)
+	}
+	base, err := os.UserCacheDir()
+	if err != nil {
+		base = os.TempDir()
+	}
+	return filepath.Join(base, "reconcile", "charts", strings.ReplaceAll(fleet, string(filepath.Separator), "_"))
 }
