@@ -15,6 +15,7 @@ import (
 
 	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/state"
 )
 
 // Daemon keeps a fleet converged: it reconciles when fleet.yaml changes, on SIGHUP, and
@@ -30,6 +31,18 @@ type Daemon struct {
 	Passed func(fleet *spec.Fleet, res *PassResult, err error)
 	// Rejected, when set, is called after an invalid edit was refused (tests use it).
 	Rejected func(err error)
+	// Lock, when set, takes the fleet's lock: for each pass, or, with LeaderElect, once for
+	// as long as this daemon leads. Nil runs passes without a lock (tests).
+	Lock func(ctx context.Context, wait time.Duration) (state.Lock, error)
+	// LockTimeout is how long a pass waits for a lock another runner holds (not for
+	// LeaderElect, which waits as long as it takes).
+	LockTimeout time.Duration
+	// LeaderElect makes the daemon a candidate: it waits for the lock, and only while it holds
+	// it does it observe, plan and apply. When the lock is lost, the pass in flight is
+	// cancelled (no step starts after that) and the daemon stands by again.
+	LeaderElect bool
+	// Health, when set, is told what the daemon is doing (the /healthz and /readyz answers).
+	Health *Health
 
 	current     atomic.Pointer[spec.Fleet]
 	fingerprint string
@@ -86,6 +99,61 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 		}
 	}()
 
+	if !d.LeaderElect {
+		d.loop(ctx, hup, changed)
+		d.Log.Info("daemon stopping")
+		return nil
+	}
+	for {
+		d.Health.set(standingBy)
+		d.Log.Info("standing by for the fleet's lock")
+		lock, err := d.Lock(ctx, forever)
+		if ctx.Err() != nil {
+			d.Log.Info("daemon stopping")
+			return nil
+		}
+		if err != nil {
+			// Not "held by another" (that waits): the backend failed. Try again shortly.
+			d.Log.Error("cannot take the fleet's lock", "err", err)
+			select {
+			case <-ctx.Done():
+				d.Log.Info("daemon stopping")
+				return nil
+			case <-time.After(5 * time.Second):
+			}
+			continue
+		}
+		d.Log.Info("leading: this daemon holds the fleet's lock", "holder", lock.Holder().String())
+		lead, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-lock.Lost():
+				d.Log.Error("lost the fleet's lock: no further step starts; standing by")
+				cancel()
+			case <-lead.Done():
+			}
+		}()
+		d.Health.set(leading)
+		if _, err := d.reload(onFileEvent); err != nil {
+			d.Log.Warn("leading with the last good spec", "err", err)
+		}
+		d.loop(lead, hup, changed)
+		cancel()
+		if err := lock.Release(); err != nil {
+			d.Log.Warn("releasing the fleet's lock", "err", err)
+		}
+		if ctx.Err() != nil {
+			d.Log.Info("daemon stopping")
+			return nil
+		}
+	}
+}
+
+// forever is how long a leader candidate waits for the lock: until it gets it or stops.
+const forever = 100 * 365 * 24 * time.Hour
+
+// loop runs passes on start, on changes, on SIGHUP and on resync until ctx is done.
+func (d *Daemon) loop(ctx context.Context, hup <-chan os.Signal, changed <-chan struct{}) {
 	resync := time.NewTicker(d.Resync)
 	defer resync.Stop()
 	var debounce <-chan time.Time
@@ -93,8 +161,7 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	for {
 		select {
 		case <-ctx.Done():
-			d.Log.Info("daemon stopping")
-			return nil
+			return
 		case <-changed:
 			debounce = time.After(d.Debounce)
 		case <-debounce:
@@ -197,14 +264,38 @@ func (d *Daemon) reject(err error, why trigger) {
 
 func (d *Daemon) pass(ctx context.Context, why string) {
 	fleet := d.current.Load()
-	d.Log.Info("pass starting", "fleet", fleet.Metadata.Name, "trigger", why)
-	res, err := d.Reconciler.Reconcile(ctx, fleet, false)
+	res, err := d.lockedPass(ctx, fleet, why)
 	if err != nil {
 		d.Log.Error("pass failed", "fleet", fleet.Metadata.Name, "err", err)
 	}
+	d.Health.passed(err)
 	if d.Passed != nil {
 		d.Passed(fleet, res, err)
 	}
+}
+
+// lockedPass runs one pass holding the fleet's lock (a leader already holds it).
+func (d *Daemon) lockedPass(ctx context.Context, fleet *spec.Fleet, why string) (*PassResult, error) {
+	if d.Lock != nil && !d.LeaderElect {
+		lock, err := d.Lock(ctx, d.LockTimeout)
+		if err != nil {
+			return nil, fmt.Errorf("pass skipped (%s): %w", why, err)
+		}
+		defer lock.Release()
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-lock.Lost():
+				d.Log.Error("lost the fleet's lock mid-pass: no further step starts")
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	d.Log.Info("pass starting", "fleet", fleet.Metadata.Name, "trigger", why)
+	return d.Reconciler.Reconcile(ctx, fleet, false)
 }
 
 // watchDirs are the directories whose changes can change the file: its own directory

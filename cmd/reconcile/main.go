@@ -35,6 +35,9 @@ Usage:
   reconcile --once -f fleet.yaml           plan, then apply once (for CI); alias: reconcile apply
   reconcile --once --dry-run -f fleet.yaml show the plan and change nothing; alias: reconcile plan
   reconcile validate -f fleet.yaml         check the file; every problem as FILE:LINE:COL: field: message
+  reconcile state migrate --to kubernetes -f fleet.yaml
+                                           copy the fleet's state from --state-dir to the kubernetes
+                                           backend of fleet.yaml's state block (--to local: back)
   reconcile schema                         print the JSON Schema of fleet.yaml (for editors)
   reconcile version                        print the version
 
@@ -60,6 +63,10 @@ type options struct {
 	forceUnjoin  bool
 	savePlan     string
 	planFile     string
+	lockTimeout  time.Duration
+	leaderElect  bool
+	healthAddr   string
+	to           string
 }
 
 type stringList []string
@@ -96,6 +103,10 @@ func newFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.forceUnjoin, "force-unjoin", false, "unjoin an unreachable member by stripping finalizers when deleting it does not finish (as karmadactl unjoin --force)")
 	fs.StringVar(&o.savePlan, "save-plan", "", "with --once --dry-run: also write the plan as JSON to this file")
 	fs.StringVar(&o.planFile, "plan", "", "with --once: execute this saved plan, refused if the fleet or the world changed since")
+	fs.DurationVar(&o.lockTimeout, "lock-timeout", 0, "wait this long for the fleet's lock when another runner holds it (default 0: fail at once)")
+	fs.BoolVar(&o.leaderElect, "leader-elect", false, "daemon: run as one of several candidates; only the holder of the fleet's lock plans and applies")
+	fs.StringVar(&o.healthAddr, "health-addr", "", "daemon: serve /healthz and /readyz on this address (e.g. :8081)")
+	fs.StringVar(&o.to, "to", "", "state migrate: the backend to copy the state to: kubernetes or local")
 	fs.Var(&o.targets, "target", "limit the plan to steps matching this address or pattern (and what they need); repeatable")
 	return fs
 }
@@ -115,6 +126,13 @@ func parseArgs(args []string, stderr io.Writer) (string, options, error) {
 		switch args[0] {
 		case "version", "schema", "validate", "plan", "apply":
 			cmd, args = args[0], args[1:]
+		case "state":
+			if len(args) < 2 || args[1] != "migrate" {
+				fmt.Fprintf(stderr, "reconcile: state: want a subcommand: migrate\n\n")
+				newFlags(&o, stderr).Usage()
+				return "", o, errUsage
+			}
+			cmd, args = "state migrate", args[2:]
 		default:
 			if !looksLikeFile(args[0]) {
 				fmt.Fprintf(stderr, "reconcile: unknown command %q\n\n", args[0])
@@ -246,27 +264,49 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	dir := o.stateDir
-	if dir == "" {
-		dir = state.DefaultStoreDir(fleet.Metadata.Name)
+	if cmd == "state migrate" {
+		return migrateState(ctx, fleet, o, stdout, stderr, log)
 	}
-	store, err := state.OpenStore(dir)
+	if o.leaderElect && o.once {
+		fmt.Fprintln(stderr, "reconcile: --leader-elect is for the daemon, not --once")
+		return 1
+	}
+	store, err := openBackend(ctx, fleet, o.stateDir)
 	if err != nil {
 		fmt.Fprintf(stderr, "reconcile: %v\n", err)
 		return 1
 	}
-	if !o.dryRun {
-		lock, err := store.Lock(ctx, state.LockOptions{})
+	// A dry run writes nothing: what its observers fetch and cache stays in memory.
+	var files state.Backend = store
+	if o.dryRun {
+		files = state.NewOverlay(store)
+	}
+	lockFleet := func(ctx context.Context, wait time.Duration) (state.Lock, error) {
+		return store.Lock(ctx, state.LockOptions{Wait: wait})
+	}
+	if o.once && !o.dryRun {
+		lock, err := lockFleet(ctx, o.lockTimeout)
 		if err != nil {
 			fmt.Fprintf(stderr, "reconcile: %v\n", err)
 			return 1
 		}
 		defer lock.Release()
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-lock.Lost():
+				log.Error("lost the fleet's lock: no further step starts")
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
 	}
 
 	r := &Reconciler{
 		Wire: func(f *spec.Fleet) ([]state.Observer, executor.Drivers, error) {
-			return wire(f, store, log, wireOptions{})
+			return wire(f, files, log, wireOptions{})
 		},
 		Store:   store,
 		Plan:    planner.Options{AllowDestroy: o.allowDestroy, ForceUnjoin: o.forceUnjoin},
@@ -289,7 +329,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	d := &Daemon{Path: o.file, Reconciler: r, Resync: o.resync, Log: log}
+	d := &Daemon{Path: o.file, Reconciler: r, Resync: o.resync, Log: log,
+		Lock: lockFleet, LockTimeout: o.lockTimeout, LeaderElect: o.leaderElect, Health: &Health{}}
+	if o.healthAddr != "" {
+		if err := d.Health.Serve(ctx, o.healthAddr, log); err != nil {
+			fmt.Fprintf(stderr, "reconcile: %v\n", err)
+			return 1
+		}
+	}
 	if err := d.Run(ctx, hup); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

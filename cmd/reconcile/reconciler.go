@@ -49,6 +49,9 @@ type Reconciler struct {
 	Now    func() time.Time
 }
 
+// refresher is a state backend that caches what it read and can read it all again.
+type refresher interface{ Refresh(ctx context.Context) error }
+
 // PassResult is what one pass did.
 type PassResult struct {
 	Plan   *plan.Plan
@@ -69,6 +72,13 @@ func (r *Reconciler) Observe(ctx context.Context, fleet *spec.Fleet, observers [
 // Reconcile observes, plans, prints the plan and, unless dryRun, executes it.
 func (r *Reconciler) Reconcile(ctx context.Context, fleet *spec.Fleet, dryRun bool) (*PassResult, error) {
 	start := r.now()
+	// A backend that caches (the kubernetes one) reads the state afresh once per pass: another
+	// runner may have written it between two passes of a daemon.
+	if rf, ok := r.Store.(refresher); ok {
+		if err := rf.Refresh(ctx); err != nil {
+			return nil, fmt.Errorf("state: %w", err)
+		}
+	}
 	observers, drivers := r.Observers, r.Drivers
 	if r.Wire != nil {
 		var err error
