@@ -8,8 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -276,7 +278,18 @@ func TestTargetKeepsDependencies(t *testing.T) {
 	}
 }
 
+// childArgsEnv, when set in the environment, makes the test binary run reconcile itself with
+// these arguments (separated by \x1f) instead of the tests: lab tests start real reconcile
+// processes (daemons to kill -9) without building another binary.
+const childArgsEnv = "RECONCILE_TEST_CHILD_ARGS"
+
 func TestMain(m *testing.M) {
+	if args, ok := os.LookupEnv(childArgsEnv); ok {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		code := run(ctx, strings.Split(args, "\x1f"), os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
 	// Keep HOME-relative defaults (the state dir) out of the developer's home.
 	dir, err := os.MkdirTemp("", "reconcile-cmd-test")
 	if err == nil {
