@@ -5,7 +5,7 @@ LAB_BIN := bin/reconcile-lab
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build test test-race race-pkgs-check lint bench
+.PHONY: build test test-race race-pkgs-check lint bench fuzz
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/reconcile
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(LAB_BIN) ./cmd/reconcile-lab
@@ -13,8 +13,15 @@ build:
 # The lab's binaries (etcd, kube-apiserver, Karmada) are built from source first (cached by
 # version); tests that need them fail, not skip, when they are missing. The packages that do
 # not start the lab run under the race detector first (test-race).
-test: lint lab-bin test-race
+test: lint lab-bin test-race fuzz
 	RECONCILE_LAB_REQUIRED=1 $(GO) test -count=1 -timeout 45m ./...
+
+# Fuzz fleet.yaml parsing for a while (seeds: examples/ and spec/testdata): no panic, no hang,
+# and every rejection names a field or a line. A failing input is saved under
+# spec/testdata/fuzz and replays in every later `go test ./spec`.
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test ./spec -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 
 # Packages whose tests run in-process only (httptest servers, the in-process Linode API,
 # helper processes of the test binary itself): they also run with -race.

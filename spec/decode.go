@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"sort"
 	"strconv"
@@ -139,6 +140,12 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		tag := n.ShortTag()
 		if n.Kind != yaml.ScalarNode || (tag != "!!int" && tag != "!!float") || n.Decode(&f) != nil {
 			d.errNode(n, path, "want a number, got %s", describe(n))
+			return
+		}
+		// .nan and .inf are YAML floats, but no setting means them: NaN compares false with
+		// every bound, so a range check would let it through and disarm the guard it sets.
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			d.errNode(n, path, "want a finite number, got %s", n.Value)
 			return
 		}
 		v.SetFloat(f)
@@ -304,6 +311,30 @@ func describe(n *yaml.Node) string {
 		return "nothing"
 	}
 	return fmt.Sprintf("%s %q", n.ShortTag(), n.Value)
+}
+
+// describeKind is describe without the value: for files that may hold secrets (a manifest
+// path pointing at a token file), whose content must never reach an error message.
+func describeKind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.DocumentNode:
+		return "a document"
+	}
+	switch n.ShortTag() {
+	case "!!str":
+		return "a string"
+	case "!!int", "!!float":
+		return "a number"
+	case "!!bool":
+		return "a boolean"
+	case "!!null":
+		return "nothing"
+	}
+	return "a " + strings.TrimPrefix(n.ShortTag(), "!!") + " value"
 }
 
 // quoteHint suggests quoting a scalar that YAML read as a number or boolean where a string

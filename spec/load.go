@@ -111,7 +111,9 @@ var parserProblems = map[string]bool{
 }
 
 // yamlSyntaxError turns a YAML library error into a FieldError with a 1-based line.
-func yamlSyntaxError(file string, err error) FieldError {
+// A message without a line (the parser hit the end of the stream) is put on the file's last
+// line: that is where the unfinished construct ran out.
+func yamlSyntaxError(file string, data []byte, err error) FieldError {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	line := 0
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
@@ -120,6 +122,9 @@ func yamlSyntaxError(file string, err error) FieldError {
 	}
 	if parserProblems[msg] {
 		line++
+	}
+	if line == 0 {
+		line = bytes.Count(bytes.TrimRight(data, "\n"), []byte("\n")) + 1
 	}
 	return FieldError{File: file, Line: line, Msg: "invalid YAML: " + msg}
 }
@@ -135,7 +140,7 @@ func (d *decoder) document(data []byte) (*yaml.Node, bool) {
 			break
 		}
 		if err != nil {
-			d.errs = append(d.errs, yamlSyntaxError(d.file, err))
+			d.errs = append(d.errs, yamlSyntaxError(d.file, data, err))
 			return nil, false
 		}
 		docs = append(docs, &n)

@@ -336,7 +336,7 @@ func TestManifestProblemsCarryTheManifestPosition(t *testing.T) {
 	}{
 		{"syntax", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [x\n", 4, 0, "invalid YAML: did not find expected ',' or ']'"},
 		{"missing kind", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nmetadata: {name: b}\n", 5, 1, "kind is missing (e.g. Deployment)"},
-		{"not an object", "- a\n- b\n", 1, 1, "want a Kubernetes object (a mapping with apiVersion, kind and metadata), got a list"},
+		{"not an object", "- a\n- b\n", 1, 1, "want a Kubernetes object (a mapping with apiVersion, kind and metadata), got a list (is this a manifest?)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

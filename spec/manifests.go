@@ -102,7 +102,8 @@ func (v *validator) readManifest(file, namespace string) []ManifestObject {
 			break
 		}
 		if err != nil {
-			v.d.errs = append(v.d.errs, yamlSyntaxError(file, err))
+			// The parser's syntax messages name what it expected, never the content.
+			v.d.errs = append(v.d.errs, yamlSyntaxError(file, data, err))
 			break
 		}
 		if len(doc.Content) == 0 || doc.Content[0].ShortTag() == "!!null" {
@@ -110,12 +111,13 @@ func (v *validator) readManifest(file, namespace string) []ManifestObject {
 		}
 		n := doc.Content[0]
 		if n.Kind != yaml.MappingNode {
-			fail(n, "want a Kubernetes object (a mapping with apiVersion, kind and metadata), got %s", describe(n))
+			fail(n, "want a Kubernetes object (a mapping with apiVersion, kind and metadata), got %s (is this a manifest?)", describeKind(n))
 			continue
 		}
 		var obj map[string]any
 		if err := n.Decode(&obj); err != nil {
-			fail(n, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
+			// The decoder's message may quote the file's content; say only where.
+			fail(n, "cannot read this document as a Kubernetes object")
 			continue
 		}
 		o, problems := manifestObject(obj, namespace)

@@ -2,6 +2,9 @@ package spec
 
 import (
 	"errors"
+	"math"
+	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"sort"
@@ -127,11 +130,35 @@ func (v *validator) provider() {
 	if l == nil {
 		return
 	}
-	if l.RequestsPerSecond < 0 {
-		v.errorf("provider.linode.requestsPerSecond", "%g must be positive", l.RequestsPerSecond)
+	if !(l.RequestsPerSecond >= 0) || math.IsInf(l.RequestsPerSecond, 0) {
+		v.errorf("provider.linode.requestsPerSecond", "%g must be a positive number", l.RequestsPerSecond)
+	}
+	if l.APIURL != "" {
+		v.apiURL("provider.linode.apiURL", l.APIURL)
 	}
 	v.positive("provider.linode.waitTimeout", l.WaitTimeout)
 	v.positive("provider.linode.pollInterval", l.PollInterval)
+}
+
+// apiURL accepts https, and http only to a loopback address (the lab, a local proxy): the
+// token travels in every request.
+func (v *validator) apiURL(path, raw string) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		v.errorf(path, "%q is not an API URL: want https://host[:port]/v4", raw)
+		return
+	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		v.errorf(path, "%q is plain http to a host that is not loopback: the Linode token would cross the network in clear; use https", raw)
+	}
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // names checks manager and member names: DNS-1123 labels, unique across the fleet.
@@ -374,7 +401,8 @@ func listOr(list []string) string {
 
 func (v *validator) safety() {
 	s := v.fleet.Safety.MaxDeleteShare
-	if s != nil && (*s <= 0 || *s > 1) {
+	if s != nil && !(*s > 0 && *s <= 1) { // written so that NaN fails too
+
 		v.errorf("safety.maxDeleteShare", "%g is out of range: want a share in (0, 1], e.g. 0.34 lets one plan remove at most a third of the members", *s)
 	}
 }

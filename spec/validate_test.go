@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"math"
 	"strings"
 	"testing"
 )
@@ -147,6 +148,18 @@ func TestRules(t *testing.T) {
 		{"state lease too short", func(t *testing.T, d map[string]any) {
 			set(t, d, "state", map[string]any{"backend": "kubernetes", "kubernetes": map[string]any{"leaseDuration": "2s"}})
 		}, nil, "state.kubernetes.leaseDuration", "at least 5s"},
+		{"maxDeleteShare NaN", func(t *testing.T, d map[string]any) { set(t, d, "safety.maxDeleteShare", math.NaN()) }, nil,
+			"safety.maxDeleteShare", "want a finite number, got .nan"},
+		{"maxDeleteShare infinite", func(t *testing.T, d map[string]any) { set(t, d, "safety.maxDeleteShare", math.Inf(1)) }, nil,
+			"safety.maxDeleteShare", "want a finite number, got .inf"},
+		{"requestsPerSecond NaN", func(t *testing.T, d map[string]any) { set(t, d, "provider", map[string]any{"linode": map[string]any{"requestsPerSecond": math.NaN()}}) }, nil,
+			"provider.linode.requestsPerSecond", "want a finite number"},
+		{"apiURL plain http off loopback", func(t *testing.T, d map[string]any) {
+			set(t, d, "provider", map[string]any{"linode": map[string]any{"apiURL": "http://api.example.com/v4"}})
+		}, nil, "provider.linode.apiURL", "plain http to a host that is not loopback"},
+		{"apiURL not a URL", func(t *testing.T, d map[string]any) {
+			set(t, d, "provider", map[string]any{"linode": map[string]any{"apiURL": "api.linode.com"}})
+		}, nil, "provider.linode.apiURL", "is not an API URL"},
 		{"maxDeleteShare above 1", func(t *testing.T, d map[string]any) { set(t, d, "safety.maxDeleteShare", 1.5) }, nil,
 			"safety.maxDeleteShare", "1.5 is out of range: want a share in (0, 1]"},
 		{"maxDeleteShare zero", func(t *testing.T, d map[string]any) { set(t, d, "safety.maxDeleteShare", 0) }, nil,
