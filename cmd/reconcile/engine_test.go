@@ -366,6 +366,21 @@ func TestSavedPlanRefusedWhenStale(t *testing.T) {
 	if r.Saved, err = loadPlan(planPath); err != nil {
 		t.Fatal(err)
 	}
+	// The file itself, edited by hand: refused on load, by its digest.
+	data, err := os.ReadFile(planPath)
+	must(t, err)
+	forgedStep := `{"address":"cluster/us","kind":"cluster","action":"delete","cluster":"us"}`
+	forged := strings.Replace(string(data), `"steps": []`, `"steps": [`+forgedStep+`]`, 1)
+	if forged == string(data) {
+		forged = strings.Replace(string(data), `"steps": [`, `"steps": [`+forgedStep+`,`, 1)
+	}
+	if forged == string(data) {
+		t.Fatal("the saved plan file does not hold its steps where this test expects them")
+	}
+	must(t, os.WriteFile(planPath+".forged", []byte(forged), 0o600))
+	if _, err := loadPlan(planPath + ".forged"); !errors.Is(err, ErrStalePlan) || !strings.Contains(err.Error(), "edited after it was saved") {
+		t.Fatalf("a saved plan file edited by hand loaded: %v", err)
+	}
 	var extra plan.Step
 	must(t, json.Unmarshal([]byte(`{"address":"cluster/us","kind":"cluster","action":"delete","cluster":"us"}`), &extra))
 	r.Saved.Steps = append(r.Saved.Steps, extra)

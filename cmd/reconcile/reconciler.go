@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -265,25 +267,61 @@ func sameSteps(saved, fresh *plan.Plan) error {
 	return nil
 }
 
+// savedPlanFile is what --save-plan writes: the plan as -o json shows it, and a digest of
+// exactly those bytes, so a file edited after it was saved is refused before anything else.
+type savedPlanFile struct {
+	Kind   string          `json:"kind"`
+	Digest string          `json:"digest"`
+	Plan   json.RawMessage `json:"plan"`
+}
+
+const savedPlanKind = "reconcile.dev/saved-plan/v1"
+
+func planDigest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
 func savePlan(path string, p *plan.Plan) error {
 	var buf bytes.Buffer
 	if err := p.WriteJSON(&buf); err != nil {
 		return err
 	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, buf.Bytes()); err != nil {
+		return fmt.Errorf("save plan: %w", err)
+	}
+	raw := compact.Bytes()
+	data, err := json.MarshalIndent(savedPlanFile{Kind: savedPlanKind, Digest: planDigest(raw), Plan: raw}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("save plan: %w", err)
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save plan: %w", err)
 	}
 	return nil
 }
 
-// loadPlan reads a plan saved with --save-plan.
+// loadPlan reads a plan saved with --save-plan and checks its digest.
 func loadPlan(path string) (*plan.Plan, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
+	var file savedPlanFile
+	if err := json.Unmarshal(data, &file); err != nil || file.Kind != savedPlanKind || len(file.Plan) == 0 {
+		return nil, fmt.Errorf("%s: not a plan saved by reconcile --save-plan", path)
+	}
+	// Compact: indentation is not content, and MarshalIndent re-indented the plan.
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, file.Plan); err != nil {
+		return nil, fmt.Errorf("%s: not a plan saved by reconcile --save-plan", path)
+	}
+	if planDigest(compact.Bytes()) != file.Digest {
+		return nil, fmt.Errorf("%w: %s was edited after it was saved (its digest does not match its content); make a new plan", ErrStalePlan, path)
+	}
 	var p plan.Plan
-	if err := json.Unmarshal(data, &p); err != nil {
+	if err := json.Unmarshal(file.Plan, &p); err != nil {
 		return nil, fmt.Errorf("%s: not a saved plan: %w", path, err)
 	}
 	if p.SpecFingerprint == "" || p.WorldFingerprint == "" {

@@ -30,6 +30,7 @@ func wire(f *spec.Fleet, store state.Backend, log *slog.Logger, opts wireOptions
 		if err != nil {
 			return nil, drivers, fmt.Errorf("linode: %w", err)
 		}
+		cfg.Declared = f.ClusterNames()
 		if cfg.APIURL == "" {
 			cfg.APIURL = os.Getenv("LINODE_URL") // as linodego's own clients read it
 		}

@@ -435,6 +435,9 @@ func (d *Driver) waitPoolsReady(ctx context.Context, name string, clusterID int,
 // the API answers 404 for it (bounded by WaitTimeout). A cluster without the fleet's tag is
 // never deleted, nor even requested: for the fleet it is already gone.
 func (d *Driver) delete(ctx context.Context, name string, id int) error {
+	if slices.Contains(d.cfg.Declared, name) {
+		return fmt.Errorf("linode: refusing to delete LKE cluster %s (%d): fleet.yaml declares it; only a cluster that left fleet.yaml is ever deleted", name, id)
+	}
 	cur, err := d.ownedByID(ctx, name, id)
 	if err != nil {
 		return err

@@ -57,6 +57,9 @@ type Config struct {
 	Transport http.RoundTripper
 	// Store keeps the pool cache and the kubeconfigs (required).
 	Store Files
+	// Declared names the clusters fleet.yaml declares. The driver refuses to delete any of
+	// them, whatever a step says: a hand-edited or forged plan cannot delete a live member.
+	Declared []string
 	// Logger receives debug and info lines; never a token or a kubeconfig (default: discard).
 	Logger *slog.Logger
 	// Now is the clock for cache ages (default time.Now).

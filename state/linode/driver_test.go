@@ -729,3 +729,30 @@ func TestInterruptedPoolReplacementNeverDeletesFirst(t *testing.T) {
 		t.Errorf("%d pools created, want 1:\n%s", posts, describe(l.writes()))
 	}
 }
+
+// A forged plan (a delete step added by hand to a saved plan) cannot delete a cluster that
+// fleet.yaml declares: the driver refuses, sends no write, and the cluster stays.
+func TestDeleteRefusedForADeclaredCluster(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, linodeapi.Options{})
+	ctx := context.Background()
+	store := newStore(t)
+	f := testFleet("mgr", "us")
+	d := newDriver(t, l, store)
+	if err := apply(ctx, d, createStep(f, "us")); err != nil {
+		t.Fatal(err)
+	}
+	id := observe(t, d, f).Clusters["us"].LinodeID
+	guarded := newDriver(t, l, store, func(c *Config) { c.Declared = f.ClusterNames() })
+	l.api.ResetRequests()
+	err := apply(ctx, guarded, deleteStep("us", id))
+	if err == nil || !strings.Contains(err.Error(), "refusing to delete LKE cluster us") || !strings.Contains(err.Error(), "fleet.yaml declares it") {
+		t.Fatalf("delete of a declared cluster = %v, want a refusal", err)
+	}
+	if ws := l.writes(); len(ws) > 0 {
+		t.Errorf("the refused delete sent writes:\n%s", describe(ws))
+	}
+	if _, err := l.plainClient(t).GetLKECluster(ctx, id); err != nil {
+		t.Errorf("the declared cluster is gone: %v", err)
+	}
+}
