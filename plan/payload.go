@@ -187,6 +187,9 @@ type Join struct {
 	Agent      *Release `json:"agent,omitempty"`
 	Manager    string   `json:"manager,omitempty"`
 	CertSecret string   `json:"certSecret,omitempty"`
+	// Adopt takes over a Karmada Cluster that lacks the fleet's mark but stands for this very
+	// cluster (the same kube-system UID): joined before by hand or by an older version.
+	Adopt bool `json:"adopt,omitempty"`
 }
 
 // Unjoin removes a member from Karmada and its member-side objects.

@@ -66,6 +66,7 @@ func Compute(desired *spec.Fleet, observed *world.World, opts Options) (*plan.Pl
 	for i := range desired.Members {
 		b.members = append(b.members, &desired.Members[i])
 	}
+	b.holdConflicts()
 	b.manager()
 	for _, m := range b.members {
 		b.member(m)
@@ -100,6 +101,8 @@ type builder struct {
 	excluded map[string]bool
 	// heldNoted are the unreadable clusters whose note is written.
 	heldNoted map[string]bool
+	// conflicts are the members held because another owns their Karmada Cluster's name.
+	conflicts map[string]string
 }
 
 func (b *builder) add(s plan.Step) {
@@ -116,6 +119,9 @@ func (b *builder) has(addr string) bool { _, ok := b.steps[addr]; return ok }
 // read it in full this pass (world.MarkUnreadable): what could not be read is not absent, so
 // nothing is planned from it. The plan says so once per cluster.
 func (b *builder) held(name string) bool {
+	if b.conflicts[name] != "" {
+		return true
+	}
 	c := b.cluster(name)
 	if c == nil || c.Unreadable == "" {
 		return false

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -91,6 +92,37 @@ func TestGolden(t *testing.T) {
 				if stepOf(p, a) == nil {
 					t.Errorf("cold start lacks %s", a)
 				}
+			}
+		}},
+		// A Cluster someone joined to the fleet's Karmada by hand is not the fleet's: never
+		// unjoined (issue 11: it was planned "- member/handmade/unjoin").
+		{name: "karmada-foreign-cluster", check: func(t *testing.T, p *plan.Plan) {
+			if len(p.Steps) != 0 {
+				t.Errorf("a foreign Cluster was planned for: %v", addresses(p))
+			}
+		}},
+		// A member whose name another fleet's Cluster (another cluster) holds: held with a
+		// note, the rest of the fleet untouched, and it receives no replicas.
+		{name: "member-name-taken", check: func(t *testing.T, p *plan.Plan) {
+			for _, s := range p.Steps {
+				if s.Cluster == "us" || s.Peer == "us" {
+					t.Errorf("step %s acts on the conflicting member", s.Address)
+				}
+			}
+			if s := stepOf(p, "workload/hello/policy"); s == nil || s.Payload.Policy == nil || slices.Contains(s.Payload.Policy.Clusters, "us") {
+				t.Errorf("the policy still places replicas on the Cluster someone else holds: %+v", s)
+			}
+			if len(p.Notes) != 1 || !strings.Contains(p.Notes[0], "member us is held: Karmada already has a Cluster us, fleet other-team's, for another cluster") {
+				t.Errorf("notes = %q", p.Notes)
+			}
+		}},
+		// The same cluster joined before without the mark (by hand, or by an older version):
+		// adopted, and the mark put on.
+		{name: "member-adopted", check: func(t *testing.T, p *plan.Plan) {
+			s := stepOf(p, "member/us/join")
+			if s == nil || s.Action != plan.Update || s.Payload.Join == nil || !s.Payload.Join.Adopt ||
+				!strings.HasPrefix(s.Reason, "adopt:") || changeOf(*s, "label reconcile.dev/fleet") == nil {
+				t.Fatalf("want ~ member/us/join adopting the Cluster, got %+v", s)
 			}
 		}},
 		{name: "converged", check: func(t *testing.T, p *plan.Plan) {

@@ -3,6 +3,7 @@ package planner
 import (
 	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/state/world"
 )
 
 // memberEndpoint is the API URL Karmada and the other members use for m: fleet.yaml's
@@ -24,6 +25,9 @@ func (b *builder) memberEndpoint(m *spec.Member) plan.Value {
 func unknown(v plan.Value) bool { return v.From == nil && v.Value == "" }
 
 func (b *builder) member(m *spec.Member) {
+	if b.conflicts[m.Name] != "" {
+		return // held, with a note (holdConflicts)
+	}
 	b.lkeCluster(m.Name, m.Cluster, plan.Members)
 	mode := b.f.MemberJoinMode(*m)
 	km := b.karmadaMember(m.Name)
@@ -56,6 +60,10 @@ func (b *builder) member(m *spec.Member) {
 			}
 		}
 		step.Action, step.Reason = plan.Update, "Karmada member "+m.Name+" differs from fleet.yaml"
+		if b.adopts(m.Name) {
+			step.Reason = "adopt: Karmada's Cluster " + m.Name + " is this very cluster (id " + km.ID + ", its kube-system UID) but lacks the fleet's mark"
+			step.Changes = append(step.Changes, plan.Change{Field: "label " + world.FleetLabel, Before: km.Fleet, After: b.f.Metadata.Name})
+		}
 	}
 	switch {
 	case len(step.Changes) == 0:
@@ -76,6 +84,7 @@ func (b *builder) member(m *spec.Member) {
 			j.RemoveAgent = obs != nil && obs.Releases[agentKey] != nil
 		}
 		step.DependsOn = append(step.DependsOn, refSteps(nil, endpoint)...)
+		j.Adopt = b.adopts(m.Name)
 		step.Payload.Join = j
 		b.add(step)
 	}

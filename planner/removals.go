@@ -42,7 +42,8 @@ func (b *builder) removedNames() []string {
 
 func (b *builder) removals() {
 	for _, r := range b.removedNames() {
-		if b.karmadaMember(r) != nil {
+		// Only the fleet's own Clusters are unjoined: one joined by someone else is not ours.
+		if b.ownedKarmadaMember(r) != nil {
 			st := plan.Step{Address: addrUnjoin(r), Layer: plan.Members, Kind: plan.KindUnjoin, Action: plan.Delete, Cluster: r,
 				Reason:  r + " left fleet.yaml",
 				Changes: []plan.Change{{Field: "karmada member", Before: r, After: removed}},

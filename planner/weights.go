@@ -3,6 +3,7 @@ package planner
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -45,6 +46,14 @@ func (b *builder) weights() {
 	for i := range b.f.Workloads {
 		w := &b.f.Workloads[i]
 		want := DesiredPolicy(b.f, w)
+		// A member whose Karmada name another cluster holds gets nothing: a policy naming it
+		// would place the fleet's replicas in someone else's cluster.
+		for name := range b.conflicts {
+			if _, ok := want.Weights[name]; ok {
+				delete(want.Weights, name)
+				want.Clusters = slices.DeleteFunc(want.Clusters, func(c string) bool { return c == name })
+			}
+		}
 		key := policyKey(want.Namespace, want.Name)
 		wanted[key] = true
 		if len(w.Manifests) > 0 || len(w.Objects) > 0 {

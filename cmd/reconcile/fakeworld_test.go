@@ -290,7 +290,7 @@ func (fw *fakeWorld) join(member string, j *plan.Join) error {
 		k.Members = map[string]*world.KarmadaMember{}
 	}
 	km := &world.KarmadaMember{Name: member, SyncMode: string(j.Mode), APIEndpoint: j.APIEndpoint.Value,
-		ID: fw.w.Clusters[member].KubeSystemUID, Ready: "True", Reason: "ClusterReady"}
+		ID: fw.w.Clusters[member].KubeSystemUID, Ready: "True", Reason: "ClusterReady", ManagedBy: true}
 	if j.Mode == spec.Push {
 		km.SecretHash = "sha256:cred-" + member
 		fw.w.Clusters[member].PushJoin = &world.PushJoin{Namespace: true, RBAC: true, TokensReady: true, CredentialHash: km.SecretHash}

@@ -47,7 +47,7 @@ func wire(f *spec.Fleet, store state.Backend, log *slog.Logger, opts wireOptions
 	// are existing ones, timeouts) is configuration; what to do comes with each step.
 	access := kube.Access{Store: store, WrapTransport: opts.wrap}.For(f)
 	charts := chartCache(store, f.Metadata.Name)
-	km := karmada.New(karmada.Config{Access: access, Store: store, Log: log, ChartCache: charts})
+	km := karmada.New(karmada.Config{Fleet: f.Metadata.Name, Access: access, Store: store, Log: log, ChartCache: charts})
 	wd := weights.New(weights.Config{Access: access, Log: log})
 	observers = append(observers, kube.Observer{Access: access}, helm.Observer{Access: access, Log: log, Namespaces: planner.ReleaseNamespaces(f)}, km, wd)
 	drivers.Karmada, drivers.Weights = km, wd

@@ -26,6 +26,7 @@ import (
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state/helm"
 	"github.com/reconcile-dev/reconcile/state/kube"
+	"github.com/reconcile-dev/reconcile/state/world"
 )
 
 // Names shared with karmadactl and karmada-agent, so a member joined by either looks the same.
@@ -64,6 +65,9 @@ func ExecutionNamespace(member string) string { return "karmada-es-" + member }
 
 // Config configures the driver and observer for one fleet.
 type Config struct {
+	// Fleet is the fleet's name: every object the driver writes carries it
+	// (reconcile.dev/fleet), and the driver changes or deletes only objects that do.
+	Fleet string
 	// Access reaches the fleet's clusters (already Access.For the fleet) and, through the
 	// stored kubeconfig, Karmada.
 	Access kube.Access
@@ -210,9 +214,13 @@ func poll(ctx context.Context, timeout time.Duration, what string, cond func(ctx
 	}
 }
 
-// managedLabels are the labels every object reconcile writes carries, plus extra.
-func managedLabels(extra map[string]string) map[string]string {
+// labels are the marks every object reconcile writes carries (managed-by and the fleet's
+// name), plus extra.
+func (d *Driver) labels(extra map[string]string) map[string]string {
 	out := map[string]string{ManagedByLabel: ManagedByValue}
+	if d.cfg.Fleet != "" {
+		out[world.FleetLabel] = d.cfg.Fleet
+	}
 	for k, v := range extra {
 		out[k] = v
 	}

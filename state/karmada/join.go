@@ -23,6 +23,7 @@ import (
 
 	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/state/world"
 )
 
 var applyOpts = metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
@@ -45,7 +46,7 @@ func (d *Driver) join(ctx context.Context, name string, j plan.Join) error {
 		if err != nil {
 			return fmt.Errorf("join %s: %w", name, err)
 		}
-		if err := d.joinPush(ctx, name, endpoint, j.RemoveAgent, mc, kc); err != nil {
+		if err := d.joinPush(ctx, name, endpoint, j.RemoveAgent, j.Adopt, mc, kc); err != nil {
 			return fmt.Errorf("join %s (Push): %w", name, err)
 		}
 		return nil
@@ -60,7 +61,7 @@ func (d *Driver) join(ctx context.Context, name string, j plan.Join) error {
 
 // joinPush joins the member as `karmadactl join` does; removeAgent first uninstalls the
 // karmada-agent an earlier Pull join left.
-func (d *Driver) joinPush(ctx context.Context, name, endpoint string, removeAgent bool, mc clients, kc karmadaClients) error {
+func (d *Driver) joinPush(ctx context.Context, name, endpoint string, removeAgent, adopt bool, mc clients, kc karmadaClients) error {
 	id, err := kubeSystemUID(ctx, mc.kube)
 	if err != nil {
 		return fmt.Errorf("member: %w", err)
@@ -83,10 +84,10 @@ func (d *Driver) joinPush(ctx context.Context, name, endpoint string, removeAgen
 	if err != nil {
 		return fmt.Errorf("member: %w", err)
 	}
-	if err := ensureNamespace(ctx, kc.kube, ClusterNamespace, nil); err != nil {
+	if err := d.ensureNamespace(ctx, kc.kube, ClusterNamespace, nil); err != nil {
 		return fmt.Errorf("karmada: %w", err)
 	}
-	cluster, err := d.ensureCluster(ctx, kc, name, desiredClusterSpec(name, endpoint, id, mc.rest.Insecure))
+	cluster, err := d.ensureCluster(ctx, kc, name, desiredClusterSpec(name, endpoint, id, mc.rest.Insecure), adopt)
 	if err != nil {
 		return fmt.Errorf("karmada: %w", err)
 	}
@@ -130,22 +131,22 @@ func checkRegistration(ctx context.Context, kc karmadaClients, name, id string) 
 // memberSide writes the namespace, service accounts, RBAC and token secrets into the member
 // and waits until both token secrets are filled.
 func (d *Driver) memberSide(ctx context.Context, kc kubernetes.Interface, name string) (member, impersonator *corev1.Secret, err error) {
-	if err := ensureNamespace(ctx, kc, ClusterNamespace, map[string]string{systemLabel: "true"}); err != nil {
+	if err := d.ensureNamespace(ctx, kc, ClusterNamespace, map[string]string{systemLabel: "true"}); err != nil {
 		return nil, nil, err
 	}
 	for _, sa := range []string{ImpersonatorSA, MemberSA(name)} {
-		if err := ensureServiceAccount(ctx, kc, ClusterNamespace, sa); err != nil {
+		if err := d.ensureServiceAccount(ctx, kc, ClusterNamespace, sa); err != nil {
 			return nil, nil, err
 		}
 	}
-	if err := ensureClusterRole(ctx, kc, MemberRBAC(name)); err != nil {
+	if err := d.ensureClusterRole(ctx, kc, MemberRBAC(name)); err != nil {
 		return nil, nil, err
 	}
-	if err := ensureClusterRoleBinding(ctx, kc, MemberRBAC(name), MemberSA(name)); err != nil {
+	if err := d.ensureClusterRoleBinding(ctx, kc, MemberRBAC(name), MemberSA(name)); err != nil {
 		return nil, nil, err
 	}
 	for _, sa := range []string{ImpersonatorSA, MemberSA(name)} {
-		if err := ensureTokenSecret(ctx, kc, ClusterNamespace, sa); err != nil {
+		if err := d.ensureTokenSecret(ctx, kc, ClusterNamespace, sa); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -172,36 +173,38 @@ func (d *Driver) waitToken(ctx context.Context, kc kubernetes.Interface, name st
 }
 
 // ensureNamespace creates the namespace, or adds the labels it lacks.
-func ensureNamespace(ctx context.Context, kc kubernetes.Interface, name string, labels map[string]string) error {
+func (d *Driver) ensureNamespace(ctx context.Context, kc kubernetes.Interface, name string, labels map[string]string) error {
+	want := d.labels(labels)
 	ns, err := kc.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case err == nil && ns.DeletionTimestamp != nil:
 		return fmt.Errorf("namespace %s is being deleted", name)
-	case err == nil && hasAll(ns.Labels, labels):
+	case err == nil && hasAll(ns.Labels, want):
 		return nil
+	case err == nil && ns.Labels[world.FleetLabel] != "" && ns.Labels[world.FleetLabel] != d.cfg.Fleet:
+		return terminalf("namespace %s is fleet %s's, not %s's", name, ns.Labels[world.FleetLabel], d.cfg.Fleet)
 	case err == nil:
-		// An existing namespace someone else made: add only the labels, claim nothing else.
+		// An existing namespace of the join's name (made by the agent, or by a join by hand
+		// of this very cluster): the fleet takes it, adding only the labels.
 	case !apierrors.IsNotFound(err):
 		return fmt.Errorf("namespace %s: %w", name, err)
-	default:
-		labels = managedLabels(labels)
 	}
-	_, err = kc.CoreV1().Namespaces().Apply(ctx, corev1ac.Namespace(name).WithLabels(labels), applyOpts)
+	_, err = kc.CoreV1().Namespaces().Apply(ctx, corev1ac.Namespace(name).WithLabels(want), applyOpts)
 	if err != nil {
 		return fmt.Errorf("apply namespace %s: %w", name, err)
 	}
 	return nil
 }
 
-func ensureServiceAccount(ctx context.Context, kc kubernetes.Interface, ns, name string) error {
+func (d *Driver) ensureServiceAccount(ctx context.Context, kc kubernetes.Interface, ns, name string) error {
 	sa, err := kc.CoreV1().ServiceAccounts(ns).Get(ctx, name, metav1.GetOptions{})
-	if err == nil && hasAll(sa.Labels, managedLabels(nil)) {
+	if err == nil && hasAll(sa.Labels, d.labels(nil)) {
 		return nil
 	}
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("service account %s/%s: %w", ns, name, err)
 	}
-	_, err = kc.CoreV1().ServiceAccounts(ns).Apply(ctx, corev1ac.ServiceAccount(name, ns).WithLabels(managedLabels(nil)), applyOpts)
+	_, err = kc.CoreV1().ServiceAccounts(ns).Apply(ctx, corev1ac.ServiceAccount(name, ns).WithLabels(d.labels(nil)), applyOpts)
 	if err != nil {
 		return fmt.Errorf("apply service account %s/%s: %w", ns, name, err)
 	}
@@ -214,15 +217,15 @@ var memberRules = []rbacv1.PolicyRule{
 	{NonResourceURLs: []string{"*"}, Verbs: []string{"get"}},
 }
 
-func ensureClusterRole(ctx context.Context, kc kubernetes.Interface, name string) error {
+func (d *Driver) ensureClusterRole(ctx context.Context, kc kubernetes.Interface, name string) error {
 	cr, err := kc.RbacV1().ClusterRoles().Get(ctx, name, metav1.GetOptions{})
-	if err == nil && hasAll(cr.Labels, managedLabels(nil)) && rulesEqual(cr.Rules, memberRules) {
+	if err == nil && hasAll(cr.Labels, d.labels(nil)) && rulesEqual(cr.Rules, memberRules) {
 		return nil
 	}
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("cluster role %s: %w", name, err)
 	}
-	ac := rbacv1ac.ClusterRole(name).WithLabels(managedLabels(nil))
+	ac := rbacv1ac.ClusterRole(name).WithLabels(d.labels(nil))
 	for _, r := range memberRules {
 		ac.WithRules(rbacv1ac.PolicyRule().WithAPIGroups(r.APIGroups...).WithResources(r.Resources...).
 			WithVerbs(r.Verbs...).WithNonResourceURLs(r.NonResourceURLs...))
@@ -241,10 +244,10 @@ func rulesEqual(a, b []rbacv1.PolicyRule) bool {
 	})
 }
 
-func ensureClusterRoleBinding(ctx context.Context, kc kubernetes.Interface, name, sa string) error {
+func (d *Driver) ensureClusterRoleBinding(ctx context.Context, kc kubernetes.Interface, name, sa string) error {
 	want := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: ClusterNamespace}
 	crb, err := kc.RbacV1().ClusterRoleBindings().Get(ctx, name, metav1.GetOptions{})
-	if err == nil && hasAll(crb.Labels, managedLabels(nil)) && crb.RoleRef.Kind == "ClusterRole" && crb.RoleRef.Name == name &&
+	if err == nil && hasAll(crb.Labels, d.labels(nil)) && crb.RoleRef.Kind == "ClusterRole" && crb.RoleRef.Name == name &&
 		len(crb.Subjects) == 1 && crb.Subjects[0] == want {
 		return nil
 	}
@@ -257,7 +260,7 @@ func ensureClusterRoleBinding(ctx context.Context, kc kubernetes.Interface, name
 			return fmt.Errorf("replace cluster role binding %s: %w", name, err)
 		}
 	}
-	ac := rbacv1ac.ClusterRoleBinding(name).WithLabels(managedLabels(nil)).
+	ac := rbacv1ac.ClusterRoleBinding(name).WithLabels(d.labels(nil)).
 		WithRoleRef(rbacv1ac.RoleRef().WithAPIGroup(rbacv1.GroupName).WithKind("ClusterRole").WithName(name)).
 		WithSubjects(rbacv1ac.Subject().WithKind(want.Kind).WithName(want.Name).WithNamespace(want.Namespace))
 	if _, err := kc.RbacV1().ClusterRoleBindings().Apply(ctx, ac, applyOpts); err != nil {
@@ -268,17 +271,17 @@ func ensureClusterRoleBinding(ctx context.Context, kc kubernetes.Interface, name
 
 // ensureTokenSecret makes the long-lived token Secret of a service account, named like it,
 // which the token controller fills (Kubernetes ≥ 1.24 creates none by itself).
-func ensureTokenSecret(ctx context.Context, kc kubernetes.Interface, ns, sa string) error {
+func (d *Driver) ensureTokenSecret(ctx context.Context, kc kubernetes.Interface, ns, sa string) error {
 	s, err := kc.CoreV1().Secrets(ns).Get(ctx, sa, metav1.GetOptions{})
 	switch {
 	case err == nil && s.Type != corev1.SecretTypeServiceAccountToken:
 		return fmt.Errorf("secret %s/%s exists with type %s, not %s", ns, sa, s.Type, corev1.SecretTypeServiceAccountToken)
-	case err == nil && s.Annotations[corev1.ServiceAccountNameKey] == sa && hasAll(s.Labels, managedLabels(nil)):
+	case err == nil && s.Annotations[corev1.ServiceAccountNameKey] == sa && hasAll(s.Labels, d.labels(nil)):
 		return nil
 	case err != nil && !apierrors.IsNotFound(err):
 		return fmt.Errorf("secret %s/%s: %w", ns, sa, err)
 	}
-	ac := corev1ac.Secret(sa, ns).WithType(corev1.SecretTypeServiceAccountToken).WithLabels(managedLabels(nil)).
+	ac := corev1ac.Secret(sa, ns).WithType(corev1.SecretTypeServiceAccountToken).WithLabels(d.labels(nil)).
 		WithAnnotations(map[string]string{corev1.ServiceAccountNameKey: sa})
 	if _, err := kc.CoreV1().Secrets(ns).Apply(ctx, ac, applyOpts); err != nil {
 		return fmt.Errorf("apply secret %s/%s: %w", ns, sa, err)
@@ -297,25 +300,28 @@ func desiredClusterSpec(name, endpoint, id string, insecure bool) clusterv1alpha
 	}
 }
 
-func clusterMatches(c *clusterv1alpha1.Cluster, want clusterv1alpha1.ClusterSpec) bool {
+func (d *Driver) clusterMatches(c *clusterv1alpha1.Cluster, want clusterv1alpha1.ClusterSpec) bool {
 	s := c.Spec
-	return hasAll(c.Labels, managedLabels(nil)) && s.ID == want.ID && s.SyncMode == want.SyncMode &&
+	return hasAll(c.Labels, d.labels(nil)) && c.Annotations[world.IdentityAnnotation] == want.ID && s.ID == want.ID && s.SyncMode == want.SyncMode &&
 		s.APIEndpoint == want.APIEndpoint && s.InsecureSkipTLSVerification == want.InsecureSkipTLSVerification &&
 		s.SecretRef != nil && *s.SecretRef == *want.SecretRef &&
 		s.ImpersonatorSecretRef != nil && *s.ImpersonatorSecretRef == *want.ImpersonatorSecretRef
 }
 
-func (d *Driver) ensureCluster(ctx context.Context, kc karmadaClients, name string, want clusterv1alpha1.ClusterSpec) (*clusterv1alpha1.Cluster, error) {
+func (d *Driver) ensureCluster(ctx context.Context, kc karmadaClients, name string, want clusterv1alpha1.ClusterSpec, adopt bool) (*clusterv1alpha1.Cluster, error) {
 	c, err := kc.karmada.ClusterV1alpha1().Clusters().Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case err == nil && c.DeletionTimestamp != nil:
 		return nil, fmt.Errorf("cluster %s is being deleted; join again once it is gone", name)
-	case err == nil && clusterMatches(c, want):
+	case err == nil && !world.OwnedBy(c.Labels, d.cfg.Fleet) && !(adopt && c.Spec.ID == want.ID):
+		return nil, terminalf("karmada cluster %s is not fleet %s's (labels %s=%q): it was joined by someone else and is left alone",
+			name, d.cfg.Fleet, world.FleetLabel, c.Labels[world.FleetLabel])
+	case err == nil && d.clusterMatches(c, want):
 		return c, nil
 	case err != nil && !apierrors.IsNotFound(err):
 		return nil, fmt.Errorf("cluster %s: %w", name, err)
 	}
-	ac := clusterac.Cluster(name).WithLabels(managedLabels(nil)).WithSpec(clusterac.ClusterSpec().
+	ac := clusterac.Cluster(name).WithLabels(d.labels(nil)).WithAnnotations(map[string]string{world.IdentityAnnotation: want.ID}).WithSpec(clusterac.ClusterSpec().
 		WithID(want.ID).WithSyncMode(want.SyncMode).WithAPIEndpoint(want.APIEndpoint).
 		WithInsecureSkipTLSVerification(want.InsecureSkipTLSVerification).
 		WithSecretRef(clusterac.LocalSecretReference().WithNamespace(want.SecretRef.Namespace).WithName(want.SecretRef.Name)).
@@ -333,13 +339,13 @@ func (d *Driver) ensureCluster(ctx context.Context, kc karmadaClients, name stri
 func (d *Driver) ensureSecret(ctx context.Context, kc kubernetes.Interface, ns, name string, data map[string][]byte,
 	owner *metav1ac.OwnerReferenceApplyConfiguration) error {
 	s, err := kc.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
-	if err == nil && hasAll(s.Labels, managedLabels(nil)) && dataEqual(s.Data, data) && ownedBy(s.OwnerReferences, *owner.UID) {
+	if err == nil && hasAll(s.Labels, d.labels(nil)) && dataEqual(s.Data, data) && ownedBy(s.OwnerReferences, *owner.UID) {
 		return nil
 	}
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("secret %s/%s: %w", ns, name, err)
 	}
-	ac := corev1ac.Secret(name, ns).WithType(corev1.SecretTypeOpaque).WithLabels(managedLabels(nil)).
+	ac := corev1ac.Secret(name, ns).WithType(corev1.SecretTypeOpaque).WithLabels(d.labels(nil)).
 		WithData(data).WithOwnerReferences(owner)
 	if _, err := kc.CoreV1().Secrets(ns).Apply(ctx, ac, applyOpts); err != nil {
 		return fmt.Errorf("apply secret %s/%s: %w", ns, name, err)
@@ -397,6 +403,48 @@ func (d *Driver) joinPull(ctx context.Context, name string, j plan.Join) error {
 	}
 	if err := d.ensureRelease(ctx, mc, *j.Agent, values); err != nil {
 		return fmt.Errorf("release %s: %w", key, err)
+	}
+	return d.markPulled(ctx, mc, name, j.Adopt)
+}
+
+// markPulled puts the fleet's mark and the member's identity on the Cluster the agent
+// registered (karmada-agent creates it, so the join cannot write it with the mark), once it
+// is there. A Cluster of that name that is another's is refused, as for Push.
+func (d *Driver) markPulled(ctx context.Context, mc clients, name string, adopt bool) error {
+	id, err := kubeSystemUID(ctx, mc.kube)
+	if err != nil {
+		return fmt.Errorf("member: %w", err)
+	}
+	kc, err := d.karmada()
+	if err != nil {
+		return err
+	}
+	var c *clusterv1alpha1.Cluster
+	err = poll(ctx, d.cfg.JoinTimeout, "the agent to register cluster "+name, func(ctx context.Context) (bool, error) {
+		got, err := kc.karmada.ClusterV1alpha1().Clusters().Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		c = got
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	switch {
+	case c.Spec.ID != "" && c.Spec.ID != id:
+		return terminalf("karmada cluster %s has id %s, but this member's kube-system UID is %s: another cluster holds the name", name, c.Spec.ID, id)
+	case hasAll(c.Labels, d.labels(nil)) && c.Annotations[world.IdentityAnnotation] == id:
+		return nil
+	case !world.OwnedBy(c.Labels, d.cfg.Fleet) && !adopt && c.Labels[world.FleetLabel] != "":
+		return terminalf("karmada cluster %s is another fleet's (%s=%q)", name, world.FleetLabel, c.Labels[world.FleetLabel])
+	}
+	ac := clusterac.Cluster(name).WithLabels(d.labels(nil)).WithAnnotations(map[string]string{world.IdentityAnnotation: id})
+	if _, err := kc.karmada.ClusterV1alpha1().Clusters().Apply(ctx, ac, metav1.ApplyOptions{FieldManager: FieldManager + "-mark", Force: true}); err != nil {
+		return fmt.Errorf("mark cluster %s as the fleet's: %w", name, err)
 	}
 	return nil
 }

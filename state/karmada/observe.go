@@ -80,7 +80,8 @@ func observeKarmada(ctx context.Context, kc karmadaClients, w *world.World) erro
 	for i := range list.Items {
 		c := &list.Items[i]
 		km := &world.KarmadaMember{Name: c.Name, SyncMode: string(c.Spec.SyncMode), APIEndpoint: c.Spec.APIEndpoint,
-			ID: c.Spec.ID, Deleting: c.DeletionTimestamp != nil}
+			ID: c.Spec.ID, Deleting: c.DeletionTimestamp != nil,
+			Fleet: c.Labels[world.FleetLabel], ManagedBy: c.Labels[world.ManagedByLabel] == world.ManagedByValue}
 		if cond := meta.FindStatusCondition(c.Status.Conditions, clusterv1alpha1.ClusterConditionReady); cond != nil {
 			km.Ready, km.Reason, km.Message = string(cond.Status), cond.Reason, cond.Message
 		}

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/reconcile-dev/reconcile/plan"
+	"github.com/reconcile-dev/reconcile/state/world"
 )
 
 // clearFinalizers is a merge patch that empties metadata.finalizers.
@@ -39,6 +40,9 @@ func (d *Driver) unjoin(ctx context.Context, name string, u plan.Unjoin) error {
 	case apierrors.IsNotFound(err):
 	case err != nil:
 		return fmt.Errorf("unjoin %s: %w", name, err)
+	case !world.OwnedBy(c.Labels, d.cfg.Fleet):
+		return terminalf("unjoin %s: karmada cluster %s is not fleet %s's (%s=%q): it is left alone", name, name, d.cfg.Fleet,
+			world.FleetLabel, c.Labels[world.FleetLabel])
 	default:
 		mode = c.Spec.SyncMode
 		if err := d.deleteCluster(ctx, kc, name, reachable, u.Force); err != nil {
@@ -138,14 +142,46 @@ func (d *Driver) removeMemberSide(ctx context.Context, kc kubernetes.Interface, 
 			errs = append(errs, err)
 		}
 	}
-	ignore(kc.RbacV1().ClusterRoleBindings().Delete(ctx, MemberRBAC(name), metav1.DeleteOptions{}))
-	ignore(kc.RbacV1().ClusterRoles().Delete(ctx, MemberRBAC(name), metav1.DeleteOptions{}))
-	for _, sa := range []string{MemberSA(name), ImpersonatorSA} {
-		ignore(kc.CoreV1().ServiceAccounts(ClusterNamespace).Delete(ctx, sa, metav1.DeleteOptions{}))
+	// Only what carries the fleet's mark is deleted, and only the very object that was read
+	// with it (a UID precondition): a namespace or binding of the same name that someone else
+	// made stays.
+	owned := func(m metav1.Object, err error) *metav1.Preconditions {
+		if err != nil {
+			ignore(err)
+			return nil
+		}
+		if !world.OwnedBy(m.GetLabels(), d.cfg.Fleet) {
+			d.log.Info("left in the member: not the fleet's", "cluster", name, "object", m.GetName())
+			return nil
+		}
+		uid := m.GetUID()
+		return &metav1.Preconditions{UID: &uid}
 	}
-	ignore(kc.CoreV1().Namespaces().Delete(ctx, ClusterNamespace, metav1.DeleteOptions{}))
+	del := func(pre *metav1.Preconditions, delete func(metav1.DeleteOptions) error) {
+		if pre != nil {
+			ignore(delete(metav1.DeleteOptions{Preconditions: pre}))
+		}
+	}
+	crb, err := kc.RbacV1().ClusterRoleBindings().Get(ctx, MemberRBAC(name), metav1.GetOptions{})
+	del(owned(crb, err), func(o metav1.DeleteOptions) error {
+		return kc.RbacV1().ClusterRoleBindings().Delete(ctx, MemberRBAC(name), o)
+	})
+	cr, err := kc.RbacV1().ClusterRoles().Get(ctx, MemberRBAC(name), metav1.GetOptions{})
+	del(owned(cr, err), func(o metav1.DeleteOptions) error { return kc.RbacV1().ClusterRoles().Delete(ctx, MemberRBAC(name), o) })
+	for _, sa := range []string{MemberSA(name), ImpersonatorSA} {
+		got, err := kc.CoreV1().ServiceAccounts(ClusterNamespace).Get(ctx, sa, metav1.GetOptions{})
+		del(owned(got, err), func(o metav1.DeleteOptions) error {
+			return kc.CoreV1().ServiceAccounts(ClusterNamespace).Delete(ctx, sa, o)
+		})
+	}
+	ns, err := kc.CoreV1().Namespaces().Get(ctx, ClusterNamespace, metav1.GetOptions{})
+	nsPre := owned(ns, err)
+	del(nsPre, func(o metav1.DeleteOptions) error { return kc.CoreV1().Namespaces().Delete(ctx, ClusterNamespace, o) })
 	if err := errors.Join(errs...); err != nil {
 		return err
+	}
+	if nsPre == nil {
+		return nil
 	}
 	return poll(ctx, d.cfg.JoinTimeout, "namespace "+ClusterNamespace+" to be deleted", func(ctx context.Context) (bool, error) {
 		_, err := kc.CoreV1().Namespaces().Get(ctx, ClusterNamespace, metav1.GetOptions{})

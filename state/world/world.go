@@ -165,6 +165,22 @@ type KarmadaMember struct {
 	Reason     string `json:"reason,omitempty"`
 	Message    string `json:"message,omitempty"`
 	Deleting   bool   `json:"deleting,omitempty"`
+	// Fleet is the value of the Cluster's reconcile.dev/fleet label ("" when it has none) and
+	// ManagedBy whether it carries app.kubernetes.io/managed-by: reconcile.
+	Fleet     string `json:"fleet,omitempty"`
+	ManagedBy bool   `json:"managedBy,omitempty"`
+}
+
+// OwnedBy reports whether the Cluster is fleet's (see OwnedBy).
+func (m *KarmadaMember) OwnedBy(fleet string) bool {
+	labels := map[string]string{}
+	if m.Fleet != "" {
+		labels[FleetLabel] = m.Fleet
+	}
+	if m.ManagedBy {
+		labels[ManagedByLabel] = ManagedByValue
+	}
+	return OwnedBy(labels, fleet)
 }
 
 // Policy is a (Cluster)PropagationPolicy written by reconcile.

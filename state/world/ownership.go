@@ -1,0 +1,22 @@
+package world
+
+// The marks on everything reconcile creates in Karmada and in the members. An object is the
+// fleet's when it carries FleetLabel with the fleet's name; objects written before the label
+// existed carry only ManagedByLabel and count as the fleet's too. Nothing else is ever
+// updated or deleted.
+const (
+	FleetLabel     = "reconcile.dev/fleet"
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	ManagedByValue = "reconcile"
+	// IdentityAnnotation records the identity of the cluster an object stands for (a Karmada
+	// Cluster: the member's kube-system namespace UID).
+	IdentityAnnotation = "reconcile.dev/identity"
+)
+
+// OwnedBy reports whether labels mark an object as fleet's.
+func OwnedBy(labels map[string]string, fleet string) bool {
+	if v, ok := labels[FleetLabel]; ok {
+		return v == fleet
+	}
+	return labels[ManagedByLabel] == ManagedByValue
+}
