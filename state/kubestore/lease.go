@@ -45,6 +45,7 @@ func (s *Store) Lock(ctx context.Context, opts state.LockOptions) (state.Lock, e
 	start := time.Now()
 	deadline := start.Add(opts.Wait)
 	a := acquirer{s: s, holder: holder, identity: fmt.Sprintf("%s/%d/%s", holder.Host, holder.PID, holder.ID)}
+	races := 0
 	for {
 		l, wait, err := a.try(ctx)
 		if l != nil {
@@ -63,6 +64,10 @@ func (s *Store) Lock(ctx context.Context, opts state.LockOptions) (state.Lock, e
 		}
 		if err != nil && (time.Now().After(deadline) || !transient(err)) {
 			return nil, fmt.Errorf("state %s: lock: %w", s.Describe(), s.apiError(err))
+		}
+		if err == nil && wait == 0 && races < 3 {
+			races++ // another runner wrote the Lease between our read and our write: look again
+			continue
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
