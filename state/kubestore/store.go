@@ -187,7 +187,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Where == "" {
 		cfg.Where = cfg.REST.Host
 	}
-	client, err := kubernetes.NewForConfig(cfg.REST)
+	rc := rest.CopyConfig(cfg.REST)
+	if rc.QPS == 0 && rc.RateLimiter == nil {
+		// client-go's default of 5 requests a second would pace a pass (a List, an Update and
+		// the Lease's renewals) at hundreds of milliseconds for nothing.
+		rc.QPS, rc.Burst = 50, 100
+	}
+	client, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return nil, fmt.Errorf("state.kubernetes: %w", err)
 	}
