@@ -201,6 +201,9 @@ func TestLockLostToAnotherHolder(t *testing.T) {
 	if !closedWithin(l.Lost(), 20*time.Second) {
 		t.Fatal("Lost never closed")
 	}
+	if err := s.WriteFile("ca", []byte("late")); err == nil || !strings.Contains(err.Error(), "lost the fleet's lock") {
+		t.Fatalf("a write after Lost: %v", err)
+	}
 	if err := l.Release(); err != nil {
 		t.Fatal(err)
 	}

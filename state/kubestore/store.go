@@ -22,7 +22,7 @@
 //     written, or a Create for a file last seen absent. When another writer changed the file
 //     since, the write fails with a *ConflictError and changes nothing; Refresh (or the next
 //     Lock) and decide again. A write of the content the fresh snapshot already holds sends
-//     nothing.
+//     nothing. While the Store's lock is lost (and not yet released), it writes nothing.
 package kubestore
 
 import (
@@ -240,6 +240,9 @@ func (s *Store) checkAccess(ctx context.Context) error {
 				Namespace: s.ns, Group: a.group, Resource: a.resource, Verb: a.verb,
 			}},
 		}, metav1.CreateOptions{})
+		if apierrors.IsForbidden(err) {
+			break // reviews are not ours to create here: the first List tells
+		}
 		if err != nil {
 			return s.apiError(err)
 		}
@@ -270,6 +273,8 @@ func (s *Store) apiError(err error) error {
 	switch {
 	case apierrors.IsUnauthorized(err):
 		return fmt.Errorf("state.kubernetes: the state cluster at %s does not accept the credentials from %s: %w", s.host, s.where, err)
+	case apierrors.IsForbidden(err):
+		return fmt.Errorf("state.kubernetes: %s refuses (RBAC): %w", s.where, err)
 	case errors.As(err, &status):
 		return fmt.Errorf("state.kubernetes: %s: %w", s.where, kube.Classify(err))
 	default:
@@ -452,6 +457,9 @@ func (s *Store) WriteFile(name string, data []byte) error {
 }
 
 func (s *Store) write(name string, data []byte) error {
+	if err := s.lostLock(name); err != nil {
+		return err
+	}
 	cur := s.files[name]
 	if cur != nil && cur.err == nil && s.fresh() && bytes.Equal(cur.data, data) {
 		return nil
@@ -541,6 +549,15 @@ func (s *Store) write(name string, data []byte) error {
 	return nil
 }
 
+// lostLock refuses a write while this Store's lock is lost and not yet released: another
+// runner may be converging the fleet now.
+func (s *Store) lostLock(name string) error {
+	if s.held != nil && s.held.isLost() {
+		return fmt.Errorf("state file %s in %s: not written: this runner lost the fleet's lock", name, s.Describe())
+	}
+	return nil
+}
+
 // existingError explains why a Create found the name taken: another writer created the file,
 // or a Secret that is not ours has its name.
 func (s *Store) existingError(ctx context.Context, name, secret string, err error) error {
@@ -574,6 +591,9 @@ func (s *Store) Remove(name string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.lostLock(name); err != nil {
+		return err
+	}
 	cur := s.files[name]
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
