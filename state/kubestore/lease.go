@@ -33,15 +33,16 @@ func LeaseName(fleet string) string { return "reconcile-" + fleet }
 // *state.LockedError naming the holder. The acquired lock renews the Lease every third of
 // its duration until Release; once the Lease would have expired since the last successful
 // renewal, or shows another holder, Lost is closed and renewal stops. On acquisition the
-// Store takes a fresh snapshot of the files.
+// Store takes a fresh snapshot of the files. The Lease's holderIdentity is
+// "<host>/<pid>/<ID>", with an ID minted for this acquisition.
 func (s *Store) Lock(ctx context.Context, opts state.LockOptions) (state.Lock, error) {
 	holder := opts.Holder
 	if holder.PID == 0 && holder.Host == "" {
 		holder = state.ThisHolder()
 	}
-	if holder.ID == "" {
-		holder.ID = randomHex(8)
-	}
+	// Minted per call even when the caller gave one: Release and renewal tell this acquisition
+	// from any other by it, a later one of the same runner included.
+	holder.ID = randomHex(8)
 	start := time.Now()
 	deadline := start.Add(opts.Wait)
 	a := acquirer{s: s, holder: holder, identity: fmt.Sprintf("%s/%d/%s", holder.Host, holder.PID, holder.ID)}

@@ -563,22 +563,20 @@ func (s *Store) lostLock(name string) error {
 func (s *Store) existingError(ctx context.Context, name, secret string, err error) error {
 	got, gerr := s.client.CoreV1().Secrets(s.ns).Get(ctx, secret, metav1.GetOptions{})
 	if gerr == nil && !(s.ours(got, stateFile) && got.Annotations[AnnotationFile] == name) {
-		return fmt.Errorf("state file %s in %s: Secret %s/%s exists but is not this fleet's state (it lacks the labels %s=%s, %s=%s, %s=%s); refusing to overwrite it",
-			name, s.Describe(), s.ns, secret, LabelFleet, s.fleet, LabelManagedBy, managedBy, LabelState, stateFile)
+		return &foreignError{fmt.Sprintf("state file %s in %s: Secret %s/%s exists but is not this fleet's state (it lacks the labels %s=%s, %s=%s, %s=%s); refusing to overwrite it",
+			name, s.Describe(), s.ns, secret, LabelFleet, s.fleet, LabelManagedBy, managedBy, LabelState, stateFile)}
 	}
 	return &ConflictError{Name: name, Where: s.Describe(), Err: err}
 }
 
 func (s *Store) writeError(name string, err error) error {
 	var c *ConflictError
-	if errors.As(err, &c) {
+	var f *foreignError
+	if errors.As(err, &c) || errors.As(err, &f) {
 		return err
 	}
 	if apierrors.IsNotFound(err) {
 		return fmt.Errorf("state file %s: state.kubernetes.namespace: %q is gone from %s: %w", name, s.ns, s.where, err)
-	}
-	if strings.HasPrefix(err.Error(), "state file ") {
-		return err
 	}
 	return fmt.Errorf("state file %s: write: %w", name, s.apiError(err))
 }
