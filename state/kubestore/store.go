@@ -317,7 +317,7 @@ func (s *Store) refresh(ctx context.Context) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("state %s: list: %w", s.Describe(), s.apiError(err))
+		return s.apiError(fmt.Errorf("list the state Secrets of fleet %s in namespace %s: %w", s.fleet, s.ns, err))
 	}
 	taken := s.now()
 	files := map[string]*file{}
