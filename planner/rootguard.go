@@ -129,14 +129,19 @@ func (b *builder) meshHeld(name string) bool {
 	return true
 }
 
-// unobservedMembers are the fleet's members whose mesh was not read this pass, sorted.
+// unobservedMembers are the fleet's members whose mesh was not read this pass, sorted: those
+// of meshUnobserved, and LKE clusters that exist but whose kubeconfig is not stored yet (the
+// observer could not fetch it). Nothing of them is planned as empty, but a root is neither
+// created nor replaced while one of them might hold another.
 func (b *builder) unobservedMembers() []string {
 	var out []string
 	for _, m := range b.members {
-		if b.meshUnobserved(m.Name) != "" {
+		c := b.cluster(m.Name)
+		if b.meshUnobserved(m.Name) != "" || (c != nil && c.LinodeID != 0 && !c.KubeconfigStored && !c.Reachable) {
 			out = append(out, m.Name)
 		}
 	}
+	sort.Strings(out)
 	return out
 }
 

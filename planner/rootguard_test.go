@@ -109,6 +109,21 @@ func TestRootGuardCases(t *testing.T) {
 				t.Errorf("notes = %q", p.Notes)
 			}
 		}},
+		// ap exists in Linode but its kubeconfig could not be fetched (LKE answered 503): its
+		// kubeconfig step is planned, and no root is invented before it is read.
+		{name: "store empty, a member's kubeconfig not served", edit: func(w *world.World) {
+			w.RootCA = nil
+			w.Mesh = nil
+			w.Clusters["ap"].KubeconfigStored = false
+			w.Clusters["ap"].Reachable = false
+		}, check: func(t *testing.T, p *plan.Plan) {
+			if stepOf(p, "cluster/ap/kubeconfig") == nil {
+				t.Errorf("want the kubeconfig step planned, got %v", addresses(p))
+			}
+			if s := stepOf(p, AddrRootCA); s != nil {
+				t.Errorf("planned %s while ap was not read", s.Address)
+			}
+		}},
 		{name: "replace while a member is not read", opts: Options{ReplaceMeshRoot: true}, edit: func(w *world.World) {
 			w.Clusters["eu"].Reachable = false
 			delete(w.Mesh, "eu")

@@ -58,6 +58,7 @@ type options struct {
 	allowDestroy bool
 	targets      stringList
 	forceUnjoin  bool
+	replaceRoot  bool
 	savePlan     string
 	planFile     string
 }
@@ -94,6 +95,7 @@ func newFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.resync, "resync-interval", 5*time.Minute, "daemon: re-observe and correct drift this often")
 	fs.BoolVar(&o.allowDestroy, "allow-destroy", false, "allow a plan that deletes the manager or more members than safety.maxDeleteShare")
 	fs.BoolVar(&o.forceUnjoin, "force-unjoin", false, "unjoin an unreachable member by stripping finalizers when deleting it does not finish (as karmadactl unjoin --force)")
+	fs.BoolVar(&o.replaceRoot, "replace-mesh-root", false, "with --once: replace the mesh root on purpose and re-issue every member's cacerts from the new one")
 	fs.StringVar(&o.savePlan, "save-plan", "", "with --once --dry-run: also write the plan as JSON to this file")
 	fs.StringVar(&o.planFile, "plan", "", "with --once: execute this saved plan, refused if the fleet or the world changed since")
 	fs.Var(&o.targets, "target", "limit the plan to steps matching this address or pattern (and what they need); repeatable")
@@ -269,7 +271,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return wire(f, store, log, wireOptions{})
 		},
 		Store:   store,
-		Plan:    planner.Options{AllowDestroy: o.allowDestroy, ForceUnjoin: o.forceUnjoin},
+		Plan:    planner.Options{AllowDestroy: o.allowDestroy, ForceUnjoin: o.forceUnjoin, ReplaceMeshRoot: o.replaceRoot && o.once},
 		Exec:    executor.Options{Parallelism: o.parallelism},
 		Targets: o.targets,
 		Saved:   saved,
