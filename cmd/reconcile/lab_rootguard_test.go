@@ -33,7 +33,7 @@ import (
 // the members (the Linode observer fetches their kubeconfigs), finds that they hold a root
 // the store does not have and refuses: exit 1, the guard's message, no write to Kubernetes or
 // to the Linode API, every member's root unchanged. With the original state,
-// --replace-mesh-root plans the replacement.
+// --replace-mesh-root plans the replacement, then applies it once.
 func TestLabRootGuard(t *testing.T) {
 	labtest.KarmadaBinaries(t)
 	dir := t.TempDir()
@@ -228,6 +228,38 @@ mesh:
 	}
 	if after := memberRoots(ctx, t, access, members); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("members' roots changed: %v, were %v", after, before)
+	}
+	if t.Failed() {
+		return
+	}
+
+	// Applied: a new root, the old one kept under a backup name, every member re-issued from
+	// the new one, and the next pass plans nothing (the replacement is not repeated).
+	stdout.Reset()
+	stderr.Reset()
+	if code := run(ctx, []string{"--once", "--replace-mesh-root", "--state-dir", stateDir, "-f", fleetPath}, &stdout, &stderr); code != 0 {
+		t.Fatalf("--once --replace-mesh-root: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), tail(stderr.String(), 60))
+	}
+	replaced, err := mesh.LoadRoot(store)
+	if err != nil || replaced == nil || replaced.Fingerprint() == root.Fingerprint() {
+		t.Fatalf("after --replace-mesh-root the store holds %v (%v), want a new root", replaced, err)
+	}
+	backups, _ := filepath.Glob(filepath.Join(stateDir, mesh.RootCertFile+mesh.RootBackupSuffix+"*"))
+	if len(backups) != 1 {
+		t.Errorf("backups of the replaced root: %v, want one", backups)
+	} else if old, err := os.ReadFile(backups[0]); err != nil || !bytes.Equal(old, root.CertPEM) {
+		t.Errorf("%s does not hold the replaced root (%v)", backups[0], err)
+	}
+	for m, fp := range memberRoots(ctx, t, access, members) {
+		if fp != replaced.Fingerprint() {
+			t.Errorf("%s's cacerts chains to %s, not the new root %s", m, fp, replaced.Fingerprint())
+		}
+	}
+	stdout.Reset()
+	stderr.Reset()
+	if code := run(ctx, []string{"--once", "--dry-run", "--state-dir", stateDir, "-f", fleetPath}, &stdout, &stderr); code != 0 ||
+		!strings.Contains(stdout.String(), "No changes. The fleet matches fleet.yaml.") {
+		t.Errorf("the pass after the replacement: exit %d, want no changes:\n%s\n%s", code, stdout.String(), tail(stderr.String(), 60))
 	}
 }
 
