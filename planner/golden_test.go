@@ -217,7 +217,7 @@ func TestGolden(t *testing.T) {
 					t.Errorf("a mesh step acts in or from unread eu: %s (%s)", s.Address, s.Reason)
 				}
 			}
-			if !strings.Contains(strings.Join(p.Notes, "\n"), "cluster eu could not be read (its API did not answer)") {
+			if !strings.Contains(strings.Join(p.Notes, "\n"), "cluster eu could not be reached: its mesh is not known") {
 				t.Errorf("notes = %q", p.Notes)
 			}
 		}},

@@ -106,7 +106,7 @@ func (b *builder) meshUnobserved(name string) string {
 	if m, ok := b.f.Member(name); ok && m.IsLKE() && c.LinodeID == 0 {
 		return ""
 	}
-	return "its API did not answer"
+	return "could not be reached"
 }
 
 // meshHeld reports whether steps of the mesh that act in or point at member name are held
@@ -124,7 +124,7 @@ func (b *builder) meshHeld(name string) bool {
 	}
 	if !b.heldNoted[name] {
 		b.heldNoted[name] = true
-		b.note("cluster %s could not be read (%s): its mesh steps are held until a pass reads it", name, why)
+		b.note("cluster %s %s: its mesh is not known, so its mesh steps are held until a pass reads it", name, why)
 	}
 	return true
 }
