@@ -8,6 +8,7 @@ import (
 
 	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/state/kube"
+	"github.com/reconcile-dev/reconcile/state/world"
 )
 
 // TestRootCAReplace: a Replace of the root (--replace-mesh-root) generates a new root while
@@ -69,5 +70,20 @@ func TestRootCAReplace(t *testing.T) {
 	bad.Payload.RootCA.Replaces = replace.Payload.RootCA.Replaces
 	if _, err := d.Apply(ctx, bad); err == nil {
 		t.Error("a create naming a root it replaces was applied")
+	}
+}
+
+// A member that answered the cluster observer but that the mesh observer cannot connect to is
+// unreadable, never an empty mesh (which the planner would fill with a new cacerts).
+func TestObserveUnconnectableIsUnreadable(t *testing.T) {
+	t.Parallel()
+	f := meshFleet(t) // eu's kubeconfig file does not exist
+	store := &memFiles{}
+	w := &world.World{Clusters: map[string]*world.Cluster{"eu": {Name: "eu", Reachable: true}}}
+	if err := (Observer{Access: kube.Access{Store: store}, Store: store}).Observe(context.Background(), f, w); err != nil {
+		t.Fatal(err)
+	}
+	if w.Clusters["eu"].Unreadable == "" || w.Mesh["eu"] != nil {
+		t.Errorf("unreadable %q, mesh %+v: want eu unreadable and no mesh", w.Clusters["eu"].Unreadable, w.Mesh["eu"])
 	}
 }
