@@ -198,10 +198,15 @@ type Unjoin struct {
 	Force bool `json:"force,omitempty"`
 }
 
-// RootCA generates the mesh root once and keeps it in the state store.
+// RootCA generates the mesh root once and keeps it in the state store. A Replace step
+// generates a new root even though the store has one (--replace-mesh-root).
 type RootCA struct {
 	KeyType  string        `json:"keyType"`
 	Validity spec.Duration `json:"validity"`
+	// Replaces is the store's root the plan saw and replaces (Replace only; nil when the store
+	// had none): the driver replaces it only while it is still the store's, keeping its files
+	// under a backup name.
+	Replaces *Cert `json:"replaces,omitempty"`
 }
 
 // Namespace creates or labels a namespace.

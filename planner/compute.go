@@ -45,8 +45,9 @@ func addrPolicy(w string) string    { return "workload/" + w + "/policy" }
 // Compute plans what it takes to make the observed world match the desired fleet. It is a pure
 // function: the same inputs give the same plan, byte for byte, and neither input is modified.
 // A converged world gives a plan with no steps. It returns *GuardError when the plan would
-// destroy more than the fleet allows without opts.AllowDestroy, and refuses to plan a new mesh
-// root when the old one was lost.
+// destroy more than the fleet allows without opts.AllowDestroy, *RootGuardError when members
+// hold a mesh root the state store does not have (without opts.ReplaceMeshRoot), and refuses
+// to plan a new mesh root when the old one was lost.
 func Compute(desired *spec.Fleet, observed *world.World, opts Options) (*plan.Plan, error) {
 	if desired == nil {
 		return nil, errors.New("planner: no desired fleet")
@@ -71,7 +72,9 @@ func Compute(desired *spec.Fleet, observed *world.World, opts Options) (*plan.Pl
 	for _, m := range b.members {
 		b.member(m)
 	}
-	b.mesh()
+	if err := b.mesh(); err != nil {
+		return nil, err
+	}
 	b.weights()
 	b.removals()
 	if err := b.guard(opts); err != nil {
@@ -103,6 +106,13 @@ type builder struct {
 	heldNoted map[string]bool
 	// conflicts are the members held because another owns their Karmada Cluster's name.
 	conflicts map[string]string
+	// replacingRoot: the plan replaces the mesh root (Options.ReplaceMeshRoot), so every
+	// member's cacerts is re-issued from the new one.
+	replacingRoot bool
+	// rootHeld: the store has no root and a member's mesh was not read, so no root is planned;
+	// meshCut are the members whose mesh steps stop short of cacerts for it.
+	rootHeld bool
+	meshCut  []string
 }
 
 func (b *builder) add(s plan.Step) {
@@ -233,4 +243,8 @@ type Options struct {
 	// ForceUnjoin makes unjoin steps strip finalizers when deleting an unreachable member
 	// does not finish (as `karmadactl unjoin --force`).
 	ForceUnjoin bool
+	// ReplaceMeshRoot replaces the mesh root on purpose: a new root, and every member's
+	// cacerts re-issued from it. Without it, members holding a root the state store does not
+	// have make Compute refuse with *RootGuardError. Meant for one pass (--once), not a daemon.
+	ReplaceMeshRoot bool
 }

@@ -45,6 +45,11 @@ func TestComputeDeterministicAndPure(t *testing.T) {
 			var out [2]bytes.Buffer
 			for i := range out {
 				p, err := Compute(f, w, Options{AllowDestroy: true})
+				var refused *RootGuardError
+				if errors.As(err, &refused) {
+					out[i].WriteString(err.Error())
+					continue
+				}
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -284,8 +289,6 @@ func TestMembersAndMeshDrift(t *testing.T) {
 			steps: []string{"member/ap/mesh/remote-secret/us", "member/eu/mesh/remote-secret/us"}},
 		{name: "reader token gone", edit: func(f *spec.Fleet, w *world.World) { w.Mesh["us"].ReaderToken = "" },
 			steps: []string{"member/ap/mesh/remote-secret/us", "member/eu/mesh/remote-secret/us", "member/us/mesh/reader-token"}},
-		{name: "cacerts from another root", edit: func(f *spec.Fleet, w *world.World) { w.Mesh["ap"].CACerts.RootFingerprint = "sha256:other" },
-			steps: []string{"member/ap/mesh/cacerts"}},
 		{name: "gateway missing", edit: func(f *spec.Fleet, w *world.World) { w.Mesh["ap"].Gateway = false },
 			steps: []string{"member/ap/mesh/expose"}},
 		{name: "mesh version upgrade", edit: func(f *spec.Fleet, w *world.World) { f.Mesh.Version = "1.31.1"; f.Mesh.Chart.Version = "1.31.1" },

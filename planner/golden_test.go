@@ -81,6 +81,7 @@ func TestGolden(t *testing.T) {
 		check func(t *testing.T, p *plan.Plan)
 		// wantErr is the error type expected instead of a plan (its text goes to error.txt).
 		wantErr any
+		opts    Options
 	}{
 		{name: "empty-world", check: func(t *testing.T, p *plan.Plan) {
 			s := p.Summary()
@@ -218,6 +219,40 @@ func TestGolden(t *testing.T) {
 				t.Errorf("notes = %q", p.Notes)
 			}
 		}},
+		// Issue 10: a fresh runner's empty store has no root while every member holds one. It
+		// planned a new root and re-issued every cacerts; now the planner refuses and says how
+		// to fix it.
+		{name: "root-guard-store-empty", wantErr: &RootGuardError{}},
+		// The store holds another root than the members, and eu a third: one line per root.
+		{name: "root-guard-other-root", wantErr: &RootGuardError{}},
+		// --replace-mesh-root on a converged fleet: the root is replaced on purpose and every
+		// member's cacerts is re-issued from the new one, after it.
+		{name: "replace-mesh-root", opts: Options{ReplaceMeshRoot: true}, check: func(t *testing.T, p *plan.Plan) {
+			root := stepOf(p, AddrRootCA)
+			if root == nil || root.Action != plan.Replace || root.Payload.RootCA.Replaces == nil {
+				t.Fatalf("want -/+ %s naming the root it replaces, got %+v", AddrRootCA, root)
+			}
+			if c := changeOf(*root, "the members whose trust it changes"); c == nil || c.After != "ap, eu, us" {
+				t.Errorf("members whose trust changes: %+v", c)
+			}
+			for _, m := range []string{"ap", "eu", "us"} {
+				s := stepOf(p, "member/"+m+"/mesh/cacerts")
+				if s == nil || s.Action != plan.Replace || !contains(s.DependsOn, AddrRootCA) {
+					t.Errorf("%s: want its cacerts re-issued after the root, got %+v", m, s)
+				}
+			}
+		}},
+		// eu did not answer: its mesh was not read, which is not "no cacerts secret".
+		{name: "member-unreachable", check: func(t *testing.T, p *plan.Plan) {
+			for _, s := range p.Steps {
+				if s.Layer == plan.Mesh && (s.Cluster == "eu" || s.Peer == "eu") {
+					t.Errorf("a mesh step acts in or from unread eu: %s (%s)", s.Address, s.Reason)
+				}
+			}
+			if !strings.Contains(strings.Join(p.Notes, "\n"), "cluster eu could not be reached: its mesh is not known") {
+				t.Errorf("notes = %q", p.Notes)
+			}
+		}},
 		// Confirmed bug: pools reordered in fleet.yaml planned ~ cluster/eu on every pass.
 		{name: "pools-reordered", check: func(t *testing.T, p *plan.Plan) {
 			if len(p.Steps) != 0 {
@@ -243,7 +278,7 @@ func TestGolden(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			f, w := loadCase(t, tc.name)
-			p, err := Compute(f, w, Options{})
+			p, err := Compute(f, w, tc.opts)
 			if tc.wantErr != nil {
 				if err == nil {
 					t.Fatalf("want an error of type %T, got a plan of %d steps", tc.wantErr, len(p.Steps))

@@ -1,6 +1,10 @@
 package planner
 
 import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/reconcile-dev/reconcile/plan"
@@ -17,12 +21,56 @@ const (
 
 func (b *builder) eastWest() bool { return *b.f.Mesh.EastWestGateway }
 
-func (b *builder) mesh() {
+// mesh plans the mesh layer. It refuses with *RootGuardError when members hold a root the
+// state store does not have, unless the root is replaced on purpose (Options.ReplaceMeshRoot).
+func (b *builder) mesh() error {
 	if !b.f.Mesh.On() {
-		return
+		return nil
 	}
-	if b.w.RootCA == nil {
-		ca := b.f.Mesh.CA
+	root := b.w.RootCA
+	foreign := b.foreignRoots()
+	if len(foreign) > 0 && !b.opts.ReplaceMeshRoot {
+		e := &RootGuardError{Members: foreign}
+		if root != nil {
+			e.StoreRoot = root.RootFingerprint
+		}
+		return e
+	}
+	ca := b.f.Mesh.CA
+	switch {
+	case b.opts.ReplaceMeshRoot && (root != nil || len(foreign) > 0):
+		if un := b.unobservedMembers(); len(un) > 0 {
+			return fmt.Errorf("planner: --replace-mesh-root: the mesh of %s could not be read this pass; "+
+				"the root is replaced only by a pass that reads every member, or their trust would split", strings.Join(un, ", "))
+		}
+		b.replacingRoot = true
+		reason := "--replace-mesh-root: the mesh root is replaced on purpose"
+		if len(foreign) > 0 {
+			reason += "; members hold a root the state store does not have"
+		}
+		p := &plan.RootCA{KeyType: ca.KeyType, Validity: ca.RootValidity}
+		if root != nil {
+			p.Replaces = &plan.Cert{RootFingerprint: root.RootFingerprint, NotAfter: root.NotAfter.UTC().Format(time.RFC3339)}
+		}
+		changes := []plan.Change{{Field: "root", Before: rootText(root), After: "new self-signed " + ca.KeyType + ", fingerprint " + plan.KnownAfterApply}}
+		if held := b.membersRoots(); held != "" {
+			changes = append(changes, plan.Change{Field: "members' roots", Before: held, After: "the new root"})
+		}
+		trust := strings.Join(b.trustChanges(), ", ")
+		if trust == "" {
+			trust = "none"
+		}
+		changes = append(changes, plan.Change{Field: "the members whose trust it changes", After: trust})
+		b.add(plan.Step{Address: AddrRootCA, Layer: plan.Mesh, Kind: plan.KindRootCA, Action: plan.Replace,
+			Reason: reason, Changes: changes, Payload: plan.Payload{RootCA: p}})
+	case root == nil:
+		if un := b.unobservedMembers(); len(un) > 0 {
+			// A runner that cannot read every member does not invent a new truth.
+			b.rootHeld = true
+			b.note("%s is held: the state store has no mesh root and the mesh of %s could not be read, "+
+				"so a member may hold a root already; the steps that need a root are held too", AddrRootCA, strings.Join(un, ", "))
+			break
+		}
 		b.add(plan.Step{Address: AddrRootCA, Layer: plan.Mesh, Kind: plan.KindRootCA, Action: plan.Create,
 			Reason:  "no mesh root CA in the state store",
 			Changes: []plan.Change{{Field: "root", After: "self-signed " + ca.KeyType}},
@@ -54,11 +102,35 @@ func (b *builder) mesh() {
 				Payload: plan.Payload{RemoteSecret: &plan.RemoteSecret{Namespace: MeshNamespace}}})
 		}
 	}
+	return nil
+}
+
+// membersRoots shows the roots the members' cacerts chain to, members with one root together:
+// "ap, eu: sha256:…; us: sha256:…".
+func (b *builder) membersRoots() string {
+	byRoot := map[string][]string{}
+	for _, m := range b.members {
+		mm := b.meshMember(m.Name)
+		switch {
+		case mm == nil:
+		case mm.CACertsInvalid != "":
+			byRoot["unreadable"] = append(byRoot["unreadable"], m.Name)
+		case mm.CACerts != nil:
+			byRoot[fingerprintText(mm.CACerts.RootFingerprint)] = append(byRoot[fingerprintText(mm.CACerts.RootFingerprint)], m.Name)
+		}
+	}
+	var parts []string
+	for _, r := range sortedKeys(byRoot) {
+		sort.Strings(byRoot[r])
+		parts = append(parts, strings.Join(byRoot[r], ", ")+": "+r)
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, "; ")
 }
 
 func (b *builder) meshMemberSteps(m *spec.Member) {
 	name := m.Name
-	if b.held(name) {
+	if b.meshHeld(name) {
 		return
 	}
 	mm := b.meshMember(name)
@@ -87,19 +159,22 @@ func (b *builder) meshMemberSteps(m *spec.Member) {
 	caAddr := addrMesh(name, "cacerts")
 	ca := plan.Step{Address: caAddr, Layer: plan.Mesh, Kind: plan.KindCACerts, Cluster: name,
 		DependsOn: append(dependsOnChain(), b.present(AddrRootCA)...)}
-	root := b.w.RootCA
 	renew := b.f.Mesh.CA.RenewBefore.Duration
 	switch {
+	case b.replacingRoot && mm != nil && mm.CACertsInvalid != "":
+		ca.Action, ca.Reason = plan.Replace, "the mesh root is replaced (--replace-mesh-root)"
+		ca.Changes = []plan.Change{{Field: "root", Before: "unreadable cacerts", After: "the new root " + plan.KnownAfterApply}}
 	case mm == nil || mm.CACerts == nil:
+		if b.rootHeld {
+			// No root to issue from: the rest of the member's mesh waits with it.
+			b.meshCut = append(b.meshCut, name)
+			return
+		}
 		ca.Action, ca.Reason = plan.Create, "no cacerts secret in "+name
 		ca.Changes = []plan.Change{{Field: "intermediate", After: "issued by the mesh root for " + name}}
-	case root == nil || mm.CACerts.RootFingerprint != root.RootFingerprint:
-		ca.Action, ca.Reason = plan.Replace, "the intermediate chains to another root"
-		rootFP := plan.KnownAfterApply
-		if root != nil {
-			rootFP = short(root.RootFingerprint)
-		}
-		ca.Changes = []plan.Change{{Field: "root", Before: short(mm.CACerts.RootFingerprint), After: rootFP}}
+	case b.replacingRoot:
+		ca.Action, ca.Reason = plan.Replace, "the mesh root is replaced (--replace-mesh-root)"
+		ca.Changes = []plan.Change{{Field: "root", Before: fingerprintText(mm.CACerts.RootFingerprint), After: "the new root " + plan.KnownAfterApply}}
 	case !mm.CACerts.NotAfter.Add(-renew).After(b.w.Now):
 		ca.Action = plan.Replace
 		ca.Reason = "expires " + mm.CACerts.NotAfter.UTC().Format(time.RFC3339) + ", re-issued from the same root"
@@ -108,8 +183,13 @@ func (b *builder) meshMemberSteps(m *spec.Member) {
 	if ca.Action != plan.NoOp {
 		p := &plan.CACerts{Namespace: MeshNamespace, KeyType: b.f.Mesh.CA.KeyType, Validity: b.f.Mesh.CA.IntermediateValidity}
 		if ca.Action == plan.Replace {
-			p.Replaces = &plan.Cert{RootFingerprint: mm.CACerts.RootFingerprint,
-				NotAfter: mm.CACerts.NotAfter.UTC().Format(time.RFC3339)}
+			// An unreadable cacerts is named by nothing: the driver replaces it while it is
+			// not an intermediate of the store's root.
+			p.Replaces = &plan.Cert{}
+			if mm.CACerts != nil {
+				p.Replaces = &plan.Cert{RootFingerprint: mm.CACerts.RootFingerprint,
+					NotAfter: mm.CACerts.NotAfter.UTC().Format(time.RFC3339)}
+			}
 		}
 		ca.Payload.CACerts = p
 		b.add(ca)
@@ -235,7 +315,7 @@ func (b *builder) remoteSecret(n, x *spec.Member) {
 	default:
 		return
 	}
-	if b.held(n.Name) || b.held(x.Name) {
+	if b.meshHeld(n.Name) || b.meshHeld(x.Name) || slices.Contains(b.meshCut, n.Name) || slices.Contains(b.meshCut, x.Name) {
 		return
 	}
 	if unknown(ep) {

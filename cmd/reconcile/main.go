@@ -61,6 +61,7 @@ type options struct {
 	allowDestroy bool
 	targets      stringList
 	forceUnjoin  bool
+	replaceRoot  bool
 	savePlan     string
 	planFile     string
 	lockTimeout  time.Duration
@@ -101,6 +102,7 @@ func newFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.resync, "resync-interval", 5*time.Minute, "daemon: re-observe and correct drift this often")
 	fs.BoolVar(&o.allowDestroy, "allow-destroy", false, "allow a plan that deletes the manager or more members than safety.maxDeleteShare")
 	fs.BoolVar(&o.forceUnjoin, "force-unjoin", false, "unjoin an unreachable member by stripping finalizers when deleting it does not finish (as karmadactl unjoin --force)")
+	fs.BoolVar(&o.replaceRoot, "replace-mesh-root", false, "with --once: replace the mesh root on purpose and re-issue every member's cacerts from the new one")
 	fs.StringVar(&o.savePlan, "save-plan", "", "with --once --dry-run: also write the plan as JSON to this file")
 	fs.StringVar(&o.planFile, "plan", "", "with --once: execute this saved plan, refused if the fleet or the world changed since")
 	fs.DurationVar(&o.lockTimeout, "lock-timeout", 0, "wait this long for the fleet's lock when another runner holds it (default 0: fail at once)")
@@ -309,7 +311,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return wire(f, files, log, wireOptions{})
 		},
 		Store:   store,
-		Plan:    planner.Options{AllowDestroy: o.allowDestroy, ForceUnjoin: o.forceUnjoin},
+		Plan:    planner.Options{AllowDestroy: o.allowDestroy, ForceUnjoin: o.forceUnjoin, ReplaceMeshRoot: o.replaceRoot && o.once},
 		Exec:    executor.Options{Parallelism: o.parallelism},
 		Targets: o.targets,
 		Saved:   saved,

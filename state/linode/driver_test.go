@@ -2,6 +2,7 @@ package linode
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -671,8 +672,14 @@ func TestRecreatedClusterNeedsANewKubeconfig(t *testing.T) {
 			if err := apply(context.Background(), d, createStep(f, "mgr")); err != nil {
 				t.Fatal(err)
 			}
+			// The observer may fetch the new cluster's own kubeconfig (once it has a ready
+			// node); it must never take the old one's for it.
 			if c := observe(t, d, f).Clusters["mgr"]; c.KubeconfigStored {
-				t.Errorf("a new cluster %d is taken to have the old one's kubeconfig", c.LinodeID)
+				var rec kubeconfigRecord
+				data, err := st.ReadFile(kubeconfigRecordName("mgr"))
+				if err != nil || json.Unmarshal(data, &rec) != nil || rec.ClusterID != c.LinodeID {
+					t.Errorf("a new cluster %d is taken to have the old one's kubeconfig (record %s, %v)", c.LinodeID, data, err)
+				}
 			}
 			converge(t, d, f, "mgr")
 			if !observe(t, d, f).Clusters["mgr"].KubeconfigStored {

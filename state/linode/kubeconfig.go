@@ -79,20 +79,60 @@ func (d *Driver) storeKubeconfig(ctx context.Context, name, copyTo string) (stri
 		return "", err
 	}
 
-	if err := d.writeStore(kubeconfigName(name), raw); err != nil {
-		return "", fmt.Errorf("linode: store kubeconfig of cluster %s: %w", name, err)
-	}
-	record, _ := json.Marshal(kubeconfigRecord{ClusterID: id})
-	if err := d.writeStore(kubeconfigRecordName(name), record); err != nil {
-		return "", fmt.Errorf("linode: store kubeconfig of cluster %s: %w", name, err)
-	}
-	if copyTo != "" {
-		if err := state.WritePrivateFile(copyTo, raw); err != nil {
-			return "", fmt.Errorf("linode: write kubeconfig of cluster %s: %w", name, err)
-		}
+	if err := d.saveKubeconfig(name, id, raw, copyTo); err != nil {
+		return "", err
 	}
 	d.log.Info("stored kubeconfig", "cluster", name, "linodeID", id)
 	return kubeconfigServer(raw), nil
+}
+
+// saveKubeconfig stores a checked kubeconfig of cluster id as "kubeconfigs/<name>" with the
+// record that binds it to id, and copies it to copyTo when set. The kubeconfig step and the
+// observer both store through it, so either leaves the same files.
+func (d *Driver) saveKubeconfig(name string, id int, raw []byte, copyTo string) error {
+	if err := d.writeStore(kubeconfigName(name), raw); err != nil {
+		return fmt.Errorf("linode: store kubeconfig of cluster %s: %w", name, err)
+	}
+	record, _ := json.Marshal(kubeconfigRecord{ClusterID: id})
+	if err := d.writeStore(kubeconfigRecordName(name), record); err != nil {
+		return fmt.Errorf("linode: store kubeconfig of cluster %s: %w", name, err)
+	}
+	if copyTo != "" {
+		if err := state.WritePrivateFile(copyTo, raw); err != nil {
+			return fmt.Errorf("linode: write kubeconfig of cluster %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// errNotReady means LKE does not serve the cluster's kubeconfig yet (503).
+var errNotReady = errors.New("the kubeconfig is not available yet")
+
+// fetchKubeconfig is the observer's side of the kubeconfig step: one GET of the kubeconfig of
+// a cluster that has a ready node, stored as the step would store it. A runner with an empty
+// store (a fresh CI runner) then reads the clusters that exist in this same pass, instead of
+// planning their contents as absent. It returns errNotReady on 503 (the step is planned
+// then, as before) and writes nothing on any error.
+func (d *Driver) fetchKubeconfig(ctx context.Context, name string, id int, copyTo string) error {
+	kc, err := d.poll.GetLKEClusterKubeconfig(ctx, id)
+	if err != nil {
+		if isStatus(err, http.StatusServiceUnavailable) {
+			return errNotReady
+		}
+		return classify(ctx, "get kubeconfig of cluster "+name, err)
+	}
+	raw, err := base64.StdEncoding.DecodeString(kc.KubeConfig)
+	if err != nil {
+		return fmt.Errorf("linode: kubeconfig of cluster %s is not base64: %w", name, err)
+	}
+	if err := checkKubeconfig(raw); err != nil {
+		return fmt.Errorf("linode: kubeconfig of cluster %s: %w", name, err)
+	}
+	if err := d.saveKubeconfig(name, id, raw, copyTo); err != nil {
+		return err
+	}
+	d.log.Info("stored kubeconfig while observing", "cluster", name, "linodeID", id)
+	return nil
 }
 
 // kubeconfigRecord says which LKE cluster the stored kubeconfig belongs to, so that a

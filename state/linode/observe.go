@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -76,6 +78,17 @@ func (d *Driver) Observe(ctx context.Context, fleet *spec.Fleet, w *world.World)
 		oc.Pools = pools
 		oc.NodeIPs = readyNodeIPs(pools)
 		oc.KubeconfigStored = d.kubeconfigFor(name, c.ID)
+		if !oc.KubeconfigStored && hasReadyNode(pools) {
+			// Unobserved is not absent: read what exists now rather than plan it as empty.
+			switch err := d.fetchKubeconfig(ctx, name, c.ID, kubeconfigCopy(fleet, name)); {
+			case err == nil:
+				oc.KubeconfigStored = true
+			case errors.Is(err, errNotReady):
+				// Not served yet: the kubeconfig step is planned and waits for it.
+			default:
+				w.MarkUnreadable(name, "kubeconfig: "+err.Error())
+			}
+		}
 		oc.APIEndpoint = ""
 		if oc.KubeconfigStored {
 			if data, err := d.cfg.Store.ReadFile(kubeconfigName(name)); err == nil {
@@ -97,6 +110,16 @@ type poolCache struct {
 	Pools      []world.Pool `json:"pools"`
 	// Stale is written after a change through this driver: list again next time.
 	Stale bool `json:"stale,omitempty"`
+}
+
+// kubeconfigCopy is where the kubeconfig step copies name's kubeconfig (planner's rule:
+// kubeconfig-<name> in fleet.yaml's kubeconfigDir), "" when the fleet asks for no copy or
+// name left the fleet.
+func kubeconfigCopy(f *spec.Fleet, name string) string {
+	if _, ok := specCluster(f, name); !ok || f.KubeconfigDir == "" {
+		return ""
+	}
+	return filepath.Join(f.KubeconfigDir, "kubeconfig-"+name)
 }
 
 func poolCacheName(name string) string  { return "linode/pools-" + name + ".json" }
@@ -257,6 +280,18 @@ func publicIPv4(in *linodego.Instance) string {
 		}
 	}
 	return ""
+}
+
+// hasReadyNode is the kubeconfig step's condition for storing a kubeconfig.
+func hasReadyNode(pools []world.Pool) bool {
+	for _, p := range pools {
+		for _, n := range p.Nodes {
+			if n.Status == string(linodego.LKELinodeReady) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func readyNodeIPs(pools []world.Pool) []string {

@@ -244,27 +244,50 @@ func applyOpts() metav1.ApplyOptions {
 
 // rootCA generates the fleet's root CA once and keeps it in the store. A root that was
 // recorded but whose files are gone is an error: a new one would break trust in the mesh.
+//
+// A Replace (--replace-mesh-root) generates a new root while the store still holds the one
+// the plan saw (or none, when it saw none), after copying the old files to backup names
+// (mesh/root-cert.pem.replaced-<time>, ...); once the store holds another root, the
+// replace was done by an earlier attempt and it writes nothing.
 func (d *Driver) rootCA(s plan.Step) error {
 	p := s.Payload.RootCA
 	if p == nil {
 		return noPayload(s)
 	}
+	if s.Action != plan.Replace && p.Replaces != nil {
+		return fmt.Errorf("%s: a root-ca %s names a root it replaces", s.Address, s.Action)
+	}
 	root, err := LoadRoot(d.cfg.Store)
-	if err != nil || root != nil {
+	if err != nil {
 		return err
+	}
+	replaced := ""
+	switch {
+	case root == nil:
+	case s.Action != plan.Replace, p.Replaces == nil, root.Fingerprint() != p.Replaces.RootFingerprint:
+		return nil
+	default:
+		if replaced, err = backupRoot(d.cfg.Store, d.cfg.Now()); err != nil {
+			return fmt.Errorf("%s: keep the replaced root: %w", s.Address, err)
+		}
 	}
 	validity := p.Validity.Duration
 	if validity <= 0 {
 		validity = defaultValidity
 	}
-	root, err = NewRoot(p.KeyType, validity, d.cfg.Now())
+	newRoot, err := NewRoot(p.KeyType, validity, d.cfg.Now())
 	if err != nil {
 		return err
 	}
-	if err := saveRoot(d.cfg.Store, root, p.KeyType); err != nil {
+	if err := saveRoot(d.cfg.Store, newRoot, p.KeyType); err != nil {
 		return err
 	}
-	d.cfg.Log.Info("mesh root CA generated", "fingerprint", root.Fingerprint()[:12], "notAfter", root.Cert.NotAfter.UTC())
+	if root != nil {
+		d.cfg.Log.Warn("mesh root CA replaced", "fingerprint", newRoot.Fingerprint()[:12],
+			"replaced", root.Fingerprint()[:12], "kept", replaced, "notAfter", newRoot.Cert.NotAfter.UTC())
+		return nil
+	}
+	d.cfg.Log.Info("mesh root CA generated", "fingerprint", newRoot.Fingerprint()[:12], "notAfter", newRoot.Cert.NotAfter.UTC())
 	return nil
 }
 

@@ -70,7 +70,9 @@ func (o Observer) Observe(ctx context.Context, f *spec.Fleet, w *world.World) er
 func (o Observer) member(ctx context.Context, f *spec.Fleet, name string) (*world.MeshMember, error) {
 	c, err := connect(o.Access.For(f), o.WrapTransport, name)
 	if err != nil {
-		return nil, nil // no kubeconfig: nothing to observe
+		// The cluster answered the cluster observer, so it has a kubeconfig: not reading it
+		// now is a failed read, never an empty mesh.
+		return nil, fmt.Errorf("mesh: cluster %s: %w", name, err)
 	}
 	cs := c.kube
 	mm := &world.MeshMember{}
@@ -95,9 +97,13 @@ func (o Observer) member(ctx context.Context, f *spec.Fleet, name string) (*worl
 		s := &secrets.Items[i]
 		switch {
 		case s.Name == CACertsSecret:
-			if inter, root, err := ParseCACerts(s.Data); err == nil {
-				mm.CACerts = &world.CertInfo{Subject: inter.Subject.String(), NotAfter: inter.NotAfter, RootFingerprint: CertFingerprint(root)}
+			inter, root, err := ParseCACerts(s.Data)
+			if err != nil {
+				// It exists: the planner must not take it for absent.
+				mm.CACertsInvalid = err.Error()
+				continue
 			}
+			mm.CACerts = &world.CertInfo{Subject: inter.Subject.String(), NotAfter: inter.NotAfter, RootFingerprint: CertFingerprint(root)}
 		case s.Name == ReaderTokenSecret:
 			mm.ReaderToken = ReaderTokenFingerprint(s)
 		case strings.HasPrefix(s.Name, RemoteSecretPrefix) && s.Labels[MultiClusterLabel] == "true" && s.Labels[ManagedByLabel] == ManagedBy:

@@ -278,6 +278,29 @@ func saveRoot(store kube.Files, r *Root, keyType string) error {
 	return store.WriteFile(RootRecordFile, append(rec, '\n'))
 }
 
+// RootBackupSuffix ends the names the files of a replaced root are kept under:
+// mesh/root-cert.pem.replaced-20261130T215000Z.
+const RootBackupSuffix = ".replaced-"
+
+// backupRoot copies the store's root files to backup names stamped with now, so a root
+// replaced on purpose can still be restored by hand. It returns the certificate's backup name.
+func backupRoot(store kube.Files, now time.Time) (string, error) {
+	stamp := RootBackupSuffix + now.UTC().Format("20060102T150405Z")
+	for _, name := range []string{RootKeyFile, RootCertFile, RootRecordFile} {
+		data, err := store.ReadFile(name)
+		if errors.Is(err, fs.ErrNotExist) && name == RootRecordFile {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if err := store.WriteFile(name+stamp, data); err != nil {
+			return "", err
+		}
+	}
+	return RootCertFile + stamp, nil
+}
+
 // ---- keys and PEM ----
 
 func newKey(keyType string) (crypto.Signer, error) {

@@ -216,6 +216,9 @@ type MeshMember struct {
 	NetworkLabel string `json:"networkLabel,omitempty"`
 	// CACerts is the intermediate in the member's cacerts secret; nil when absent.
 	CACerts *CertInfo `json:"cacerts,omitempty"`
+	// CACertsInvalid says why a cacerts secret that exists could not be read as an
+	// intermediate and the root it chains to (CACerts is nil then); "" when absent or read.
+	CACertsInvalid string `json:"cacertsInvalid,omitempty"`
 	// Gateway: the cross-network Gateway exists with the expected spec.
 	Gateway bool `json:"gateway"`
 	// ReaderToken fingerprints the istio-reader token secret; "" when absent or not filled.
