@@ -32,7 +32,7 @@ RACE_PKGS := ./spec ./plan ./planner ./executor ./state ./state/world ./lab/lino
 # would slow them several times over). cmd/reconcile is here for TestLabEndToEnd alone,
 # cmd/reconcile-lab because it links the whole lab (minutes of race compiling for CLI tests).
 LAB_PKGS := ./cmd/reconcile ./cmd/reconcile-lab ./lab/cluster ./lab/karmadalab ./lab/labworld ./state/helm \
-	./state/karmada ./state/mesh ./state/weights
+	./state/karmada ./state/mesh ./state/weights ./deploy
 # What makes a package a lab package, as found in its tests.
 LAB_TEST_RE := labtest\.(Binaries|KarmadaBinaries|Etcd)|StartCluster\(|StartEtcd\(|labworld\.Up\(|FindBinaries\(
 
