@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -34,8 +35,9 @@ import (
 // no other package's tests use. Started on first use; TestMain stops them. The API server runs
 // RBAC authorization, so it judges what the chart grants. No kubelet runs: the chart's Pods are
 // created by the Deployment controller but never scheduled or started, so the daemon itself does
-// not run here; what is tested is that the API server accepts every object and that the
-// ServiceAccount can do exactly what the state backend needs.
+// not run here; what is tested is that the API server accepts every object, that PodSecurity
+// admits the Pods under the restricted standard, and that the ServiceAccount can do exactly
+// what the state backend needs.
 var (
 	sharedEtcd = labtest.Etcd{Prefix: "deploy-lab-"}
 	lab        struct {
@@ -108,6 +110,9 @@ func TestChartAppliesToALabCluster(t *testing.T) {
 			for _, ns := range namespaces {
 				createNamespace(ctx, t, admin, ns)
 			}
+			// The Pods must pass the restricted Pod Security Standard, enforced by the API
+			// server's PodSecurity admission when the ReplicaSet controller creates them.
+			enforceRestricted(ctx, t, admin, release)
 			// A Secret the ServiceAccount must not read, so Forbidden is not NotFound in disguise.
 			if _, err := admin.CoreV1().Secrets(other).Create(ctx, &corev1.Secret{
 				ObjectMeta: metav1.ObjectMeta{Name: "not-yours"}, StringData: map[string]string{"k": "v"},
@@ -116,7 +121,13 @@ func TestChartAppliesToALabCluster(t *testing.T) {
 			}
 
 			objs := mustRender(t, release, tc.values)
-			applyAll(ctx, t, c.RESTConfig(), objs)
+			cfg := c.RESTConfig()
+			warnings := &warningRecorder{}
+			cfg.WarningHandler = warnings
+			applyAll(ctx, t, cfg, objs)
+			if w := warnings.all(); len(w) > 0 {
+				t.Errorf("the API server warned on apply: %q", w)
+			}
 			d, err := admin.AppsV1().Deployments(release).Get(ctx, "reconcile", metav1.GetOptions{})
 			if err != nil {
 				t.Fatalf("the Deployment was not stored: %v", err)
@@ -125,14 +136,16 @@ func TestChartAppliesToALabCluster(t *testing.T) {
 				t.Errorf("stored Deployment: replicas %d, serviceAccountName %q", *d.Spec.Replicas, d.Spec.Template.Spec.ServiceAccountName)
 			}
 
+			waitPods(ctx, t, admin, release, 2)
+
 			user := fmt.Sprintf("system:serviceaccount:%s:reconcile", release)
 			// The authorizer sees a new RoleBinding through its informer: wait until it does.
 			waitAllowed(ctx, t, admin, user, authorizationv1.ResourceAttributes{Namespace: stateNS, Verb: "create", Resource: "secrets"})
 			waitAllowed(ctx, t, admin, user, authorizationv1.ResourceAttributes{Namespace: stateNS, Verb: "create", Group: "coordination.k8s.io", Resource: "leases"})
 
-			cfg := c.RESTConfig()
-			cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
-			sa, err := kubernetes.NewForConfig(cfg)
+			saCfg := c.RESTConfig()
+			saCfg.Impersonate = rest.ImpersonationConfig{UserName: user}
+			sa, err := kubernetes.NewForConfig(saCfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -191,6 +204,69 @@ func createNamespace(ctx context.Context, t *testing.T, admin kubernetes.Interfa
 			t.Errorf("delete namespace %s: %v", ns, err)
 		}
 	})
+}
+
+// enforceRestricted labels ns so PodSecurity admission enforces, and warns about, the
+// restricted standard.
+func enforceRestricted(ctx context.Context, t *testing.T, admin kubernetes.Interface, ns string) {
+	t.Helper()
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]string{
+		"pod-security.kubernetes.io/enforce": "restricted",
+		"pod-security.kubernetes.io/warn":    "restricted",
+	}}})
+	if _, err := admin.CoreV1().Namespaces().Patch(ctx, ns, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatalf("label namespace %s: %v", ns, err)
+	}
+}
+
+// waitPods waits until the Deployment's ReplicaSet has created want Pods in ns (admitted, so
+// they pass PodSecurity; none will run, as no kubelet does), and reports the ReplicaSet's
+// failure condition (a PodSecurity refusal) as soon as it has one.
+func waitPods(ctx context.Context, t *testing.T, admin kubernetes.Interface, ns string, want int) {
+	t.Helper()
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		pods, err := admin.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=reconcile"})
+		if err != nil {
+			return false, nil
+		}
+		if len(pods.Items) >= want {
+			return true, nil
+		}
+		last = fmt.Sprintf("%d Pods", len(pods.Items))
+		if rss, err := admin.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{}); err == nil {
+			for _, rs := range rss.Items {
+				for _, c := range rs.Status.Conditions {
+					if c.Type == appsv1.ReplicaSetReplicaFailure && c.Status == corev1.ConditionTrue {
+						// Refused Pods stay refused: no need to wait out the timeout.
+						return false, fmt.Errorf("ReplicaSet %s: %s", rs.Name, c.Message)
+					}
+				}
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("the Deployment's Pods were not created in %s: %v (last: %s)", ns, err, last)
+	}
+}
+
+// warningRecorder keeps the API server's warnings (PodSecurity's among them).
+type warningRecorder struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (w *warningRecorder) HandleWarningHeader(code int, agent, text string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.list = append(w.list, text)
+}
+
+func (w *warningRecorder) all() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.list...)
 }
 
 // applyAll applies objs by server-side apply through the dynamic client, mapping kinds to
