@@ -209,7 +209,7 @@ func TestChartLints(t *testing.T) {
 func TestRenderConfigMapFleet(t *testing.T) {
 	t.Parallel()
 	objs := mustRender(t, "reconcile-system", configMapValues())
-	want := []string{"ConfigMap/reconcile-fleet", "Deployment/reconcile", "Role/reconcile", "RoleBinding/reconcile", "ServiceAccount/reconcile"}
+	want := []string{"ConfigMap/reconcile-fleet", "Deployment/reconcile", "PodDisruptionBudget/reconcile", "Role/reconcile", "RoleBinding/reconcile", "ServiceAccount/reconcile"}
 	if got := kinds(objs); !reflect.DeepEqual(got, want) {
 		t.Fatalf("rendered %v, want %v", got, want)
 	}
@@ -298,12 +298,27 @@ func TestRenderConfigMapFleet(t *testing.T) {
 	if got := get(find(t, objs, "RoleBinding").Doc, "subjects", 0); get(got, "name") != "reconcile" || get(got, "namespace") != "reconcile-system" {
 		t.Errorf("RoleBinding subject = %v", got)
 	}
+	pdb := find(t, objs, "PodDisruptionBudget")
+	if got := fmt.Sprint(get(pdb.Doc, "spec", "maxUnavailable")); got != "1" || get(pdb.Doc, "spec", "selector", "matchLabels", "app.kubernetes.io/instance") != "reconcile" {
+		t.Errorf("PodDisruptionBudget spec = %v, want maxUnavailable 1 over this release's pods", get(pdb.Doc, "spec"))
+	}
+}
+
+func TestRenderOneReplicaHasNoDisruptionBudget(t *testing.T) {
+	t.Parallel()
+	// A budget of one unavailable over a single replica would block nothing and mean nothing.
+	objs := mustRender(t, "reconcile-system", merge(configMapValues(), map[string]any{"replicaCount": 1}))
+	for _, o := range objs {
+		if o.Kind == "PodDisruptionBudget" {
+			t.Errorf("a PodDisruptionBudget with one replica")
+		}
+	}
 }
 
 func TestRenderGitSyncFleet(t *testing.T) {
 	t.Parallel()
 	objs := mustRender(t, "ops", gitSyncValues())
-	want := []string{"Deployment/reconcile", "Role/reconcile", "RoleBinding/reconcile", "ServiceAccount/reconcile"}
+	want := []string{"Deployment/reconcile", "PodDisruptionBudget/reconcile", "Role/reconcile", "RoleBinding/reconcile", "ServiceAccount/reconcile"}
 	if got := kinds(objs); !reflect.DeepEqual(got, want) {
 		t.Fatalf("rendered %v, want %v (no ConfigMap)", got, want)
 	}
@@ -430,14 +445,14 @@ func TestRenderRefusesBadValues(t *testing.T) {
 		{"no token Secret", map[string]any{"fleet": map[string]any{"configMap": map[string]any{"name": "fleet"}}},
 			"linode.tokenSecret.name: name an existing Secret"},
 		{"replicas as a word", merge(configMapValues(), map[string]any{"replicaCount": "two"}),
-			"replicaCount"},
+			"at '/replicaCount': got string, want integer"},
 		{"the token in clear", merge(configMapValues(), map[string]any{"linode": map[string]any{
-			"token": "secret", "tokenSecret": map[string]any{"name": "linode"}}}), "token"},
+			"token": "secret", "tokenSecret": map[string]any{"name": "linode"}}}), "at '/linode': additional properties 'token' not allowed"},
 		{"a bad pull policy", merge(configMapValues(), map[string]any{"image": map[string]any{
-			"repository": "r", "pullPolicy": "Sometimes"}}), "pullPolicy"},
+			"repository": "r", "pullPolicy": "Sometimes"}}), "at '/image/pullPolicy'"},
 		{"a bad git-sync period", map[string]any{"linode": token, "fleet": map[string]any{
-			"gitSync": map[string]any{"enabled": true, "repo": "https://git.example.com/f.git", "period": "often"}}}, "period"},
-		{"an unknown value", merge(configMapValues(), map[string]any{"replicas": 2}), "replicas"},
+			"gitSync": map[string]any{"enabled": true, "repo": "https://git.example.com/f.git", "period": "often"}}}, "at '/fleet/gitSync/period'"},
+		{"an unknown value", merge(configMapValues(), map[string]any{"replicas": 2}), "additional properties 'replicas' not allowed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
