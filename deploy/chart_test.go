@@ -352,6 +352,9 @@ func TestRenderGitSyncFleet(t *testing.T) {
 			t.Errorf("%s mounts = %v, want git at /git and git-tmp at /tmp", tc.name, m)
 		}
 		checkContainerSecurity(t, tc.name, gs)
+		if u := fmt.Sprint(get(gs, "securityContext", "runAsUser")); u != "65533" {
+			t.Errorf("%s runs as %s, want the image's user 65533", tc.name, u)
+		}
 	}
 	vols := volumesOf(d)
 	if _, ok := get(vols["git"], "emptyDir").(map[string]any); !ok {

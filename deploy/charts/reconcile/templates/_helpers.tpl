@@ -125,7 +125,8 @@ Renders "configMap" or "gitSync", or fails with what to set.
     {{- toYaml . | nindent 4 }}
     {{- end }}
   securityContext:
-    {{- toYaml .root.Values.securityContext | nindent 4 }}
+    {{- /* The image's own user, the one in its /etc/passwd, which ssh needs. */}}
+    {{- toYaml (merge (dict "runAsUser" 65533 "runAsGroup" 65533) .root.Values.securityContext) | nindent 4 }}
   {{- with $git.resources }}
   resources:
     {{- toYaml . | nindent 4 }}
