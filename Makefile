@@ -38,8 +38,9 @@ RACE_PKGS := ./spec ./plan ./planner ./executor ./state ./state/world ./lab/lino
 # lab/labtest or lab/cluster: not run with -race (lab-sized timeouts, and the race detector
 # would slow them several times over). cmd/reconcile is here for TestLabEndToEnd alone,
 # cmd/reconcile-lab because it links the whole lab (minutes of race compiling for CLI tests).
+# deploy applies the Helm chart that runs reconcile in a cluster to a lab kube-apiserver.
 LAB_PKGS := ./cmd/reconcile ./cmd/reconcile-lab ./lab/cluster ./lab/karmadalab ./lab/labworld ./state/helm \
-	./state/karmada ./state/mesh ./state/weights ./state/kubestore
+	./state/karmada ./state/mesh ./state/weights ./state/kubestore ./deploy
 # What makes a package a lab package, as found in its tests.
 LAB_TEST_RE := labtest\.(Binaries|KarmadaBinaries|Etcd)|StartCluster\(|StartEtcd\(|labworld\.Up\(|FindBinaries\(
 
