@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
+	"github.com/reconcile-dev/reconcile/state/kubestore"
 )
 
 // openBackend opens the state backend fleet.yaml's state block names: the local directory
@@ -87,8 +87,19 @@ func migrateState(ctx context.Context, f *spec.Fleet, o options, stdout, stderr 
 	return 0
 }
 
-var errNoKubestore = errors.New("the kubernetes state backend is not built into this binary yet")
-
+// openKubernetes opens the kubernetes state backend of fleet.yaml's state block.
 func openKubernetes(ctx context.Context, f *spec.Fleet) (state.Backend, error) {
-	return nil, errNoKubestore
+	k := f.State.Kubernetes
+	cfg, where, err := kubestore.RESTConfig(k)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Source, err)
+	}
+	octx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	st, err := kubestore.Open(octx, kubestore.Config{Fleet: f.Metadata.Name, Namespace: k.Namespace, REST: cfg,
+		LeaseDuration: k.LeaseDuration.Duration, Where: where})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Source, err)
+	}
+	return st, nil
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -195,6 +196,12 @@ func (d *Daemon) reload(why trigger) (bool, error) {
 	}
 	d.current.Store(fleet)
 	d.fingerprint = fp
+	if d.watcher != nil {
+		// A swapped symlink points somewhere new: watch where it points now.
+		for _, dir := range watchDirs(d.Path) {
+			d.addWatch(dir)
+		}
+	}
 	d.watchManifests(fleet)
 	d.Log.Info("fleet loaded", "file", d.Path, "fleet", fleet.Metadata.Name, "fingerprint", fp)
 	return true, nil
@@ -299,13 +306,26 @@ func (d *Daemon) lockedPass(ctx context.Context, fleet *spec.Fleet, why string) 
 }
 
 // watchDirs are the directories whose changes can change the file: its own directory
-// (editors and git replace files by rename) and, when it is a symlink, its target's
-// (ConfigMap mounts swap a ..data symlink).
+// (editors and git replace files by rename), its symlink target's (ConfigMap mounts swap a
+// ..data symlink), and the directory of every symlink on the way (git-sync swaps a
+// "current" link to a new checkout: the swap is an event only in the link's directory).
 func watchDirs(path string) []string {
 	dirs := []string{filepath.Dir(path)}
+	add := func(d string) {
+		if !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+	}
 	if real, err := filepath.EvalSymlinks(path); err == nil {
-		if rd := filepath.Dir(real); rd != dirs[0] {
-			dirs = append(dirs, rd)
+		add(filepath.Dir(real))
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return dirs
+	}
+	for p := filepath.Dir(abs); p != filepath.Dir(p); p = filepath.Dir(p) {
+		if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			add(filepath.Dir(p))
 		}
 	}
 	return dirs

@@ -3,10 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -291,4 +293,48 @@ func TestDaemonManifestEditTriggersPass(t *testing.T) {
 	saveByRename(t, path, strings.Replace(fleetWithWeight("1"), "weights: {one: 1, two: 1}",
 		"weights: {one: 1, two: 1}\n    manifests: [./manifests/web.yaml]", 1))
 	expectNoPass(t, pl, 300*time.Millisecond)
+}
+
+// A git-sync checkout: git/current -> .worktrees/<rev>, fleet.yaml inside it, and every sync
+// swaps the "current" link to a new worktree. Each swap is taken, not only the first (the
+// swap is an event in git/ alone, and the new worktree must be watched after it).
+func TestDaemonGitSyncLinkSwaps(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	root := filepath.Join(dir, "git")
+	worktree := func(rev, weight string) {
+		wt := filepath.Join(root, ".worktrees", rev)
+		if err := os.MkdirAll(filepath.Join(wt, "chart"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(wt, "fleet.yaml"), []byte(fleetWithWeight(weight)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		tmp := filepath.Join(root, "tmp-link")
+		if err := os.Symlink(filepath.Join(".worktrees", rev), tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(root, "current")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	worktree("a1", "1")
+	_, pl, _, _ := startDaemon(t, dir, filepath.Join(root, "current", "fleet.yaml"))
+	waitPass(t, pl, "start")
+	// Old worktrees stay (git-sync removes them later, or not at all): no event comes from them.
+	for i, w := range []string{"2", "3", "5"} {
+		worktree("b"+w, w)
+		if f := waitPass(t, pl, fmt.Sprintf("link swap %d", i+1)); weightOne(f) != int64(mustAtoi(t, w)) {
+			t.Fatalf("swap %d: pass used weight %d, want %s", i+1, weightOne(f), w)
+		}
+	}
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
