@@ -67,6 +67,27 @@ func TestCLILinodeLayerAgainstLabAPI(t *testing.T) {
 	if writes := apiWrites(api); len(writes) != 0 {
 		t.Fatalf("second pass sent writes to the Linode API: %v", writes)
 	}
+
+	// A dry run from an empty state directory (a fresh runner) reads the clusters, kubeconfigs
+	// included, and writes nothing: not to the state, not to kubeconfigDir.
+	fresh := filepath.Join(dir, "fresh-state")
+	must(t, os.RemoveAll(filepath.Join(dir, "kube")))
+	code, out, errs = runCLI(t, "plan", fleetPath, "--state-dir", fresh, "--target", "cluster", "--detailed-exitcode")
+	if code != 0 {
+		t.Fatalf("dry run from an empty state directory: exit %d, want 0 (the clusters are there)\n%s\n%s", code, out, errs)
+	}
+	var written []string
+	for _, d := range []string{fresh, filepath.Join(dir, "kube")} {
+		_ = filepath.WalkDir(d, func(p string, e os.DirEntry, err error) error {
+			if err == nil && !e.IsDir() {
+				written = append(written, p)
+			}
+			return nil
+		})
+	}
+	if len(written) != 0 {
+		t.Errorf("a dry run wrote %v", written)
+	}
 }
 
 // regionsAgainstLabAPI starts the lab's Linode API in-process and returns it, a directory

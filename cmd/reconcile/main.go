@@ -308,7 +308,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	r := &Reconciler{
 		Wire: func(f *spec.Fleet) ([]state.Observer, executor.Drivers, error) {
-			return wire(f, files, log, wireOptions{})
+			return wire(f, files, log, wireOptions{dryRun: o.dryRun})
 		},
 		Store:   store,
 		Plan:    planner.Options{AllowDestroy: o.allowDestroy, ForceUnjoin: o.forceUnjoin, ReplaceMeshRoot: o.replaceRoot && o.once},

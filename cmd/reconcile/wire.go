@@ -31,6 +31,7 @@ func wire(f *spec.Fleet, store state.Backend, log *slog.Logger, opts wireOptions
 			return nil, drivers, fmt.Errorf("linode: %w", err)
 		}
 		cfg.Declared = f.ClusterNames()
+		cfg.ReadOnly = opts.dryRun
 		if cfg.APIURL == "" {
 			cfg.APIURL = os.Getenv("LINODE_URL") // as linodego's own clients read it
 		}
@@ -63,6 +64,8 @@ func wire(f *spec.Fleet, store state.Backend, log *slog.Logger, opts wireOptions
 type wireOptions struct {
 	// wrap wraps the transport of every Kubernetes client (tests count writes with it).
 	wrap func(http.RoundTripper) http.RoundTripper
+	// dryRun: the drivers only observe; nothing is written outside the (overlay) store.
+	dryRun bool
 }
 
 func usesLKE(f *spec.Fleet) bool {

@@ -57,6 +57,9 @@ type Config struct {
 	Transport http.RoundTripper
 	// Store keeps the pool cache and the kubeconfigs (required).
 	Store Files
+	// ReadOnly is for the observer of a dry run: a kubeconfig it fetches goes only into Store
+	// (an in-memory overlay then), never to fleet.yaml's kubeconfigDir.
+	ReadOnly bool
 	// Declared names the clusters fleet.yaml declares. The driver refuses to delete any of
 	// them, whatever a step says: a hand-edited or forged plan cannot delete a live member.
 	Declared []string

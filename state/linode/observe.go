@@ -80,7 +80,11 @@ func (d *Driver) Observe(ctx context.Context, fleet *spec.Fleet, w *world.World)
 		oc.KubeconfigStored = d.kubeconfigFor(name, c.ID)
 		if !oc.KubeconfigStored && hasReadyNode(pools) {
 			// Unobserved is not absent: read what exists now rather than plan it as empty.
-			switch err := d.fetchKubeconfig(ctx, name, c.ID, kubeconfigCopy(fleet, name)); {
+			copyTo := kubeconfigCopy(fleet, name)
+			if d.cfg.ReadOnly {
+				copyTo = ""
+			}
+			switch err := d.fetchKubeconfig(ctx, name, c.ID, copyTo); {
 			case err == nil:
 				oc.KubeconfigStored = true
 			case errors.Is(err, errNotReady):
