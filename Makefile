@@ -5,7 +5,7 @@ LAB_BIN := bin/reconcile-lab
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build test test-race race-pkgs-check lint bench fuzz
+.PHONY: build test test-race race-pkgs-check lint bench bench-state fuzz
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/reconcile
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(LAB_BIN) ./cmd/reconcile-lab
@@ -61,7 +61,15 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+bench: bench-state
+	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v /state/kubestore)
+
+# The state a no-op pass reads and writes, against each backend (the kubernetes one on a lab
+# kube-apiserver), and the ratio kubernetes / local.
+bench-state: lab-bin
+	@$(GO) test ./state/kubestore -run '^$$' -bench '^BenchmarkNoopPassState$$' -benchtime 100x -count 3 | tee bench-state.out
+	@awk '/NoopPassState\/local/ {l+=$$3; nl++} /NoopPassState\/kubernetes/ {k+=$$3; nk++} \
+		END {if (nl && nk) printf "no-op pass state: local %.2f ms, kubernetes %.2f ms, ratio kubernetes/local %.1fx\n", l/nl/1e6, k/nk/1e6, (k/nk)/(l/nl); else {print "bench-state: no result"; exit 1}}' bench-state.out
+	@rm -f bench-state.out
 
 include Makefile.lab
