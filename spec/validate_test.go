@@ -152,7 +152,9 @@ func TestRules(t *testing.T) {
 			"safety.maxDeleteShare", "want a finite number, got .nan"},
 		{"maxDeleteShare infinite", func(t *testing.T, d map[string]any) { set(t, d, "safety.maxDeleteShare", math.Inf(1)) }, nil,
 			"safety.maxDeleteShare", "want a finite number, got .inf"},
-		{"requestsPerSecond NaN", func(t *testing.T, d map[string]any) { set(t, d, "provider", map[string]any{"linode": map[string]any{"requestsPerSecond": math.NaN()}}) }, nil,
+		{"requestsPerSecond NaN", func(t *testing.T, d map[string]any) {
+			set(t, d, "provider", map[string]any{"linode": map[string]any{"requestsPerSecond": math.NaN()}})
+		}, nil,
 			"provider.linode.requestsPerSecond", "want a finite number"},
 		{"apiURL plain http off loopback", func(t *testing.T, d map[string]any) {
 			set(t, d, "provider", map[string]any{"linode": map[string]any{"apiURL": "http://api.example.com/v4"}})

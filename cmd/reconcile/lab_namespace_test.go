@@ -16,6 +16,7 @@ import (
 	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
+	"github.com/reconcile-dev/reconcile/state/kube"
 )
 
 // Confirmed bug of issue 15: with manager.karmada.namespace set, the Karmada release was
@@ -107,6 +108,26 @@ manager:
 	}
 	if got := writes.Take(); len(got) != 0 {
 		t.Errorf("second pass wrote %v", got)
+	}
+
+	// A fresh runner (an empty state directory) finds everything: the manager's kubeconfig
+	// from Linode and Karmada's from the manager, so it plans nothing and writes nothing
+	// (before, it planned Karmada's kubeconfig and read Karmada as empty).
+	fresh, err := state.OpenStore(filepath.Join(dir, "fresh-state"))
+	must(t, err)
+	r.Store = fresh
+	r.Wire = func(f *spec.Fleet) ([]state.Observer, executor.Drivers, error) {
+		return wire(f, fresh, log, wireOptions{wrap: writes.Wrap})
+	}
+	third := pass()
+	if n := len(third.Plan.Steps); n != 0 {
+		t.Fatalf("a pass from an empty state directory planned %d steps, want none:\n%s", n, out.String())
+	}
+	if got := writes.Take(); len(got) != 0 {
+		t.Errorf("a pass from an empty state directory wrote %v", got)
+	}
+	if !fresh.Exists(kube.KarmadaKubeconfig) {
+		t.Error("the Karmada kubeconfig was not recovered into the fresh state")
 	}
 }
 

@@ -52,7 +52,9 @@ type Reconciler struct {
 }
 
 // refresher is a state backend that caches what it read and can read it all again.
-type refresher interface{ Refresh(ctx context.Context) error }
+type refresher interface {
+	Refresh(ctx context.Context) error
+}
 
 // PassResult is what one pass did.
 type PassResult struct {

@@ -3,6 +3,8 @@ package karmada
 import (
 	"context"
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/reconcile-dev/reconcile/state/world"
@@ -13,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
@@ -28,6 +31,9 @@ const probeTimeout = 15 * time.Second
 // and PushJoin for every reachable member cluster.
 func (d *Driver) Observe(ctx context.Context, f *spec.Fleet, w *world.World) error {
 	access := d.cfg.Access.For(f)
+	if !d.cfg.Store.Exists(kube.KarmadaKubeconfig) {
+		d.recoverKubeconfig(ctx, f, w)
+	}
 	if d.cfg.Store.Exists(kube.KarmadaKubeconfig) {
 		kc, err := d.karmada()
 		if err != nil {
@@ -167,4 +173,51 @@ func rbacPresent(ctx context.Context, kc kubernetes.Interface, name string) (boo
 	want := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: MemberSA(name), Namespace: ClusterNamespace}
 	return crb.RoleRef.Kind == "ClusterRole" && crb.RoleRef.Name == MemberRBAC(name) &&
 		len(crb.Subjects) == 1 && crb.Subjects[0] == want, nil
+}
+
+// recoverKubeconfig derives the Karmada kubeconfig a state without one lacks (a fresh
+// runner's empty directory) from what the manager holds, exactly as the karmada-kubeconfig
+// step would, so that Karmada's members are read in this very pass rather than planned as
+// absent. A manager without Karmada (a cold start) leaves the store as it is.
+func (d *Driver) recoverKubeconfig(ctx context.Context, f *spec.Fleet, w *world.World) {
+	mgr := w.Clusters[f.Manager.Name]
+	if mgr == nil || !mgr.Reachable {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	ip := ""
+	if len(mgr.NodeIPs) > 0 {
+		ip = mgr.NodeIPs[0]
+	} else if mc, err := d.member(f.Manager.Name); err == nil {
+		if nodes, err := mc.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err == nil {
+			if ips := nodeIPs(nodes.Items); len(ips) > 0 {
+				ip = ips[0]
+			}
+		}
+	}
+	if ip == "" {
+		return
+	}
+	k := f.Manager.Karmada
+	server := "https://" + net.JoinHostPort(ip, strconv.Itoa(k.APINodePort))
+	data, err := d.externalKubeconfig(ctx, f.Manager.Name, k.Namespace, k.Release, server)
+	if err != nil {
+		d.log.Debug("no Karmada kubeconfig to recover from the manager", "err", err)
+		return
+	}
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(data)
+	if err != nil {
+		return
+	}
+	cfg.WrapTransport = d.wrap
+	if err := answers(ctx, cfg); err != nil {
+		d.log.Debug("the recovered Karmada kubeconfig does not answer", "server", cfg.Host, "err", err)
+		return
+	}
+	if err := d.cfg.Store.WriteFile(kube.KarmadaKubeconfig, data); err != nil {
+		d.log.Warn("storing the recovered Karmada kubeconfig", "err", err)
+		return
+	}
+	d.log.Info("Karmada kubeconfig recovered from the manager into the state", "server", cfg.Host)
 }
