@@ -412,14 +412,42 @@ func TestDeletePolicyRefusesForeignPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := apply(ctx, h.driver, policyStep(plan.Delete, "foreign", &plan.Policy{Namespace: "default", Name: "foreign"}))
-	if err == nil || !strings.Contains(err.Error(), "not managed by reconcile") {
+	if err == nil || !strings.Contains(err.Error(), "is not fleet lab's") {
 		t.Errorf("want a refusal, got %v", err)
 	}
 	if _, err := ri.Get(ctx, "foreign", metav1.GetOptions{}); err != nil {
 		t.Errorf("foreign policy deleted: %v", err)
 	}
+
+	// Another fleet's policy (its own mark) is neither seen, nor overwritten, nor deleted.
+	other := policyObject(&world.Policy{Namespace: "default", Name: "other", Clusters: []string{"eu"},
+		Resources: []world.ResourceRef{{APIVersion: "apps/v1", Kind: "Deployment", Name: "other"}},
+		Weights:   map[string]int64{"eu": 1}, Divided: true})
+	other.SetLabels(map[string]string{ManagedByLabel: ManagedByValue, world.FleetLabel: "another-fleet"})
+	if _, err := ri.Create(ctx, other, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w := &world.World{Karmada: &world.Karmada{Reachable: true}}
+	if err := h.driver.Observe(ctx, &spec.Fleet{}, w); err != nil {
+		t.Fatal(err)
+	}
+	if _, seen := w.Karmada.Policies["default/other"]; seen {
+		t.Error("another fleet's policy was observed as this fleet's")
+	}
+	err = apply(ctx, h.driver, policyStep(plan.Update, "other", &plan.Policy{Namespace: "default", Name: "other", Clusters: []string{"ap"},
+		Weights: map[string]int64{"ap": 1}, Divided: true,
+		Resources: []plan.ResourceRef{{APIVersion: "apps/v1", Kind: "Deployment", Name: "other"}}}))
+	if err == nil || !strings.Contains(err.Error(), "is not fleet lab's") {
+		t.Errorf("applying over another fleet's policy: want a refusal, got %v", err)
+	}
+	if err := apply(ctx, h.driver, policyStep(plan.Delete, "other", &plan.Policy{Namespace: "default", Name: "other"})); err == nil {
+		t.Error("another fleet's policy: delete not refused")
+	}
+	if got, err := ri.Get(ctx, "other", metav1.GetOptions{}); err != nil || got.GetLabels()[world.FleetLabel] != "another-fleet" {
+		t.Errorf("another fleet's policy was changed: %v %v", err, got)
+	}
 	// The observer does not report it either.
-	w := observe(t, ctx, h.driver, loadFleet(t, "", nil))
+	w = observe(t, ctx, h.driver, loadFleet(t, "", nil))
 	if _, ok := w.Karmada.Policies["default/foreign"]; ok {
 		t.Error("observer reported a policy reconcile does not manage")
 	}

@@ -164,6 +164,7 @@ func newHarness(t *testing.T, c karmadaAPI) *harness {
 	}
 	h := &harness{writes: &labtest.WriteCounter{Ignore: isDryRun}, log: &labtest.SyncBuffer{}, store: store, dyn: dyn}
 	h.driver = New(Config{
+		Fleet:         "lab",
 		Access:        kube.Access{Store: store},
 		Log:           slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		WrapTransport: h.writes.Wrap,

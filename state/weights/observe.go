@@ -46,7 +46,9 @@ func (d *Driver) Observe(ctx context.Context, f *spec.Fleet, w *world.World) err
 			return fmt.Errorf("karmada: list %s: %w", gvr.Resource, err)
 		}
 		for i := range list.Items {
-			found = append(found, &list.Items[i])
+			if world.OwnedBy(list.Items[i].GetLabels(), d.fleet) { // another fleet's policies are not ours to see
+				found = append(found, &list.Items[i])
+			}
 		}
 	}
 	k := w.Karmada

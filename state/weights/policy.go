@@ -212,6 +212,7 @@ func worldPolicy(p *plan.Policy) *world.Policy {
 func (d *Driver) applyPolicy(ctx context.Context, workload string, payload *plan.Policy) error {
 	want := worldPolicy(payload)
 	obj := policyObject(want)
+	d.mark(obj)
 	c, err := d.connect()
 	if err != nil {
 		return err
@@ -223,6 +224,9 @@ func (d *Driver) applyPolicy(ctx context.Context, workload string, payload *plan
 		live = nil
 	case err != nil:
 		return classify(fmt.Errorf("read %s: %w", policyName(want), err))
+	case !world.OwnedBy(live.GetLabels(), d.fleet):
+		return fmt.Errorf("%s exists and is not fleet %s's (labels %v): it is left alone; rename the workload or remove that policy",
+			policyName(want), d.fleet, live.GetLabels())
 	case upToDate(live, obj):
 		d.log.Debug("policy up to date", "workload", workload, "policy", policyName(want))
 		return nil
@@ -262,9 +266,8 @@ func (d *Driver) deletePolicy(ctx context.Context, workload string, payload *pla
 	if err != nil {
 		return classify(fmt.Errorf("read %s: %w", policyName(p), err))
 	}
-	if live.GetLabels()[ManagedByLabel] != ManagedByValue {
-		return fmt.Errorf("%s is not managed by reconcile (no %s=%s label): not deleting it",
-			policyName(p), ManagedByLabel, ManagedByValue)
+	if !world.OwnedBy(live.GetLabels(), d.fleet) {
+		return fmt.Errorf("%s is not fleet %s's (labels %v): not deleting it", policyName(p), d.fleet, live.GetLabels())
 	}
 	if live.GetDeletionTimestamp() == nil {
 		uid := live.GetUID()

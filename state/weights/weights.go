@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/reconcile-dev/reconcile/state"
 	"github.com/reconcile-dev/reconcile/state/kube"
+	"github.com/reconcile-dev/reconcile/state/world"
 )
 
 // Names reconcile writes on the objects it owns in Karmada.
@@ -44,6 +46,9 @@ var (
 
 // Config configures the driver.
 type Config struct {
+	// Fleet is the fleet's name: the policies the driver writes carry it (reconcile.dev/fleet),
+	// and it reads, changes and deletes only policies that do.
+	Fleet string
 	// Access reaches the Karmada API through the stored Karmada kubeconfig.
 	Access kube.Access
 	Log    *slog.Logger
@@ -59,6 +64,7 @@ type Config struct {
 // Driver implements executor.Driver (manifests and policy steps) and state.Observer for the
 // Karmada API.
 type Driver struct {
+	fleet            string
 	access           kube.Access
 	log              *slog.Logger
 	wrap             func(http.RoundTripper) http.RoundTripper
@@ -68,7 +74,7 @@ type Driver struct {
 
 // New returns a driver; it connects on each call, so a Karmada kubeconfig stored later is used.
 func New(cfg Config) *Driver {
-	d := &Driver{access: cfg.Access, log: cfg.Log, wrap: cfg.WrapTransport,
+	d := &Driver{fleet: cfg.Fleet, access: cfg.Access, log: cfg.Log, wrap: cfg.WrapTransport,
 		deleteTimeout: cfg.DeleteTimeout, establishTimeout: cfg.EstablishTimeout}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
@@ -80,6 +86,19 @@ func New(cfg Config) *Driver {
 		d.establishTimeout = time.Minute
 	}
 	return d
+}
+
+// mark puts the fleet's label on an object the driver writes.
+func (d *Driver) mark(obj *unstructured.Unstructured) {
+	if d.fleet == "" {
+		return
+	}
+	l := obj.GetLabels()
+	if l == nil {
+		l = map[string]string{}
+	}
+	l[world.FleetLabel] = d.fleet
+	obj.SetLabels(l)
 }
 
 // clients talks to one Karmada API for the length of one call.
