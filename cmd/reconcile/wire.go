@@ -54,7 +54,7 @@ func wire(f *spec.Fleet, store state.Backend, log *slog.Logger, opts wireOptions
 	drivers.Karmada, drivers.Weights = km, wd
 	if f.MeshOn() {
 		observers = append(observers, mesh.Observer{Access: access, Store: store})
-		drivers.Mesh = mesh.New(mesh.Config{Access: access, Store: store, Log: log, ChartCache: charts, Helm: mesh.HelmSDK(log),
+		drivers.Mesh = mesh.New(mesh.Config{Fleet: f.Metadata.Name, Access: access, Store: store, Log: log, ChartCache: charts, Helm: mesh.HelmSDK(log),
 			Timeout: f.Mesh.Timeout.Duration})
 	}
 	return observers, drivers, nil

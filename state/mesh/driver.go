@@ -31,6 +31,7 @@ import (
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
 	"github.com/reconcile-dev/reconcile/state/kube"
+	"github.com/reconcile-dev/reconcile/state/world"
 )
 
 // Names of the objects the driver writes in every member's istio-system.
@@ -94,6 +95,9 @@ type HelmClient interface {
 
 // Config configures the mesh driver for one fleet.
 type Config struct {
+	// Fleet is the fleet's name: what the driver writes carries it (reconcile.dev/fleet), and
+	// a member's teardown deletes only what does.
+	Fleet string
 	// Access reaches the fleet's clusters (already Access.For the fleet).
 	Access kube.Access
 	Store  kube.Files
@@ -314,11 +318,7 @@ func (d *Driver) namespace(ctx context.Context, s plan.Step) error {
 	case err != nil && !apierrors.IsNotFound(err):
 		return fmt.Errorf("cluster %s: %w", s.Cluster, err)
 	}
-	labels := map[string]string{ManagedByLabel: ManagedBy}
-	for k, v := range p.Labels {
-		labels[k] = v
-	}
-	apply := corev1ac.Namespace(p.Name).WithLabels(labels)
+	apply := corev1ac.Namespace(p.Name).WithLabels(d.labels(p.Labels))
 	if _, err := c.kube.CoreV1().Namespaces().Apply(ctx, apply, applyOpts()); err != nil {
 		return fmt.Errorf("cluster %s: namespace %s: %w", s.Cluster, p.Name, err)
 	}
@@ -412,7 +412,7 @@ func (d *Driver) caCerts(ctx context.Context, s plan.Step) error {
 	}
 	apply := corev1ac.Secret(CACertsSecret, ns).
 		WithType(corev1.SecretTypeOpaque).
-		WithLabels(map[string]string{ManagedByLabel: ManagedBy}).
+		WithLabels(d.labels(nil)).
 		WithAnnotations(map[string]string{RootFingerprintAnnt: root.Fingerprint()}).
 		WithData(certs.Data())
 	if _, err := secrets.Apply(ctx, apply, applyOpts()); err != nil {
@@ -519,4 +519,16 @@ func deploymentAvailable(dep *appsv1.Deployment) bool {
 		}
 	}
 	return false
+}
+
+// labels are the marks of what the driver writes (managed-by and the fleet), plus extra.
+func (d *Driver) labels(extra map[string]string) map[string]string {
+	out := map[string]string{ManagedByLabel: ManagedBy}
+	if d.cfg.Fleet != "" {
+		out[world.FleetLabel] = d.cfg.Fleet
+	}
+	for k, v := range extra {
+		out[k] = v
+	}
+	return out
 }

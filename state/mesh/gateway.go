@@ -34,14 +34,14 @@ func gatewaySpec() map[string]any {
 	}
 }
 
-func gatewayObject(namespace, name string) *unstructured.Unstructured {
+func gatewayObject(namespace, name string, labels map[string]string) *unstructured.Unstructured {
 	u := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": GatewayResource.GroupVersion().String(),
 		"kind":       "Gateway",
 		"metadata": map[string]any{
 			"name":      name,
 			"namespace": namespace,
-			"labels":    map[string]any{ManagedByLabel: ManagedBy},
+			"labels":    toAnyMap(labels),
 		},
 		"spec": gatewaySpec(),
 	}}
@@ -100,7 +100,7 @@ func (d *Driver) gateway(ctx context.Context, s plan.Step) error {
 	if u != nil && gatewayMatches(u) {
 		return nil
 	}
-	_, err = c.dyn.Resource(GatewayResource).Namespace(ns).Apply(ctx, name, gatewayObject(ns, name), applyOpts())
+	_, err = c.dyn.Resource(GatewayResource).Namespace(ns).Apply(ctx, name, gatewayObject(ns, name, d.labels(nil)), applyOpts())
 	if apierrors.IsNotFound(err) {
 		// The CRD is missing: the base chart has not run, or the API server has not served it yet.
 		return state.Transient(fmt.Errorf("cluster %s: no %s API (installed by the Istio base chart): %w", s.Cluster, GatewayResource.GroupResource(), err), 5*time.Second)
@@ -109,4 +109,12 @@ func (d *Driver) gateway(ctx context.Context, s plan.Step) error {
 		return fmt.Errorf("cluster %s: gateway %s: %w", s.Cluster, name, err)
 	}
 	return nil
+}
+
+func toAnyMap(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }

@@ -482,7 +482,7 @@ func TestMeshAcrossThreeMembers(t *testing.T) {
 		lh.byHost[c.Endpoint()] = name
 	}
 	f := parseFleet(t, dir, names...)
-	h.driver = New(Config{Access: h.access.For(f), Store: store, Helm: lh.client, Timeout: time.Minute, Now: h.now, WrapTransport: count.Wrap})
+	h.driver = New(Config{Fleet: f.Metadata.Name, Access: h.access.For(f), Store: store, Helm: lh.client, Timeout: time.Minute, Now: h.now, WrapTransport: count.Wrap})
 	h.obs = Observer{Access: h.access, Store: store, WrapTransport: count.Wrap}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()

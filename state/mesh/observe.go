@@ -106,7 +106,7 @@ func (o Observer) member(ctx context.Context, f *spec.Fleet, name string) (*worl
 			mm.CACerts = &world.CertInfo{Subject: inter.Subject.String(), NotAfter: inter.NotAfter, RootFingerprint: CertFingerprint(root)}
 		case s.Name == ReaderTokenSecret:
 			mm.ReaderToken = ReaderTokenFingerprint(s)
-		case strings.HasPrefix(s.Name, RemoteSecretPrefix) && s.Labels[MultiClusterLabel] == "true" && s.Labels[ManagedByLabel] == ManagedBy:
+		case strings.HasPrefix(s.Name, RemoteSecretPrefix) && s.Labels[MultiClusterLabel] == "true" && world.OwnedBy(s.Labels, f.Metadata.Name):
 			peer := s.Annotations[ClusterAnnotation]
 			if peer == "" {
 				peer = strings.TrimPrefix(s.Name, RemoteSecretPrefix)

@@ -83,7 +83,7 @@ func (d *Driver) readerToken(ctx context.Context, s plan.Step) error {
 		}
 		apply := corev1ac.Secret(p.Secret, ns).
 			WithType(corev1.SecretTypeServiceAccountToken).
-			WithLabels(map[string]string{ManagedByLabel: ManagedBy}).
+			WithLabels(d.labels(nil)).
 			WithAnnotations(map[string]string{corev1.ServiceAccountNameKey: p.ServiceAccount})
 		if _, err := secrets.Apply(ctx, apply, applyOpts()); err != nil {
 			return fmt.Errorf("cluster %s: secret %s: %w", member, p.Secret, err)
@@ -189,7 +189,7 @@ func (d *Driver) writeRemoteSecret(ctx context.Context, in, from, ns, endpoint s
 	}
 	apply := corev1ac.Secret(name, ns).
 		WithType(corev1.SecretTypeOpaque).
-		WithLabels(map[string]string{MultiClusterLabel: "true", ManagedByLabel: ManagedBy}).
+		WithLabels(d.labels(map[string]string{MultiClusterLabel: "true"})).
 		WithAnnotations(map[string]string{ClusterAnnotation: from, FingerprintAnnot: fp}).
 		WithData(map[string][]byte{from: kubeconfig})
 	if _, err := secrets.Apply(ctx, apply, applyOpts()); err != nil {
@@ -248,14 +248,24 @@ func (d *Driver) teardown(ctx context.Context, s plan.Step) error {
 	}
 	if secrets != nil {
 		for _, sec := range secrets.Items {
+			if !world.OwnedBy(sec.Labels, d.cfg.Fleet) {
+				continue // another fleet's: left alone
+			}
 			if err := deleteSecret(ctx, c.kube, member, ns, sec.Name, timeout); err != nil {
 				return err
 			}
 		}
 	}
-	err = c.dyn.Resource(GatewayResource).Namespace(ns).Delete(ctx, GatewayName, metav1.DeleteOptions{})
-	if err != nil && !apierrors.IsNotFound(err) && !meta.IsNoMatchError(err) {
-		return fmt.Errorf("cluster %s: delete gateway: %w", member, err)
+	gw, err := c.dyn.Resource(GatewayResource).Namespace(ns).Get(ctx, GatewayName, metav1.GetOptions{})
+	switch {
+	case err == nil && world.OwnedBy(gw.GetLabels(), d.cfg.Fleet):
+		uid := gw.GetUID()
+		err = c.dyn.Resource(GatewayResource).Namespace(ns).Delete(ctx, GatewayName, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("cluster %s: delete gateway: %w", member, err)
+		}
+	case err != nil && !apierrors.IsNotFound(err) && !meta.IsNoMatchError(err):
+		return fmt.Errorf("cluster %s: gateway: %w", member, err)
 	}
 	if len(p.Releases) > 0 {
 		h, err := d.cfg.Helm(c.rest)
@@ -269,6 +279,10 @@ func (d *Driver) teardown(ctx context.Context, s plan.Step) error {
 		}
 	}
 	nss := c.kube.CoreV1().Namespaces()
+	if live, err := nss.Get(ctx, ns, metav1.GetOptions{}); err == nil && !world.OwnedBy(live.Labels, d.cfg.Fleet) {
+		d.cfg.Log.Info("mesh namespace left in place: not the fleet's", "cluster", member, "namespace", ns)
+		return nil
+	}
 	if err := nss.Delete(ctx, ns, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("cluster %s: delete namespace %s: %w", member, ns, err)
 	}
