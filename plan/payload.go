@@ -190,6 +190,11 @@ type Join struct {
 	// Adopt takes over a Karmada Cluster that lacks the fleet's mark but stands for this very
 	// cluster (the same kube-system UID): joined before by hand or by an older version.
 	Adopt bool `json:"adopt,omitempty"`
+	// Replaces is the id (kube-system UID) of the cluster Karmada's Cluster of this name stands
+	// for when the cluster behind the member was replaced (an LKE cluster recreated): that
+	// stale Cluster, the fleet's, is removed first (finalizers stripped if the old cluster is
+	// gone), then the member joins afresh.
+	Replaces string `json:"replaces,omitempty"`
 }
 
 // Unjoin removes a member from Karmada and its member-side objects.

@@ -126,6 +126,25 @@ func TestGolden(t *testing.T) {
 				t.Fatalf("want ~ member/us/join adopting the Cluster, got %+v", s)
 			}
 		}},
+		// A member's LKE cluster deleted behind the fleet's back: recreated, and its stale
+		// Karmada Cluster replaced in the same pass (issue 11: it never rejoined).
+		{name: "member-cluster-deleted", check: func(t *testing.T, p *plan.Plan) {
+			s := stepOf(p, "member/us/join")
+			if s == nil || s.Action != plan.Replace || s.Payload.Join == nil || s.Payload.Join.Replaces != "kube-system-uid-us" {
+				t.Fatalf("want -/+ member/us/join replacing the stale Cluster, got %+v", s)
+			}
+			if stepOf(p, "cluster/us") == nil || stepOf(p, "member/us/ready") == nil {
+				t.Errorf("the cluster is not recreated or the member not awaited Ready: %v", addresses(p))
+			}
+		}},
+		// The member answers with another kube-system UID (a cluster replaced outside LKE's
+		// view, or an existing cluster rebuilt): the join is replaced.
+		{name: "member-identity-changed", check: func(t *testing.T, p *plan.Plan) {
+			s := stepOf(p, "member/us/join")
+			if s == nil || s.Action != plan.Replace || !strings.Contains(s.Reason, "cluster replaced: LKE 433105, kube-system UID kube-system-uid-us -> kube-system-uid-us-rebuilt") {
+				t.Fatalf("want -/+ member/us/join, got %+v", s)
+			}
+		}},
 		{name: "converged", check: func(t *testing.T, p *plan.Plan) {
 			if len(p.Steps) != 0 || len(p.Notes) != 0 {
 				t.Errorf("a converged world must give an empty plan, got %d steps, notes %q", len(p.Steps), p.Notes)

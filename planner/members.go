@@ -1,6 +1,8 @@
 package planner
 
 import (
+	"fmt"
+
 	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state/world"
@@ -44,6 +46,17 @@ func (b *builder) member(m *spec.Member) {
 			step.Changes = append(step.Changes, plan.Change{Field: "agent.release", After: agentKey})
 			step.Changes = append(step.Changes, diffValues("agent.values", nil, agentShown)...)
 		}
+	} else if stale := b.replacedIdentity(m.Name, km); stale != "" {
+		// The cluster behind the member is not the one Karmada knows: a region rebuilt.
+		step.Action, step.Reason = plan.Replace, stale
+		after := plan.KnownAfterApply
+		if obs != nil && obs.KubeSystemUID != "" {
+			after = obs.KubeSystemUID
+		}
+		step.Changes = []plan.Change{{Field: "identity", Before: km.ID, After: after}, {Field: "syncMode", After: string(mode)}}
+		if endpoint.From != nil || endpoint.Value != km.APIEndpoint {
+			step.Changes = append(step.Changes, plan.Change{Field: "apiEndpoint", Before: km.APIEndpoint, After: endpoint.Shown()})
+		}
 	} else {
 		if km.SyncMode != string(mode) {
 			step.Changes = append(step.Changes, plan.Change{Field: "syncMode", Before: km.SyncMode, After: string(mode)})
@@ -85,6 +98,9 @@ func (b *builder) member(m *spec.Member) {
 		}
 		step.DependsOn = append(step.DependsOn, refSteps(nil, endpoint)...)
 		j.Adopt = b.adopts(m.Name)
+		if step.Action == plan.Replace {
+			j.Replaces = km.ID
+		}
 		step.Payload.Join = j
 		b.add(step)
 	}
@@ -100,4 +116,25 @@ func (b *builder) member(m *spec.Member) {
 		b.note("member %s is %s in Karmada: Karmada taints it, so it cannot receive replicas until it is Ready",
 			m.Name, readyText(km))
 	}
+}
+
+// replacedIdentity says why the fleet's Karmada Cluster of a member stands for another cluster
+// than the one behind the member now, or "": the LKE cluster is being created anew in this plan
+// (deleted behind the fleet's back), or the member answers with another kube-system UID.
+func (b *builder) replacedIdentity(name string, km *world.KarmadaMember) string {
+	if km == nil || !km.OwnedBy(b.f.Metadata.Name) || km.ID == "" {
+		return ""
+	}
+	if s, ok := b.steps[addrCluster(name)]; ok && s.Action == plan.Create {
+		return "cluster replaced: no LKE cluster " + name + " exists any more, so a new one is created; Karmada's Cluster " +
+			name + " stands for the old one (id " + km.ID + ")"
+	}
+	if c := b.cluster(name); c != nil && c.KubeSystemUID != "" && c.KubeSystemUID != km.ID {
+		what := "kube-system UID " + km.ID + " -> " + c.KubeSystemUID
+		if c.LinodeID != 0 {
+			what = fmt.Sprintf("LKE %d, %s", c.LinodeID, what)
+		}
+		return "cluster replaced: " + what
+	}
+	return ""
 }

@@ -73,6 +73,7 @@ func TestLabEndToEnd(t *testing.T) {
 		{"second-pass-writes-nothing", e.secondPassWritesNothing},
 		{"weights-daemon", e.weightsDaemon},
 		{"member-removed-and-back", e.memberRemovedAndBack},
+		{"region-rebuilt-and-foreign-cluster", e.regionRebuilt},
 		{"fourth-member", e.fourthMember},
 	}
 	keepGoing := os.Getenv("RECONCILE_E2E_KEEP_GOING") != ""
@@ -859,6 +860,83 @@ func (e *e2e) memberRemovedAndBack(t *testing.T) {
 	e.checkRemoteSecret(t, ctx, f, "eu", "us")
 	e.waitSplit(t, ctx, f, map[string]int32{"eu": 4, "ap": 2, "us": 4})
 	e.passPlansNothing(t, "after bringing us back")
+}
+
+// regionRebuilt deletes member us's LKE cluster behind the fleet's back, with a Cluster
+// someone joined to the fleet's Karmada by hand alongside (issue 11). One pass recreates us,
+// replaces its stale Karmada Cluster, re-joins and re-meshes it and waits for Ready; the next
+// plans nothing. The hand-joined Cluster is never touched.
+func (e *e2e) regionRebuilt(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*e2eWaitTimeout)
+	defer cancel()
+	f := e.load(t)
+	dc := e.karmadaDynamic(t)
+
+	handmade := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "cluster.karmada.io/v1alpha1", "kind": "Cluster",
+		"metadata": map[string]any{"name": "handmade"},
+		"spec":     map[string]any{"syncMode": "Push", "apiEndpoint": "https://127.0.0.1:1", "id": "someone-elses-cluster"},
+	}}
+	created, err := dc.Resource(karmadaClusterGV).Create(ctx, handmade, metav1.CreateOptions{})
+	must(t, err)
+	t.Cleanup(func() {
+		_ = dc.Resource(karmadaClusterGV).Delete(context.Background(), "handmade", metav1.DeleteOptions{})
+	})
+
+	old, err := dc.Resource(karmadaClusterGV).Get(ctx, "us", metav1.GetOptions{})
+	must(t, err)
+	oldID, _, _ := unstructured.NestedString(old.Object, "spec", "id")
+	clusters, err := e.linode.ListLKEClusters(ctx, nil)
+	must(t, err)
+	oldLKE := 0
+	for _, c := range clusters {
+		if c.Label == "us" {
+			oldLKE = c.ID
+		}
+	}
+	if oldLKE == 0 {
+		t.Fatal("no LKE cluster us to delete")
+	}
+	must(t, e.linode.DeleteLKECluster(ctx, oldLKE))
+	if !waitCond(ctx, time.Minute, 250*time.Millisecond, func() bool {
+		_, err := e.linode.GetLKECluster(ctx, oldLKE)
+		return err != nil
+	}) {
+		t.Fatal("the deleted LKE cluster is still served")
+	}
+
+	mark := e.out.Len()
+	res, err := e.pass(t, f)
+	if err != nil {
+		t.Fatalf("the pass after us was deleted failed: %v\n%s", err, e.out.From(mark))
+	}
+	join := stepOfPlan(res, "member/us/join")
+	if join == nil || join.Action != plan.Replace || join.Payload.Join.Replaces != oldID {
+		t.Fatalf("want -/+ member/us/join replacing the Cluster of %s, got %+v", oldID, join)
+	}
+	for _, s := range res.Plan.Steps {
+		if s.Cluster == "handmade" || strings.Contains(s.Address, "handmade") {
+			t.Errorf("the hand-joined Cluster was planned for: %s", s.Address)
+		}
+	}
+	e.waitMemberReady(t, ctx, "us", "Push")
+	now, err := dc.Resource(karmadaClusterGV).Get(ctx, "us", metav1.GetOptions{})
+	must(t, err)
+	if id, _, _ := unstructured.NestedString(now.Object, "spec", "id"); id == oldID || id == "" {
+		t.Errorf("Karmada's Cluster us still stands for the deleted cluster (id %s)", id)
+	}
+	for _, m := range []string{"eu", "ap"} {
+		e.checkRemoteSecret(t, ctx, f, "us", m)
+		e.checkRemoteSecret(t, ctx, f, m, "us")
+	}
+	e.waitSplit(t, ctx, f, map[string]int32{"eu": 4, "ap": 2, "us": 4})
+	e.passPlansNothing(t, "after us was rebuilt")
+
+	still, err := dc.Resource(karmadaClusterGV).Get(ctx, "handmade", metav1.GetOptions{})
+	if err != nil || still.GetUID() != created.GetUID() || still.GetDeletionTimestamp() != nil {
+		t.Errorf("the hand-joined Cluster was touched: %v %v", err, still)
+	}
+	must(t, dc.Resource(karmadaClusterGV).Delete(ctx, "handmade", metav1.DeleteOptions{}))
 }
 
 // fourthMember adds a member `sa` to the converged fleet: a new LKE cluster joined to Karmada

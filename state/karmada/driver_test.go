@@ -219,8 +219,13 @@ func TestPushJoinLifecycle(t *testing.T) {
 	d.wrap = counter.Wrap
 	kk := e.karmadaClient()
 
-	if w := e.observe(d, f); w.Karmada != nil {
-		t.Fatalf("Karmada observed before its kubeconfig was stored: %+v", w.Karmada)
+	// A state without Karmada's kubeconfig (a fresh runner) recovers it from the manager
+	// during observation: Karmada is read, not planned as absent.
+	if w := e.observe(d, f); w.Karmada == nil || !w.Karmada.Reachable || len(w.Karmada.Members) != 0 {
+		t.Fatalf("Karmada not read through a recovered kubeconfig: %+v", w.Karmada)
+	}
+	if !e.store.Exists(kube.KarmadaKubeconfig) {
+		t.Fatal("the recovered Karmada kubeconfig was not stored")
 	}
 
 	// The manager's node address: its Ready node's ExternalIP.

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	clusterv1alpha1 "github.com/karmada-io/karmada/pkg/apis/cluster/v1alpha1"
 	clusterac "github.com/karmada-io/karmada/pkg/generated/applyconfigurations/cluster/v1alpha1"
@@ -32,6 +33,11 @@ var applyOpts = metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
 // and the credentials and Cluster into Karmada, Pull installs karmada-agent in the member.
 // Objects that already match are not written.
 func (d *Driver) join(ctx context.Context, name string, j plan.Join) error {
+	if j.Replaces != "" {
+		if err := d.removeStale(ctx, name, j.Replaces); err != nil {
+			return fmt.Errorf("join %s: %w", name, err)
+		}
+	}
 	switch j.Mode {
 	case spec.Push:
 		endpoint, err := known("join "+name+": apiEndpoint", j.APIEndpoint)
@@ -500,4 +506,51 @@ func (d *Driver) waitMemberReady(ctx context.Context, name string) error {
 		return fmt.Errorf("member %s: %w", name, err)
 	}
 	return nil
+}
+
+// staleGrace is how long Karmada gets to delete a stale Cluster by itself before its
+// finalizers are stripped: the cluster it stood for is gone, so its Works cannot be cleaned.
+const staleGrace = 20 * time.Second
+
+// removeStale removes Karmada's Cluster name when it is the fleet's and stands for the
+// replaced cluster id (a region rebuilt): deleted, and forced if Karmada cannot finish
+// because the old cluster is gone. A Cluster that already stands for the member as it is now
+// (a retried step) is left for the join, and one that is not the fleet's is refused.
+func (d *Driver) removeStale(ctx context.Context, name, staleID string) error {
+	kc, err := d.karmada()
+	if err != nil {
+		return err
+	}
+	c, err := kc.karmada.ClusterV1alpha1().Clusters().Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("karmada: cluster %s: %w", name, err)
+	case c.Spec.ID != staleID:
+		return nil // not the stale one (already replaced by an earlier attempt)
+	case !world.OwnedBy(c.Labels, d.cfg.Fleet):
+		return terminalf("karmada cluster %s is not fleet %s's: it is left alone", name, d.cfg.Fleet)
+	}
+	d.log.Info("removing the Karmada Cluster of a replaced cluster", "cluster", name, "staleID", staleID)
+	clusters := kc.karmada.ClusterV1alpha1().Clusters()
+	uid := c.UID
+	if err := clusters.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("karmada: delete stale cluster %s: %w", name, err)
+	}
+	gone := func(ctx context.Context) (bool, error) {
+		_, err := clusters.Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return false, err
+	}
+	if err := poll(ctx, staleGrace, "stale cluster "+name+" to be deleted", gone); err == nil {
+		return nil
+	}
+	d.log.Warn("the replaced cluster is gone, so Karmada cannot clean up its Works: stripping finalizers", "cluster", name)
+	if err := forceRemove(ctx, kc, name); err != nil {
+		return err
+	}
+	return poll(ctx, d.cfg.JoinTimeout, "stale cluster "+name+" to be deleted after stripping finalizers", gone)
 }
