@@ -281,6 +281,10 @@ type Policy struct {
 	Clusters      []string         `json:"clusters,omitempty"`
 	Weights       map[string]int64 `json:"weights,omitempty"`
 	Divided       bool             `json:"divided,omitempty"`
+	// Rebalance has Karmada schedule the named resources afresh (a WorkloadRebalancer) once the
+	// policy holds: a member that was replaced gets its share back, which Karmada does not do
+	// by itself while the policy is unchanged.
+	Rebalance bool `json:"rebalance,omitempty"`
 }
 
 // ResourceRef is a policy's resource selector.

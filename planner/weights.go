@@ -91,6 +91,17 @@ func (b *builder) weights() {
 		} else {
 			st.Action, st.Reason = plan.Update, "policy "+policyName(want)+" differs from fleet.yaml"
 		}
+		if replaced := b.replacedIn(want.Clusters); len(replaced) > 0 {
+			// Karmada gave the replaced member's share to the others and keeps it there while
+			// the policy is unchanged: schedule afresh once the member is Ready.
+			if have != nil && st.Action == plan.Update && len(st.Changes) == 0 {
+				st.Reason = "member " + strings.Join(replaced, ", ") + " was replaced: its replicas are scheduled back"
+			}
+			st.Changes = append(st.Changes, plan.Change{Field: "rebalance",
+				After: "replicas scheduled afresh once " + strings.Join(replaced, ", ") + " is Ready"})
+			st.Payload.Policy = policyPayload(want) // the Ready gates come with the members below
+			st.Payload.Policy.Rebalance = true
+		}
 		if len(st.Changes) == 0 {
 			// The policy stays, but new manifests may change the replicas it divides: the
 			// manifests step shows the split they lead to.
@@ -105,7 +116,9 @@ func (b *builder) weights() {
 			}
 		}
 		st.Changes = append(st.Changes, b.splitChanges(w, want)...)
+		rebalance := st.Payload.Policy != nil && st.Payload.Policy.Rebalance
 		st.Payload.Policy = policyPayload(want)
+		st.Payload.Policy.Rebalance = rebalance
 		b.add(st)
 	}
 	if k == nil {
@@ -213,6 +226,17 @@ func (b *builder) splitChanges(w *spec.Workload, want *world.Policy) []plan.Chan
 			field += " " + t.field
 		}
 		out = append(out, plan.Change{Field: field, After: t.text})
+	}
+	return out
+}
+
+// replacedIn are the members among clusters whose join this plan replaces (a region rebuilt).
+func (b *builder) replacedIn(clusters []string) []string {
+	var out []string
+	for _, m := range clusters {
+		if s, ok := b.steps[addrJoin(m)]; ok && s.Action == plan.Replace && !b.excluded[m] {
+			out = append(out, m)
+		}
 	}
 	return out
 }

@@ -410,23 +410,20 @@ type PassPlan struct {
 	Wait    int `json:"wait"`
 }
 
-// RecordPass appends p to passes.jsonl, keeping the last 1000 records. The file is rewritten
-// atomically, so a crash never leaves half a line.
-func (s *Store) RecordPass(p PassRecord) error {
+// PassesFile is the name of the pass log in every backend.
+const PassesFile = passesName
+
+// AppendPass returns the pass log old with p appended, keeping the last 1000 records and
+// dropping a torn last line (a writer that crashed mid-append). Backends share it.
+func AppendPass(old []byte, p PassRecord) ([]byte, error) {
 	line, err := json.Marshal(p)
 	if err != nil {
-		return fmt.Errorf("state store: record pass: %w", err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	old, err := s.ReadFile(passesName)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("state store: record pass: %w", err)
+		return nil, err
 	}
 	lines := bytes.SplitAfter(old, []byte("\n"))
 	kept := lines[:0]
 	for _, l := range lines {
-		if len(bytes.TrimSpace(l)) > 0 && l[len(l)-1] == '\n' { // drops a torn last line
+		if len(bytes.TrimSpace(l)) > 0 && l[len(l)-1] == '\n' {
 			kept = append(kept, l)
 		}
 	}
@@ -434,7 +431,39 @@ func (s *Store) RecordPass(p PassRecord) error {
 	if len(kept) > maxPasses {
 		kept = kept[len(kept)-maxPasses:]
 	}
-	return s.WriteFile(passesName, bytes.Join(kept, nil))
+	return bytes.Join(kept, nil), nil
+}
+
+// ParsePasses reads a pass log, oldest first.
+func ParsePasses(data []byte) ([]PassRecord, error) {
+	var out []PassRecord
+	for i, l := range bytes.Split(data, []byte("\n")) {
+		if len(bytes.TrimSpace(l)) == 0 {
+			continue
+		}
+		var p PassRecord
+		if err := json.Unmarshal(l, &p); err != nil {
+			return nil, fmt.Errorf("%s line %d: %w", passesName, i+1, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// RecordPass appends p to passes.jsonl (AppendPass). The file is rewritten atomically, so a
+// crash never leaves half a line.
+func (s *Store) RecordPass(p PassRecord) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, err := s.ReadFile(passesName)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("state store: record pass: %w", err)
+	}
+	data, err := AppendPass(old, p)
+	if err != nil {
+		return fmt.Errorf("state store: record pass: %w", err)
+	}
+	return s.WriteFile(passesName, data)
 }
 
 // Passes returns the recorded passes, oldest first.
@@ -446,16 +475,9 @@ func (s *Store) Passes() ([]PassRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []PassRecord
-	for i, l := range bytes.Split(data, []byte("\n")) {
-		if len(bytes.TrimSpace(l)) == 0 {
-			continue
-		}
-		var p PassRecord
-		if err := json.Unmarshal(l, &p); err != nil {
-			return nil, fmt.Errorf("state store: %s line %d: %w", passesName, i+1, err)
-		}
-		out = append(out, p)
+	out, err := ParsePasses(data)
+	if err != nil {
+		return nil, fmt.Errorf("state store: %w", err)
 	}
 	return out, nil
 }

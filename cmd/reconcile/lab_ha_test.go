@@ -27,7 +27,6 @@ import (
 
 	"github.com/reconcile-dev/reconcile/executor"
 	"github.com/reconcile-dev/reconcile/lab/labtest"
-	"github.com/reconcile-dev/reconcile/lab/labworld"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
 )
@@ -41,37 +40,18 @@ import (
 // nothing and writes nothing.
 func TestLabLeaderElection(t *testing.T) {
 	labtest.KarmadaBinaries(t)
-	dir := t.TempDir()
-	labLog, err := os.OpenFile(filepath.Join(dir, "lab.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	must(t, err)
-	t.Cleanup(func() { labLog.Close() })
-	l, err := labworld.Up(context.Background(), labworld.Options{
-		Dir: filepath.Join(dir, "lab"), LinodeListen: "127.0.0.1:0", ChartsListen: "127.0.0.1:0",
-		ProvisionDelay: 200 * time.Millisecond, Karmada: true,
-		// 127.0.6.x: no other package's lab uses it.
-		Addresses: labworld.AddressRange{First: net.IPv4(127, 0, 6, 10), Last: net.IPv4(127, 0, 6, 30)},
-		Log:       slog.New(slog.NewTextHandler(labLog, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("lab close: %v", err)
-		}
-	})
+	// 127.0.6.x: no other package's lab uses it.
+	lf := upLab(t, net.IPv4(127, 0, 6, 10), net.IPv4(127, 0, 6, 30), 200*time.Millisecond)
+	l, dir, fleetDir := lf.lab, lf.dir, lf.fleetDir
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	lc := ptr(linodego.NewClient(&http.Client{Timeout: 20 * time.Second}))
-	_, err = lc.UseURL(l.LinodeURL)
+	_, err := lc.UseURL(l.LinodeURL)
 	must(t, err)
 	lc.SetToken(l.Token)
 
-	fleetDir := filepath.Join(dir, "fleet")
-	must(t, os.MkdirAll(fleetDir, 0o700))
 	opsKubeconfig := filepath.Join(fleetDir, "ops-kubeconfig")
 	ops := opsCluster(t, ctx, lc, opsKubeconfig)
-	must(t, os.WriteFile(filepath.Join(fleetDir, "token"), []byte(l.Token+"\n"), 0o600))
 	fleetPath := filepath.Join(fleetDir, "fleet.yaml")
 	must(t, os.WriteFile(fleetPath, []byte(fmt.Sprintf(`apiVersion: reconcile.dev/v1alpha1
 kind: Fleet

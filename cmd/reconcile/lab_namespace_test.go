@@ -12,7 +12,6 @@ import (
 
 	"github.com/reconcile-dev/reconcile/executor"
 	"github.com/reconcile-dev/reconcile/lab/labtest"
-	"github.com/reconcile-dev/reconcile/lab/labworld"
 	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
@@ -25,29 +24,8 @@ import (
 // in karmada-x converges, and the second pass plans nothing and writes nothing.
 func TestLabCustomKarmadaNamespace(t *testing.T) {
 	labtest.KarmadaBinaries(t)
-	dir := t.TempDir()
-	labLog, err := os.OpenFile(filepath.Join(dir, "lab.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	must(t, err)
-	t.Cleanup(func() { labLog.Close() })
-	l, err := labworld.Up(context.Background(), labworld.Options{
-		Dir: filepath.Join(dir, "lab"), LinodeListen: "127.0.0.1:0", ChartsListen: "127.0.0.1:0",
-		ProvisionDelay: 100 * time.Millisecond, Karmada: true,
-		// 127.0.2.x: no other package's lab uses it, so packages' tests may run side by side.
-		Addresses: labworld.AddressRange{First: net.IPv4(127, 0, 2, 10), Last: net.IPv4(127, 0, 2, 20)},
-		Log:       slog.New(slog.NewTextHandler(labLog, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("lab close: %v", err)
-		}
-	})
-
-	fleetDir := filepath.Join(dir, "fleet")
-	must(t, os.MkdirAll(fleetDir, 0o700))
-	must(t, os.WriteFile(filepath.Join(fleetDir, "token"), []byte(l.Token+"\n"), 0o600))
+	lf := upLab(t, net.IPv4(127, 0, 2, 10), net.IPv4(127, 0, 2, 20), 100*time.Millisecond)
+	l, dir, fleetDir := lf.lab, lf.dir, lf.fleetDir
 	fleetPath := filepath.Join(fleetDir, "fleet.yaml")
 	must(t, os.WriteFile(fleetPath, []byte(fmt.Sprintf(`apiVersion: reconcile.dev/v1alpha1
 kind: Fleet

@@ -18,7 +18,6 @@ import (
 
 	"github.com/reconcile-dev/reconcile/executor"
 	"github.com/reconcile-dev/reconcile/lab/labtest"
-	"github.com/reconcile-dev/reconcile/lab/labworld"
 	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
@@ -36,29 +35,8 @@ import (
 // --replace-mesh-root plans the replacement, then applies it once.
 func TestLabRootGuard(t *testing.T) {
 	labtest.KarmadaBinaries(t)
-	dir := t.TempDir()
-	labLog, err := os.OpenFile(filepath.Join(dir, "lab.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	must(t, err)
-	t.Cleanup(func() { labLog.Close() })
-	l, err := labworld.Up(context.Background(), labworld.Options{
-		Dir: filepath.Join(dir, "lab"), LinodeListen: "127.0.0.1:0", ChartsListen: "127.0.0.1:0",
-		ProvisionDelay: 100 * time.Millisecond, Karmada: true,
-		// 127.0.4.x: no other package's lab uses it, so packages' tests may run side by side.
-		Addresses: labworld.AddressRange{First: net.IPv4(127, 0, 4, 10), Last: net.IPv4(127, 0, 4, 60)},
-		Log:       slog.New(slog.NewTextHandler(labLog, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("lab close: %v", err)
-		}
-	})
-
-	fleetDir := filepath.Join(dir, "fleet")
-	must(t, os.MkdirAll(fleetDir, 0o700))
-	must(t, os.WriteFile(filepath.Join(fleetDir, "token"), []byte(l.Token+"\n"), 0o600))
+	lf := upLab(t, net.IPv4(127, 0, 4, 10), net.IPv4(127, 0, 4, 60), 100*time.Millisecond)
+	l, dir, fleetDir := lf.lab, lf.dir, lf.fleetDir
 	fleetPath := filepath.Join(fleetDir, "fleet.yaml")
 	members := []string{"ap", "eu"}
 	must(t, os.WriteFile(fleetPath, []byte(fmt.Sprintf(`apiVersion: reconcile.dev/v1alpha1

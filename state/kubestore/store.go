@@ -31,7 +31,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -89,8 +88,7 @@ const (
 	callTimeout = 30 * time.Second
 	// DefaultSnapshotMaxAge is how long a snapshot serves reads without the lock.
 	DefaultSnapshotMaxAge = 2 * time.Second
-	passesName            = "passes.jsonl"
-	maxPasses             = 1000
+	passesName            = state.PassesFile
 	readAttempts          = 4
 )
 
@@ -627,30 +625,19 @@ func (s *Store) Remove(name string) error {
 	return nil
 }
 
-// RecordPass appends p to passes.jsonl, keeping the last 1000 records.
+// RecordPass appends p to passes.jsonl (state.AppendPass: the last 1000 records).
 func (s *Store) RecordPass(p state.PassRecord) error {
-	line, err := json.Marshal(p)
-	if err != nil {
-		return fmt.Errorf("state: record pass: %w", err)
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, err := s.read(passesName)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("state: record pass: %w", err)
 	}
-	lines := bytes.SplitAfter(old, []byte("\n"))
-	kept := lines[:0]
-	for _, l := range lines {
-		if len(bytes.TrimSpace(l)) > 0 && l[len(l)-1] == '\n' { // drops a torn last line
-			kept = append(kept, l)
-		}
+	data, err := state.AppendPass(old, p)
+	if err != nil {
+		return fmt.Errorf("state: record pass: %w", err)
 	}
-	kept = append(kept, append(line, '\n'))
-	if len(kept) > maxPasses {
-		kept = kept[len(kept)-maxPasses:]
-	}
-	return s.write(passesName, bytes.Join(kept, nil))
+	return s.write(passesName, data)
 }
 
 // Passes returns the recorded passes, oldest first.
@@ -664,16 +651,9 @@ func (s *Store) Passes() ([]state.PassRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []state.PassRecord
-	for i, l := range bytes.Split(data, []byte("\n")) {
-		if len(bytes.TrimSpace(l)) == 0 {
-			continue
-		}
-		var p state.PassRecord
-		if err := json.Unmarshal(l, &p); err != nil {
-			return nil, fmt.Errorf("state: %s line %d: %w", passesName, i+1, err)
-		}
-		out = append(out, p)
+	out, err := state.ParsePasses(data)
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
 	}
 	return out, nil
 }

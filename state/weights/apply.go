@@ -32,7 +32,13 @@ func (d *Driver) Apply(ctx context.Context, s plan.Step) (plan.Outputs, error) {
 		}
 		switch s.Action {
 		case plan.Create, plan.Update:
-			return nil, d.applyPolicy(ctx, s.Workload, p)
+			if err := d.applyPolicy(ctx, s.Workload, p); err != nil {
+				return nil, err
+			}
+			if p.Rebalance {
+				return nil, d.rebalance(ctx, s.Workload, p)
+			}
+			return nil, nil
 		case plan.Delete:
 			return nil, d.deletePolicy(ctx, s.Workload, p)
 		}
