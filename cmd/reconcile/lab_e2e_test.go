@@ -929,6 +929,27 @@ func (e *e2e) regionRebuilt(t *testing.T) {
 		e.checkRemoteSecret(t, ctx, f, "us", m)
 		e.checkRemoteSecret(t, ctx, f, m, "us")
 	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		// What Karmada holds for us, to tell a scheduling problem from a propagation one.
+		if b, err := dc.Resource(bindingGVR).Namespace("default").List(context.Background(), metav1.ListOptions{}); err == nil {
+			for _, it := range b.Items {
+				cl, _, _ := unstructured.NestedSlice(it.Object, "spec", "clusters")
+				t.Logf("binding %s: clusters %v", it.GetName(), cl)
+			}
+		}
+		works := schema.GroupVersionResource{Group: "work.karmada.io", Version: "v1alpha1", Resource: "works"}
+		if w, err := dc.Resource(works).Namespace("karmada-es-us").List(context.Background(), metav1.ListOptions{}); err == nil {
+			for _, it := range w.Items {
+				conds, _, _ := unstructured.NestedSlice(it.Object, "status", "conditions")
+				t.Logf("work karmada-es-us/%s: deleting=%v conditions %v", it.GetName(), it.GetDeletionTimestamp() != nil, conds)
+			}
+		} else {
+			t.Logf("works in karmada-es-us: %v", err)
+		}
+	})
 	e.waitSplit(t, ctx, f, map[string]int32{"eu": 4, "ap": 2, "us": 4})
 	e.passPlansNothing(t, "after us was rebuilt")
 

@@ -545,12 +545,30 @@ func (d *Driver) removeStale(ctx context.Context, name, staleID string) error {
 		}
 		return false, err
 	}
-	if err := poll(ctx, staleGrace, "stale cluster "+name+" to be deleted", gone); err == nil {
+	if err := poll(ctx, staleGrace, "stale cluster "+name+" to be deleted", gone); err != nil {
+		d.log.Warn("the replaced cluster is gone, so Karmada cannot clean up its Works: stripping finalizers", "cluster", name)
+		if err := forceRemove(ctx, kc, name); err != nil {
+			return err
+		}
+		if err := poll(ctx, d.cfg.JoinTimeout, "stale cluster "+name+" to be deleted after stripping finalizers", gone); err != nil {
+			return err
+		}
+	}
+	// The new Cluster gets the same execution namespace: the old one must be gone first, or
+	// Karmada cannot put the new member's Works anywhere.
+	ns := ExecutionNamespace(name)
+	nsGone := func(ctx context.Context) (bool, error) {
+		_, err := kc.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return false, err
+	}
+	if err := poll(ctx, staleGrace, "execution namespace "+ns+" to be deleted", nsGone); err == nil {
 		return nil
 	}
-	d.log.Warn("the replaced cluster is gone, so Karmada cannot clean up its Works: stripping finalizers", "cluster", name)
 	if err := forceRemove(ctx, kc, name); err != nil {
 		return err
 	}
-	return poll(ctx, d.cfg.JoinTimeout, "stale cluster "+name+" to be deleted after stripping finalizers", gone)
+	return poll(ctx, d.cfg.JoinTimeout, "execution namespace "+ns+" to be deleted after stripping finalizers", nsGone)
 }
