@@ -201,6 +201,9 @@ type Join struct {
 type Unjoin struct {
 	// Force strips finalizers when deleting an unreachable member does not finish.
 	Force bool `json:"force,omitempty"`
+	// Forget removes the kubeconfig the state keeps of an existing (kubeconfig) cluster that
+	// left the fleet, once this, its last teardown step, has succeeded.
+	Forget bool `json:"forget,omitempty"`
 }
 
 // RootCA generates the mesh root once and keeps it in the state store. A Replace step
@@ -261,6 +264,8 @@ type Teardown struct {
 	Namespace string `json:"namespace"`
 	// Releases are uninstalled in this order.
 	Releases []string `json:"releases"`
+	// Forget: see Unjoin.Forget.
+	Forget bool `json:"forget,omitempty"`
 }
 
 // Manifests applies a workload's objects into Karmada. The objects are not in a plan's

@@ -42,6 +42,12 @@ func (b *builder) removedNames() []string {
 
 func (b *builder) removals() {
 	for _, r := range b.removedNames() {
+		b.removal(r)
+	}
+}
+
+func (b *builder) removal(r string) {
+	{
 		// Only the fleet's own Clusters are unjoined: one joined by someone else is not ours.
 		if b.ownedKarmadaMember(r) != nil {
 			st := plan.Step{Address: addrUnjoin(r), Layer: plan.Members, Kind: plan.KindUnjoin, Action: plan.Delete, Cluster: r,
@@ -91,6 +97,21 @@ func (b *builder) removals() {
 				Changes: []plan.Change{{Field: "mesh", Before: MeshNamespace + " objects of reconcile", After: removed}},
 				Payload: plan.Payload{Teardown: &plan.Teardown{Namespace: MeshNamespace, Releases: []string{
 					MeshReleaseName(ComponentEastWest), MeshReleaseName(ComponentIstiod), MeshReleaseName(ComponentBase)}}}})
+		}
+	}
+	// An existing cluster is reached through the kubeconfig the state keeps of it: forgotten
+	// by the last of its teardown steps (the mesh teardown after the unjoin).
+	if obs := b.cluster(r); obs != nil && obs.Existing {
+		unjoin, hasUnjoin := b.steps[addrUnjoin(r)]
+		teardown, hasTeardown := b.steps[addrMesh(r, "teardown")]
+		switch {
+		case hasTeardown:
+			if hasUnjoin {
+				teardown.DependsOn = append(teardown.DependsOn, unjoin.Address)
+			}
+			teardown.Payload.Teardown.Forget = true
+		case hasUnjoin:
+			unjoin.Payload.Unjoin.Forget = true
 		}
 	}
 }

@@ -195,7 +195,14 @@ members:
 			t.Errorf("a run from an empty directory wrote to Linode: %s %s", rq.Method, rq.Path)
 		}
 	}
-	if after := stateVersions(t, ctx, ops); !maps.Equal(before, after) {
+	// The pool caches are refreshed by the first runner that observes after a change through
+	// the driver (the daemon's last pass changed the fleet; its dry-run checks write nothing):
+	// a cache, not the fleet's state. Everything else stays as it was.
+	after := stateVersions(t, ctx, ops)
+	for _, m := range []map[string]string{before, after} {
+		maps.DeleteFunc(m, func(k, _ string) bool { return strings.Contains(k, "-linode-pools-") })
+	}
+	if !maps.Equal(before, after) {
 		t.Errorf("a run from an empty directory wrote the state: %v -> %v", before, after)
 	}
 }
@@ -204,7 +211,22 @@ members:
 // fleet tag), writes its kubeconfig to path, and creates the state namespace in it.
 func opsCluster(t *testing.T, ctx context.Context, lc *linodego.Client, path string) *kubernetes.Clientset {
 	t.Helper()
-	c, err := lc.CreateLKECluster(ctx, linodego.LKEClusterCreateOptions{Label: "ops", Region: "eu-west", K8sVersion: "1.33",
+	cs := outsideCluster(t, ctx, lc, "ops", path)
+	var err error
+	if !waitCond(ctx, 2*time.Minute, 250*time.Millisecond, func() bool {
+		_, err = cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "reconcile-system"}}, metav1.CreateOptions{})
+		return err == nil
+	}) {
+		t.Fatalf("the state namespace: %v", err)
+	}
+	return cs
+}
+
+// outsideCluster creates an LKE cluster outside any fleet (no fleet tag) and writes its
+// kubeconfig to path: a cluster that "already exists" for the fleet.
+func outsideCluster(t *testing.T, ctx context.Context, lc *linodego.Client, label, path string) *kubernetes.Clientset {
+	t.Helper()
+	c, err := lc.CreateLKECluster(ctx, linodego.LKEClusterCreateOptions{Label: label, Region: "eu-west", K8sVersion: "1.33",
 		NodePools: []linodego.LKENodePoolCreateOptions{{Type: "g6-standard-2", Count: 1}}})
 	must(t, err)
 	var kc *linodego.LKEClusterKubeconfig
@@ -221,12 +243,6 @@ func opsCluster(t *testing.T, ctx context.Context, lc *linodego.Client, path str
 	must(t, err)
 	cs, err := kubernetes.NewForConfig(cfg)
 	must(t, err)
-	if !waitCond(ctx, 2*time.Minute, 250*time.Millisecond, func() bool {
-		_, err = cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "reconcile-system"}}, metav1.CreateOptions{})
-		return err == nil
-	}) {
-		t.Fatalf("the state namespace: %v", err)
-	}
 	return cs
 }
 

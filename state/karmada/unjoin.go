@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/reconcile-dev/reconcile/plan"
+	"github.com/reconcile-dev/reconcile/state/kube"
 	"github.com/reconcile-dev/reconcile/state/world"
 )
 
@@ -66,6 +67,11 @@ func (d *Driver) unjoin(ctx context.Context, name string, u plan.Unjoin) error {
 		return fmt.Errorf("unjoin %s: member: %w", name, err)
 	}
 	d.log.Info("member unjoined", "cluster", name)
+	if u.Forget {
+		if err := kube.ForgetExisting(d.cfg.Store, name); err != nil {
+			return fmt.Errorf("unjoin %s: forget its kubeconfig: %w", name, err)
+		}
+	}
 	return nil
 }
 

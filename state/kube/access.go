@@ -3,6 +3,7 @@
 package kube
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/reconcile-dev/reconcile/state/world"
@@ -37,6 +39,14 @@ const KarmadaKubeconfig = "karmada/kubeconfig"
 
 // ClusterKubeconfig is where the kubeconfig of an LKE cluster is stored.
 func ClusterKubeconfig(name string) string { return "kubeconfigs/" + name }
+
+// ExistingKubeconfig is where the state keeps a copy of an existing (kubeconfig) cluster's
+// kubeconfig, flattened to its context: after the cluster leaves fleet.yaml, its file there is
+// no longer named, and this copy is what reaches it until its teardown is done.
+func ExistingKubeconfig(name string) string { return "existing/" + name }
+
+// existingPrefix is the store directory of ExistingKubeconfig.
+const existingPrefix = "existing/"
 
 // ErrNoKubeconfig means the cluster has no kubeconfig yet (an LKE cluster being created).
 var ErrNoKubeconfig = errors.New("no kubeconfig yet")
@@ -96,9 +106,27 @@ func (a Access) Kubeconfig(name string) ([]byte, error) {
 	}
 	data, err := a.Store.ReadFile(ClusterKubeconfig(name))
 	if errors.Is(err, fs.ErrNotExist) {
+		data, err = a.Store.ReadFile(ExistingKubeconfig(name))
+	}
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("cluster %s: %w", name, ErrNoKubeconfig)
 	}
 	return data, err
+}
+
+// lister is the part of a state backend that names its files.
+type lister interface{ List() ([]string, error) }
+
+// remover is the part of a state backend that deletes files.
+type remover interface{ Remove(name string) error }
+
+// ForgetExisting removes the copy of an existing cluster's kubeconfig (its teardown is done).
+func ForgetExisting(store Files, name string) error {
+	r, ok := store.(remover)
+	if !ok {
+		return nil
+	}
+	return r.Remove(ExistingKubeconfig(name))
 }
 
 // RESTConfig is Kubeconfig as a client config.
@@ -166,6 +194,21 @@ func (o Observer) Observe(ctx context.Context, f *spec.Fleet, w *world.World) er
 			names = append(names, n)
 		}
 	}
+	// Existing clusters that left the fleet, reached through the copy the state keeps.
+	left := map[string]bool{}
+	if l, ok := o.Access.Store.(lister); ok {
+		files, err := l.List()
+		if err != nil {
+			return fmt.Errorf("state: %w", err)
+		}
+		for _, file := range files {
+			n, ok := strings.CutPrefix(file, existingPrefix)
+			if _, inFleet := clusterSpec(f, n); ok && !inFleet && w.Clusters[n] == nil {
+				names = append(names, n)
+				left[n] = true
+			}
+		}
+	}
 	for _, name := range names {
 		c, ok := clusterSpec(f, name)
 		oc := w.Clusters[name]
@@ -175,6 +218,11 @@ func (o Observer) Observe(ctx context.Context, f *spec.Fleet, w *world.World) er
 			}
 			oc = &world.Cluster{Name: name}
 			w.Clusters[name] = oc
+		}
+		existing := ok && !c.IsLKE() || left[name]
+		oc.Existing = existing
+		if ok && existing {
+			o.keepExisting(name, f)
 		}
 		cfg, err := o.Access.For(f).RESTConfig(name)
 		if err != nil {
@@ -262,4 +310,17 @@ func Host(apiURL string) string {
 		return ""
 	}
 	return u.Hostname()
+}
+
+// keepExisting stores (or refreshes) the copy of an existing member's kubeconfig, so it can be
+// torn down after it leaves fleet.yaml. Unchanged content is not written again.
+func (o Observer) keepExisting(name string, f *spec.Fleet) {
+	data, err := o.Access.For(f).Kubeconfig(name)
+	if err != nil {
+		return
+	}
+	if old, err := o.Access.Store.ReadFile(ExistingKubeconfig(name)); err == nil && bytes.Equal(old, data) {
+		return
+	}
+	_ = o.Access.Store.WriteFile(ExistingKubeconfig(name), data)
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/state"
+	"github.com/reconcile-dev/reconcile/state/kube"
 	"github.com/reconcile-dev/reconcile/state/world"
 )
 
@@ -281,7 +282,7 @@ func (d *Driver) teardown(ctx context.Context, s plan.Step) error {
 	nss := c.kube.CoreV1().Namespaces()
 	if live, err := nss.Get(ctx, ns, metav1.GetOptions{}); err == nil && !world.OwnedBy(live.Labels, d.cfg.Fleet) {
 		d.cfg.Log.Info("mesh namespace left in place: not the fleet's", "cluster", member, "namespace", ns)
-		return nil
+		return d.forget(p, member)
 	}
 	if err := nss.Delete(ctx, ns, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("cluster %s: delete namespace %s: %w", member, ns, err)
@@ -297,5 +298,17 @@ func (d *Driver) teardown(ctx context.Context, s plan.Step) error {
 		return state.Transient(fmt.Errorf("cluster %s: namespace %s not gone: %w", member, ns, err), 0)
 	}
 	d.cfg.Log.Info("mesh torn down", "cluster", member)
+	return d.forget(p, member)
+}
+
+// forget drops the state's copy of a left existing cluster's kubeconfig once its teardown is
+// done (the payload says when this is the last step that needs it).
+func (d *Driver) forget(p *plan.Teardown, member string) error {
+	if !p.Forget {
+		return nil
+	}
+	if err := kube.ForgetExisting(d.cfg.Store, member); err != nil {
+		return fmt.Errorf("cluster %s: forget its kubeconfig: %w", member, err)
+	}
 	return nil
 }

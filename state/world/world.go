@@ -49,6 +49,9 @@ type Cluster struct {
 	APIEndpoint string `json:"apiEndpoint,omitempty"`
 	// NodeIPs are public IPv4 addresses of ready nodes, sorted.
 	NodeIPs []string `json:"nodeIPs,omitempty"`
+	// Existing: a cluster given by kubeconfig (not LKE). One that left the fleet is still
+	// reached through the copy of its kubeconfig the state keeps until its teardown is done.
+	Existing bool `json:"existing,omitempty"`
 	// KubeSystemUID identifies the cluster (Karmada's cluster ID).
 	KubeSystemUID string `json:"kubeSystemUID,omitempty"`
 	// Releases are Helm releases by "namespace/name".
