@@ -91,7 +91,8 @@ func (b *builder) weights() {
 		} else {
 			st.Action, st.Reason = plan.Update, "policy "+policyName(want)+" differs from fleet.yaml"
 		}
-		if replaced := b.replacedIn(want.Clusters); len(replaced) > 0 {
+		replaced := b.replacedIn(want.Clusters)
+		if len(replaced) > 0 {
 			// Karmada gave the replaced member's share to the others and keeps it there while
 			// the policy is unchanged: schedule afresh once the member is Ready.
 			if have != nil && st.Action == plan.Update && len(st.Changes) == 0 {
@@ -99,8 +100,6 @@ func (b *builder) weights() {
 			}
 			st.Changes = append(st.Changes, plan.Change{Field: "rebalance",
 				After: "replicas scheduled afresh once " + strings.Join(replaced, ", ") + " is Ready"})
-			st.Payload.Policy = policyPayload(want) // the Ready gates come with the members below
-			st.Payload.Policy.Rebalance = true
 		}
 		if len(st.Changes) == 0 {
 			// The policy stays, but new manifests may change the replicas it divides: the
@@ -116,9 +115,8 @@ func (b *builder) weights() {
 			}
 		}
 		st.Changes = append(st.Changes, b.splitChanges(w, want)...)
-		rebalance := st.Payload.Policy != nil && st.Payload.Policy.Rebalance
 		st.Payload.Policy = policyPayload(want)
-		st.Payload.Policy.Rebalance = rebalance
+		st.Payload.Policy.Rebalance = len(replaced) > 0 // the Ready gates come with the members above
 		b.add(st)
 	}
 	if k == nil {

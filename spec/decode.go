@@ -292,13 +292,8 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 
 // describe names what a node holds, for "want X, got Y" messages.
 func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.DocumentNode:
-		return "a document"
+	if n.Kind != yaml.ScalarNode {
+		return describeKind(n)
 	}
 	switch n.ShortTag() {
 	case "!!str":
