@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 
 	"github.com/reconcile-dev/reconcile/plan"
+	"github.com/reconcile-dev/reconcile/state/progress"
 )
 
 // StepFunc executes one step, whose references are resolved, and returns its outputs.
@@ -298,6 +299,8 @@ func (w *walker) runStep(ctx, stepCtx context.Context, s *plan.Step) outcome {
 	if err != nil {
 		return fail(1, err, "unresolved reference")
 	}
+	// The drivers' waits name the step in their progress lines.
+	stepCtx = progress.WithStep(stepCtx, s.Address)
 	for attempt := 1; ; attempt++ {
 		out, err := w.call(stepCtx, resolved)
 		if err == nil {

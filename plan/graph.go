@@ -182,14 +182,26 @@ func (p *Plan) Target(targets []string) *Plan {
 			visit(d)
 		}
 	}
-	for _, s := range p.Steps {
+	targeted := func(addr string) bool {
 		for _, t := range targets {
-			if matched, _ := path.Match(t, s.Address); matched || s.Address == t || strings.HasPrefix(s.Address, t+"/") {
-				visit(s.Address)
+			if matched, _ := path.Match(t, addr); matched || addr == t || strings.HasPrefix(addr, t+"/") {
+				return true
 			}
+		}
+		return false
+	}
+	for _, s := range p.Steps {
+		if targeted(s.Address) {
+			visit(s.Address)
 		}
 	}
 	out := *p
+	out.Held = nil
+	for _, h := range p.Held {
+		if targeted(h.Address) {
+			out.Held = append(out.Held, h)
+		}
+	}
 	out.Steps = nil
 	for _, s := range p.Steps {
 		if keep[s.Address] {

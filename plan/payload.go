@@ -184,9 +184,16 @@ type Join struct {
 	RemoveAgent bool `json:"removeAgent,omitempty"`
 	// Agent is the karmada-agent release of a Pull join. Its kubeconfig credentials are read
 	// at apply time from CertSecret ("namespace/name" on cluster Manager), never put in a plan.
+	// CertSecret only gives the agent the Karmada API's CA: its client certificate is its own
+	// (user system:karmada:agent:<member>), issued through a CSR Karmada signs.
 	Agent      *Release `json:"agent,omitempty"`
 	Manager    string   `json:"manager,omitempty"`
 	CertSecret string   `json:"certSecret,omitempty"`
+	// AgentCertLifetime is how long a new agent certificate is issued for; the one the agent
+	// has is kept while it is the member's own, signed by Karmada's CA and younger than half
+	// of it, unless RenewAgentCert says to issue a new one anyway.
+	AgentCertLifetime *spec.Duration `json:"agentCertLifetime,omitempty"`
+	RenewAgentCert    bool           `json:"renewAgentCert,omitempty"`
 	// Adopt takes over a Karmada Cluster that lacks the fleet's mark but stands for this very
 	// cluster (the same kube-system UID): joined before by hand or by an older version.
 	Adopt bool `json:"adopt,omitempty"`
@@ -195,6 +202,13 @@ type Join struct {
 	// stale Cluster, the fleet's, is removed first (finalizers stripped if the old cluster is
 	// gone), then the member joins afresh.
 	Replaces string `json:"replaces,omitempty"`
+	// RotateTokens (Push) names the token Secrets in the member the plan saw as current: a
+	// service account whose newest token Secret is one of them gets a new one first, and
+	// Karmada's secrets are written from the new tokens.
+	RotateTokens []string `json:"rotateTokens,omitempty"`
+	// RetireTokens (Push) names the member's token Secrets deleted once Karmada's secrets
+	// hold the newest tokens: those RotateTokens replaces and older ones a rotation left.
+	RetireTokens []string `json:"retireTokens,omitempty"`
 }
 
 // Unjoin removes a member from Karmada and its member-side objects.
@@ -245,11 +259,17 @@ type Gateway struct {
 	Name      string `json:"name"`
 }
 
-// ReaderToken is the token secret of istio-reader-service-account.
+// ReaderToken is the token secret of istio-reader-service-account. A create makes Secret
+// (the first generation) if the account has no token of the fleet's; a replace makes the
+// next generation (Secret.<n>) while Replaces is still the newest, so a retried step makes no
+// second one; a delete (the retire step, after every remote secret holds the newest token)
+// deletes the older token Secrets named in Retire.
 type ReaderToken struct {
-	Namespace      string `json:"namespace"`
-	ServiceAccount string `json:"serviceAccount"`
-	Secret         string `json:"secret"`
+	Namespace      string   `json:"namespace"`
+	ServiceAccount string   `json:"serviceAccount"`
+	Secret         string   `json:"secret"`
+	Replaces       string   `json:"replaces,omitempty"`
+	Retire         []string `json:"retire,omitempty"`
 }
 
 // RemoteSecret is istio-remote-secret-<peer> in the step's cluster: a kubeconfig for the peer's

@@ -110,12 +110,28 @@ type Change struct {
 type Plan struct {
 	Fleet string `json:"fleet"`
 	Steps []Step `json:"steps"`
+	// Held are the steps the plan does not decide because a cluster they act in (or read
+	// from) was not observed this pass: shown with "?", never executed, planned again by the
+	// first pass that observes it. What was not observed is not taken for absent.
+	Held []Held `json:"held,omitempty"`
 	// Notes are things the plan cannot do or promise (a member not Ready, a lost root CA).
 	Notes []string `json:"notes,omitempty"`
 	// SpecFingerprint and WorldFingerprint tie a saved plan to what it was computed from.
 	SpecFingerprint  string `json:"specFingerprint"`
 	WorldFingerprint string `json:"worldFingerprint"`
 }
+
+// Held is a step the plan holds: its address, the layer it is shown in, the cluster that
+// was not observed and why ("not observed: ...").
+type Held struct {
+	Address string `json:"address"`
+	Layer   Layer  `json:"layer"`
+	Cluster string `json:"cluster"`
+	Reason  string `json:"reason"`
+}
+
+// HeldSymbol marks a held step in plan text.
+const HeldSymbol = "?"
 
 // Summary counts the steps by action.
 type Summary struct {

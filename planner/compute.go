@@ -83,6 +83,7 @@ func Compute(desired *spec.Fleet, observed *world.World, opts Options) (*plan.Pl
 	p := &plan.Plan{
 		Fleet:            desired.Metadata.Name,
 		Steps:            b.sorted(),
+		Held:             b.sortedHeld(),
 		Notes:            b.notes,
 		SpecFingerprint:  SpecFingerprint(desired),
 		WorldFingerprint: WorldFingerprint(observed),
@@ -104,6 +105,11 @@ type builder struct {
 	excluded map[string]bool
 	// heldNoted are the unreadable clusters whose note is written.
 	heldNoted map[string]bool
+	// heldSteps are the steps held because a cluster they act in was not observed (plan.Held).
+	heldSteps map[string]plan.Held
+	// diverting, when set, is why the steps add is given are held instead (the mesh of a
+	// member that was not observed is computed as if empty, only to name its steps).
+	diverting string
 	// conflicts are the members held because another owns their Karmada Cluster's name.
 	conflicts map[string]string
 	// replacingRoot: the plan replaces the mesh root (Options.ReplaceMeshRoot), so every
@@ -116,7 +122,58 @@ type builder struct {
 }
 
 func (b *builder) add(s plan.Step) {
+	if b.diverting != "" {
+		b.hold(s, b.diverting)
+		return
+	}
 	b.steps[s.Address] = &s
+}
+
+// hold records step s as held ("? address (not observed: why)"): a cluster it acts in was
+// not observed, so the plan cannot say whether the step is needed, and it is not executed.
+func (b *builder) hold(s plan.Step, why string) {
+	if b.heldSteps == nil {
+		b.heldSteps = map[string]plan.Held{}
+	}
+	b.heldSteps[s.Address] = plan.Held{Address: s.Address, Layer: s.Layer, Cluster: s.Cluster, Reason: "not observed: " + why}
+}
+
+// unobserved says why cluster name was not observed this pass ("" when it was): it did not
+// answer (world.Cluster.Unreachable), or an observer could not read it in full.
+func (b *builder) unobserved(name string) string {
+	c := b.cluster(name)
+	switch {
+	case c == nil:
+		return ""
+	case c.Unreachable != "":
+		return name + " did not answer: " + c.Unreachable
+	case c.Unreadable != "":
+		return name + " could not be read in full: " + c.Unreadable
+	}
+	return ""
+}
+
+func (b *builder) sortedHeld() []plan.Held {
+	order := map[plan.Layer]int{}
+	for i, l := range plan.Layers {
+		order[l] = i
+	}
+	out := make([]plan.Held, 0, len(b.heldSteps))
+	for _, h := range b.heldSteps {
+		if !b.has(h.Address) {
+			out = append(out, h)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if order[out[i].Layer] != order[out[j].Layer] {
+			return order[out[i].Layer] < order[out[j].Layer]
+		}
+		return out[i].Address < out[j].Address
+	})
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 func (b *builder) note(format string, args ...any) {
@@ -133,7 +190,7 @@ func (b *builder) held(name string) bool {
 		return true
 	}
 	c := b.cluster(name)
-	if c == nil || c.Unreadable == "" {
+	if c == nil || c.Unreadable == "" && c.Unreachable == "" {
 		return false
 	}
 	if b.heldNoted == nil {
@@ -141,7 +198,11 @@ func (b *builder) held(name string) bool {
 	}
 	if !b.heldNoted[name] {
 		b.heldNoted[name] = true
-		b.note("cluster %s could not be read in full (%s): the steps that act in it are held until a pass reads it", name, c.Unreadable)
+		if c.Unreachable != "" {
+			b.note("cluster %s did not answer (%s): the steps that act in it are held until a pass reaches it", name, c.Unreachable)
+		} else {
+			b.note("cluster %s could not be read in full (%s): the steps that act in it are held until a pass reads it", name, c.Unreadable)
+		}
 	}
 	return true
 }
@@ -247,4 +308,8 @@ type Options struct {
 	// cacerts re-issued from it. Without it, members holding a root the state store does not
 	// have make Compute refuse with *RootGuardError. Meant for one pass (--once), not a daemon.
 	ReplaceMeshRoot bool
+	// RotateCredentials replaces every credential reconcile made (the Push members' Karmada
+	// tokens, the istio-reader tokens, the Pull agents' certificates) whatever its age, as
+	// credentials.tokenRotation does for the old ones. Meant for one pass (--once).
+	RotateCredentials bool
 }

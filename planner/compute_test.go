@@ -601,3 +601,25 @@ func TestTagsIgnoreCase(t *testing.T) {
 		t.Errorf("tags that differ only in case are the same: %v", addresses(p))
 	}
 }
+
+// Karmada's signer may issue an agent certificate for less than was asked (its
+// --cluster-signing-duration): it is renewed once half of the life it has is over, not only at
+// credentials.tokenRotation, or it would expire first.
+func TestAgentCertificateShortenedBySigner(t *testing.T) {
+	t.Parallel()
+	f, w := loadCase(t, "pull-agent-cert-old")
+	a := w.Clusters["ap"].Agent
+	a.NotBefore, a.NotAfter = w.Now.Add(-3*24*time.Hour), w.Now.Add(4*24*time.Hour) // 7 days, 3 gone
+	if p := mustCompute(t, f, w, Options{}); len(p.Steps) != 0 {
+		t.Fatalf("a certificate in the first half of its life is kept, got %v", addresses(p))
+	}
+	a.NotBefore, a.NotAfter = w.Now.Add(-4*24*time.Hour), w.Now.Add(3*24*time.Hour) // 4 of 7 days gone
+	p := mustCompute(t, f, w, Options{})
+	s := stepOf(p, "member/ap/join")
+	if s == nil || !s.Payload.Join.RenewAgentCert {
+		t.Fatalf("want the certificate renewed, got %v", addresses(p))
+	}
+	if c := changeOf(*s, "agent.certificate"); c == nil || c.After != "renewed (half of its lifetime is over)" {
+		t.Errorf("agent.certificate: %+v", c)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/state/world"
@@ -244,6 +245,34 @@ func TestGolden(t *testing.T) {
 		{name: "root-guard-store-empty", wantErr: &RootGuardError{}},
 		// The store holds another root than the members, and eu a third: one line per root.
 		{name: "root-guard-other-root", wantErr: &RootGuardError{}},
+		// Issue 11: a Pull agent joined with Karmada's admin certificate (system:masters) gets its
+		// own identity: a certificate for system:karmada:agent:ap and RBAC for ap's objects only.
+		{name: "pull-agent-identity", check: func(t *testing.T, p *plan.Plan) {
+			s := stepOf(p, "member/ap/join")
+			if s == nil || s.Action != plan.Update || !s.Payload.Join.RenewAgentCert {
+				t.Fatalf("want ~ member/ap/join renewing the agent's certificate, got %+v", s)
+			}
+			if c := changeOf(*s, "agent.identity"); c == nil || c.Before != "system:admin (system:masters)" ||
+				c.After != "system:karmada:agent:ap (system:karmada:agents)" {
+				t.Errorf("agent.identity: %+v", c)
+			}
+			if c := changeOf(*s, "agent.rbac"); c == nil || !strings.Contains(c.Before, "system:karmada:ap:agent") {
+				t.Errorf("agent.rbac: %+v", c)
+			}
+			if l := s.Payload.Join.AgentCertLifetime; l == nil || l.Duration != 1440*time.Hour {
+				t.Errorf("the certificate lives twice credentials.tokenRotation: %v", l)
+			}
+		}},
+		// The agent's own certificate is older than credentials.tokenRotation (720h): renewed.
+		{name: "pull-agent-cert-old", check: func(t *testing.T, p *plan.Plan) {
+			s := stepOf(p, "member/ap/join")
+			if s == nil || !s.Payload.Join.RenewAgentCert || len(p.Steps) != 2 {
+				t.Fatalf("want only ~ member/ap/join (and its Ready wait) renewing the certificate, got %v", addresses(p))
+			}
+			if c := changeOf(*s, "agent.certificate"); c == nil || c.Before != "issued 52d ago, expires 2026-11-29" {
+				t.Errorf("agent.certificate: %+v", c)
+			}
+		}},
 		// --replace-mesh-root on a converged fleet: the root is replaced on purpose and every
 		// member's cacerts is re-issued from the new one, after it.
 		{name: "replace-mesh-root", opts: Options{ReplaceMeshRoot: true}, check: func(t *testing.T, p *plan.Plan) {
@@ -272,6 +301,32 @@ func TestGolden(t *testing.T) {
 				t.Errorf("notes = %q", p.Notes)
 			}
 		}},
+		// Issue 13: a member whose API server accepts connections and never answers (SIGSTOP)
+		// was planned as if empty. Nothing is planned in it or waited for; its steps are held
+		// with "?" and the reason; the rest of the fleet is planned as usual.
+		{name: "member-not-answering", check: func(t *testing.T, p *plan.Plan) {
+			for _, s := range p.Steps {
+				if s.Cluster == "eu" || s.Peer == "eu" {
+					t.Errorf("a step acts in or from eu, which did not answer: %s %s (%s)", s.Action, s.Address, s.Reason)
+				}
+			}
+			held := map[string]string{}
+			for _, h := range p.Held {
+				held[h.Address] = h.Reason
+			}
+			for _, a := range []string{"member/eu/ready", "member/eu/mesh/cacerts", "member/eu/mesh/istiod", "member/ap/mesh/remote-secret/eu"} {
+				if !strings.HasPrefix(held[a], "not observed: eu did not answer: ") {
+					t.Errorf("%s held with %q, want not observed: eu did not answer: ...", a, held[a])
+				}
+			}
+			var text strings.Builder
+			if err := p.WriteText(&text); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(text.String(), "  ? member/eu/mesh/cacerts  (not observed: eu did not answer: ") {
+				t.Errorf("the plan text does not show the held cacerts:\n%s", text.String())
+			}
+		}},
 		// Confirmed bug: pools reordered in fleet.yaml planned ~ cluster/eu on every pass.
 		{name: "pools-reordered", check: func(t *testing.T, p *plan.Plan) {
 			if len(p.Steps) != 0 {
@@ -282,6 +337,85 @@ func TestGolden(t *testing.T) {
 		{name: "karmada-namespace", check: func(t *testing.T, p *plan.Plan) {
 			if len(p.Steps) != 0 {
 				t.Errorf("the release in karmada-x is the fleet's, got %v", addresses(p))
+			}
+		}},
+		// us's Karmada tokens are 31 days old (credentials.tokenRotation is 720h): the join
+		// makes new ones, writes Karmada's secrets from them, then deletes the old ones. eu's
+		// are recent and ap's of unknown age: left alone.
+		{name: "push-token-rotation", check: func(t *testing.T, p *plan.Plan) {
+			s := stepOf(p, "member/us/join")
+			if s == nil || s.Action != plan.Update || s.Payload.Join == nil {
+				t.Fatalf("want ~ member/us/join, got %+v", s)
+			}
+			if c := changeOf(*s, "token"); c == nil || c.Before != "age 31d" || c.After != "rotated" {
+				t.Errorf("token change = %+v", c)
+			}
+			j := s.Payload.Join
+			if !reflect.DeepEqual(j.RotateTokens, []string{"karmada-impersonator", "karmada-us"}) ||
+				!reflect.DeepEqual(j.RetireTokens, []string{"karmada-impersonator", "karmada-us"}) {
+				t.Errorf("rotate %v retire %v", j.RotateTokens, j.RetireTokens)
+			}
+			if got := addresses(p); !reflect.DeepEqual(got, []string{"member/us/join", "member/us/ready"}) {
+				t.Errorf("steps = %v", got)
+			}
+		}},
+		// us's istio-reader token is 31 days old: a new one, every other member's remote secret
+		// for us written from it, and only then the old one deleted.
+		{name: "reader-token-rotation", check: func(t *testing.T, p *plan.Plan) {
+			tok := stepOf(p, "member/us/mesh/reader-token")
+			if tok == nil || tok.Action != plan.Replace || tok.Payload.ReaderToken.Replaces != ReaderTokenSecret ||
+				tok.Reason != "istio-reader token is 31d old; credentials.tokenRotation 720h" {
+				t.Fatalf("want -/+ member/us/mesh/reader-token, got %+v", tok)
+			}
+			retire := stepOf(p, "member/us/mesh/reader-token/retire")
+			if retire == nil || retire.Action != plan.Delete || !reflect.DeepEqual(retire.Payload.ReaderToken.Retire, []string{ReaderTokenSecret}) {
+				t.Fatalf("want the old token retired, got %+v", retire)
+			}
+			for _, n := range []string{"eu", "ap"} {
+				rs := stepOf(p, "member/"+n+"/mesh/remote-secret/us")
+				if rs == nil || rs.Action != plan.Update || !contains(rs.DependsOn, tok.Address) {
+					t.Errorf("%s's remote secret for us: want an update after the new token, got %+v", n, rs)
+				}
+				if !contains(retire.DependsOn, "member/"+n+"/mesh/remote-secret/us") {
+					t.Errorf("the retire step does not wait for %s's remote secret: %v", n, retire.DependsOn)
+				}
+			}
+			if len(p.Steps) != 4 {
+				t.Errorf("steps = %v", addresses(p))
+			}
+		}},
+		// --rotate-credentials: every token is replaced whatever its age, even an unknown one.
+		{name: "rotate-credentials", opts: Options{RotateCredentials: true}, check: func(t *testing.T, p *plan.Plan) {
+			for _, m := range []string{"eu", "ap", "us"} {
+				if s := stepOf(p, "member/"+m+"/join"); s == nil || changeOf(*s, "token") == nil ||
+					!strings.HasPrefix(s.Reason, "--rotate-credentials: ") {
+					t.Errorf("%s: want its Karmada tokens rotated, got %+v", m, s)
+				}
+				if s := stepOf(p, "member/"+m+"/mesh/reader-token"); s == nil || s.Action != plan.Replace {
+					t.Errorf("%s: want its reader token replaced, got %+v", m, s)
+				}
+				if s := stepOf(p, "member/"+m+"/mesh/reader-token/retire"); s == nil || len(s.DependsOn) != 3 {
+					t.Errorf("%s: want its old reader token retired after the two remote secrets, got %+v", m, s)
+				}
+			}
+			if c := changeOf(*stepOf(p, "member/ap/mesh/reader-token"), "token"); c == nil || c.Before != "age unknown" {
+				t.Errorf("ap's reader token is of unknown age: %+v", c)
+			}
+		}},
+		// A rotation that did not finish left older tokens: they are retired, the reader token's
+		// after eu's remote secret for us (still on the old token) is written anew.
+		{name: "token-retire-leftover", check: func(t *testing.T, p *plan.Plan) {
+			j := stepOf(p, "member/us/join")
+			if j == nil || j.Payload.Join == nil || len(j.Payload.Join.RotateTokens) != 0 ||
+				!reflect.DeepEqual(j.Payload.Join.RetireTokens, []string{"karmada-impersonator", "karmada-us"}) {
+				t.Fatalf("want the join to retire the old Karmada tokens only, got %+v", j)
+			}
+			retire := stepOf(p, "member/us/mesh/reader-token/retire")
+			if retire == nil || !reflect.DeepEqual(retire.DependsOn, []string{"member/eu/mesh/remote-secret/us"}) {
+				t.Fatalf("want the old reader token retired after eu's remote secret, got %+v", retire)
+			}
+			if stepOf(p, "member/us/mesh/reader-token") != nil || stepOf(p, "member/ap/mesh/remote-secret/us") != nil {
+				t.Errorf("nothing else is due: %v", addresses(p))
 			}
 		}},
 		{name: "karmada-release-failed", check: func(t *testing.T, p *plan.Plan) {

@@ -63,7 +63,11 @@ func (b *builder) manager() {
 		step.Changes = releaseChanges(rel, version, shown)
 		step.Action, step.Reason = plan.Update, "release "+ReleaseKey(ns, relName)+" differs from fleet.yaml"
 	}
-	if len(step.Changes) > 0 && !b.held(mgr) {
+	if len(step.Changes) > 0 && b.held(mgr) {
+		if why := b.unobserved(mgr); why != "" {
+			b.hold(step, why)
+		}
+	} else if len(step.Changes) > 0 {
 		if len(refs) > 0 {
 			b.managerNodeIP() // the node-address step exists only for a plan that needs it
 		}

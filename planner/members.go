@@ -2,6 +2,9 @@ package planner
 
 import (
 	"fmt"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/spec"
@@ -37,6 +40,9 @@ func (b *builder) member(m *spec.Member) {
 	endpoint := b.memberEndpoint(m)
 	agentValues, agentRefs, agentShown := splitValues(AgentValues(b.f, m.Name, endpoint, b.peekNodeIP()))
 	agentKey := ReleaseKey(AgentNamespace, AgentRelease)
+	renewAgent := b.opts.RotateCredentials
+	var rotateTokens, retireTokens []string
+	var tokenReason string
 	step := plan.Step{Address: addrJoin(m.Name), Layer: plan.Members, Kind: plan.KindJoin, Cluster: m.Name,
 		DependsOn: append(b.present(AddrKarmadaReady), b.nearest(addrKubeconfig(m.Name), addrCluster(m.Name))...)}
 	if km == nil {
@@ -67,12 +73,24 @@ func (b *builder) member(m *spec.Member) {
 		if obs != nil && obs.Reachable {
 			if mode == spec.Push {
 				step.Changes = append(step.Changes, pushJoinChanges(obs.PushJoin, km)...)
+				var tokenChanges []plan.Change
+				tokenChanges, rotateTokens, retireTokens, tokenReason = b.pushTokens(m.Name, obs.PushJoin)
+				if len(step.Changes) > 0 || km.SyncMode != string(mode) {
+					tokenReason = "" // the join has more to do than its tokens
+				}
+				step.Changes = append(step.Changes, tokenChanges...)
 			} else {
 				step.Changes = append(step.Changes, agentChanges(obs.Releases[agentKey], agentKey,
 					b.f.Manager.Karmada.Chart.Version, agentShown)...)
+				identity, renew := b.agentIdentity(m.Name, obs.Agent, km)
+				step.Changes = append(step.Changes, identity...)
+				renewAgent = renew
 			}
 		}
 		step.Action, step.Reason = plan.Update, "Karmada member "+m.Name+" differs from fleet.yaml"
+		if tokenReason != "" {
+			step.Reason = tokenReason
+		}
 		if b.adopts(m.Name) {
 			step.Reason = "adopt: Karmada's Cluster " + m.Name + " is this very cluster (id " + km.ID + ", its kube-system UID) but lacks the fleet's mark"
 			step.Changes = append(step.Changes, plan.Change{Field: "label " + world.FleetLabel, Before: km.Fleet, After: b.f.Metadata.Name})
@@ -81,6 +99,9 @@ func (b *builder) member(m *spec.Member) {
 	switch {
 	case len(step.Changes) == 0:
 	case b.held(m.Name):
+		if why := b.unobserved(m.Name); why != "" {
+			b.hold(step, why)
+		}
 	case unknown(endpoint):
 		b.note("member/%s/join is held: the API endpoint of %s is not known (its kubeconfig could not be read)", m.Name, m.Name)
 	default:
@@ -92,9 +113,12 @@ func (b *builder) member(m *spec.Member) {
 				ChartName: spec.DefaultKarmadaChartName, Values: agentValues, Refs: agentRefs, Timeout: k.Timeout,
 				Wait: true, WaitForJobs: true, CreateNamespace: true}
 			j.Manager, j.CertSecret = b.f.Manager.Name, k.Namespace+"/"+k.Release+"-cert"
+			j.AgentCertLifetime = &spec.Duration{Duration: b.f.Credentials.AgentCertificateLifetime()}
+			j.RenewAgentCert = renewAgent
 			step.DependsOn = append(step.DependsOn, refSteps(agentRefs)...)
 		} else {
 			j.RemoveAgent = obs != nil && obs.Releases[agentKey] != nil
+			j.RotateTokens, j.RetireTokens = rotateTokens, retireTokens
 		}
 		step.DependsOn = append(step.DependsOn, refSteps(nil, endpoint)...)
 		j.Adopt = b.adopts(m.Name)
@@ -110,8 +134,14 @@ func (b *builder) member(m *spec.Member) {
 			Cluster: m.Name, Reason: "the member must be Ready before it receives replicas",
 			DependsOn: []string{step.Address}})
 	case km != nil && km.Ready != "True":
-		b.add(plan.Step{Address: addrMemberReady(m.Name), Layer: plan.Members, Kind: plan.KindMemberReady, Action: plan.Wait,
-			Cluster: m.Name, Reason: "Karmada reports the member " + readyText(km)})
+		ready := plan.Step{Address: addrMemberReady(m.Name), Layer: plan.Members, Kind: plan.KindMemberReady, Action: plan.Wait,
+			Cluster: m.Name, Reason: "Karmada reports the member " + readyText(km)}
+		if why := b.unobserved(m.Name); why != "" {
+			// Waiting for a member nothing of which answers would only hold up the pass.
+			b.hold(ready, why)
+		} else {
+			b.add(ready)
+		}
 		b.excluded[m.Name] = true
 		b.note("member %s is %s in Karmada: Karmada taints it, so it cannot receive replicas until it is Ready",
 			m.Name, readyText(km))
@@ -137,4 +167,62 @@ func (b *builder) replacedIdentity(name string, km *world.KarmadaMember) string 
 		return "cluster replaced: " + what
 	}
 	return ""
+}
+
+// agentIdentity lists what differs in a Pull member's agent identity: a certificate that is
+// not the member's own user (an agent joined before agents had their own, with Karmada's
+// admin certificate), one due for renewal (older than credentials.tokenRotation, or any
+// with RotateCredentials), and its RBAC in Karmada. renew says the certificate is replaced.
+func (b *builder) agentIdentity(name string, a *world.AgentCredential, km *world.KarmadaMember) (changes []plan.Change, renew bool) {
+	switch {
+	case a == nil:
+		// No certificate read (no agent release yet, or it was not readable): the release
+		// changes say what happens; a new certificate comes with it.
+	case a.Subject != world.AgentUser(name) || !slices.Contains(a.Groups, world.AgentGroup):
+		changes = append(changes, plan.Change{Field: "agent.identity", Before: userText(a.Subject, a.Groups),
+			After: userText(world.AgentUser(name), []string{world.AgentGroup})})
+		renew = true
+	case b.opts.RotateCredentials:
+		changes = append(changes, plan.Change{Field: "agent.certificate", Before: b.certAge(a), After: "renewed (--rotate-credentials)"})
+		renew = true
+	case b.rotates(a.NotBefore):
+		changes = append(changes, plan.Change{Field: "agent.certificate", Before: b.certAge(a),
+			After: "renewed (credentials.tokenRotation " + durationText(b.f.Credentials.TokenRotation.Duration) + ")"})
+		renew = true
+	case halfLived(a, b.w.Now):
+		// Karmada's signer may issue for less than asked (its --cluster-signing-duration):
+		// a certificate is renewed once half of the life it really has is over.
+		changes = append(changes, plan.Change{Field: "agent.certificate", Before: b.certAge(a),
+			After: "renewed (half of its lifetime is over)"})
+		renew = true
+	}
+	if km != nil && len(km.AgentRBACMissing) > 0 {
+		changes = append(changes, plan.Change{Field: "agent.rbac", Before: "missing " + strings.Join(km.AgentRBACMissing, ", "),
+			After: "RBAC " + "system:karmada:" + name + ":agent* (this member's objects only)"})
+	}
+	return changes, renew
+}
+
+func userText(user string, groups []string) string {
+	if len(groups) == 0 {
+		return user
+	}
+	return user + " (" + strings.Join(groups, ", ") + ")"
+}
+
+// halfLived reports whether half of a certificate's lifetime is over at now.
+func halfLived(a *world.AgentCredential, now time.Time) bool {
+	if now.IsZero() || a.NotBefore.IsZero() || !a.NotAfter.After(a.NotBefore) {
+		return false
+	}
+	return !now.Before(a.NotBefore.Add(a.NotAfter.Sub(a.NotBefore) / 2))
+}
+
+// certAge shows how old a certificate is and when it expires.
+func (b *builder) certAge(a *world.AgentCredential) string {
+	expires := "expires " + a.NotAfter.UTC().Format(time.DateOnly)
+	if a.NotBefore.IsZero() {
+		return expires
+	}
+	return "issued " + b.tokenAge(a.NotBefore) + " ago, " + expires
 }

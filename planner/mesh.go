@@ -86,6 +86,9 @@ func (b *builder) mesh() error {
 			}
 		}
 	}
+	for _, x := range b.members {
+		b.retireReaderTokens(x)
+	}
 	// Secrets pointing at members that left would keep istiod watching a cluster that is gone.
 	for _, n := range b.members {
 		mm := b.meshMember(n.Name)
@@ -130,10 +133,19 @@ func (b *builder) membersRoots() string {
 
 func (b *builder) meshMemberSteps(m *spec.Member) {
 	name := m.Name
-	if b.meshHeld(name) {
-		return
-	}
 	mm := b.meshMember(name)
+	if b.meshHeld(name) {
+		// Its steps are named, as if its mesh were empty, and held: none is planned.
+		why := b.unobserved(name)
+		if why == "" && b.meshUnobserved(name) != "" {
+			why = name + " " + b.meshUnobserved(name)
+		}
+		if why == "" {
+			return // held for another reason (its name is taken), said in a note
+		}
+		b.diverting, mm = why, nil
+		defer func() { b.diverting = "" }()
+	}
 	obs := b.cluster(name)
 	chain := []string{addrKubeconfig(name), addrCluster(name)}
 	// dependsOnChain makes a step depend on the nearest planned earlier step of the member's chain.
@@ -165,7 +177,7 @@ func (b *builder) meshMemberSteps(m *spec.Member) {
 		ca.Action, ca.Reason = plan.Replace, "the mesh root is replaced (--replace-mesh-root)"
 		ca.Changes = []plan.Change{{Field: "root", Before: "unreadable cacerts", After: "the new root " + plan.KnownAfterApply}}
 	case mm == nil || mm.CACerts == nil:
-		if b.rootHeld {
+		if b.rootHeld && b.diverting == "" {
 			// No root to issue from: the rest of the member's mesh waits with it.
 			b.meshCut = append(b.meshCut, name)
 			return
@@ -271,17 +283,6 @@ func versionSuffix(c spec.ChartSource, version string) string {
 	return " " + version
 }
 
-func (b *builder) readerToken(name string, mm *world.MeshMember, deps []string) {
-	if mm != nil && mm.ReaderToken != "" {
-		return
-	}
-	b.add(plan.Step{Address: addrMesh(name, "reader-token"), Layer: plan.Mesh, Kind: plan.KindReaderToken, Action: plan.Create,
-		Cluster: name, Reason: "no istio-reader token in " + name, DependsOn: deps,
-		Changes: []plan.Change{{Field: "secret", After: MeshNamespace + "/" + ReaderTokenSecret}},
-		Payload: plan.Payload{ReaderToken: &plan.ReaderToken{Namespace: MeshNamespace,
-			ServiceAccount: ReaderServiceAccount, Secret: ReaderTokenSecret}}})
-}
-
 // remoteSecret plans istio-remote-secret-<x> in member n.
 func (b *builder) remoteSecret(n, x *spec.Member) {
 	addr := addrRemoteSecret(n.Name, x.Name)
@@ -311,11 +312,27 @@ func (b *builder) remoteSecret(n, x *spec.Member) {
 		st.Changes = []plan.Change{{Field: "istio-remote-secret-" + x.Name, After: shown}}
 	case want == "" || have != want:
 		st.Action, st.Reason = plan.Update, x.Name+"'s endpoint or reader token changed"
+		if t, ok := b.steps[tokenAddr]; ok && t.Action == plan.Replace {
+			st.Reason = x.Name + "'s istio-reader token is rotated"
+		}
 		st.Changes = []plan.Change{{Field: "istio-remote-secret-" + x.Name, Before: short(have), After: shown}}
 	default:
 		return
 	}
-	if b.meshHeld(n.Name) || b.meshHeld(x.Name) || slices.Contains(b.meshCut, n.Name) || slices.Contains(b.meshCut, x.Name) {
+	if b.meshHeld(n.Name) || b.meshHeld(x.Name) {
+		for _, c := range []string{n.Name, x.Name} {
+			if why := b.unobserved(c); why != "" {
+				b.hold(st, why)
+				break
+			}
+			if why := b.meshUnobserved(c); why != "" {
+				b.hold(st, c+" "+why)
+				break
+			}
+		}
+		return
+	}
+	if slices.Contains(b.meshCut, n.Name) || slices.Contains(b.meshCut, x.Name) {
 		return
 	}
 	if unknown(ep) {

@@ -100,6 +100,8 @@ func (b *builder) meshUnobserved(name string) string {
 		return ""
 	case c.Unreadable != "":
 		return c.Unreadable
+	case c.Unreachable != "":
+		return "did not answer: " + c.Unreachable
 	case c.Reachable, b.has(addrKubeconfig(name)), b.has(addrCluster(name)) && c.LinodeID == 0:
 		return ""
 	}

@@ -83,10 +83,14 @@ func pushJoinChanges(pj *world.PushJoin, km *world.KarmadaMember) []plan.Change 
 	if len(missing) > 0 {
 		return []plan.Change{{Field: "member-side", Before: "missing " + strings.Join(missing, ", "), After: "present"}}
 	}
+	var out []plan.Change
 	if pj.CredentialHash != "" && km.SecretHash != "" && pj.CredentialHash != km.SecretHash {
-		return []plan.Change{{Field: "credentials", Before: short(km.SecretHash), After: short(pj.CredentialHash)}}
+		out = append(out, plan.Change{Field: "credentials", Before: short(km.SecretHash), After: short(pj.CredentialHash)})
 	}
-	return nil
+	if pj.ImpersonatorHash != "" && km.ImpersonatorHash != "" && pj.ImpersonatorHash != km.ImpersonatorHash {
+		out = append(out, plan.Change{Field: "impersonator credentials", Before: short(km.ImpersonatorHash), After: short(pj.ImpersonatorHash)})
+	}
+	return out
 }
 
 func agentChanges(rel *world.Release, key, version string, values map[string]any) []plan.Change {

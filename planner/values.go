@@ -131,6 +131,8 @@ func AgentValues(f *spec.Fleet, member string, clusterEndpoint, nodeIP plan.Valu
 			"crt":    sensitive{},
 			"key":    sensitive{},
 		},
+		// The driver sets it to the certificate's fingerprint, so the agent restarts on a new one.
+		"podAnnotations": map[string]any{"reconcile.dev/agent-credential": sensitive{}},
 	}
 	v := map[string]any{"installMode": "agent", "agent": agent}
 	if tag := imageTag(f.Manager.Karmada.Chart.Version); tag != "" {
@@ -161,7 +163,9 @@ func splitValues(tree map[string]any) (values map[string]any, refs []plan.ValueR
 				}
 				shown[k] = sh
 			}
-			return out, true, shown
+			// A map whose every entry is filled in at apply time is left out whole, so the
+			// payload does not carry an empty map where the release will hold values.
+			return out, len(out) > 0 || len(t) == 0, shown
 		case []any:
 			out, shown := make([]any, len(t)), make([]any, len(t))
 			for i, e := range t {

@@ -236,6 +236,8 @@ func ApplyDefaults(f *Fleet) {
 		f.Safety.MaxDeleteShare = &share
 	}
 
+	defaultDuration(&f.Credentials.TokenRotation, DefaultTokenRotation)
+
 	if f.State.Backend == "" {
 		f.State.Backend = LocalState
 	}

@@ -77,6 +77,8 @@ var descriptions = map[string]string{
 	"Workload.manifests":                   "YAML files or directories applied into Karmada, relative to the fleet file.",
 	"Workload.clusterScoped":               "Make the policy a ClusterPropagationPolicy.",
 	"ResourceRef.labelSelector":            "Selects resources by labels instead of (or with) a name.",
+	"Fleet.credentials":                    "Lifetimes of the credentials reconcile makes (Karmada tokens, istio-reader tokens, Pull agents' certificates).",
+	"Credentials.tokenRotation":            "Replace a token or an agent certificate once it is this old (default 720h, at least 1h); certificates are issued for twice as long.",
 	"Safety.prune":                         "Delete clusters that left the fleet (default false: they are kept).",
 	"Safety.maxDeleteShare":                "Largest share of members one plan may delete or unjoin without --allow-destroy, in (0, 1] (default 0.34).",
 	"Fleet.state":                          "Where the fleet's state and lock live (default: a local directory).",

@@ -38,6 +38,8 @@ type Fleet struct {
 	Safety    Safety     `json:"safety,omitempty"`
 	// State says where the fleet's state and its lock live (default: a local directory).
 	State State `json:"state,omitempty"`
+	// Credentials says how long the credentials reconcile makes for the fleet live.
+	Credentials Credentials `json:"credentials,omitempty"`
 
 	// Source is the file the fleet was read from (not part of the document).
 	Source string `json:"-"`
@@ -263,6 +265,24 @@ type KubernetesStateBackend struct {
 	// LeaseDuration is how long a lock outlives its holder's last renewal (default 15s).
 	LeaseDuration Duration `json:"leaseDuration,omitempty"`
 }
+
+// DefaultTokenRotation is credentials.tokenRotation's default.
+const DefaultTokenRotation = 720 * time.Hour
+
+// MinTokenRotation is the shortest credentials.tokenRotation: the agents' certificates live
+// twice as long, and Karmada's signer will not issue one for less than ten minutes.
+const MinTokenRotation = time.Hour
+
+// Credentials are the lifetimes of the credentials reconcile makes: the Push members' Karmada
+// tokens, the mesh's istio-reader tokens and the Pull agents' client certificates.
+type Credentials struct {
+	// TokenRotation is the age at which a token or certificate is replaced (default 720h).
+	// A Pull agent's certificate is issued for twice as long, so it outlives one missed pass.
+	TokenRotation Duration `json:"tokenRotation,omitempty"`
+}
+
+// AgentCertificateLifetime is how long a Pull agent's certificate is issued for.
+func (c Credentials) AgentCertificateLifetime() time.Duration { return 2 * c.TokenRotation.Duration }
 
 // Duration is a time.Duration written as "5m" in YAML.
 type Duration struct{ time.Duration }

@@ -81,6 +81,9 @@ func (v *validator) validate() {
 	v.workloads()
 	v.safety()
 	v.state()
+	if r := v.fleet.Credentials.TokenRotation.Duration; r < MinTokenRotation {
+		v.errorf("credentials.tokenRotation", "%s is too short: give at least %s (a Pull agent's certificate lives twice as long, and Karmada signs none for less than 10m)", r, MinTokenRotation)
+	}
 }
 
 func (v *validator) state() {

@@ -148,6 +148,12 @@ func TestRules(t *testing.T) {
 		{"state lease too short", func(t *testing.T, d map[string]any) {
 			set(t, d, "state", map[string]any{"backend": "kubernetes", "kubernetes": map[string]any{"leaseDuration": "2s"}})
 		}, nil, "state.kubernetes.leaseDuration", "at least 5s"},
+		{"token rotation too short", func(t *testing.T, d map[string]any) {
+			set(t, d, "credentials", map[string]any{"tokenRotation": "30m"})
+		}, nil, "credentials.tokenRotation", "at least 1h0m0s"},
+		{"token rotation negative", func(t *testing.T, d map[string]any) {
+			set(t, d, "credentials", map[string]any{"tokenRotation": "-1h"})
+		}, nil, "credentials.tokenRotation", "too short"},
 		{"maxDeleteShare NaN", func(t *testing.T, d map[string]any) { set(t, d, "safety.maxDeleteShare", math.NaN()) }, nil,
 			"safety.maxDeleteShare", "want a finite number, got .nan"},
 		{"maxDeleteShare infinite", func(t *testing.T, d map[string]any) { set(t, d, "safety.maxDeleteShare", math.Inf(1)) }, nil,

@@ -17,6 +17,7 @@ import (
 	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
+	"github.com/reconcile-dev/reconcile/state/world"
 )
 
 // Daemon keeps a fleet converged: it reconciles when fleet.yaml changes, on SIGHUP, and
@@ -42,8 +43,17 @@ type Daemon struct {
 	// it does it observe, plan and apply. When the lock is lost, the pass in flight is
 	// cancelled (no step starts after that) and the daemon stands by again.
 	LeaderElect bool
-	// Health, when set, is told what the daemon is doing (the /healthz and /readyz answers).
+	// Health is told what the daemon is doing (the /healthz and /readyz answers, and whether
+	// systemd's watchdog is fed); Run makes one when it is nil.
 	Health *Health
+	// Drift, when set, watches what the fleet owns and triggers a pass (debounced by
+	// DriftDebounce, default 2s) when it changes, between resyncs.
+	Drift         *DriftWatch
+	DriftDebounce time.Duration
+	// Metrics, when set, records every pass and observation.
+	Metrics *Metrics
+	// Systemd, when set, notifies a Type=notify unit (a no-op without $NOTIFY_SOCKET).
+	Systemd *Systemd
 
 	current     atomic.Pointer[spec.Fleet]
 	fingerprint string
@@ -63,6 +73,19 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	if d.Resync <= 0 {
 		d.Resync = 5 * time.Minute
 	}
+	if d.Health == nil {
+		d.Health = &Health{}
+	}
+	// The daemon learns of each pass's observation: readiness, the world's gauges, READY=1.
+	next := d.Reconciler.Observed
+	d.Reconciler.Observed = func(f *spec.Fleet, w *world.World) {
+		if next != nil {
+			next(f, w)
+		}
+		d.Health.sawWorld()
+		d.Metrics.observed(f, w)
+		d.Systemd.readyNow("observed the world; pass running")
+	}
 	watcher, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("watch %s: %w", d.Path, err)
@@ -78,6 +101,16 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 		return err
 	}
 	d.Log.Info("daemon started", "file", d.Path, "resync", d.Resync.String())
+	running, stop := context.WithCancel(context.Background())
+	defer stop()
+	go d.Systemd.watchdog(running, d.Health.alive)
+	go func() {
+		select {
+		case <-ctx.Done():
+			d.Systemd.stopping() // at once: the pass in flight may take its grace period
+		case <-running.Done():
+		}
+	}()
 
 	// Every event in a watched directory (fleet.yaml's, its symlink target's, the manifests')
 	// may change the spec; reload tells by content. Triggers coalesce into one pending flag.
@@ -108,6 +141,8 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	for {
 		d.Health.set(standingBy)
 		d.Log.Info("standing by for the fleet's lock")
+		d.Systemd.readyNow("standing by for the fleet's lock")
+		d.Systemd.status("standing by for the fleet's lock")
 		lock, err := d.Lock(ctx, forever)
 		if ctx.Err() != nil {
 			d.Log.Info("daemon stopping")
@@ -157,25 +192,60 @@ const forever = 100 * 365 * 24 * time.Hour
 func (d *Daemon) loop(ctx context.Context, hup <-chan os.Signal, changed <-chan struct{}) {
 	resync := time.NewTicker(d.Resync)
 	defer resync.Stop()
-	var debounce <-chan time.Time
-	d.pass(ctx, "start")
+	beat := time.NewTicker(loopBeat)
+	defer beat.Stop()
+	var debounce, driftDebounce <-chan time.Time
+	var drift <-chan string
+	var driftWhy string
+	var quietUntil time.Time
+	if d.Drift != nil {
+		drift = d.Drift.Events()
+		defer d.Drift.Stop()
+		if d.DriftDebounce <= 0 {
+			d.DriftDebounce = 2 * time.Second
+		}
+	}
+	pass := func(why string) {
+		d.pass(ctx, why)
+		if d.Drift != nil {
+			// What the pass wrote is not drift: drop its events; one arriving within
+			// driftQuiet waits until then. Then watch what the fleet now holds.
+			d.Drift.Drain()
+			quietUntil = time.Now().Add(driftQuiet)
+			d.Drift.Sync(ctx, d.current.Load())
+		}
+	}
+	pass("start")
 	for {
+		d.Health.idle()
 		select {
 		case <-ctx.Done():
 			return
+		case why := <-drift:
+			// A change right after a pass may be the pass's own write arriving late, or a
+			// real edit: either way it is looked at, once the quiet time is over.
+			if driftDebounce == nil {
+				driftWhy = why
+				driftDebounce = time.After(max(d.DriftDebounce, time.Until(quietUntil)))
+			}
+		case <-driftDebounce:
+			driftDebounce = nil
+			d.Log.Info("drift: something the fleet owns changed", "change", driftWhy)
+			pass("drift: " + driftWhy)
+		case <-beat.C:
 		case <-changed:
 			debounce = time.After(d.Debounce)
 		case <-debounce:
 			debounce = nil
 			if fresh, err := d.reload(onFileEvent); err == nil && fresh {
-				d.pass(ctx, "fleet.yaml or a manifest changed")
+				pass("fleet.yaml or a manifest changed")
 			}
 		case <-hup:
 			if _, err := d.reload(onSIGHUP); err == nil {
-				d.pass(ctx, "SIGHUP")
+				pass("SIGHUP")
 			}
 		case <-resync.C:
-			d.pass(ctx, "resync")
+			pass("resync")
 		}
 	}
 }
@@ -271,22 +341,34 @@ func (d *Daemon) reject(err error, why trigger) {
 
 func (d *Daemon) pass(ctx context.Context, why string) {
 	fleet := d.current.Load()
-	res, err := d.lockedPass(ctx, fleet, why)
+	d.Health.passStarting()
+	d.Systemd.status(fmt.Sprintf("pass running (%s) since %s", why, time.Now().UTC().Format(time.RFC3339)))
+	res, start, err := d.lockedPass(ctx, fleet, why)
+	end := time.Now()
 	if err != nil {
 		d.Log.Error("pass failed", "fleet", fleet.Metadata.Name, "err", err)
 	}
+	skipped := errors.Is(err, errPassSkipped)
 	d.Health.passed(err)
+	d.Metrics.passed(res, err, skipped, end.Sub(start), end)
+	status := passStatus(res, err, skipped, end.Sub(start), end)
+	d.Systemd.readyNow(status)
+	d.Systemd.status(status)
 	if d.Passed != nil {
 		d.Passed(fleet, res, err)
 	}
 }
 
-// lockedPass runs one pass holding the fleet's lock (a leader already holds it).
-func (d *Daemon) lockedPass(ctx context.Context, fleet *spec.Fleet, why string) (*PassResult, error) {
+// errPassSkipped is the error of a pass that did not run: the fleet's lock was not taken.
+var errPassSkipped = errors.New("pass skipped")
+
+// lockedPass runs one pass holding the fleet's lock (a leader already holds it) and says
+// when the pass began, once it had the lock.
+func (d *Daemon) lockedPass(ctx context.Context, fleet *spec.Fleet, why string) (*PassResult, time.Time, error) {
 	if d.Lock != nil && !d.LeaderElect {
 		lock, err := d.Lock(ctx, d.LockTimeout)
 		if err != nil {
-			return nil, fmt.Errorf("pass skipped (%s): %w", why, err)
+			return nil, time.Now(), fmt.Errorf("%w (%s): %w", errPassSkipped, why, err)
 		}
 		defer lock.Release()
 		var cancel context.CancelFunc
@@ -302,7 +384,9 @@ func (d *Daemon) lockedPass(ctx context.Context, fleet *spec.Fleet, why string) 
 		}()
 	}
 	d.Log.Info("pass starting", "fleet", fleet.Metadata.Name, "trigger", why)
-	return d.Reconciler.Reconcile(ctx, fleet, false)
+	start := time.Now()
+	res, err := d.Reconciler.Reconcile(ctx, fleet, false)
+	return res, start, err
 }
 
 // watchDirs are the directories whose changes can change the file: its own directory

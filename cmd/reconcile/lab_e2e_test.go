@@ -73,6 +73,8 @@ func TestLabEndToEnd(t *testing.T) {
 		{"second-pass-writes-nothing", e.secondPassWritesNothing},
 		{"weights-daemon", e.weightsDaemon},
 		{"member-removed-and-back", e.memberRemovedAndBack},
+		{"pull-agent-identity", e.pullAgentIdentity},
+		{"drift-watch", e.driftWatch},
 		{"region-rebuilt-and-foreign-cluster", e.regionRebuilt},
 		{"fourth-member", e.fourthMember},
 	}

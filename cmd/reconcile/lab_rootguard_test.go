@@ -39,51 +39,7 @@ func TestLabRootGuard(t *testing.T) {
 	l, dir, fleetDir := lf.lab, lf.dir, lf.fleetDir
 	fleetPath := filepath.Join(fleetDir, "fleet.yaml")
 	members := []string{"ap", "eu"}
-	must(t, os.WriteFile(fleetPath, []byte(fmt.Sprintf(`apiVersion: reconcile.dev/v1alpha1
-kind: Fleet
-metadata:
-  name: lab-rootguard
-provider:
-  linode:
-    apiURL: %[1]s
-    tokenFile: ./token
-    pollInterval: 1s
-    waitTimeout: 3m
-manager:
-  name: cluster-manager
-  region: eu-west
-  k8sVersion: "1.33"
-  pools:
-    - type: g6-standard-2
-      count: 1
-  karmada:
-    chart:
-      repo: %[2]s
-      name: karmada
-      version: %[3]s
-joinMode: Push
-members:
-  - name: eu
-    region: eu-west
-    k8sVersion: "1.33"
-    pools:
-      - type: g6-standard-2
-        count: 1
-    network: network1
-  - name: ap
-    region: ap-south
-    k8sVersion: "1.33"
-    pools:
-      - type: g6-standard-2
-        count: 1
-    network: network2
-mesh:
-  version: 1.30.3
-  meshID: mesh1
-  chart:
-    repo: %[2]s
-    version: 1.30.3
-`, l.LinodeURL, l.ChartsURL, l.KarmadaVersion)), 0o644))
+	lf.writeMeshFleet(t, fleetPath, "lab-rootguard")
 	f, err := spec.Load(fleetPath)
 	must(t, err)
 

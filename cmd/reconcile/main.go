@@ -35,6 +35,8 @@ Usage:
   reconcile --once -f fleet.yaml           plan, then apply once (for CI); alias: reconcile apply
   reconcile --once --dry-run -f fleet.yaml show the plan and change nothing; alias: reconcile plan
   reconcile validate -f fleet.yaml         check the file; every problem as FILE:LINE:COL: field: message
+  reconcile status -f fleet.yaml [-o json] every layer as observed now; writes nothing, takes no lock;
+                                           exit 0 healthy, 3 degraded (with the reasons), 1 error
   reconcile state migrate --to kubernetes -f fleet.yaml
                                            copy the fleet's state from --state-dir to the kubernetes
                                            backend of fleet.yaml's state block (--to local: back)
@@ -62,12 +64,17 @@ type options struct {
 	targets      stringList
 	forceUnjoin  bool
 	replaceRoot  bool
+	rotateCreds  bool
+	watchDrift   bool
 	savePlan     string
 	planFile     string
 	lockTimeout  time.Duration
 	leaderElect  bool
 	healthAddr   string
+	metricsAddr  string
+	stuckAfter   time.Duration
 	to           string
+	verbose      bool
 }
 
 type stringList []string
@@ -94,21 +101,26 @@ func newFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.once, "once", false, "plan and apply once, then exit")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "with --once: show the plan, change nothing")
 	fs.BoolVar(&o.detailed, "detailed-exitcode", false, "exit 0 when nothing to do, 2 when the plan has changes, 1 on error")
-	fs.StringVar(&o.output, "o", "text", "plan output: text or json")
+	fs.StringVar(&o.output, "o", "text", "plan and status output: text or json")
 	fs.IntVar(&o.parallelism, "parallelism", 10, "steps run at once")
 	fs.StringVar(&o.stateDir, "state-dir", "", "state directory (default $XDG_STATE_HOME/reconcile/<fleet>, /var/lib/reconcile/<fleet> under systemd)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json (logs go to stderr)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&o.resync, "resync-interval", 5*time.Minute, "daemon: re-observe and correct drift this often")
+	fs.BoolVar(&o.watchDrift, "watch-drift", true, "daemon: watch what the fleet owns (Karmada Clusters and policies, the mesh's secrets and Gateway, Helm release records) and correct a change within seconds")
 	fs.BoolVar(&o.allowDestroy, "allow-destroy", false, "allow a plan that deletes the manager or more members than safety.maxDeleteShare")
 	fs.BoolVar(&o.forceUnjoin, "force-unjoin", false, "unjoin an unreachable member by stripping finalizers when deleting it does not finish (as karmadactl unjoin --force)")
 	fs.BoolVar(&o.replaceRoot, "replace-mesh-root", false, "with --once: replace the mesh root on purpose and re-issue every member's cacerts from the new one")
+	fs.BoolVar(&o.rotateCreds, "rotate-credentials", false, "with --once: rotate every Karmada token, istio-reader token and Pull agent certificate now, whatever its age")
 	fs.StringVar(&o.savePlan, "save-plan", "", "with --once --dry-run: also write the plan as JSON to this file")
 	fs.StringVar(&o.planFile, "plan", "", "with --once: execute this saved plan, refused if the fleet or the world changed since")
 	fs.DurationVar(&o.lockTimeout, "lock-timeout", 0, "wait this long for the fleet's lock when another runner holds it (default 0: fail at once)")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "daemon: run as one of several candidates; only the holder of the fleet's lock plans and applies")
 	fs.StringVar(&o.healthAddr, "health-addr", "", "daemon: serve /healthz and /readyz on this address (e.g. :8081)")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "daemon: serve Prometheus metrics on /metrics, and /healthz and /readyz, on this address (e.g. 127.0.0.1:9464)")
+	fs.DurationVar(&o.stuckAfter, "stuck-after", DefaultStuckAfter, "daemon: /healthz fails, and systemd's watchdog is no longer fed, once one pass runs longer than this")
 	fs.StringVar(&o.to, "to", "", "state migrate: the backend to copy the state to: kubernetes or local")
+	fs.BoolVar(&o.verbose, "verbose", false, "text plan: draw every step, also when many are alike (they are grouped otherwise)")
 	fs.Var(&o.targets, "target", "limit the plan to steps matching this address or pattern (and what they need); repeatable")
 	return fs
 }
@@ -126,7 +138,7 @@ func parseArgs(args []string, stderr io.Writer) (string, options, error) {
 	cmd := ""
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		switch args[0] {
-		case "version", "schema", "validate", "plan", "apply":
+		case "version", "schema", "validate", "plan", "apply", "status":
 			cmd, args = args[0], args[1:]
 		case "state":
 			if len(args) < 2 || args[1] != "migrate" {
@@ -223,6 +235,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "reconcile: -o must be text or json, not %q\n", o.output)
 		return 1
 	}
+	table := liveTable(cmd, o, stdout)
+	if table != nil {
+		defer table.Close()
+		stderr = logsAbove(table, stderr)
+	}
 	log, err := newLogger(stderr, o.logFormat, o.logLevel)
 	if err != nil {
 		fmt.Fprintf(stderr, "reconcile: %v\n", err)
@@ -243,6 +260,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			o.file, fleet.Metadata.Name, fleet.Manager.Name, len(fleet.Members), len(fleet.Workloads))
 		return 0
 	}
+	if cmd == "status" {
+		return runStatus(ctx, fleet, o, stdout, stderr, log)
+	}
 	// "plan" and "apply" are spelled-out aliases of --once --dry-run and --once.
 	switch cmd {
 	case "plan":
@@ -252,6 +272,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if o.dryRun && !o.once {
 		fmt.Fprintln(stderr, "reconcile: --dry-run goes with --once")
+		return 1
+	}
+	if (o.replaceRoot || o.rotateCreds) && !o.once {
+		fmt.Fprintln(stderr, "reconcile: --replace-mesh-root and --rotate-credentials go with --once: they act once, not on every pass of a daemon")
 		return 1
 	}
 	if o.savePlan != "" && !o.dryRun || o.planFile != "" && (!o.once || o.dryRun) {
@@ -306,18 +330,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}()
 	}
 
+	var metrics *Metrics
+	wopts := wireOptions{dryRun: o.dryRun, retry: readRetry(executor.RetryPolicy{}, log)}
+	if o.metricsAddr != "" && !o.once {
+		metrics = NewMetrics(nil)
+		wopts.requests = metrics.linodeRequest
+	}
 	r := &Reconciler{
 		Wire: func(f *spec.Fleet) ([]state.Observer, executor.Drivers, error) {
-			return wire(f, files, log, wireOptions{dryRun: o.dryRun})
+			return wire(f, files, log, wopts)
 		},
-		Store:   store,
-		Plan:    planner.Options{AllowDestroy: o.allowDestroy, ForceUnjoin: o.forceUnjoin, ReplaceMeshRoot: o.replaceRoot && o.once},
+		Store: store,
+		Plan: planner.Options{AllowDestroy: o.allowDestroy, ForceUnjoin: o.forceUnjoin, ReplaceMeshRoot: o.replaceRoot && o.once,
+			RotateCredentials: o.rotateCreds && o.once},
 		Exec:    executor.Options{Parallelism: o.parallelism},
 		Targets: o.targets,
 		Saved:   saved,
 		SaveTo:  o.savePlan,
 		Out:     stdout,
 		Format:  o.output,
+		Verbose: o.verbose,
+		Table:   table,
 		Log:     log,
 	}
 	if o.once {
@@ -332,12 +365,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	d := &Daemon{Path: o.file, Reconciler: r, Resync: o.resync, Log: log,
-		Lock: lockFleet, LockTimeout: o.lockTimeout, LeaderElect: o.leaderElect, Health: &Health{}}
-	if o.healthAddr != "" {
-		if err := d.Health.Serve(ctx, o.healthAddr, log); err != nil {
-			fmt.Fprintf(stderr, "reconcile: %v\n", err)
-			return 1
-		}
+		Lock: lockFleet, LockTimeout: o.lockTimeout, LeaderElect: o.leaderElect,
+		Health: &Health{StuckAfter: o.stuckAfter}, Metrics: metrics, Systemd: &Systemd{Log: log}}
+	if o.watchDrift {
+		d.Drift = NewDriftWatch(files, log)
+		d.Drift.Linode = linodeFingerprint(files, log)
+	}
+	if err := serveProbes(ctx, o.healthAddr, o.metricsAddr, d.Health, metrics, log); err != nil {
+		fmt.Fprintf(stderr, "reconcile: %v\n", err)
+		return 1
 	}
 	if err := d.Run(ctx, hup); err != nil {
 		fmt.Fprintln(stderr, err)

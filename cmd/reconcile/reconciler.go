@@ -23,6 +23,7 @@ import (
 	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
+	"github.com/reconcile-dev/reconcile/state/progress"
 )
 
 // Reconciler runs one pass: observe, plan, and (unless dry-run) execute. The daemon and
@@ -47,8 +48,16 @@ type Reconciler struct {
 	// Out receives the plan and the progress lines meant for people.
 	Out    io.Writer
 	Format string // "text" or "json" for the plan
-	Log    *slog.Logger
-	Now    func() time.Time
+	// Verbose draws every step of a text plan, however many are alike (--verbose).
+	Verbose bool
+	// Table, when set (--once on a terminal), shows the running steps while the plan executes;
+	// the progress lines are drawn above it.
+	Table *executor.Table
+	Log   *slog.Logger
+	Now   func() time.Time
+	// Observed, when set, is told of the world each pass observed, before it plans (the
+	// daemon's readiness and metrics).
+	Observed func(fleet *spec.Fleet, w *world.World)
 }
 
 // refresher is a state backend that caches what it read and can read it all again.
@@ -62,11 +71,18 @@ type PassResult struct {
 	Result *executor.Result
 }
 
-// Observe builds the world from every observer, in order.
+// Observe builds the world from every observer, in order. An observer that fails with a
+// retryable error (a 5xx of the Linode API, Karmada not answering a list) is run again with
+// the executor's retry policy and backoff, as a step would be: one failed read does not fail
+// the pass.
 func (r *Reconciler) Observe(ctx context.Context, fleet *spec.Fleet, observers []state.Observer) (*world.World, error) {
 	w := &world.World{Now: r.now()}
 	for _, o := range observers {
-		if err := o.Observe(ctx, fleet, w); err != nil {
+		err := r.Exec.Retry.Do(ctx, func(ctx context.Context) error { return o.Observe(ctx, fleet, w) },
+			func(attempt int, wait time.Duration, err error) {
+				r.logger().Info("observation failed; retrying", "attempt", attempt, "wait", wait, "err", err)
+			})
+		if err != nil {
 			return nil, fmt.Errorf("observe: %w", err)
 		}
 	}
@@ -93,6 +109,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, fleet *spec.Fleet, dryRun bo
 	observed, err := r.Observe(ctx, fleet, observers)
 	if err != nil {
 		return nil, err
+	}
+	if r.Observed != nil {
+		r.Observed(fleet, observed)
 	}
 	p, err := planner.Compute(fleet, observed, r.Plan)
 	if err != nil {
@@ -122,7 +141,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, fleet *spec.Fleet, dryRun bo
 	}
 	opts := r.Exec
 	opts.OnEvent = r.progress
+	if also := r.Exec.OnEvent; also != nil {
+		opts.OnEvent = func(e executor.Event) { r.progress(e); also(e) }
+	}
+	if r.Table != nil {
+		ctx = progress.WithSink(ctx, r.Table.Progress)
+	}
 	result, walkErr := executor.Walk(ctx, p, executor.Dispatch(drivers), opts)
+	if r.Table != nil {
+		r.Table.Close()
+	}
 	res.Result = result
 	r.summary(p, result, r.now().Sub(start), walkErr)
 	if r.Store != nil {
@@ -133,6 +161,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, fleet *spec.Fleet, dryRun bo
 		}
 	}
 	return res, walkErr
+}
+
+func (r *Reconciler) logger() *slog.Logger {
+	if r.Log == nil {
+		return slog.Default()
+	}
+	return r.Log
 }
 
 func (r *Reconciler) now() time.Time {
@@ -149,7 +184,7 @@ func (r *Reconciler) writePlan(p *plan.Plan) error {
 	if r.Format == "json" {
 		return p.WriteJSON(r.Out)
 	}
-	return p.WriteText(r.Out)
+	return p.WriteTextWith(r.Out, plan.TextOptions{Verbose: r.Verbose})
 }
 
 // progress prints one line per step start and finish; in JSON output mode progress goes
@@ -166,21 +201,35 @@ func (r *Reconciler) progress(e executor.Event) {
 		attrs = append(attrs, "reason", e.Reason)
 	}
 	r.Log.Debug("step "+e.Type.String(), attrs...)
+	if r.Table != nil {
+		r.Table.Event(e)
+	}
 	if r.Out == nil || r.Format == "json" {
 		return
 	}
+	var line string
 	switch e.Type {
 	case executor.EventStart:
-		fmt.Fprintf(r.Out, "%s: starting\n", e.Step)
+		if r.Table != nil {
+			return // the table shows it running
+		}
+		line = fmt.Sprintf("%s: starting", e.Step)
 	case executor.EventDone:
-		fmt.Fprintf(r.Out, "%s: done after %s\n", e.Step, e.Duration.Round(time.Millisecond))
+		line = fmt.Sprintf("%s: done after %s", e.Step, e.Duration.Round(time.Millisecond))
 	case executor.EventRetry:
-		fmt.Fprintf(r.Out, "%s: attempt %d failed, retrying: %v\n", e.Step, e.Attempt, e.Err)
+		line = fmt.Sprintf("%s: attempt %d failed, retrying: %v", e.Step, e.Attempt, e.Err)
 	case executor.EventFailed:
-		fmt.Fprintf(r.Out, "%s: FAILED after %s: %v\n", e.Step, e.Duration.Round(time.Millisecond), e.Err)
+		line = fmt.Sprintf("%s: FAILED after %s: %v", e.Step, e.Duration.Round(time.Millisecond), e.Err)
 	case executor.EventSkipped:
-		fmt.Fprintf(r.Out, "%s: skipped (%s)\n", e.Step, e.Reason)
+		line = fmt.Sprintf("%s: skipped (%s)", e.Step, e.Reason)
+	default:
+		return
 	}
+	if r.Table != nil {
+		r.Table.Println(line)
+		return
+	}
+	fmt.Fprintln(r.Out, line)
 }
 
 func (r *Reconciler) summary(p *plan.Plan, res *executor.Result, d time.Duration, err error) {

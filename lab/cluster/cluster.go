@@ -124,6 +124,9 @@ func startCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 	if opts.HeartbeatInterval <= 0 {
 		opts.HeartbeatInterval = DefaultHeartbeatInterval
 	}
+	if err := checkInotify(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, err
 	}

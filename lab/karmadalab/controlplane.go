@@ -214,6 +214,8 @@ func startControlPlane(ctx context.Context, o ControlPlaneOptions) (*ControlPlan
 		"--service-account-signing-key-file", f.saKey,
 		"--service-account-issuer", "https://kubernetes.default.svc",
 		"--authorization-mode", "Node,RBAC",
+		// As the chart's karmada-apiserver: Pull agents' CSRs are made with bootstrap tokens.
+		"--enable-bootstrap-token-auth",
 		"--service-cluster-ip-range", "10.96.0.0/24",
 		"--disable-admission-plugins", "ServiceAccount,StorageObjectInUseProtection",
 		"--endpoint-reconciler-type", "none",
@@ -276,7 +278,7 @@ func startControlPlane(ctx context.Context, o ControlPlaneOptions) (*ControlPlan
 		"--cluster-signing-key-file", filepath.Join(o.Dir, "pki", "ca.key"),
 		"--leader-elect=false",
 		"--cluster-name", "karmada-"+o.Name,
-		"--controllers", "namespace,garbagecollector,serviceaccount-token,clusterrole-aggregation,csrsigning,csrapproving,csrcleaner",
+		"--controllers", "namespace,garbagecollector,serviceaccount-token,clusterrole-aggregation,bootstrapsigner,tokencleaner,csrsigning,csrapproving,csrcleaner",
 		"--profiling=false",
 	); err != nil {
 		return cp, err

@@ -3,7 +3,9 @@ package karmadalab
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -88,8 +90,8 @@ type hostRelease struct {
 
 // agentRun is a karmada-agent the Player runs for an agent Deployment.
 type agentRun struct {
-	uid  string
-	proc *cluster.Process
+	uid, template string // the Deployment's UID and a hash of its pod template
+	proc          *cluster.Process
 }
 
 // player is the state of one Serve call.
@@ -578,14 +580,24 @@ func agentKubeconfigSecret(d *appsv1.Deployment, path string) (secret, key strin
 func (pl *player) ensureAgent(ctx context.Context, d *appsv1.Deployment, flags map[string]string) error {
 	key := d.Namespace + "/" + d.Name
 	uid := string(d.UID)
+	// A changed pod template rolls the Deployment out: a new Pod reads the kubeconfig afresh.
+	tmpl, err := json.Marshal(d.Spec.Template)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(tmpl)
+	template := hex.EncodeToString(sum[:])
 	pl.mu.Lock()
 	a := pl.agents[key]
 	pl.mu.Unlock()
-	if a != nil && a.uid == uid {
+	switch {
+	case a != nil && a.uid == uid && a.template == template:
 		if a.proc.Exited() == nil {
 			return nil
 		}
 		pl.log.Warn("karmada-agent exited: restarting it", "deployment", key, "error", a.proc.Exited())
+	case a != nil && a.uid == uid:
+		pl.log.Info("karmada-agent pod template changed: restarting it", "deployment", key)
 	}
 	if a != nil {
 		_ = a.proc.Stop()
@@ -646,7 +658,7 @@ func (pl *player) ensureAgent(ctx context.Context, d *appsv1.Deployment, flags m
 	}
 	pl.log.Info("karmada-agent started", "deployment", key, "member", flags["cluster-name"])
 	pl.mu.Lock()
-	pl.agents[key] = &agentRun{uid: uid, proc: proc}
+	pl.agents[key] = &agentRun{uid: uid, template: template, proc: proc}
 	pl.mu.Unlock()
 	return nil
 }

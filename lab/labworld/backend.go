@@ -32,6 +32,8 @@ type LabCluster struct {
 	// Address is its loopback address: the API server's, every node's and every load balancer's.
 	Address    string
 	RESTConfig *rest.Config
+	// APIServerPID is its kube-apiserver's process id (tests stop it with SIGSTOP).
+	APIServerPID int
 }
 
 // AddressRange is a range of loopback addresses, First to Last included.
@@ -257,7 +259,8 @@ func (b *Backend) Clusters() []LabCluster {
 	defer b.mu.Unlock()
 	out := make([]LabCluster, 0, len(b.clusters))
 	for _, lc := range b.clusters {
-		out = append(out, LabCluster{Name: lc.c.Name(), Address: lc.address, RESTConfig: lc.c.RESTConfig()})
+		out = append(out, LabCluster{Name: lc.c.Name(), Address: lc.address, RESTConfig: lc.c.RESTConfig(),
+			APIServerPID: lc.c.APIServerPID()})
 	}
 	return out
 }

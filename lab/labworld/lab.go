@@ -43,6 +43,12 @@ type Options struct {
 	Token string
 	// ProvisionDelay is the Linode API's delay before a new cluster is started.
 	ProvisionDelay time.Duration
+	// LinodeFaultRate is the share of Linode API requests answered with a 5xx (500, 502,
+	// 504), so the whole lab world can be run under faults; 0 answers every request.
+	LinodeFaultRate float64
+	// LinodeRateLimit > 0 answers Linode API requests beyond this many a minute with 429
+	// and Retry-After.
+	LinodeRateLimit int
 	// Addresses are the clusters' loopback addresses (default DefaultAddresses).
 	Addresses AddressRange
 	// Karmada runs the karmadalab Player in every lab cluster, so the Karmada chart installs
@@ -194,7 +200,11 @@ func up(ctx context.Context, o Options) (*Lab, error) {
 		Log:       log,
 		Started:   func() { _ = l.pids.recordChildren() },
 	}
-	l.api = linodeapi.New(linodeapi.Options{Token: o.Token, ProvisionDelay: o.ProvisionDelay, Backend: l.backend})
+	api := linodeapi.Options{Token: o.Token, ProvisionDelay: o.ProvisionDelay, Backend: l.backend, FaultRate: o.LinodeFaultRate}
+	if o.LinodeRateLimit > 0 {
+		api.RateLimit, api.RateWindow = o.LinodeRateLimit, time.Minute
+	}
+	l.api = linodeapi.New(api)
 	l.serve(linodeLn, l.api)
 	log.Info("lab up", "linode", l.LinodeURL, "charts", l.ChartsURL, "dir", o.Dir)
 	return l, nil

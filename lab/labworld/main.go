@@ -25,9 +25,10 @@ import (
 
 const usage = `Usage:
   reconcile-lab up [--dir D] [--linode-listen 127.0.0.1:18400] [--charts-listen 127.0.0.1:18401]
-                   [--token T] [--provision-delay 1s]
+                   [--token T] [--provision-delay 1s] [--linode-fault-rate 0.2] [--linode-rate-limit 600]
       start the lab in the background (etcd, the Linode API making real lab clusters, the chart
-      repository) and print how to point reconcile at it
+      repository) and print how to point reconcile at it; the Linode API answers the given
+      share of requests with a 5xx, and requests beyond the limit a minute with 429
   reconcile-lab status [--dir D]
       say whether the lab runs, and check its processes and URLs
   reconcile-lab down [--dir D]
@@ -116,6 +117,8 @@ func (s *State) process() procID { return procID{PID: s.PID, Start: s.PIDStart} 
 type serveFlags struct {
 	dir, linodeListen, chartsListen, token, addresses string
 	delay                                             time.Duration
+	faultRate                                         float64
+	rateLimit                                         int
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -126,11 +129,14 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.delay, "provision-delay", time.Second, "time from cluster create until its lab cluster starts")
 	fs.StringVar(&f.addresses, "addresses", DefaultAddresses.First.String()+"-"+DefaultAddresses.Last.String(),
 		"loopback addresses of lab clusters, first-last")
+	fs.Float64Var(&f.faultRate, "linode-fault-rate", 0, "share of Linode API requests answered with a 5xx (0 to 1)")
+	fs.IntVar(&f.rateLimit, "linode-rate-limit", 0, "Linode API requests a minute before 429 (0: no limit)")
 }
 
 func (f *serveFlags) args() []string {
 	return []string{"--dir", f.dir, "--linode-listen", f.linodeListen, "--charts-listen", f.chartsListen,
-		"--token", f.token, "--provision-delay", f.delay.String(), "--addresses", f.addresses}
+		"--token", f.token, "--provision-delay", f.delay.String(), "--addresses", f.addresses,
+		"--linode-fault-rate", strconv.FormatFloat(f.faultRate, 'g', -1, 64), "--linode-rate-limit", strconv.Itoa(f.rateLimit)}
 }
 
 func parseRange(s string) (AddressRange, error) {
@@ -164,6 +170,9 @@ func (c cli) run(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		f.register(fs)
 		if err := fs.Parse(args[1:]); err != nil {
 			return 1
+		}
+		if f.faultRate < 0 || f.faultRate > 1 {
+			return fail(fmt.Errorf("--linode-fault-rate %v: want a share from 0 to 1", f.faultRate))
 		}
 		if args[0] == "serve" {
 			return fail(serve(ctx, f, stderr))
@@ -253,7 +262,8 @@ func serve(ctx context.Context, f serveFlags, logOut io.Writer) error {
 	// A stale record of an earlier lab would have down kill unrelated processes: start afresh.
 	_ = os.Remove(pidFilePath(f.dir))
 	l, err := Up(ctx, Options{Dir: f.dir, LinodeListen: f.linodeListen, ChartsListen: f.chartsListen,
-		Token: f.token, ProvisionDelay: f.delay, Addresses: r, Log: log, Karmada: true})
+		Token: f.token, ProvisionDelay: f.delay, Addresses: r, Log: log, Karmada: true,
+		LinodeFaultRate: f.faultRate, LinodeRateLimit: f.rateLimit})
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,8 @@ type testBackend struct {
 	cancelled     int // Provision calls that ended by context
 	failFirst     int // Provision calls that fail before one succeeds
 	calls         int
+	renewals      int           // RenewKubeconfig calls
+	renewGate     chan struct{} // nil: renew at once
 }
 
 func (b *testBackend) Provision(ctx context.Context, c ClusterInfo) (Provisioned, error) {
@@ -163,4 +165,20 @@ func httpServer(t *testing.T, h http.Handler) string {
 func TestMain(m *testing.M) {
 	log.SetOutput(io.Discard)
 	os.Exit(m.Run())
+}
+
+// RenewKubeconfig issues the cluster a kubeconfig with a token it never had before.
+func (b *testBackend) RenewKubeconfig(ctx context.Context, id int) ([]byte, error) {
+	if b.renewGate != nil {
+		select {
+		case <-b.renewGate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.renewals++
+	return Kubeconfig(fmt.Sprintf("lke%d", id), fmt.Sprintf("https://127.0.0.1:%d", 6443+id%1000), []byte("ca"),
+		fmt.Sprintf("token-%d-renewed-%d", id, b.renewals)), nil
 }

@@ -22,7 +22,9 @@ type cluster struct {
 	created time.Time
 	updated time.Time
 	pools   []*pool
+	acl     controlPlaneACL
 
+	renewing         bool               // the kubeconfig is being regenerated
 	cancel           context.CancelFunc // stops this cluster's provisioning
 	done             chan struct{}      // closed when provisioning has returned
 	provisionStarted bool
@@ -84,7 +86,7 @@ type clusterJSON struct {
 	Label        string           `json:"label"`
 	Region       string           `json:"region"`
 	K8sVersion   string           `json:"k8s_version"`
-	Tier         string           `json:"tier"`
+	Tier         string           `json:"tier,omitempty"` // v4beta only, as on api.linode.com
 	ControlPlane controlPlaneJSON `json:"control_plane"`
 	APLEnabled   bool             `json:"apl_enabled"`
 	Tags         []string         `json:"tags"`
@@ -122,9 +124,9 @@ type nodeJSON struct {
 // only refuses what the real client would never produce.
 
 type controlPlaneOptions struct {
-	HighAvailability *bool           `json:"high_availability"`
-	ACL              *map[string]any `json:"acl"`
-	AuditLogsEnabled *bool           `json:"audit_logs_enabled"`
+	HighAvailability *bool       `json:"high_availability"`
+	ACL              *aclOptions `json:"acl"`
+	AuditLogsEnabled *bool       `json:"audit_logs_enabled"`
 }
 
 type poolCreateOptions struct {
@@ -193,6 +195,9 @@ func (s *Server) routeLKE(w http.ResponseWriter, r *http.Request, path []string)
 	case "versions":
 		s.versions(w, r, path[2:])
 		return
+	case "tiers":
+		s.tierVersions(w, r, path[2:])
+		return
 	case "types":
 		if len(path) != 2 {
 			writeError(w, http.StatusNotFound, notFound())
@@ -238,7 +243,7 @@ func (s *Server) routeLKE(w http.ResponseWriter, r *http.Request, path []string)
 	case len(rest) == 0:
 		switch r.Method {
 		case http.MethodGet:
-			writeJSON(w, http.StatusOK, c.json())
+			writeJSON(w, http.StatusOK, c.json(isBeta(r)))
 		case http.MethodPut:
 			s.updateClusterLocked(w, r, c)
 		case http.MethodDelete:
@@ -251,16 +256,20 @@ func (s *Server) routeLKE(w http.ResponseWriter, r *http.Request, path []string)
 		s.poolsLocked(w, r, c, rest[1:])
 	case rest[0] == "nodes" && len(rest) >= 2:
 		s.nodeLocked(w, r, c, rest[1], rest[2:])
-	case rest[0] == "kubeconfig" && len(rest) == 1:
+	case rest[0] == "dashboard" && len(rest) == 1:
 		if r.Method != http.MethodGet {
 			methodNotAllowed(w, http.MethodGet)
 			return
 		}
-		if !c.provisioned {
-			s.notYet(w, c, "Cluster kubeconfig is not yet available. Please try again later.")
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"kubeconfig": encodeBase64(c.kubeconfig)})
+		writeJSON(w, http.StatusOK, map[string]string{"url": dashboardURL(c)})
+	case rest[0] == "control_plane_acl" && len(rest) == 1:
+		s.controlPlaneACLLocked(w, r, c)
+	case rest[0] == "kubeconfig" && len(rest) == 1:
+		s.kubeconfigLocked(w, r, c)
+	case rest[0] == "servicetoken" && len(rest) == 1:
+		s.serviceTokenLocked(w, r, c)
+	case rest[0] == "regenerate" && len(rest) == 1:
+		s.regenerateLocked(w, r, c)
 	case rest[0] == "api-endpoints" && len(rest) == 1:
 		if r.Method != http.MethodGet {
 			methodNotAllowed(w, http.MethodGet)
@@ -320,13 +329,51 @@ func (s *Server) versions(w http.ResponseWriter, r *http.Request, rest []string)
 	}
 }
 
-func (c *cluster) json() clusterJSON {
-	return clusterJSON{
+// json is the cluster as answered under /v4, or under /v4beta when beta is set: only
+// v4beta carries "tier", and a client that compares the two (Terraform's linode
+// provider plans from v4) must not see it under v4.
+// tierVersions serves lke/tiers/{tier}/versions[/{id}], a v4beta endpoint. The lab
+// offers the standard tier only; enterprise is a known tier with no versions.
+func (s *Server) tierVersions(w http.ResponseWriter, r *http.Request, rest []string) {
+	if !isBeta(r) || len(rest) < 2 || len(rest) > 3 || rest[1] != "versions" ||
+		(rest[0] != "standard" && rest[0] != "enterprise") {
+		writeError(w, http.StatusNotFound, notFound())
+		return
+	}
+	if r.Method != http.MethodGet {
+		methodNotAllowed(w, http.MethodGet)
+		return
+	}
+	var versions []string
+	if rest[0] == "standard" {
+		versions = k8sVersions
+	}
+	if len(rest) == 3 {
+		if !slices.Contains(versions, rest[2]) {
+			writeError(w, http.StatusNotFound, notFound())
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"id": rest[2], "tier": rest[0]})
+		return
+	}
+	var items []any
+	for _, v := range versions {
+		items = append(items, map[string]string{"id": v, "tier": rest[0]})
+	}
+	writeList(w, r, items, map[string]bool{"id": true, "tier": true})
+}
+
+func (c *cluster) json(beta bool) clusterJSON {
+	j := clusterJSON{
 		ID: c.id, Status: "ready", Created: stamp(c.created), Updated: stamp(c.updated),
-		Label: c.label, Region: c.region, K8sVersion: c.k8s, Tier: "standard",
+		Label: c.label, Region: c.region, K8sVersion: c.k8s,
 		ControlPlane: controlPlaneJSON{HighAvailability: c.ha, AuditLogsEnabled: c.audit},
 		Tags:         nonNil(c.tags), Locks: []string{},
 	}
+	if beta {
+		j.Tier = "standard"
+	}
+	return j
 }
 
 func (s *Server) poolJSON(p *pool) poolJSON {
@@ -374,7 +421,7 @@ func (s *Server) listClusters(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	items := make([]any, 0, len(s.clusters))
 	for _, c := range s.sortedClustersLocked() {
-		items = append(items, c.json())
+		items = append(items, c.json(isBeta(r)))
 	}
 	s.mu.Unlock()
 	writeList(w, r, items, clusterFields)
@@ -410,13 +457,16 @@ func (s *Server) createCluster(w http.ResponseWriter, r *http.Request) {
 	if cp := o.ControlPlane; cp != nil {
 		c.ha = cp.HighAvailability != nil && *cp.HighAvailability
 		c.audit = cp.AuditLogsEnabled != nil && *cp.AuditLogsEnabled
+		if cp.ACL != nil {
+			s.applyACLLocked(c, *cp.ACL)
+		}
 	}
 	for _, po := range o.NodePools {
 		c.pools = append(c.pools, s.newPoolLocked(po))
 	}
 	s.clusters[c.id] = c
 	s.startProvisionLocked(c)
-	writeJSON(w, http.StatusOK, c.json())
+	writeJSON(w, http.StatusOK, c.json(isBeta(r)))
 }
 
 func (s *Server) validateCreateLocked(o clusterCreateOptions) *apiError {
@@ -438,6 +488,9 @@ func (s *Server) validateCreateLocked(o clusterCreateOptions) *apiError {
 	}
 	for i, p := range o.NodePools {
 		add(validatePool(p, fmt.Sprintf("node_pools[%d].", i)))
+	}
+	if cp := o.ControlPlane; cp != nil && cp.ACL != nil {
+		add(validateACL(*cp.ACL, "control_plane.acl."))
 	}
 	if o.Tier != "" && o.Tier != "standard" {
 		add(apiErr("Only the standard tier is available", "tier"))
@@ -549,6 +602,12 @@ func (s *Server) updateClusterLocked(w http.ResponseWriter, r *http.Request, c *
 			return
 		}
 	}
+	if cp := o.ControlPlane; cp != nil && cp.ACL != nil {
+		if e := validateACL(*cp.ACL, "control_plane.acl."); e != nil {
+			writeError(w, http.StatusBadRequest, e)
+			return
+		}
+	}
 	if cp := o.ControlPlane; cp != nil && cp.HighAvailability != nil && !*cp.HighAvailability && c.ha {
 		writeError(w, http.StatusBadRequest, apiErr("High availability cannot be disabled once enabled", "control_plane.high_availability"))
 		return
@@ -569,9 +628,12 @@ func (s *Server) updateClusterLocked(w http.ResponseWriter, r *http.Request, c *
 		if cp.AuditLogsEnabled != nil {
 			c.audit = *cp.AuditLogsEnabled
 		}
+		if cp.ACL != nil {
+			s.applyACLLocked(c, *cp.ACL)
+		}
 	}
 	c.updated = s.now()
-	writeJSON(w, http.StatusOK, c.json())
+	writeJSON(w, http.StatusOK, c.json(isBeta(r)))
 }
 
 // versionLess compares "major.minor" versions numerically.

@@ -40,6 +40,9 @@ type Options struct {
 	// Retry-After. X-RateLimit-* headers are sent on every answer either way.
 	RateLimit  int
 	RateWindow time.Duration
+	// DocumentedRateLimits, when RateLimit is 0, enforces the real API's published
+	// per-token limits instead (documentedLimits). Off by default.
+	DocumentedRateLimits bool
 	// Seed drives fault randomness and generated node ids.
 	Seed int64
 	// Backend makes clusters real; nil gives clusters whose kubeconfig points nowhere.
@@ -102,6 +105,7 @@ type Server struct {
 	rateWindow time.Duration
 	winStart   time.Time
 	winCount   int
+	classWins  map[string]*classWindow // DocumentedRateLimits windows, by limit class
 	requests   []RequestRecord
 	closed     bool
 
@@ -239,14 +243,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	w = rec
 
-	limited, retryAfter := s.countRequest(w.Header())
+	path, ok := apiPath(r.URL.Path)
+	limited, retryAfter := s.countRequest(w.Header(), limitClass(r.Method, path))
 	if limited {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
 		writeError(w, http.StatusTooManyRequests, apiErr("Too many requests", ""))
 		return
 	}
 
-	path, ok := apiPath(r.URL.Path)
 	if !ok {
 		writeError(w, http.StatusNotFound, notFound())
 		return
@@ -279,27 +283,87 @@ var faultReason = map[int]string{
 	http.StatusGatewayTimeout:      "Gateway Timeout",
 }
 
+// classWindow is one fixed rate window of a limit class.
+type classWindow struct {
+	start time.Time
+	count int
+}
+
+// documentedLimits are the per-token limits Akamai publishes for the Linode API
+// (techdocs.akamai.com/linode-api/reference/rate-limits): GETs of paginated
+// collections 200 a minute, every other operation 1600 a minute. The per-operation
+// limits there are for endpoints the lab does not serve.
+var documentedLimits = map[string]struct {
+	n   int
+	per time.Duration
+}{
+	"collection": {200, time.Minute},
+	"general":    {1600, time.Minute},
+}
+
+// collections are the paginated collections the server lists; "*" is any id.
+var collections = [][]string{
+	{"lke", "clusters"}, {"lke", "clusters", "*", "pools"}, {"lke", "clusters", "*", "api-endpoints"},
+	{"lke", "versions"}, {"lke", "types"}, {"lke", "tiers", "*", "versions"},
+	{"regions"}, {"linode", "types"}, {"linode", "instances"},
+}
+
+// limitClass names the documented limit a request counts against.
+func limitClass(method string, path []string) string {
+	if method == http.MethodGet {
+		for _, c := range collections {
+			if len(c) == len(path) && matchSegments(c, path) {
+				return "collection"
+			}
+		}
+	}
+	return "general"
+}
+
+func matchSegments(pattern, path []string) bool {
+	for i, p := range pattern {
+		if p != "*" && p != path[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // countRequest advances the fixed rate window and sets the X-RateLimit headers.
-func (s *Server) countRequest(h http.Header) (limited bool, retryAfter int) {
+func (s *Server) countRequest(h http.Header, class string) (limited bool, retryAfter int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	limit, window := s.rateLimit, s.rateWindow
+	limit, window, enforce := s.rateLimit, s.rateWindow, s.rateLimit > 0
+	start, count := &s.winStart, &s.winCount
+	if !enforce && s.opts.DocumentedRateLimits {
+		d := documentedLimits[class]
+		limit, window, enforce = d.n, d.per, true
+		if s.classWins == nil {
+			s.classWins = map[string]*classWindow{}
+		}
+		cw := s.classWins[class]
+		if cw == nil {
+			cw = &classWindow{}
+			s.classWins[class] = cw
+		}
+		start, count = &cw.start, &cw.count
+	}
 	if limit <= 0 {
 		limit = defaultRateLimit
 	}
 	if window <= 0 {
 		window = defaultRateWindow
 	}
-	if s.winStart.IsZero() || !now.Before(s.winStart.Add(window)) {
-		s.winStart, s.winCount = now, 0
+	if start.IsZero() || !now.Before(start.Add(window)) {
+		*start, *count = now, 0
 	}
-	s.winCount++
-	end := s.winStart.Add(window)
+	*count++
+	end := start.Add(window)
 	h.Set("X-RateLimit-Limit", strconv.Itoa(limit))
-	h.Set("X-RateLimit-Remaining", strconv.Itoa(max(limit-s.winCount, 0)))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(max(limit-*count, 0)))
 	h.Set("X-RateLimit-Reset", strconv.FormatInt(int64(math.Ceil(float64(end.UnixNano())/1e9)), 10))
-	if s.rateLimit > 0 && s.winCount > s.rateLimit {
+	if enforce && *count > limit {
 		return true, max(int(math.Ceil(end.Sub(now).Seconds())), 1)
 	}
 	return false, 0
@@ -357,6 +421,9 @@ func apiPath(p string) ([]string, bool) {
 	}
 	return strings.Split(rest, "/"), true
 }
+
+// isBeta tells a /v4beta request from a /v4 one; the two differ in a few fields.
+func isBeta(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/v4beta/") }
 
 // apiError is the real error envelope.
 type apiError struct {

@@ -9,8 +9,11 @@ import (
 	"net/http"
 	"reflect"
 	"sort"
+	"strings"
+	"sync"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/state/progress"
 	"github.com/reconcile-dev/reconcile/state/world"
 
 	"helm.sh/helm/v3/pkg/action"
@@ -91,6 +94,48 @@ func New(cfg *rest.Config, log *slog.Logger) (*Client, error) {
 type operation struct {
 	cfg  *action.Configuration
 	done context.CancelFunc
+	log  *slog.Logger
+
+	mu sync.Mutex
+	// awaits is the last thing Helm's wait said it is waiting for (a Deployment not ready,
+	// a hook Job not complete); Helm says it at debug level only.
+	awaits string
+}
+
+// helmWaitSays are the parts of Helm's debug messages that say what its wait is waiting for.
+var helmWaitSays = []string{"not ready", "not completed", "is failed", "does not have", "not bound",
+	"Watching for changes", "beginning wait"}
+
+// heard keeps msg when it says what Helm's wait awaits.
+func (o *operation) heard(msg string) {
+	for _, s := range helmWaitSays {
+		if strings.Contains(msg, s) {
+			o.mu.Lock()
+			o.awaits = strings.TrimSpace(msg)
+			o.mu.Unlock()
+			return
+		}
+	}
+}
+
+func (o *operation) lastAwaited() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.awaits == "" {
+		return ""
+	}
+	return "helm: " + o.awaits
+}
+
+// watch logs, every progress interval until the returned func is called, that the release
+// operation is still going on and what Helm last said it waits for (the Helm SDK says that
+// only at debug level, so a stuck install was silent until its timeout).
+func (o *operation) watch(ctx context.Context, verb string, r Release) (stop func()) {
+	o.mu.Lock()
+	o.awaits = ""
+	o.mu.Unlock()
+	what := "helm " + verb + " of " + r.Namespace + "/" + r.Name
+	return progress.Every(ctx, o.log, progress.Interval(ctx), what, r.Timeout, o.lastAwaited)
 }
 
 func (c *Client) operation(ctx context.Context, namespace string) (*operation, error) {
@@ -99,12 +144,17 @@ func (c *Client) operation(ctx context.Context, namespace string) (*operation, e
 	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &boundTransport{ctx: ctx, next: rt} })
 	cfg := new(action.Configuration)
 	log := c.log.With("namespace", namespace)
-	debug := func(format string, v ...any) { log.Debug("helm: " + fmt.Sprintf(format, v...)) }
+	op := &operation{cfg: cfg, done: cancel, log: c.log}
+	debug := func(format string, v ...any) {
+		msg := fmt.Sprintf(format, v...)
+		op.heard(msg)
+		log.Debug("helm: " + msg)
+	}
 	if err := cfg.Init(&restGetter{cfg: rc, namespace: namespace}, namespace, "secret", debug); err != nil {
 		cancel()
 		return nil, err
 	}
-	return &operation{cfg: cfg, done: cancel}, nil
+	return op, nil
 }
 
 // history returns the release's revisions, oldest first; none when it does not exist.
@@ -202,7 +252,10 @@ func (c *Client) ensure(ctx context.Context, r Release, want map[string]any) (Ou
 	rb.Timeout = r.Timeout
 	rb.Wait, rb.WaitForJobs = r.Wait, r.WaitForJobs
 	rb.MaxHistory = maxHistory
-	if err := rb.Run(r.Name); err != nil {
+	stop := op.watch(ctx, "rollback", r)
+	err = rb.Run(r.Name)
+	stop()
+	if err != nil {
 		return Recovered, fmt.Errorf("recover %s release: rollback to revision %d: %w", was, good.Version, err)
 	}
 	if same, err := matches(good, r.Chart, want); err != nil || same {
@@ -263,6 +316,7 @@ func (o *operation) install(ctx context.Context, r Release, want map[string]any,
 	in.Wait, in.WaitForJobs = r.Wait, r.WaitForJobs
 	in.CreateNamespace = r.CreateNamespace
 	in.Replace = replace
+	defer o.watch(ctx, "install", r)()
 	_, err := in.RunWithContext(ctx, r.Chart, want)
 	return err
 }
@@ -275,6 +329,7 @@ func (o *operation) upgrade(ctx context.Context, r Release, want map[string]any)
 	up.MaxHistory = maxHistory
 	// Exactly the values given: without this Helm reuses the stored ones when want is empty.
 	up.ResetValues = true
+	defer o.watch(ctx, "upgrade", r)()
 	_, err := up.RunWithContext(ctx, r.Name, r.Chart, want)
 	return err
 }
@@ -310,7 +365,14 @@ func (c *Client) Uninstall(ctx context.Context, name, namespace string, timeout 
 	if len(h) == 0 {
 		return nil
 	}
-	if err := op.uninstall(name, timeout); err != nil {
+	bound := timeout
+	if bound <= 0 {
+		bound = DefaultTimeout
+	}
+	stop := op.watch(ctx, "uninstall", Release{Name: name, Namespace: namespace, Timeout: bound})
+	err = op.uninstall(name, timeout)
+	stop()
+	if err != nil {
 		return classify(fmt.Errorf("release %s/%s: uninstall: %w", namespace, name, err))
 	}
 	c.log.Info("helm release", "release", namespace+"/"+name, "outcome", "uninstalled")

@@ -3,6 +3,7 @@ package helm
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"reflect"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/reconcile-dev/reconcile/lab/labtest"
 	"github.com/reconcile-dev/reconcile/state"
+	"github.com/reconcile-dev/reconcile/state/progress"
 )
 
 // hookChart is configMapChart with a pre-install/pre-upgrade hook Job, which Helm waits on.
@@ -383,10 +385,22 @@ func TestEnsureWaitTimesOut(t *testing.T) {
 	const ns, name = "helm-wait", "app"
 	createNamespace(t, cs, ns)
 
+	// The install's wait says every interval what it awaits: Helm's own word on what is not ready.
+	var logs syncBuffer
+	pc, err := New(c.cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
-	_, err := c.Ensure(ctx, Release{Name: name, Namespace: ns, Chart: deploymentChart(), Wait: true, Timeout: 3 * time.Second})
+	_, err = pc.Ensure(progress.WithInterval(ctx, 500*time.Millisecond),
+		Release{Name: name, Namespace: ns, Chart: deploymentChart(), Wait: true, Timeout: 3 * time.Second})
 	if err == nil {
 		t.Fatal("Ensure with Wait on a Deployment that cannot become available succeeded")
+	}
+	for _, want := range []string{`msg="waiting for helm install of helm-wait/app: `, " of 3s, helm: Deployment is not ready: helm-wait/app."} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the install's progress lacks %q:\n%s", want, logs.String())
+		}
 	}
 	if te := (*state.TransientError)(nil); !errors.As(err, &te) {
 		t.Errorf("a wait that timed out is not marked transient: %v", err)

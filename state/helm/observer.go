@@ -9,6 +9,7 @@ import (
 	"github.com/reconcile-dev/reconcile/state/world"
 
 	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/state"
 	"github.com/reconcile-dev/reconcile/state/kube"
 )
 
@@ -20,6 +21,8 @@ type Observer struct {
 	Namespaces []string
 	// Log receives one warning per cluster whose releases could not be read (default slog.Default()).
 	Log *slog.Logger
+	// Retry retries a read of a cluster's releases that failed with a retryable error.
+	Retry state.Retry
 }
 
 // Observe implements state.Observer. A cluster whose releases cannot be read is logged and
@@ -40,21 +43,25 @@ func (o Observer) Observe(ctx context.Context, f *spec.Fleet, w *world.World) er
 		}
 	}
 	sort.Strings(names)
-	for _, name := range names {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rels, err := o.releases(ctx, f, name, namespaces, log)
+	state.EachCluster(ctx, names, 0, func(ctx context.Context, name string) (map[string]*world.Release, error) {
+		var rels map[string]*world.Release
+		err := o.Retry.Do(ctx, func(ctx context.Context) error {
+			var err error
+			rels, err = o.releases(ctx, f, name, namespaces, log)
+			return kube.Classify(err)
+		})
+		return rels, err
+	}, func(name string, rels map[string]*world.Release, err error) {
 		if err != nil {
 			log.Warn("helm releases not observed", "cluster", name, "err", err)
 			w.MarkUnreadable(name, "helm releases: "+err.Error())
-			continue
+			return
 		}
 		if len(rels) > 0 {
 			w.Clusters[name].Releases = rels
 		}
-	}
-	return nil
+	})
+	return ctx.Err()
 }
 
 func (o Observer) releases(ctx context.Context, f *spec.Fleet, name string, namespaces []string, log *slog.Logger) (map[string]*world.Release, error) {

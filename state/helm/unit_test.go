@@ -92,3 +92,22 @@ func TestCloneChartKeepsCallerChart(t *testing.T) {
 		t.Error("cloned dependency points at the caller's chart")
 	}
 }
+
+func TestOperationHearsWhatHelmAwaits(t *testing.T) {
+	t.Parallel()
+	op := &operation{}
+	if got := op.lastAwaited(); got != "" {
+		t.Errorf("before Helm said anything: %q", got)
+	}
+	op.heard("creating 12 resource(s)")
+	op.heard("Deployment is not ready: karmada-system/karmada-apiserver. 0 out of 1 expected pods are ready")
+	op.heard("checking 3 resources for changes")
+	want := "helm: Deployment is not ready: karmada-system/karmada-apiserver. 0 out of 1 expected pods are ready"
+	if got := op.lastAwaited(); got != want {
+		t.Errorf("lastAwaited() = %q, want %q", got, want)
+	}
+	op.heard("Job is not completed: karmada-system/karmada-pre-install")
+	if got := op.lastAwaited(); got != "helm: Job is not completed: karmada-system/karmada-pre-install" {
+		t.Errorf("after a hook Job: %q", got)
+	}
+}

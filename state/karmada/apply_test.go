@@ -1,10 +1,13 @@
 package karmada
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +20,7 @@ import (
 	"github.com/reconcile-dev/reconcile/executor"
 	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/state/progress"
 )
 
 // step is a hand-built plan step of the Karmada driver.
@@ -142,7 +146,9 @@ func TestWithAgentCredentialsCopies(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]any{"installMode": "agent", "agent": map[string]any{"clusterName": "eu",
-		"kubeconfig": map[string]any{"server": "https://192.0.2.1:32443", "caCrt": "CA", "crt": "CRT", "key": "KEY"}}}
+		"kubeconfig": map[string]any{"server": "https://192.0.2.1:32443", "caCrt": "CA", "crt": "CRT", "key": "KEY"},
+		// The agent restarts when its certificate changes.
+		"podAnnotations": map[string]any{AgentCredentialAnnotation: agentCredentialFingerprint([]byte("CRT"))}}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("values with credentials %v, want %v", got, want)
 	}
@@ -164,7 +170,7 @@ func TestWaitNodeIP(t *testing.T) {
 	t.Run("ready node", func(t *testing.T) {
 		t.Parallel()
 		n := node("a", true, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: "10.0.0.9"})
-		ip, err := waitNodeIP(context.Background(), fake.NewClientset(&n), "mgr", time.Minute)
+		ip, err := waitNodeIP(context.Background(), nil, fake.NewClientset(&n), "mgr", time.Minute)
 		if err != nil || ip != "10.0.0.9" {
 			t.Errorf("waitNodeIP = %q, %v; want 10.0.0.9", ip, err)
 		}
@@ -181,7 +187,7 @@ func TestWaitNodeIP(t *testing.T) {
 			}
 		}()
 		start := time.Now()
-		ip, err := waitNodeIP(context.Background(), kc, "mgr", time.Minute)
+		ip, err := waitNodeIP(context.Background(), nil, kc, "mgr", time.Minute)
 		if err != nil || ip != "192.0.2.7" {
 			t.Fatalf("waitNodeIP = %q, %v; want 192.0.2.7", ip, err)
 		}
@@ -189,10 +195,28 @@ func TestWaitNodeIP(t *testing.T) {
 			t.Errorf("returned after %s, before the node was Ready", time.Since(start))
 		}
 	})
+	t.Run("a long wait says what it awaits", func(t *testing.T) {
+		t.Parallel()
+		var buf syncBuffer
+		log := slog.New(slog.NewTextHandler(&buf, nil))
+		ctx := progress.WithInterval(progress.WithStep(context.Background(), "managers/mgr/node-address"), 100*time.Millisecond)
+		n := node("a", false, ext)
+		_, err := waitNodeIP(ctx, log, fake.NewClientset(&n), "mgr", 600*time.Millisecond)
+		if err == nil {
+			t.Fatal("a node never Ready: no error")
+		}
+		out := buf.String()
+		for _, want := range []string{"level=INFO", `msg="waiting for a Ready node of mgr with an address: `, " of 600ms, none of its 1 nodes is Ready",
+			"step=managers/mgr/node-address", "bound=600ms"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("log lacks %q:\n%s", want, out)
+			}
+		}
+	})
 	t.Run("timeout is retryable", func(t *testing.T) {
 		t.Parallel()
 		n := node("a", false, ext)
-		_, err := waitNodeIP(context.Background(), fake.NewClientset(&n), "mgr", 300*time.Millisecond)
+		_, err := waitNodeIP(context.Background(), nil, fake.NewClientset(&n), "mgr", 300*time.Millisecond)
 		if err == nil || !strings.Contains(err.Error(), "a Ready node of mgr") {
 			t.Fatalf("error %v; want a timeout naming the Ready node of mgr", err)
 		}
@@ -200,4 +224,22 @@ func TestWaitNodeIP(t *testing.T) {
 			t.Errorf("timeout %v is not retryable", err)
 		}
 	})
+}
+
+// syncBuffer is a log destination the reporting goroutine and the test may share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sort"
 	"time"
@@ -65,16 +66,16 @@ func (d *Driver) nodeAddress(ctx context.Context, cluster string) (string, error
 	if err != nil {
 		return "", fmt.Errorf("node address of %s: %w", cluster, err)
 	}
-	ip, err := waitNodeIP(ctx, c.kube, cluster, d.cfg.ReadyTimeout)
+	ip, err := waitNodeIP(ctx, d.cfg.Log, c.kube, cluster, d.cfg.ReadyTimeout)
 	if err != nil {
 		return "", fmt.Errorf("node address of %s: %w", cluster, err)
 	}
 	return ip, nil
 }
 
-func waitNodeIP(ctx context.Context, kc kubernetes.Interface, cluster string, timeout time.Duration) (string, error) {
+func waitNodeIP(ctx context.Context, log *slog.Logger, kc kubernetes.Interface, cluster string, timeout time.Duration) (string, error) {
 	var ip string
-	err := poll(ctx, timeout, "a Ready node of "+cluster+" with an address", func(ctx context.Context) (bool, error) {
+	err := poll(ctx, log, timeout, "a Ready node of "+cluster+" with an address", func(ctx context.Context) (bool, error) {
 		nodes, err := kc.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, fmt.Errorf("list nodes: %w", err)
@@ -221,7 +222,7 @@ func (d *Driver) waitControlPlaneReady(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("karmada ready: %w", err)
 	}
-	err = poll(ctx, d.cfg.ReadyTimeout, "the Karmada API /readyz and APIService "+apiServiceName+" Available",
+	err = poll(ctx, d.cfg.Log, d.cfg.ReadyTimeout, "the Karmada API /readyz and APIService "+apiServiceName+" Available",
 		func(ctx context.Context) (bool, error) { return controlPlaneReady(ctx, kc.kube) })
 	if err != nil {
 		return fmt.Errorf("karmada ready: %w", err)

@@ -10,13 +10,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"helm.sh/helm/v3/pkg/chart"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -26,6 +26,7 @@ import (
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state/helm"
 	"github.com/reconcile-dev/reconcile/state/kube"
+	"github.com/reconcile-dev/reconcile/state/progress"
 	"github.com/reconcile-dev/reconcile/state/world"
 )
 
@@ -184,8 +185,11 @@ func CredentialHash(token, ca []byte) string {
 }
 
 // poll calls cond every interval until it reports done, ctx ends or timeout passes; on
-// timeout the error names what was awaited and the last thing cond said.
-func poll(ctx context.Context, timeout time.Duration, what string, cond func(ctx context.Context) (bool, error)) error {
+// timeout the error names what was awaited and the last thing cond said. While it waits it
+// logs progress (what, elapsed, timeout, cond's last error) every progress interval.
+func poll(ctx context.Context, log *slog.Logger, timeout time.Duration, what string, cond func(ctx context.Context) (bool, error)) error {
+	w := progress.Start(ctx, log, what, timeout)
+	defer w.End()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	interval := 200 * time.Millisecond
@@ -195,8 +199,13 @@ func poll(ctx context.Context, timeout time.Duration, what string, cond func(ctx
 		if done && err == nil {
 			return nil
 		}
+		var stop *stopPolling
+		if errors.As(err, &stop) {
+			return err
+		}
 		if err != nil {
 			last = err
+			w.Set(err.Error())
 		}
 		t := time.NewTimer(interval)
 		select {
@@ -235,11 +244,6 @@ func hasAll(have, want map[string]string) bool {
 		}
 	}
 	return true
-}
-
-// tokenFilled reports whether a service-account-token Secret carries a token and a CA.
-func tokenFilled(s *corev1.Secret) bool {
-	return s != nil && len(s.Data[corev1.ServiceAccountTokenKey]) > 0 && len(s.Data[corev1.ServiceAccountRootCAKey]) > 0
 }
 
 // kubeSystemUID is the member's cluster ID, as karmadactl and karmada-agent take it.

@@ -397,7 +397,7 @@ func TestPushJoinLifecycle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := poll(ctx, 60*time.Second, "namespace "+es, func(ctx context.Context) (bool, error) {
+		if err := poll(ctx, nil, 60*time.Second, "namespace "+es, func(ctx context.Context) (bool, error) {
 			_, err := kcp.CoreV1().Namespaces().Get(ctx, es, metav1.GetOptions{})
 			return err == nil, err
 		}); err != nil {
@@ -423,7 +423,7 @@ func TestPushJoinLifecycle(t *testing.T) {
 		if _, err := kk.ClusterV1alpha1().Clusters().Get(ctx, "ap", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("cluster ap after a forced unjoin: %v", err)
 		}
-		if err := poll(ctx, 30*time.Second, "work "+es+"/stuck gone", func(ctx context.Context) (bool, error) {
+		if err := poll(ctx, nil, 30*time.Second, "work "+es+"/stuck gone", func(ctx context.Context) (bool, error) {
 			_, err := kk.WorkV1alpha1().Works(es).Get(ctx, "stuck", metav1.GetOptions{})
 			return apierrors.IsNotFound(err), nil
 		}); err != nil {
@@ -474,7 +474,7 @@ func TestPushJoinLifecycle(t *testing.T) {
 		join := &plan.Join{Mode: spec.Pull, APIEndpoint: plan.Known(e.members["eu"].Endpoint()),
 			Agent: &plan.Release{Name: AgentRelease, Namespace: AgentNamespace, Chart: src, ChartName: "karmada-agent-chart",
 				Values: agentValues, Timeout: spec.Duration{Duration: 2 * time.Minute}, Wait: false, WaitForJobs: true},
-			Manager: "mgr", CertSecret: "karmada-system/karmada-cert"}
+			Manager: "mgr", CertSecret: "karmada-system/karmada-cert", AgentCertLifetime: &spec.Duration{Duration: 48 * time.Hour}}
 		apply(t, d3, step(plan.KindJoin, plan.Create, "eu", plan.Payload{Join: join}))
 		if len(rec.releases) != 2 {
 			t.Fatalf("releases: %d", len(rec.releases))
@@ -496,12 +496,30 @@ func TestPushJoinLifecycle(t *testing.T) {
 		case agent.Wait || !agent.WaitForJobs || agent.CreateNamespace || agent.Timeout != 2*time.Minute:
 			t.Errorf("agent release flags: wait %v jobs %v create namespace %v timeout %s; want them as the payload says",
 				agent.Wait, agent.WaitForJobs, agent.CreateNamespace, agent.Timeout)
-		case kc["caCrt"] != string(certs.CACert) || kc["crt"] != string(certs.ServerCert) || kc["key"] != string(certs.ServerKey):
-			t.Error("agent kubeconfig does not carry the manager's karmada-cert")
+		case kc["caCrt"] != string(certs.CACert):
+			t.Error("agent kubeconfig does not carry the Karmada CA of the manager's karmada-cert")
+		case kc["crt"] == string(certs.ServerCert) || kc["key"] == string(certs.ServerKey):
+			t.Error("the agent was given the control plane's admin certificate")
+		case !reusableAgentCert("eu", []byte(kc["crt"].(string)), []byte(kc["key"].(string)), certs.CACert, 48*time.Hour, time.Now()):
+			t.Error("the agent's certificate is not its own (system:karmada:agent:eu, signed by Karmada's CA, matching its key)")
 		case kc["server"] != fmt.Sprintf("https://%s:%d", karmadaAddr, nodePort):
 			t.Errorf("agent server %v", kc["server"])
 		case agent.Values["agent"].(map[string]any)["clusterEndpoint"] != e.members["eu"].Endpoint():
 			t.Errorf("agent clusterEndpoint %v", agent.Values["agent"].(map[string]any)["clusterEndpoint"])
+		}
+		// Its RBAC is in Karmada, and no bootstrap token or CSR is left behind.
+		kcl, err := d3.karmada()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if missing, err := d3.observeAgentRBAC(ctx, kcl.kube, "eu"); err != nil || len(missing) > 0 {
+			t.Errorf("agent RBAC missing %v (%v)", missing, err)
+		}
+		if tokens, err := kcl.kube.CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{FieldSelector: "type=bootstrap.kubernetes.io/token"}); err != nil || len(tokens.Items) > 0 {
+			t.Errorf("bootstrap tokens left: %v (%v)", tokens, err)
+		}
+		if csrs, err := kcl.kube.CertificatesV1().CertificateSigningRequests().List(ctx, metav1.ListOptions{}); err != nil || len(csrs.Items) > 0 {
+			t.Errorf("CSRs left: %d (%v)", len(csrs.Items), err)
 		}
 		// The credentials went into a copy: the step's payload is as the plan made it.
 		if !reflect.DeepEqual(join.Agent.Values, agentBefore) {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/state/kube"
 	"github.com/reconcile-dev/reconcile/state/world"
 )
 
@@ -52,7 +53,7 @@ func (d *Driver) join(ctx context.Context, name string, j plan.Join) error {
 		if err != nil {
 			return fmt.Errorf("join %s: %w", name, err)
 		}
-		if err := d.joinPush(ctx, name, endpoint, j.RemoveAgent, j.Adopt, mc, kc); err != nil {
+		if err := d.joinPush(ctx, name, endpoint, j, mc, kc); err != nil {
 			return fmt.Errorf("join %s (Push): %w", name, err)
 		}
 		return nil
@@ -65,9 +66,12 @@ func (d *Driver) join(ctx context.Context, name string, j plan.Join) error {
 	return terminalf("join %s: unknown join mode %q", name, j.Mode)
 }
 
-// joinPush joins the member as `karmadactl join` does; removeAgent first uninstalls the
-// karmada-agent an earlier Pull join left.
-func (d *Driver) joinPush(ctx context.Context, name, endpoint string, removeAgent, adopt bool, mc clients, kc karmadaClients) error {
+// joinPush joins the member as `karmadactl join` does; j.RemoveAgent first uninstalls the
+// karmada-agent an earlier Pull join left. Karmada's secrets are written from the newest
+// token of each service account (a new generation first for those j.RotateTokens names), and
+// only then are the token Secrets j.RetireTokens names deleted.
+func (d *Driver) joinPush(ctx context.Context, name, endpoint string, j plan.Join, mc clients, kc karmadaClients) error {
+	removeAgent, adopt := j.RemoveAgent, j.Adopt
 	id, err := kubeSystemUID(ctx, mc.kube)
 	if err != nil {
 		return fmt.Errorf("member: %w", err)
@@ -85,8 +89,11 @@ func (d *Driver) joinPush(ctx context.Context, name, endpoint string, removeAgen
 			return fmt.Errorf("member: uninstall the agent of the Pull join: %w", err)
 		}
 		d.log.Info("karmada agent uninstalled: the member switches to Push", "cluster", name)
+		if err := d.removeAgentRBAC(ctx, kc.kube, name); err != nil {
+			return fmt.Errorf("karmada: %w", err)
+		}
 	}
-	member, impersonator, err := d.memberSide(ctx, mc.kube, name)
+	member, impersonator, err := d.memberSide(ctx, mc.kube, name, j.RotateTokens)
 	if err != nil {
 		return fmt.Errorf("member: %w", err)
 	}
@@ -112,6 +119,56 @@ func (d *Driver) joinPush(ctx context.Context, name, endpoint string, removeAgen
 	if err != nil {
 		return fmt.Errorf("karmada: %w", err)
 	}
+	// Both of Karmada's secrets hold the newest tokens now: the older ones can go.
+	if err := d.retireTokens(ctx, mc.kube, name, j.RetireTokens, member.Name, impersonator.Name); err != nil {
+		return fmt.Errorf("member: %w", err)
+	}
+	return nil
+}
+
+// retireTokens deletes the token Secrets named, each only when it is one of the fleet's
+// tokens of the member's service accounts and not one Karmada was just given (keep), and
+// waits until they are gone: their tokens stop working then.
+func (d *Driver) retireTokens(ctx context.Context, kc kubernetes.Interface, name string, retire []string, keep ...string) error {
+	if len(retire) == 0 {
+		return nil
+	}
+	secrets := kc.CoreV1().Secrets(ClusterNamespace)
+	list, err := secrets.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list secrets in %s: %w", ClusterNamespace, err)
+	}
+	ours := map[string]corev1.Secret{}
+	for _, sa := range []string{MemberSA(name), ImpersonatorSA} {
+		for _, s := range kube.SelectTokens(list.Items, sa, sa, d.cfg.Fleet).Secrets {
+			ours[s.Name] = s
+		}
+	}
+	for _, r := range retire {
+		s, ok := ours[r]
+		switch {
+		case slices.Contains(keep, r):
+			return terminalf("token secret %s/%s is the one Karmada now holds: it is not retired", ClusterNamespace, r)
+		case !ok:
+			continue // gone already, or not the fleet's token: left alone
+		}
+		uid := s.UID
+		err := secrets.Delete(ctx, r, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete token secret %s/%s: %w", ClusterNamespace, r, err)
+		}
+		err = poll(ctx, d.cfg.Log, d.cfg.JoinTimeout, "token secret "+ClusterNamespace+"/"+r+" to be deleted", func(ctx context.Context) (bool, error) {
+			got, err := secrets.Get(ctx, r, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) || (err == nil && got.UID != uid) {
+				return true, nil
+			}
+			return false, err
+		})
+		if err != nil {
+			return err
+		}
+		d.log.Info("old token retired", "cluster", name, "secret", ClusterNamespace+"/"+r)
+	}
 	return nil
 }
 
@@ -135,8 +192,9 @@ func checkRegistration(ctx context.Context, kc karmadaClients, name, id string) 
 }
 
 // memberSide writes the namespace, service accounts, RBAC and token secrets into the member
-// and waits until both token secrets are filled.
-func (d *Driver) memberSide(ctx context.Context, kc kubernetes.Interface, name string) (member, impersonator *corev1.Secret, err error) {
+// and waits until the newest token secret of both accounts is filled; it returns those. A
+// service account whose newest token secret rotate names gets a new generation first.
+func (d *Driver) memberSide(ctx context.Context, kc kubernetes.Interface, name string, rotate []string) (member, impersonator *corev1.Secret, err error) {
 	if err := d.ensureNamespace(ctx, kc, ClusterNamespace, map[string]string{systemLabel: "true"}); err != nil {
 		return nil, nil, err
 	}
@@ -152,7 +210,7 @@ func (d *Driver) memberSide(ctx context.Context, kc kubernetes.Interface, name s
 		return nil, nil, err
 	}
 	for _, sa := range []string{ImpersonatorSA, MemberSA(name)} {
-		if err := d.ensureTokenSecret(ctx, kc, ClusterNamespace, sa); err != nil {
+		if err := d.ensureToken(ctx, kc, sa, rotate); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -165,15 +223,38 @@ func (d *Driver) memberSide(ctx context.Context, kc kubernetes.Interface, name s
 	return member, impersonator, nil
 }
 
-func (d *Driver) waitToken(ctx context.Context, kc kubernetes.Interface, name string) (*corev1.Secret, error) {
+// ensureToken makes sure sa has a token secret of the fleet's: the first one is named like
+// the account; when rotate names the newest one, the next generation is made (a retried
+// rotation finds its new generation newest and makes no other).
+func (d *Driver) ensureToken(ctx context.Context, kc kubernetes.Interface, sa string, rotate []string) error {
+	toks, err := kube.ListTokens(ctx, kc, ClusterNamespace, sa, sa, d.cfg.Fleet)
+	if err != nil {
+		return err
+	}
+	newest := toks.Newest()
+	switch {
+	case newest == nil:
+		return d.ensureTokenSecret(ctx, kc, ClusterNamespace, sa, sa)
+	case slices.Contains(rotate, newest.Name):
+		next := toks.Next()
+		if err := d.ensureTokenSecret(ctx, kc, ClusterNamespace, next, sa); err != nil {
+			return err
+		}
+		d.log.Info("new token generation", "secret", ClusterNamespace+"/"+next, "replaces", newest.Name)
+	}
+	return nil
+}
+
+// waitToken waits until the newest token secret of the fleet's for sa is filled.
+func (d *Driver) waitToken(ctx context.Context, kc kubernetes.Interface, sa string) (*corev1.Secret, error) {
 	var s *corev1.Secret
-	err := poll(ctx, d.cfg.JoinTimeout, "token and ca.crt in secret "+ClusterNamespace+"/"+name, func(ctx context.Context) (bool, error) {
-		got, err := kc.CoreV1().Secrets(ClusterNamespace).Get(ctx, name, metav1.GetOptions{})
+	err := poll(ctx, d.cfg.Log, d.cfg.JoinTimeout, "token and ca.crt in the newest token secret of "+ClusterNamespace+"/"+sa, func(ctx context.Context) (bool, error) {
+		toks, err := kube.ListTokens(ctx, kc, ClusterNamespace, sa, sa, d.cfg.Fleet)
 		if err != nil {
 			return false, err
 		}
-		s = got
-		return tokenFilled(got), nil
+		s = toks.Newest()
+		return s != nil && kube.TokenFilled(s), nil
 	})
 	return s, err
 }
@@ -275,22 +356,22 @@ func (d *Driver) ensureClusterRoleBinding(ctx context.Context, kc kubernetes.Int
 	return nil
 }
 
-// ensureTokenSecret makes the long-lived token Secret of a service account, named like it,
-// which the token controller fills (Kubernetes ≥ 1.24 creates none by itself).
-func (d *Driver) ensureTokenSecret(ctx context.Context, kc kubernetes.Interface, ns, sa string) error {
-	s, err := kc.CoreV1().Secrets(ns).Get(ctx, sa, metav1.GetOptions{})
+// ensureTokenSecret makes the long-lived token Secret name of a service account, which the
+// token controller fills (Kubernetes ≥ 1.24 creates none by itself).
+func (d *Driver) ensureTokenSecret(ctx context.Context, kc kubernetes.Interface, ns, name, sa string) error {
+	s, err := kc.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case err == nil && s.Type != corev1.SecretTypeServiceAccountToken:
-		return fmt.Errorf("secret %s/%s exists with type %s, not %s", ns, sa, s.Type, corev1.SecretTypeServiceAccountToken)
+		return fmt.Errorf("secret %s/%s exists with type %s, not %s", ns, name, s.Type, corev1.SecretTypeServiceAccountToken)
 	case err == nil && s.Annotations[corev1.ServiceAccountNameKey] == sa && hasAll(s.Labels, d.labels(nil)):
 		return nil
 	case err != nil && !apierrors.IsNotFound(err):
-		return fmt.Errorf("secret %s/%s: %w", ns, sa, err)
+		return fmt.Errorf("secret %s/%s: %w", ns, name, err)
 	}
-	ac := corev1ac.Secret(sa, ns).WithType(corev1.SecretTypeServiceAccountToken).WithLabels(d.labels(nil)).
+	ac := corev1ac.Secret(name, ns).WithType(corev1.SecretTypeServiceAccountToken).WithLabels(d.labels(nil)).
 		WithAnnotations(map[string]string{corev1.ServiceAccountNameKey: sa})
 	if _, err := kc.CoreV1().Secrets(ns).Apply(ctx, ac, applyOpts); err != nil {
-		return fmt.Errorf("apply secret %s/%s: %w", ns, sa, err)
+		return fmt.Errorf("apply secret %s/%s: %w", ns, name, err)
 	}
 	return nil
 }
@@ -373,8 +454,11 @@ func ownedBy(refs []metav1.OwnerReference, uid types.UID) bool {
 }
 
 // joinPull installs karmada-agent in the member; the agent registers the Cluster itself. The
-// agent's credentials are read from the manager's certificate secret and put into a copy of
-// the payload's values (agent.kubeconfig.caCrt, crt and key); the step keeps none of them.
+// agent gets its own identity (see agent.go): its RBAC in Karmada first, then its certificate
+// (kept while reusable, else issued anew), put with Karmada's CA (read from the manager's
+// certificate secret) into a copy of the payload's values (agent.kubeconfig.caCrt, crt and
+// key, and a pod annotation that restarts the agent when the certificate changes); the step
+// keeps none of them.
 func (d *Driver) joinPull(ctx context.Context, name string, j plan.Join) error {
 	if j.Agent == nil {
 		return terminalf("the payload carries no agent release")
@@ -397,11 +481,29 @@ func (d *Driver) joinPull(ctx context.Context, name string, j plan.Join) error {
 	}
 	certs, err := mgr.kube.CoreV1().Secrets(ns).Get(ctx, secret, metav1.GetOptions{})
 	if err != nil {
-		return fmt.Errorf("manager %s: read the Karmada certificates %s: %w", j.Manager, j.CertSecret, err)
+		return fmt.Errorf("manager %s: read the Karmada CA from %s: %w", j.Manager, j.CertSecret, err)
 	}
-	ca, crt, keyPEM := certs.Data["server-ca.crt"], certs.Data["karmada.crt"], certs.Data["karmada.key"]
-	if len(ca) == 0 || len(crt) == 0 || len(keyPEM) == 0 {
-		return fmt.Errorf("manager %s: secret %s lacks server-ca.crt, karmada.crt or karmada.key", j.Manager, j.CertSecret)
+	ca := certs.Data["server-ca.crt"]
+	if len(ca) == 0 {
+		return fmt.Errorf("manager %s: secret %s lacks server-ca.crt", j.Manager, j.CertSecret)
+	}
+	kc, err := d.karmada()
+	if err != nil {
+		return err
+	}
+	if err := d.ensureAgentRBAC(ctx, kc.kube, name); err != nil {
+		return fmt.Errorf("karmada: the agent's RBAC: %w", err)
+	}
+	var lifetime time.Duration
+	if j.AgentCertLifetime != nil {
+		lifetime = j.AgentCertLifetime.Duration
+	}
+	if lifetime <= 0 {
+		lifetime = spec.Credentials{TokenRotation: spec.Duration{Duration: spec.DefaultTokenRotation}}.AgentCertificateLifetime()
+	}
+	crt, keyPEM, err := d.agentCertificate(ctx, kc, mc, name, ca, lifetime, j.RenewAgentCert)
+	if err != nil {
+		return err
 	}
 	values, err := withAgentCredentials(j.Agent.Values, string(ca), string(crt), string(keyPEM))
 	if err != nil {
@@ -426,7 +528,7 @@ func (d *Driver) markPulled(ctx context.Context, mc clients, name string, adopt 
 		return err
 	}
 	var c *clusterv1alpha1.Cluster
-	err = poll(ctx, d.cfg.JoinTimeout, "the agent to register cluster "+name, func(ctx context.Context) (bool, error) {
+	err = poll(ctx, d.cfg.Log, d.cfg.JoinTimeout, "the agent to register cluster "+name, func(ctx context.Context) (bool, error) {
 		got, err := kc.karmada.ClusterV1alpha1().Clusters().Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return false, nil
@@ -476,6 +578,16 @@ func withAgentCredentials(values map[string]any, ca, crt, key string) (map[strin
 		cur = m
 	}
 	cur["caCrt"], cur["crt"], cur["key"] = ca, crt, key
+	agent := out["agent"].(map[string]any)
+	ann, ok := agent["podAnnotations"].(map[string]any)
+	if !ok || ann == nil {
+		if v, set := agent["podAnnotations"]; set && v != nil {
+			return nil, fmt.Errorf("value agent.podAnnotations is a %T, not a map", v)
+		}
+		ann = map[string]any{}
+		agent["podAnnotations"] = ann
+	}
+	ann[AgentCredentialAnnotation] = agentCredentialFingerprint([]byte(crt))
 	return out, nil
 }
 
@@ -486,7 +598,7 @@ func (d *Driver) waitMemberReady(ctx context.Context, name string) error {
 		return fmt.Errorf("member %s: %w", name, err)
 	}
 	var last string
-	err = poll(ctx, d.cfg.ReadyTimeout, "cluster "+name+" Ready", func(ctx context.Context) (bool, error) {
+	err = poll(ctx, d.cfg.Log, d.cfg.ReadyTimeout, "cluster "+name+" Ready", func(ctx context.Context) (bool, error) {
 		c, err := kc.karmada.ClusterV1alpha1().Clusters().Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -543,14 +655,17 @@ func (d *Driver) removeStale(ctx context.Context, name, staleID string) error {
 		if apierrors.IsNotFound(err) {
 			return true, nil
 		}
-		return false, err
+		if err != nil {
+			return false, err
+		}
+		return false, d.releaseWhenWorksGone(ctx, kc, name)
 	}
-	if err := poll(ctx, staleGrace, "stale cluster "+name+" to be deleted", gone); err != nil {
+	if err := poll(ctx, d.cfg.Log, staleGrace, "stale cluster "+name+" to be deleted", gone); err != nil {
 		d.log.Warn("the replaced cluster is gone, so Karmada cannot clean up its Works: stripping finalizers", "cluster", name)
-		if err := forceRemove(ctx, kc, name); err != nil {
+		if err := d.forceRemove(ctx, kc, name); err != nil {
 			return err
 		}
-		if err := poll(ctx, d.cfg.JoinTimeout, "stale cluster "+name+" to be deleted after stripping finalizers", gone); err != nil {
+		if err := poll(ctx, d.cfg.Log, d.cfg.JoinTimeout, "stale cluster "+name+" to be deleted after stripping finalizers", gone); err != nil {
 			return err
 		}
 	}
@@ -562,13 +677,16 @@ func (d *Driver) removeStale(ctx context.Context, name, staleID string) error {
 		if apierrors.IsNotFound(err) {
 			return true, nil
 		}
-		return false, err
+		if err != nil {
+			return false, err
+		}
+		return false, d.releaseWhenWorksGone(ctx, kc, name)
 	}
-	if err := poll(ctx, staleGrace, "execution namespace "+ns+" to be deleted", nsGone); err == nil {
+	if err := poll(ctx, d.cfg.Log, staleGrace, "execution namespace "+ns+" to be deleted", nsGone); err == nil {
 		return nil
 	}
-	if err := forceRemove(ctx, kc, name); err != nil {
+	if err := d.forceRemove(ctx, kc, name); err != nil {
 		return err
 	}
-	return poll(ctx, d.cfg.JoinTimeout, "execution namespace "+ns+" to be deleted after stripping finalizers", nsGone)
+	return poll(ctx, d.cfg.Log, d.cfg.JoinTimeout, "execution namespace "+ns+" to be deleted after stripping finalizers", nsGone)
 }

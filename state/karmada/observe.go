@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sort"
 	"strconv"
 	"time"
 
 	"github.com/reconcile-dev/reconcile/state/world"
 
 	clusterv1alpha1 "github.com/karmada-io/karmada/pkg/apis/cluster/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -39,29 +41,62 @@ func (d *Driver) Observe(ctx context.Context, f *spec.Fleet, w *world.World) err
 		if err != nil {
 			return fmt.Errorf("observe karmada: %w", err)
 		}
-		if err := observeKarmada(ctx, kc, w); err != nil {
+		if err := d.observeKarmada(ctx, kc, w); err != nil {
 			return state.Transient(fmt.Errorf("observe karmada: %w", err), 0)
 		}
 	}
+	pulls := map[string]bool{}
+	for _, m := range f.Members {
+		pulls[m.Name] = f.MemberJoinMode(m) == spec.Pull
+	}
+	var names []string
 	for name, c := range w.Clusters {
 		if name == f.Manager.Name || c == nil || !c.Reachable {
 			continue
 		}
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	type memberSide struct {
+		pj    *world.PushJoin
+		agent *world.AgentCredential
+		// why names the read that failed.
+		why string
+	}
+	state.EachCluster(ctx, names, 0, func(ctx context.Context, name string) (*memberSide, error) {
 		mc, err := d.connect(access, name)
 		if err != nil {
-			continue // no kubeconfig: the kube observer would not have found it reachable
+			return nil, nil // no kubeconfig: the kube observer would not have found it reachable
 		}
-		pj, err := observePushJoin(ctx, mc.kube, name)
-		if err != nil {
-			w.MarkUnreadable(name, "karmada member side: "+err.Error())
-			continue
+		out := &memberSide{why: "karmada member side"}
+		if out.pj, err = observePushJoin(ctx, mc.kube, name, f.Metadata.Name); err != nil {
+			return out, err
 		}
-		c.PushJoin = pj
-	}
-	return nil
+		if pulls[name] {
+			ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+			defer cancel()
+			out.why = "karmada agent credential"
+			if out.agent, err = ObserveAgentCredential(ctx, mc.kube); err != nil {
+				return out, err
+			}
+		}
+		return out, nil
+	}, func(name string, m *memberSide, err error) {
+		switch {
+		case err != nil:
+			w.MarkUnreadable(name, m.why+": "+err.Error())
+		case m != nil:
+			c := w.Clusters[name]
+			c.PushJoin = m.pj
+			if pulls[name] {
+				c.Agent = m.agent
+			}
+		}
+	})
+	return ctx.Err()
 }
 
-func observeKarmada(ctx context.Context, kc karmadaClients, w *world.World) error {
+func (d *Driver) observeKarmada(ctx context.Context, kc karmadaClients, w *world.World) error {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	if w.Karmada == nil {
@@ -100,13 +135,27 @@ func observeKarmada(ctx context.Context, kc karmadaClients, w *world.World) erro
 				return fmt.Errorf("secret %s/%s: %w", ref.Namespace, ref.Name, err)
 			}
 		}
+		if ref := c.Spec.ImpersonatorSecretRef; ref != nil {
+			s, err := kc.kube.CoreV1().Secrets(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+			switch {
+			case err == nil:
+				km.ImpersonatorHash = CredentialHash(s.Data[clusterv1alpha1.SecretTokenKey], nil)
+			case !apierrors.IsNotFound(err):
+				return fmt.Errorf("secret %s/%s: %w", ref.Namespace, ref.Name, err)
+			}
+		}
+		if c.Spec.SyncMode == clusterv1alpha1.Pull && world.OwnedBy(c.Labels, d.cfg.Fleet) {
+			if km.AgentRBACMissing, err = d.observeAgentRBAC(ctx, kc.kube, c.Name); err != nil {
+				return fmt.Errorf("the agent RBAC of %s: %w", c.Name, err)
+			}
+		}
 		k.Members[c.Name] = km
 	}
 	return nil
 }
 
 // observePushJoin reads what a Push join leaves in the member; nil when karmada-cluster is absent.
-func observePushJoin(ctx context.Context, kc kubernetes.Interface, name string) (*world.PushJoin, error) {
+func observePushJoin(ctx context.Context, kc kubernetes.Interface, name, fleet string) (*world.PushJoin, error) {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	ns, err := kc.CoreV1().Namespaces().Get(ctx, ClusterNamespace, metav1.GetOptions{})
@@ -123,23 +172,33 @@ func observePushJoin(ctx context.Context, kc kubernetes.Interface, name string) 
 	}
 	pj.RBAC = rbac
 	pj.TokensReady = true
+	secrets, err := kc.CoreV1().Secrets(ClusterNamespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
 	for _, sa := range []string{MemberSA(name), ImpersonatorSA} {
-		s, err := kc.CoreV1().Secrets(ClusterNamespace).Get(ctx, sa, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			pj.TokensReady = false
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if !tokenFilled(s) {
+		toks := kube.SelectTokens(secrets.Items, sa, sa, fleet)
+		cur := toks.Current()
+		if cur == nil {
 			pj.TokensReady = false
 			continue
 		}
 		if sa == MemberSA(name) {
-			pj.CredentialHash = CredentialHash(s.Data["token"], s.Data["ca.crt"])
+			pj.CredentialHash = CredentialHash(cur.Data[corev1.ServiceAccountTokenKey], cur.Data[corev1.ServiceAccountRootCAKey])
+		} else {
+			pj.ImpersonatorHash = CredentialHash(cur.Data[corev1.ServiceAccountTokenKey], nil)
 		}
+		pj.Tokens = append(pj.Tokens, cur.Name)
+		if created := cur.CreationTimestamp.Time; !created.IsZero() && (pj.TokenCreated.IsZero() || created.Before(pj.TokenCreated)) {
+			pj.TokenCreated = created.UTC()
+		}
+		pj.OldTokens = append(pj.OldTokens, toks.Older()...)
 	}
+	if !pj.TokensReady {
+		pj.Tokens, pj.TokenCreated = nil, time.Time{}
+	}
+	sort.Strings(pj.Tokens)
+	sort.Strings(pj.OldTokens)
 	return pj, nil
 }
 

@@ -105,7 +105,7 @@ func TestRulesEqual(t *testing.T) {
 func TestPollReportsTheLastError(t *testing.T) {
 	t.Parallel()
 	calls := 0
-	err := poll(context.Background(), 300*time.Millisecond, "the thing", func(context.Context) (bool, error) {
+	err := poll(context.Background(), nil, 300*time.Millisecond, "the thing", func(context.Context) (bool, error) {
 		calls++
 		return false, errors.New("Ready=False reason ClusterNotReachable")
 	})
@@ -116,7 +116,7 @@ func TestPollReportsTheLastError(t *testing.T) {
 		t.Errorf("cond called %d times in 300ms", calls)
 	}
 	done := 0
-	if err := poll(context.Background(), time.Minute, "done at once", func(context.Context) (bool, error) { done++; return true, nil }); err != nil || done != 1 {
+	if err := poll(context.Background(), nil, time.Minute, "done at once", func(context.Context) (bool, error) { done++; return true, nil }); err != nil || done != 1 {
 		t.Errorf("poll of a met condition: %v after %d calls", err, done)
 	}
 }

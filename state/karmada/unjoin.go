@@ -21,8 +21,8 @@ var clearFinalizers = []byte(`{"metadata":{"finalizers":null}}`)
 
 // unjoin removes a member that left the fleet: it deletes the Cluster and waits until it is
 // gone (stripping finalizers when the member is unreachable and the payload says Force), then
-// removes what the join left in the member (RBAC, service accounts, karmada-cluster, and for
-// Pull the agent release).
+// removes the Pull agent's RBAC from Karmada and what the join left in the member (RBAC,
+// service accounts, karmada-cluster, and for Pull the agent release).
 func (d *Driver) unjoin(ctx context.Context, name string, u plan.Unjoin) error {
 	kc, err := d.karmada()
 	if err != nil {
@@ -49,6 +49,11 @@ func (d *Driver) unjoin(ctx context.Context, name string, u plan.Unjoin) error {
 		if err := d.deleteCluster(ctx, kc, name, reachable, u.Force); err != nil {
 			return fmt.Errorf("unjoin %s: %w", name, err)
 		}
+	}
+	// A Pull agent's identity is revoked in Karmada whether or not its cluster answers: its
+	// certificate then opens nothing, and it is never renewed.
+	if err := d.removeAgentRBAC(ctx, kc.kube, name); err != nil {
+		return fmt.Errorf("unjoin %s: karmada: %w", name, err)
 	}
 	if !reachable {
 		d.log.Warn("member unreachable: its karmada-cluster namespace and RBAC are left in place", "cluster", name, "error", memberErr)
@@ -93,9 +98,13 @@ func (d *Driver) deleteCluster(ctx context.Context, kc karmadaClients, name stri
 		if err != nil {
 			return false, err
 		}
+		// A Pull agent keeps its Work RBAC until it has cleaned up every Work.
+		if err := d.releaseWhenWorksGone(ctx, kc, name); err != nil {
+			return false, err
+		}
 		return false, fmt.Errorf("cluster still there, finalizers %v", c.Finalizers)
 	}
-	err := poll(ctx, d.cfg.JoinTimeout, "cluster "+name+" to be deleted", gone)
+	err := poll(ctx, d.cfg.Log, d.cfg.JoinTimeout, "cluster "+name+" to be deleted", gone)
 	if err == nil || memberReachable || !force {
 		if err != nil && !memberReachable {
 			err = fmt.Errorf("%w (the member is unreachable, so Karmada cannot clean up its Works; a forced unjoin strips their finalizers)", err)
@@ -103,16 +112,19 @@ func (d *Driver) deleteCluster(ctx context.Context, kc karmadaClients, name stri
 		return err
 	}
 	d.log.Warn("member unreachable: forcing the unjoin by stripping finalizers; resources may be left in the member", "cluster", name)
-	if err := forceRemove(ctx, kc, name); err != nil {
+	if err := d.forceRemove(ctx, kc, name); err != nil {
 		return err
 	}
-	return poll(ctx, d.cfg.JoinTimeout, "cluster "+name+" to be deleted after stripping finalizers", gone)
+	return poll(ctx, d.cfg.Log, d.cfg.JoinTimeout, "cluster "+name+" to be deleted after stripping finalizers", gone)
 }
 
 // forceRemove strips the finalizers of the member's Works, of its execution namespace and of
 // the Cluster, as `karmadactl unjoin --force` does.
-func forceRemove(ctx context.Context, kc karmadaClients, name string) error {
+func (d *Driver) forceRemove(ctx context.Context, kc karmadaClients, name string) error {
 	ns := ExecutionNamespace(name)
+	if err := d.releaseWorkRBAC(ctx, kc.kube, name); err != nil {
+		return err
+	}
 	works, err := kc.karmada.WorkV1alpha1().Works(ns).List(ctx, metav1.ListOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("list works in %s: %w", ns, err)
@@ -189,7 +201,7 @@ func (d *Driver) removeMemberSide(ctx context.Context, kc kubernetes.Interface, 
 	if nsPre == nil {
 		return nil
 	}
-	return poll(ctx, d.cfg.JoinTimeout, "namespace "+ClusterNamespace+" to be deleted", func(ctx context.Context) (bool, error) {
+	return poll(ctx, d.cfg.Log, d.cfg.JoinTimeout, "namespace "+ClusterNamespace+" to be deleted", func(ctx context.Context) (bool, error) {
 		_, err := kc.CoreV1().Namespaces().Get(ctx, ClusterNamespace, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return true, nil

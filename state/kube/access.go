@@ -5,14 +5,18 @@ package kube
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/reconcile-dev/reconcile/state/world"
@@ -25,6 +29,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/state"
 )
 
 // Files is the part of the state store this package reads and writes.
@@ -84,25 +89,18 @@ func (a Access) Kubeconfig(name string) ([]byte, error) {
 		c.Kubeconfig = &k
 	}
 	if c.Kubeconfig != nil {
-		cfg, err := clientcmd.LoadFromFile(c.Kubeconfig.Path)
+		// Observers and drivers ask for the same file many times a pass: it is read again
+		// only when it, or a certificate or token file it names, changed.
+		key := "file\x00" + c.Kubeconfig.Path + "\x00" + c.Kubeconfig.Context
+		if v, ok := parsed.get(key); ok && v.(flattened).fresh() {
+			return v.(flattened).data, nil
+		}
+		f, err := flatten(name, *c.Kubeconfig)
 		if err != nil {
-			return nil, fmt.Errorf("cluster %s: kubeconfig %s: %w", name, c.Kubeconfig.Path, err)
+			return nil, err
 		}
-		if c.Kubeconfig.Context != "" {
-			if _, ok := cfg.Contexts[c.Kubeconfig.Context]; !ok {
-				return nil, fmt.Errorf("cluster %s: kubeconfig %s has no context %q", name, c.Kubeconfig.Path, c.Kubeconfig.Context)
-			}
-			cfg.CurrentContext = c.Kubeconfig.Context
-		}
-		// Keep only that context, with certificate files inlined, so the result carries no
-		// other cluster's credentials and stands on its own.
-		if err := clientcmdapi.MinifyConfig(cfg); err != nil {
-			return nil, fmt.Errorf("cluster %s: kubeconfig %s: %w", name, c.Kubeconfig.Path, err)
-		}
-		if err := clientcmdapi.FlattenConfig(cfg); err != nil {
-			return nil, fmt.Errorf("cluster %s: kubeconfig %s: %w", name, c.Kubeconfig.Path, err)
-		}
-		return clientcmd.Write(*cfg)
+		parsed.put(key, f)
+		return f.data, nil
 	}
 	data, err := a.Store.ReadFile(ClusterKubeconfig(name))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -112,6 +110,104 @@ func (a Access) Kubeconfig(name string) ([]byte, error) {
 		return nil, fmt.Errorf("cluster %s: %w", name, ErrNoKubeconfig)
 	}
 	return data, err
+}
+
+// flatten reads an existing cluster's kubeconfig file, keeps only its context and inlines
+// the certificate files, so the result carries no other cluster's credentials.
+func flatten(name string, k spec.Kubeconfig) (flattened, error) {
+	f := flattened{files: map[string]fileStamp{k.Path: stamp(k.Path)}}
+	cfg, err := clientcmd.LoadFromFile(k.Path)
+	if err != nil {
+		return f, fmt.Errorf("cluster %s: kubeconfig %s: %w", name, k.Path, err)
+	}
+	if k.Context != "" {
+		if _, ok := cfg.Contexts[k.Context]; !ok {
+			return f, fmt.Errorf("cluster %s: kubeconfig %s has no context %q", name, k.Path, k.Context)
+		}
+		cfg.CurrentContext = k.Context
+	}
+	// Keep only that context, with certificate files inlined, so the result carries no
+	// other cluster's credentials and stands on its own.
+	if err := clientcmdapi.MinifyConfig(cfg); err != nil {
+		return f, fmt.Errorf("cluster %s: kubeconfig %s: %w", name, k.Path, err)
+	}
+	for _, c := range cfg.Clusters {
+		f.stamp(c.CertificateAuthority)
+	}
+	for _, a := range cfg.AuthInfos {
+		f.stamp(a.ClientCertificate)
+		f.stamp(a.ClientKey)
+		f.stamp(a.TokenFile)
+	}
+	if err := clientcmdapi.FlattenConfig(cfg); err != nil {
+		return f, fmt.Errorf("cluster %s: kubeconfig %s: %w", name, k.Path, err)
+	}
+	f.data, err = clientcmd.Write(*cfg)
+	return f, err
+}
+
+// flattened is a kubeconfig file flattened to its context, with the files it was read from.
+type flattened struct {
+	data  []byte
+	files map[string]fileStamp
+}
+
+// fileStamp is what tells a file changed: its size and modification time (zero if absent).
+type fileStamp struct {
+	size  int64
+	mtime int64
+}
+
+func stamp(path string) fileStamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+}
+
+func (f *flattened) stamp(path string) {
+	if path != "" {
+		f.files[path] = stamp(path)
+	}
+}
+
+// fresh reports whether none of the files it was read from changed since.
+func (f flattened) fresh() bool {
+	for p, st := range f.files {
+		if stamp(p) != st || st == (fileStamp{}) {
+			return false
+		}
+	}
+	return true
+}
+
+// parsed memoizes the client configs kubeconfigs parse to, by their content: a pass at 30
+// members otherwise spends much of its CPU parsing the same YAML again. Entries never go stale (a changed kubeconfig is another
+// key); the memo is emptied when it grows past memoSize.
+var parsed memo
+
+const memoSize = 512
+
+type memo struct {
+	mu sync.Mutex
+	m  map[string]any
+}
+
+func (m *memo) get(key string) (any, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.m[key]
+	return v, ok
+}
+
+func (m *memo) put(key string, v any) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.m == nil || len(m.m) >= memoSize {
+		m.m = map[string]any{}
+	}
+	m.m[key] = v
 }
 
 // lister is the part of a state backend that names its files.
@@ -151,9 +247,18 @@ func (a Access) KarmadaRESTConfig() (*rest.Config, error) {
 }
 
 func (a Access) restConfig(data []byte, what string) (*rest.Config, error) {
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: kubeconfig: %w", what, err)
+	sum := sha256.Sum256(data)
+	key := "config\x00" + string(sum[:])
+	var cfg *rest.Config
+	if v, ok := parsed.get(key); ok {
+		cfg = rest.CopyConfig(v.(*rest.Config))
+	} else {
+		c, err := clientcmd.RESTConfigFromKubeConfig(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: kubeconfig: %w", what, err)
+		}
+		parsed.put(key, rest.CopyConfig(c))
+		cfg = c
 	}
 	cfg.Timeout = a.Timeout
 	if cfg.Timeout == 0 {
@@ -177,11 +282,38 @@ func clusterSpec(f *spec.Fleet, name string) (spec.Cluster, bool) {
 
 // Observer fills, for every cluster of the fleet whose kubeconfig is at hand, whether it
 // answers, its kube-system UID, its API endpoint and (for existing clusters) node addresses.
+// Clusters are probed in parallel (state.EachCluster); one that does not answer is recorded
+// with the reason (world.Cluster.Unreachable), never taken for empty.
 type Observer struct {
 	Access Access
 	// Probe bounds the reachability check of one cluster (default 5s).
 	Probe time.Duration
+	// Handshake bounds the TCP dial and TLS handshake that decide whether a cluster answers
+	// at all (default 3s): an API server that accepts connections and never answers (stopped,
+	// overloaded) is declared unreachable after this, not after client-go's 10s handshake
+	// timeout per request.
+	Handshake time.Duration
+	// Retry retries a probe that failed with a retryable error (a 5xx, a timeout on an
+	// established connection); a cluster that does not even complete a handshake is not
+	// retried: it is unreachable this pass.
+	Retry state.Retry
 }
+
+// Default bounds of Observer.
+const (
+	DefaultProbe     = 5 * time.Second
+	DefaultHandshake = 3 * time.Second
+)
+
+// probed is what one probe found.
+type probed struct {
+	host    string // the API URL probed
+	uid     string
+	nodeIPs []string
+}
+
+// errNoConfig: the cluster has no usable kubeconfig, so it was not probed.
+type errNoConfig struct{ error }
 
 // Observe implements state.Observer.
 func (o Observer) Observe(ctx context.Context, f *spec.Fleet, w *world.World) error {
@@ -209,6 +341,9 @@ func (o Observer) Observe(ctx context.Context, f *spec.Fleet, w *world.World) er
 			}
 		}
 	}
+	access := o.Access.For(f)
+	existingSpec := map[string]bool{}
+	var probe []string
 	for _, name := range names {
 		c, ok := clusterSpec(f, name)
 		oc := w.Clusters[name]
@@ -224,43 +359,118 @@ func (o Observer) Observe(ctx context.Context, f *spec.Fleet, w *world.World) er
 		if ok && existing {
 			o.keepExisting(name, f)
 		}
-		cfg, err := o.Access.For(f).RESTConfig(name)
+		existingSpec[name] = ok && !c.IsLKE()
+		probe = append(probe, name)
+	}
+	state.EachCluster(ctx, probe, 0, func(ctx context.Context, name string) (probed, error) {
+		cfg, err := access.RESTConfig(name)
 		if err != nil {
-			continue // no kubeconfig: the cluster stays unreachable in the world
+			return probed{}, errNoConfig{err}
+		}
+		p, err := o.probe(ctx, cfg, existingSpec[name])
+		p.host = cfg.Host
+		return p, err
+	}, func(name string, p probed, err error) {
+		oc := w.Clusters[name]
+		var noConfig errNoConfig
+		if errors.As(err, &noConfig) {
+			return // no kubeconfig: the cluster stays unreachable in the world
 		}
 		if oc.APIEndpoint == "" {
-			oc.APIEndpoint = cfg.Host
+			oc.APIEndpoint = p.host
 		}
-		o.probe(ctx, cfg, oc, ok && !c.IsLKE())
-	}
+		if err != nil {
+			oc.Unreachable = err.Error()
+			return
+		}
+		oc.Reachable, oc.KubeSystemUID = true, p.uid
+		if existingSpec[name] {
+			oc.NodeIPs = p.nodeIPs
+		}
+	})
 	return nil
 }
 
-func (o Observer) probe(ctx context.Context, cfg *rest.Config, oc *world.Cluster, existing bool) {
+// probe reads a cluster's kube-system UID (and, for an existing cluster, its nodes), after a
+// handshake bounded by o.Handshake has shown that the API server answers at all.
+func (o Observer) probe(ctx context.Context, cfg *rest.Config, existing bool) (probed, error) {
+	var p probed
 	d := o.Probe
 	if d == 0 {
-		d = 5 * time.Second
+		d = DefaultProbe
 	}
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
+	if err := o.handshake(ctx, cfg); err != nil {
+		return p, err
+	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return
+		return p, err
 	}
-	ns, err := cs.CoreV1().Namespaces().Get(ctx, "kube-system", metav1.GetOptions{})
+	err = o.Retry.Do(ctx, func(ctx context.Context) error {
+		ns, err := cs.CoreV1().Namespaces().Get(ctx, "kube-system", metav1.GetOptions{})
+		if err != nil {
+			return Classify(err)
+		}
+		p.uid = string(ns.UID)
+		return nil
+	})
 	if err != nil {
-		return
+		return p, err
 	}
-	oc.Reachable = true
-	oc.KubeSystemUID = string(ns.UID)
 	if !existing {
-		return // LKE node addresses come from the Linode API
+		return p, nil // LKE node addresses come from the Linode API
 	}
 	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return
+	if err == nil {
+		p.nodeIPs = nodeIPs(nodes.Items)
 	}
-	oc.NodeIPs = nodeIPs(nodes.Items)
+	return p, nil
+}
+
+// handshake dials the API server and completes a TLS handshake with the client's TLS
+// settings within o.Handshake, so that a server that accepts connections and never answers
+// is found out quickly. A plain-HTTP server is only dialled.
+func (o Observer) handshake(ctx context.Context, cfg *rest.Config) error {
+	d := o.Handshake
+	if d == 0 {
+		d = DefaultHandshake
+	}
+	u, err := url.Parse(cfg.Host)
+	if err != nil || u.Host == "" {
+		return nil // let the client say what is wrong with it
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), map[bool]string{true: "443", false: "80"}[u.Scheme != "http"])
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var conn net.Conn
+	if u.Scheme == "http" {
+		conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", host)
+	} else {
+		tlsCfg, terr := rest.TLSConfigFor(cfg)
+		if terr != nil {
+			return fmt.Errorf("tls config: %w", terr)
+		}
+		if tlsCfg == nil {
+			tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		if tlsCfg.ServerName == "" {
+			tlsCfg = tlsCfg.Clone()
+			tlsCfg.ServerName = u.Hostname()
+		}
+		conn, err = (&tls.Dialer{Config: tlsCfg}).DialContext(ctx, "tcp", host)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s did not complete a TLS handshake within %s", host, d)
+		}
+		return fmt.Errorf("%s: %w", host, err)
+	}
+	return conn.Close()
 }
 
 // nodeIPs are the ExternalIP addresses of Ready nodes (InternalIP when a node has none), sorted.

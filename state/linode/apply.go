@@ -14,6 +14,7 @@ import (
 
 	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/state"
+	"github.com/reconcile-dev/reconcile/state/progress"
 )
 
 // Apply applies a cluster or kubeconfig step exactly as planned:
@@ -529,6 +530,9 @@ func (d *Driver) waitUntil(ctx context.Context, deadline time.Time, what string,
 	wctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	start := time.Now()
+	// The bound is what is left of the step's deadline, which several waits may share.
+	w := progress.Start(ctx, d.log, what, time.Until(deadline))
+	defer w.End()
 	last := "none"
 	for {
 		done, answer, err := check(wctx)
@@ -546,6 +550,7 @@ func (d *Driver) waitUntil(ctx context.Context, deadline time.Time, what string,
 		default:
 			last = lastAnswer(err)
 		}
+		w.Set("last answer: " + last)
 		d.log.Debug("waiting", "for", what, "answer", last, "waited", time.Since(start).Round(time.Millisecond).String())
 		t := time.NewTimer(d.cfg.PollInterval)
 		select {

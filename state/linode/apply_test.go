@@ -259,3 +259,33 @@ func TestApplyRejectsStepsItDoesNotKnow(t *testing.T) {
 		t.Errorf("writes:\n%s", describe(ws))
 	}
 }
+
+// The daemon's cheap poll: one list request, a fingerprint that stays while nothing changes
+// and moves when a cluster of the fleet is deleted behind its back, and ignores others'.
+func TestFingerprint(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, linodeapi.Options{})
+	d := newDriver(t, l, newStore(t))
+	f := testFleet("mgr", "eu")
+	converge(t, d, f, "mgr", "eu")
+	ctx := context.Background()
+	l.api.ResetRequests()
+	a, err := d.Fingerprint(ctx, f.Metadata.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(l.api.Requests()); n != 1 {
+		t.Errorf("a fingerprint took %d requests, want 1", n)
+	}
+	createForeign(t, l, "ap")
+	if b, err := d.Fingerprint(ctx, f.Metadata.Name); err != nil || b != a {
+		t.Errorf("another's cluster moved the fingerprint: %s -> %s (%v)", a, b, err)
+	}
+	eu := observe(t, d, f).Clusters["eu"]
+	if err := l.plainClient(t).DeleteLKECluster(ctx, eu.LinodeID); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := d.Fingerprint(ctx, f.Metadata.Name); err != nil || c == a {
+		t.Errorf("a cluster of the fleet deleted by hand left the fingerprint as it was (%v)", err)
+	}
+}

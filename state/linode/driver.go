@@ -19,6 +19,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/state"
 )
 
 // Files is the part of the state store the driver uses: the pool cache and kubeconfigs.
@@ -55,6 +56,9 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Transport is the base HTTP transport (default http.DefaultTransport), e.g. for a TLS test server.
 	Transport http.RoundTripper
+	// Requests, when set, is told of every request sent to the API, retries included: its
+	// endpoint class (see EndpointClass) and the answer's status code (0 when none came).
+	Requests func(class string, status int)
 	// Store keeps the pool cache and the kubeconfigs (required).
 	Store Files
 	// ReadOnly is for the observer of a dry run: a kubeconfig it fetches goes only into Store
@@ -67,6 +71,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock for cache ages (default time.Now).
 	Now func() time.Time
+	// ReadRetry retries the observer's reads that failed with a retryable error (a 5xx,
+	// 429 after linodego's own retries) as the executor retries steps; nil reads once.
+	ReadRetry state.Retry
 }
 
 // Defaults applied by New.
@@ -152,8 +159,12 @@ func New(cfg Config) (*Driver, error) {
 	}
 
 	burst := int(math.Ceil(cfg.RequestsPerSecond))
+	base := cfg.Transport
+	if cfg.Requests != nil {
+		base = &countedTransport{base: base, count: cfg.Requests}
+	}
 	hc := &http.Client{
-		Transport: &limitedTransport{base: cfg.Transport, lim: rate.NewLimiter(rate.Limit(cfg.RequestsPerSecond), burst)},
+		Transport: &limitedTransport{base: base, lim: rate.NewLimiter(rate.Limit(cfg.RequestsPerSecond), burst)},
 		Timeout:   cfg.RequestTimeout,
 	}
 	api, err := newClient(hc, cfg)
@@ -203,6 +214,47 @@ func (t *limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 	}
 	return t.base.RoundTrip(r)
+}
+
+// countedTransport tells Config.Requests of every request that left the rate limiter.
+type countedTransport struct {
+	base  http.RoundTripper
+	count func(class string, status int)
+}
+
+func (t *countedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	res, err := t.base.RoundTrip(r)
+	status := 0
+	if err == nil {
+		status = res.StatusCode
+	}
+	t.count(EndpointClass(r.URL.Path), status)
+	return res, err
+}
+
+// EndpointClass names the part of the API a request path is for, coarsely enough to be a
+// metric label: "lke-clusters" (clusters, their kubeconfig and endpoints), "lke-pools" (node
+// pools and nodes), "lke-meta" (versions, types), "instances", or "other".
+func EndpointClass(path string) string {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	// Skip the API version ("v4", "v4beta") and whatever prefix the base URL has before it.
+	for i, p := range parts {
+		if p == "lke" || p == "linode" {
+			parts = parts[i:]
+			break
+		}
+	}
+	switch {
+	case len(parts) >= 2 && parts[0] == "linode" && parts[1] == "instances":
+		return "instances"
+	case len(parts) < 2 || parts[0] != "lke":
+		return "other"
+	case parts[1] != "clusters":
+		return "lke-meta"
+	case len(parts) >= 4 && (parts[3] == "pools" || parts[3] == "nodes"):
+		return "lke-pools"
+	}
+	return "lke-clusters"
 }
 
 // TokenFromSpec reads the API token the fleet points at: tokenFile when set, else the

@@ -22,6 +22,7 @@ import (
 	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
+	"github.com/reconcile-dev/reconcile/state/progress"
 )
 
 func TestCreateFromNothingThenNoWrites(t *testing.T) {
@@ -557,6 +558,29 @@ func TestKubeconfigWaitIsBounded(t *testing.T) {
 	}
 	if polls < 2 {
 		t.Errorf("%d kubeconfig polls, want several", polls)
+	}
+}
+
+// The kubeconfig's 503s are waited through with progress: what, how long, the bound, the answer.
+func TestKubeconfigWaitReportsProgress(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, linodeapi.Options{ProvisionDelay: time.Hour})
+	var logs labtest.SyncBuffer
+	d := newDriver(t, l, newStore(t), func(c *Config) {
+		c.WaitTimeout, c.PollInterval = 600*time.Millisecond, 20*time.Millisecond
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	if err := apply(context.Background(), d, createStep(testFleet("mgr"), "mgr")); err != nil {
+		t.Fatal(err)
+	}
+	ctx := progress.WithInterval(progress.WithStep(context.Background(), "cluster/mgr/kubeconfig"), 100*time.Millisecond)
+	if err := apply(ctx, d, kubeconfigStep("mgr", "")); err == nil {
+		t.Fatal("a kubeconfig never served: no error")
+	}
+	for _, want := range []string{`msg="waiting for the kubeconfig of cluster mgr: `, "last answer: [503]", "step=cluster/mgr/kubeconfig", "level=INFO"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("progress lacks %q:\n%s", want, logs.String())
+		}
 	}
 }
 

@@ -23,16 +23,27 @@ import (
 // fleet's tag, instances) and no write: node pools come from the store's cache, which is
 // trusted only while nothing it depends on moved.
 func (d *Driver) Observe(ctx context.Context, fleet *spec.Fleet, w *world.World) error {
-	owned, err := d.listOwned(ctx, fleet.Metadata.Name)
+	// Every read is retried on its own (Config.ReadRetry): one 5xx does not fail the pass.
+	var owned []linodego.LKECluster
+	err := d.cfg.ReadRetry.Do(ctx, func(ctx context.Context) error {
+		var err error
+		owned, err = d.listOwned(ctx, fleet.Metadata.Name)
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	if len(owned) == 0 {
 		return nil
 	}
-	instances, err := d.api.ListInstances(ctx, &linodego.ListOptions{PageSize: listPageSize})
-	if err != nil {
+	var instances []linodego.Instance
+	err = d.cfg.ReadRetry.Do(ctx, func(ctx context.Context) error {
+		var err error
+		instances, err = d.api.ListInstances(ctx, &linodego.ListOptions{PageSize: listPageSize})
 		return classify(ctx, "list instances", err)
+	})
+	if err != nil {
+		return err
 	}
 	byCluster := make(map[int]map[int]*linodego.Instance)
 	for i := range instances {
@@ -59,7 +70,12 @@ func (d *Driver) Observe(ctx context.Context, fleet *spec.Fleet, w *world.World)
 			continue
 		}
 		seen[name] = c.ID
-		pools, err := d.observePools(ctx, fleet, name, c, byCluster[c.ID])
+		var pools []world.Pool
+		err := d.cfg.ReadRetry.Do(ctx, func(ctx context.Context) error {
+			var err error
+			pools, err = d.observePools(ctx, fleet, name, c, byCluster[c.ID])
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -84,7 +100,8 @@ func (d *Driver) Observe(ctx context.Context, fleet *spec.Fleet, w *world.World)
 			if d.cfg.ReadOnly {
 				copyTo = ""
 			}
-			switch err := d.fetchKubeconfig(ctx, name, c.ID, copyTo); {
+			err := d.cfg.ReadRetry.Do(ctx, func(ctx context.Context) error { return d.fetchKubeconfig(ctx, name, c.ID, copyTo) })
+			switch {
 			case err == nil:
 				oc.KubeconfigStored = true
 			case errors.Is(err, errNotReady):

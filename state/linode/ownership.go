@@ -2,6 +2,8 @@ package linode
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -115,6 +117,22 @@ func (d *Driver) listOwned(ctx context.Context, fleet string) ([]linodego.LKEClu
 	}
 	slices.SortFunc(owned, func(a, b linodego.LKECluster) int { return a.ID - b.ID })
 	return owned, nil
+}
+
+// Fingerprint summarizes the fleet's LKE clusters as one filtered list shows them (ID, label,
+// status, version, tags, last update): it changes when one is created, deleted or changed
+// behind the fleet's back. One request; the daemon polls it between passes.
+func (d *Driver) Fingerprint(ctx context.Context, fleet string) (string, error) {
+	owned, err := d.listOwned(ctx, fleet)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	for i := range owned {
+		c := &owned[i]
+		fmt.Fprintf(h, "%d\x00%s\x00%s\x00%s\x00%s\x00%v\n", c.ID, c.Label, c.Status, c.K8sVersion, updatedString(c), c.Tags)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // findOwned re-observes the fleet's cluster called name; nil when the fleet has none.

@@ -31,6 +31,7 @@ import (
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
 	"github.com/reconcile-dev/reconcile/state/kube"
+	"github.com/reconcile-dev/reconcile/state/progress"
 	"github.com/reconcile-dev/reconcile/state/world"
 )
 
@@ -172,7 +173,7 @@ func (d *Driver) apply(ctx context.Context, s plan.Step) error {
 		}
 		return d.gateway(ctx, s)
 	case plan.KindReaderToken:
-		if err := ensureAction(s); err != nil {
+		if err := ensureAction(s); err != nil && s.Action != plan.Delete {
 			return err
 		}
 		return d.readerToken(ctx, s)
@@ -480,9 +481,18 @@ func (d *Driver) release(ctx context.Context, s plan.Step) error {
 		return nil
 	}
 	ns := namespaceOr(p.Namespace)
+	w := progress.Start(ctx, d.cfg.Log, "istiod in "+s.Cluster+" available with its injector webhook", d.cfg.Timeout)
 	err = wait.PollUntilContextTimeout(ctx, time.Second, d.cfg.Timeout, true, func(ctx context.Context) (bool, error) {
-		return injectorReady(ctx, c.kube, ns)
+		ok, err := injectorReady(ctx, c.kube, ns)
+		switch {
+		case err != nil:
+			w.Set(err.Error())
+		case !ok:
+			w.Set("Deployment " + ns + "/" + IstiodDeployment + " not available or webhook " + InjectorWebhook + " missing")
+		}
+		return ok, err
 	})
+	w.End()
 	if err != nil {
 		return state.Transient(fmt.Errorf("cluster %s: istiod is not available with its injector webhook: %w", s.Cluster, err), 0)
 	}

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/state"
 	"github.com/reconcile-dev/reconcile/state/kube"
 )
 
@@ -25,6 +26,8 @@ type Observer struct {
 	Store  kube.Files
 	// WrapTransport, when set, wraps every client's transport.
 	WrapTransport func(http.RoundTripper) http.RoundTripper
+	// Retry retries a read of a member's mesh that failed with a retryable error.
+	Retry state.Retry
 }
 
 // Observe implements state.Observer.
@@ -49,21 +52,26 @@ func (o Observer) Observe(ctx context.Context, f *spec.Fleet, w *world.World) er
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	for _, name := range names {
-		mm, err := o.member(ctx, f, name)
-		if err != nil {
+	state.EachCluster(ctx, names, 0, func(ctx context.Context, name string) (*world.MeshMember, error) {
+		var mm *world.MeshMember
+		err := o.Retry.Do(ctx, func(ctx context.Context) error {
+			var err error
+			mm, err = o.member(ctx, f, name)
+			return kube.Classify(err)
+		})
+		return mm, err
+	}, func(name string, mm *world.MeshMember, err error) {
+		switch {
+		case err != nil:
 			w.MarkUnreadable(name, "mesh: "+err.Error())
-			continue
+		case mm != nil:
+			if w.Mesh == nil {
+				w.Mesh = map[string]*world.MeshMember{}
+			}
+			w.Mesh[name] = mm
 		}
-		if mm == nil {
-			continue
-		}
-		if w.Mesh == nil {
-			w.Mesh = map[string]*world.MeshMember{}
-		}
-		w.Mesh[name] = mm
-	}
-	return nil
+	})
+	return ctx.Err()
 }
 
 // member observes one cluster; nil when it has no istio-system at all and is not a member.
@@ -104,8 +112,6 @@ func (o Observer) member(ctx context.Context, f *spec.Fleet, name string) (*worl
 				continue
 			}
 			mm.CACerts = &world.CertInfo{Subject: inter.Subject.String(), NotAfter: inter.NotAfter, RootFingerprint: CertFingerprint(root)}
-		case s.Name == ReaderTokenSecret:
-			mm.ReaderToken = ReaderTokenFingerprint(s)
 		case strings.HasPrefix(s.Name, RemoteSecretPrefix) && s.Labels[MultiClusterLabel] == "true" && world.OwnedBy(s.Labels, f.Metadata.Name):
 			peer := s.Annotations[ClusterAnnotation]
 			if peer == "" {
@@ -116,6 +122,12 @@ func (o Observer) member(ctx context.Context, f *spec.Fleet, name string) (*worl
 			}
 			mm.RemoteSecrets[peer] = s.Annotations[FingerprintAnnot]
 		}
+	}
+	toks := kube.SelectTokens(secrets.Items, ReaderTokenSecret, ReaderServiceAcct, f.Metadata.Name)
+	if cur := toks.Current(); cur != nil {
+		mm.ReaderToken, mm.ReaderTokenSecret = ReaderTokenFingerprint(cur), cur.Name
+		mm.ReaderTokenCreated = cur.CreationTimestamp.UTC()
+		mm.OldReaderTokens = toks.Older()
 	}
 	gw, err := getGateway(ctx, c.dyn, MeshNamespace, GatewayName)
 	if err != nil {

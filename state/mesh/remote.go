@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -22,6 +23,7 @@ import (
 	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/state"
 	"github.com/reconcile-dev/reconcile/state/kube"
+	"github.com/reconcile-dev/reconcile/state/progress"
 	"github.com/reconcile-dev/reconcile/state/world"
 )
 
@@ -41,8 +43,10 @@ func ReaderTokenFingerprint(s *corev1.Secret) string {
 // RemoteSecretName is the name of the remote secret that lets other members watch member.
 func RemoteSecretName(member string) string { return RemoteSecretPrefix + member }
 
-// readerToken creates the service-account-token Secret of the payload's service account (the
-// base chart creates the account) and waits until the token controller filled it.
+// readerToken makes sure the payload's service account (the base chart creates it) has a
+// filled token Secret of the fleet's: a create makes the first one (named p.Secret) when there
+// is none, a replace makes the next generation while p.Replaces is still the newest, and both
+// wait until the token controller filled the newest. A delete retires the older ones.
 func (d *Driver) readerToken(ctx context.Context, s plan.Step) error {
 	p := s.Payload.ReaderToken
 	if p == nil {
@@ -56,7 +60,47 @@ func (d *Driver) readerToken(ctx context.Context, s plan.Step) error {
 	if err != nil {
 		return err
 	}
-	secrets := c.kube.CoreV1().Secrets(ns)
+	toks, err := kube.ListTokens(ctx, c.kube, ns, p.Secret, p.ServiceAccount, d.cfg.Fleet)
+	if err != nil {
+		return fmt.Errorf("cluster %s: %w", member, err)
+	}
+	if s.Action == plan.Delete {
+		return d.retireReaderTokens(ctx, c.kube, member, ns, toks, p.Retire)
+	}
+	name := ""
+	switch newest := toks.Newest(); {
+	case newest == nil:
+		if err := d.firstReaderToken(ctx, c.kube, member, ns, p); err != nil {
+			return err
+		}
+	case s.Action == plan.Replace && newest.Name == p.Replaces:
+		name = toks.Next()
+		if err := d.applyReaderToken(ctx, c.kube, member, ns, name, p.ServiceAccount); err != nil {
+			return err
+		}
+		d.cfg.Log.Info("new istio-reader token generation", "cluster", member, "secret", ns+"/"+name, "replaces", p.Replaces)
+	}
+	w := progress.Start(ctx, d.cfg.Log, "the istio-reader token in "+member+" to be filled", d.cfg.Timeout)
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, d.cfg.Timeout, true, func(ctx context.Context) (bool, error) {
+		toks, err := kube.ListTokens(ctx, c.kube, ns, p.Secret, p.ServiceAccount, d.cfg.Fleet)
+		if err != nil {
+			w.Set(err.Error())
+			return false, err
+		}
+		newest := toks.Newest()
+		return newest != nil && (name == "" || newest.Name == name) && ReaderTokenFingerprint(newest) != "", nil
+	})
+	w.End()
+	if err != nil {
+		return state.Transient(fmt.Errorf("cluster %s: reader token not filled: %w", member, err), 0)
+	}
+	return nil
+}
+
+// firstReaderToken makes p.Secret, the first reader token Secret, replacing a Secret of that
+// name that is not a token of the account (the type cannot change in place).
+func (d *Driver) firstReaderToken(ctx context.Context, cs kubernetes.Interface, member, ns string, p *plan.ReaderToken) error {
+	secrets := cs.CoreV1().Secrets(ns)
 	sec, err := secrets.Get(ctx, p.Secret, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
@@ -64,41 +108,57 @@ func (d *Driver) readerToken(ctx context.Context, s plan.Step) error {
 	case err != nil:
 		return fmt.Errorf("cluster %s: %w", member, err)
 	}
-	if sec != nil && ReaderTokenFingerprint(sec) != "" {
-		return nil
-	}
 	if sec != nil && (sec.Type != corev1.SecretTypeServiceAccountToken || sec.Annotations[corev1.ServiceAccountNameKey] != p.ServiceAccount) {
-		// The type cannot change in place.
+		if !world.OwnedBy(sec.Labels, d.cfg.Fleet) {
+			return fmt.Errorf("cluster %s: secret %s/%s is not the fleet's and not a token of %s: it is left alone", member, ns, p.Secret, p.ServiceAccount)
+		}
 		if err := secrets.Delete(ctx, p.Secret, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("cluster %s: replace %s: %w", member, p.Secret, err)
 		}
-		sec = nil
 	}
-	if sec == nil {
-		// Without its account the token controller would delete the secret again.
-		if _, err := c.kube.CoreV1().ServiceAccounts(ns).Get(ctx, p.ServiceAccount, metav1.GetOptions{}); err != nil {
-			if apierrors.IsNotFound(err) {
-				return state.Transient(fmt.Errorf("cluster %s: no service account %s/%s yet (the Istio base chart creates it)", member, ns, p.ServiceAccount), 5*time.Second)
-			}
-			return fmt.Errorf("cluster %s: %w", member, err)
-		}
-		apply := corev1ac.Secret(p.Secret, ns).
-			WithType(corev1.SecretTypeServiceAccountToken).
-			WithLabels(d.labels(nil)).
-			WithAnnotations(map[string]string{corev1.ServiceAccountNameKey: p.ServiceAccount})
-		if _, err := secrets.Apply(ctx, apply, applyOpts()); err != nil {
-			return fmt.Errorf("cluster %s: secret %s: %w", member, p.Secret, err)
-		}
-	}
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, d.cfg.Timeout, true, func(ctx context.Context) (bool, error) {
-		sec, err := secrets.Get(ctx, p.Secret, metav1.GetOptions{})
+	return d.applyReaderToken(ctx, cs, member, ns, p.Secret, p.ServiceAccount)
+}
+
+// applyReaderToken writes the token Secret name of service account sa; the token controller
+// fills it.
+func (d *Driver) applyReaderToken(ctx context.Context, cs kubernetes.Interface, member, ns, name, sa string) error {
+	// Without its account the token controller would delete the secret again.
+	if _, err := cs.CoreV1().ServiceAccounts(ns).Get(ctx, sa, metav1.GetOptions{}); err != nil {
 		if apierrors.IsNotFound(err) {
-			return false, nil
+			return state.Transient(fmt.Errorf("cluster %s: no service account %s/%s yet (the Istio base chart creates it)", member, ns, sa), 5*time.Second)
 		}
-		return err == nil && ReaderTokenFingerprint(sec) != "", err
-	})
-	if err != nil {
-		return state.Transient(fmt.Errorf("cluster %s: reader token not filled: %w", member, err), 0)
+		return fmt.Errorf("cluster %s: %w", member, err)
+	}
+	apply := corev1ac.Secret(name, ns).
+		WithType(corev1.SecretTypeServiceAccountToken).
+		WithLabels(d.labels(nil)).
+		WithAnnotations(map[string]string{corev1.ServiceAccountNameKey: sa})
+	if _, err := cs.CoreV1().Secrets(ns).Apply(ctx, apply, applyOpts()); err != nil {
+		return fmt.Errorf("cluster %s: secret %s: %w", member, name, err)
+	}
+	return nil
+}
+
+// retireReaderTokens deletes the reader token Secrets named in retire, once the remote
+// secrets (the steps this one depends on) hold the current token: each only while it is a
+// token of the fleet's older than the current one, confirmed gone. Its token stops working.
+func (d *Driver) retireReaderTokens(ctx context.Context, cs kubernetes.Interface, member, ns string, toks kube.Tokens, retire []string) error {
+	cur := toks.Current()
+	if cur == nil {
+		return fmt.Errorf("cluster %s: no filled istio-reader token: none is retired", member)
+	}
+	older := toks.Older()
+	for _, r := range retire {
+		switch {
+		case r == cur.Name:
+			return fmt.Errorf("cluster %s: %s/%s is the current istio-reader token: it is not retired", member, ns, r)
+		case !slices.Contains(older, r):
+			continue // gone already, or not an older token of the fleet's: left alone
+		}
+		if err := deleteSecret(ctx, cs, member, ns, r, d.cfg.Timeout); err != nil {
+			return err
+		}
+		d.cfg.Log.Info("old istio-reader token retired", "cluster", member, "secret", ns+"/"+r)
 	}
 	return nil
 }
@@ -151,16 +211,18 @@ func (d *Driver) remoteSecret(ctx context.Context, s plan.Step) error {
 // writeRemoteSecret writes istio-remote-secret-<from> into namespace ns of member in: a
 // kubeconfig for from's istio-reader token (read now from from's ns, never an admin
 // credential) at endpoint, labelled for istiod's secret controller and annotated with its
-// fingerprint. It writes nothing when the secret is already so.
+// fingerprint. The token is the current one (the newest filled of the fleet's). It writes
+// nothing when the secret is already so.
 func (d *Driver) writeRemoteSecret(ctx context.Context, in, from, ns, endpoint string) error {
 	src, err := d.connect(from)
 	if err != nil {
 		return err
 	}
-	tok, err := src.kube.CoreV1().Secrets(ns).Get(ctx, ReaderTokenSecret, metav1.GetOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
+	toks, err := kube.ListTokens(ctx, src.kube, ns, ReaderTokenSecret, ReaderServiceAcct, d.cfg.Fleet)
+	if err != nil {
 		return fmt.Errorf("cluster %s: %w", from, err)
 	}
+	tok := toks.Current()
 	tokenFP := ReaderTokenFingerprint(tok)
 	if tokenFP == "" {
 		return state.Transient(fmt.Errorf("cluster %s: the istio-reader token is not there or not filled", from), 5*time.Second)
@@ -287,13 +349,18 @@ func (d *Driver) teardown(ctx context.Context, s plan.Step) error {
 	if err := nss.Delete(ctx, ns, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("cluster %s: delete namespace %s: %w", member, ns, err)
 	}
+	w := progress.Start(ctx, d.cfg.Log, "namespace "+ns+" of "+member+" to be deleted", timeout)
 	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		_, err := nss.Get(ctx, ns, metav1.GetOptions{})
+		live, err := nss.Get(ctx, ns, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return true, nil
 		}
+		if err == nil {
+			w.Set("phase " + string(live.Status.Phase))
+		}
 		return false, err
 	})
+	w.End()
 	if err != nil {
 		return state.Transient(fmt.Errorf("cluster %s: namespace %s not gone: %w", member, ns, err), 0)
 	}

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/reconcile-dev/reconcile/plan"
+	"github.com/reconcile-dev/reconcile/state/progress"
 )
 
 // applyOrder puts CRDs first and Namespaces second, so the objects after them can be served
@@ -165,6 +166,7 @@ func (d *Driver) waitEstablished(ctx context.Context, c *clients, objs []*unstru
 			continue
 		}
 		name := u.GetName()
+		w := progress.Start(ctx, d.log, "CRD "+name+" to be established", d.establishTimeout)
 		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, d.establishTimeout, true, func(ctx context.Context) (bool, error) {
 			crd, err := c.dyn.Resource(crdGVR).Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
@@ -179,6 +181,7 @@ func (d *Driver) waitEstablished(ctx context.Context, c *clients, objs []*unstru
 			}
 			return false, nil
 		})
+		w.End()
 		if err != nil {
 			return classify(fmt.Errorf("CRD %s not established within %s: %w", name, d.establishTimeout, err))
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/state"
+	"github.com/reconcile-dev/reconcile/state/progress"
 )
 
 // policyObject is the (Cluster)PropagationPolicy that carries p: the listed members, each
@@ -277,13 +278,18 @@ func (d *Driver) deletePolicy(ctx context.Context, workload string, payload *pla
 		}
 		d.log.Info("policy deleted", "workload", workload, "policy", policyName(p))
 	}
+	w := progress.Start(ctx, d.log, policyName(p)+" to be deleted", d.deleteTimeout)
 	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, d.deleteTimeout, true, func(ctx context.Context) (bool, error) {
-		_, err := ri.Get(ctx, p.Name, metav1.GetOptions{})
+		still, err := ri.Get(ctx, p.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return true, nil
 		}
+		if err == nil {
+			w.Set(fmt.Sprintf("finalizers %v", still.GetFinalizers()))
+		}
 		return false, nil // still there, or the API hiccuped: ask again until the bound
 	})
+	w.End()
 	if err != nil {
 		return state.Transient(fmt.Errorf("%s still exists %s after its deletion (finalizers %v?): %w",
 			policyName(p), d.deleteTimeout, live.GetFinalizers(), err), 0)

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/reconcile-dev/reconcile/plan"
+	"github.com/reconcile-dev/reconcile/state/progress"
 	"github.com/reconcile-dev/reconcile/state/world"
 )
 
@@ -59,7 +60,10 @@ func (d *Driver) rebalance(ctx context.Context, workload string, p *plan.Policy)
 	}
 	d.log.Info("rebalance requested", "workload", workload, "rebalancer", name)
 	var last string
+	w := progress.Start(ctx, d.log, "WorkloadRebalancer "+name+" to reschedule workload "+workload, d.deleteTimeout)
+	defer w.End()
 	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, d.deleteTimeout, true, func(ctx context.Context) (bool, error) {
+		defer func() { w.Set(last) }()
 		got, err := ri.Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			last = err.Error()

@@ -20,3 +20,13 @@ func OwnedBy(labels map[string]string, fleet string) bool {
 	}
 	return labels[ManagedByLabel] == ManagedByValue
 }
+
+// A Pull member's karmada-agent reaches Karmada as its own user, as `karmadactl register`
+// makes it: AgentUser(member) in group AgentGroup, with RBAC for that member's objects only.
+const (
+	AgentUserPrefix = "system:karmada:agent:"
+	AgentGroup      = "system:karmada:agents"
+)
+
+// AgentUser is the Karmada user of member's karmada-agent.
+func AgentUser(member string) string { return AgentUserPrefix + member }

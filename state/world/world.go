@@ -42,6 +42,10 @@ type Cluster struct {
 	KubeconfigStored bool `json:"kubeconfigStored,omitempty"`
 	// Reachable: the cluster's API answered this pass.
 	Reachable bool `json:"reachable,omitempty"`
+	// Unreachable says why a cluster that has a kubeconfig did not answer this pass (a dial or
+	// TLS handshake that ran out of time, a refused connection); "" when it answered or was not
+	// tried. Nothing of it was observed: the planner holds the steps that act in it.
+	Unreachable string `json:"unreachable,omitempty"`
 	// Unreadable says why a cluster that answered could not be read in full this pass (an
 	// observer's read failed); "" when every observer read it. See World.MarkUnreadable.
 	Unreadable string `json:"unreadable,omitempty"`
@@ -58,6 +62,18 @@ type Cluster struct {
 	Releases map[string]*Release `json:"releases,omitempty"`
 	// PushJoin is the member-side part of a Push join (namespace, SAs, RBAC) as observed.
 	PushJoin *PushJoin `json:"pushJoin,omitempty"`
+	// Agent is the client certificate a Pull member's karmada-agent reaches Karmada with,
+	// read from the agent's kubeconfig Secret; nil when there is none (or it was not read).
+	Agent *AgentCredential `json:"agent,omitempty"`
+}
+
+// AgentCredential describes a karmada-agent's client certificate, never its key.
+type AgentCredential struct {
+	// Subject is the certificate's common name (the Karmada user), Groups its organizations.
+	Subject   string    `json:"subject"`
+	Groups    []string  `json:"groups,omitempty"`
+	NotBefore time.Time `json:"notBefore"`
+	NotAfter  time.Time `json:"notAfter"`
 }
 
 // MarkUnreadable is the one rule every observer follows when a read of a cluster fails: it
@@ -138,8 +154,18 @@ type PushJoin struct {
 	Namespace   bool `json:"namespace"`
 	RBAC        bool `json:"rbac"`
 	TokensReady bool `json:"tokensReady"`
-	// CredentialHash fingerprints the member credentials (token, CA) for drift detection.
+	// CredentialHash fingerprints the member credentials (token, CA) for drift detection:
+	// those of the current token Secret (the newest filled one of the fleet's).
 	CredentialHash string `json:"credentialHash,omitempty"`
+	// ImpersonatorHash fingerprints the current impersonator token the same way.
+	ImpersonatorHash string `json:"impersonatorHash,omitempty"`
+	// Tokens are the current token Secrets (member and impersonator), sorted; TokenCreated is
+	// when the older of them was made (zero when unknown: such a token is never rotated for
+	// its age). OldTokens are older token Secrets of the fleet's for the same service
+	// accounts still present (a rotation that did not finish), sorted.
+	Tokens       []string  `json:"tokens,omitempty"`
+	TokenCreated time.Time `json:"tokenCreated,omitzero"`
+	OldTokens    []string  `json:"oldTokens,omitempty"`
 }
 
 // Karmada is the control plane as seen through its API.
@@ -164,14 +190,19 @@ type KarmadaMember struct {
 	ID          string `json:"id,omitempty"`
 	// SecretHash fingerprints the credentials in the member's secrets in karmada-cluster.
 	SecretHash string `json:"secretHash,omitempty"`
-	Ready      string `json:"ready"` // True, False, Unknown, or "" when no condition yet
-	Reason     string `json:"reason,omitempty"`
-	Message    string `json:"message,omitempty"`
-	Deleting   bool   `json:"deleting,omitempty"`
+	// ImpersonatorHash fingerprints the token in the member's impersonator secret.
+	ImpersonatorHash string `json:"impersonatorHash,omitempty"`
+	Ready            string `json:"ready"` // True, False, Unknown, or "" when no condition yet
+	Reason           string `json:"reason,omitempty"`
+	Message          string `json:"message,omitempty"`
+	Deleting         bool   `json:"deleting,omitempty"`
 	// Fleet is the value of the Cluster's reconcile.dev/fleet label ("" when it has none) and
 	// ManagedBy whether it carries app.kubernetes.io/managed-by: reconcile.
 	Fleet     string `json:"fleet,omitempty"`
 	ManagedBy bool   `json:"managedBy,omitempty"`
+	// AgentRBACMissing names the Karmada-side RBAC objects of a Pull member's own agent
+	// identity that are absent or differ (read for Pull members only; empty when complete).
+	AgentRBACMissing []string `json:"agentRBACMissing,omitempty"`
 }
 
 // OwnedBy reports whether the Cluster is fleet's (see OwnedBy).
@@ -226,6 +257,13 @@ type MeshMember struct {
 	Gateway bool `json:"gateway"`
 	// ReaderToken fingerprints the istio-reader token secret; "" when absent or not filled.
 	ReaderToken string `json:"readerToken,omitempty"`
+	// ReaderTokenSecret names the current reader token Secret (the newest filled one of the
+	// fleet's), ReaderTokenCreated is when it was made (zero when unknown: never rotated for
+	// its age), and OldReaderTokens are older reader token Secrets of the fleet's still
+	// present (a rotation that did not finish), oldest first.
+	ReaderTokenSecret  string    `json:"readerTokenSecret,omitempty"`
+	ReaderTokenCreated time.Time `json:"readerTokenCreated,omitzero"`
+	OldReaderTokens    []string  `json:"oldReaderTokens,omitempty"`
 	// RemoteSecrets maps a peer member to the fingerprint of istio-remote-secret-<peer> here.
 	RemoteSecrets map[string]string `json:"remoteSecrets,omitempty"`
 	// InjectorReady: istiod's injection webhook is served.
