@@ -25,7 +25,7 @@ func (f ObserverFunc) Observe(ctx context.Context, fleet *spec.Fleet, w *world.W
 
 // ObserveParallelism bounds how many clusters one observer reads at once (EachCluster). A
 // pass at 30 members then costs about what it costs at 3: the reads of the members overlap.
-const ObserveParallelism = 16
+const ObserveParallelism = 64
 
 // EachCluster reads every named cluster, at most limit at once (ObserveParallelism when limit
 // is 0), and then hands each result to apply, one at a time and in the order of names: reads

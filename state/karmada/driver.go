@@ -138,7 +138,7 @@ func (d *Driver) connect(a kube.Access, name string) (clients, error) {
 }
 
 func newClients(cfg *rest.Config) (clients, error) {
-	kc, err := kubernetes.NewForConfig(cfg)
+	kc, err := kube.Clientset(cfg)
 	if err != nil {
 		return clients{}, err
 	}
@@ -165,7 +165,7 @@ func newKarmadaClients(cfg *rest.Config) (karmadaClients, error) {
 	if err != nil {
 		return karmadaClients{}, err
 	}
-	kc, err := karmadaclient.NewForConfig(cfg)
+	kc, err := kube.Shared(cfg, "karmada", func(c *rest.Config) (karmadaclient.Interface, error) { return karmadaclient.NewForConfig(c) })
 	if err != nil {
 		return karmadaClients{}, err
 	}

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -23,7 +22,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -288,8 +286,8 @@ type Observer struct {
 	Access Access
 	// Probe bounds the reachability check of one cluster (default 5s).
 	Probe time.Duration
-	// Handshake bounds the TCP dial and TLS handshake that decide whether a cluster answers
-	// at all (default 3s): an API server that accepts connections and never answers (stopped,
+	// Handshake bounds the first read of a cluster, which decides whether it answers at all
+	// (default 3s): an API server that accepts connections and never answers (stopped,
 	// overloaded) is declared unreachable after this, not after client-go's 10s handshake
 	// timeout per request.
 	Handshake time.Duration
@@ -391,8 +389,11 @@ func (o Observer) Observe(ctx context.Context, f *spec.Fleet, w *world.World) er
 	return nil
 }
 
-// probe reads a cluster's kube-system UID (and, for an existing cluster, its nodes), after a
-// handshake bounded by o.Handshake has shown that the API server answers at all.
+// probe reads a cluster's kube-system UID (and, for an existing cluster, its nodes). Its first
+// read is bounded by o.Handshake: an API server that accepts connections and never answers
+// (stopped, overloaded) is declared unreachable after that bound, not after client-go's 10s
+// handshake timeout, and it is not retried. The read goes through the shared client, so a
+// no-op pass reuses the connection of the last one instead of a new TLS handshake per member.
 func (o Observer) probe(ctx context.Context, cfg *rest.Config, existing bool) (probed, error) {
 	var p probed
 	d := o.Probe
@@ -401,16 +402,31 @@ func (o Observer) probe(ctx context.Context, cfg *rest.Config, existing bool) (p
 	}
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	if err := o.handshake(ctx, cfg); err != nil {
-		return p, err
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
+	cs, err := Clientset(cfg)
 	if err != nil {
 		return p, err
 	}
+	first := true
 	err = o.Retry.Do(ctx, func(ctx context.Context) error {
-		ns, err := cs.CoreV1().Namespaces().Get(ctx, "kube-system", metav1.GetOptions{})
+		bound := o.Handshake
+		if bound == 0 {
+			bound = DefaultHandshake
+		}
+		if !first {
+			bound = d // the server answered once: a retry is bounded by the probe alone
+		}
+		first = false
+		rctx, cancel := context.WithTimeout(ctx, bound)
+		defer cancel()
+		ns, err := cs.CoreV1().Namespaces().Get(rctx, "kube-system", metav1.GetOptions{})
 		if err != nil {
+			if rctx.Err() != nil && ctx.Err() == nil {
+				return &unanswered{host: hostOf(cfg.Host), bound: bound}
+			}
+			var op *net.OpError
+			if errors.As(err, &op) && op.Op == "dial" {
+				return &unanswered{host: hostOf(cfg.Host), err: err} // nothing listens there
+			}
 			return Classify(err)
 		}
 		p.uid = string(ns.UID)
@@ -429,48 +445,34 @@ func (o Observer) probe(ctx context.Context, cfg *rest.Config, existing bool) (p
 	return p, nil
 }
 
-// handshake dials the API server and completes a TLS handshake with the client's TLS
-// settings within o.Handshake, so that a server that accepts connections and never answers
-// is found out quickly. A plain-HTTP server is only dialled.
-func (o Observer) handshake(ctx context.Context, cfg *rest.Config) error {
-	d := o.Handshake
-	if d == 0 {
-		d = DefaultHandshake
+// unanswered: an API server did not answer the probe's first read within its bound. It is
+// not retried: the cluster is unreachable this pass.
+type unanswered struct {
+	host  string
+	bound time.Duration
+	err   error // the dial's error, when it was refused
+}
+
+func (e *unanswered) Error() string {
+	if e.err != nil {
+		return fmt.Sprintf("%s: %v", e.host, e.err)
 	}
-	u, err := url.Parse(cfg.Host)
+	return fmt.Sprintf("%s did not answer within %s", e.host, e.bound)
+}
+
+func (e *unanswered) Unwrap() error   { return e.err }
+func (e *unanswered) Retryable() bool { return false }
+
+// hostOf is the host:port of an API URL, for messages.
+func hostOf(raw string) string {
+	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		return nil // let the client say what is wrong with it
+		return raw
 	}
-	host := u.Host
 	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), map[bool]string{true: "443", false: "80"}[u.Scheme != "http"])
+		return net.JoinHostPort(u.Hostname(), map[bool]string{true: "443", false: "80"}[u.Scheme != "http"])
 	}
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	var conn net.Conn
-	if u.Scheme == "http" {
-		conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", host)
-	} else {
-		tlsCfg, terr := rest.TLSConfigFor(cfg)
-		if terr != nil {
-			return fmt.Errorf("tls config: %w", terr)
-		}
-		if tlsCfg == nil {
-			tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
-		}
-		if tlsCfg.ServerName == "" {
-			tlsCfg = tlsCfg.Clone()
-			tlsCfg.ServerName = u.Hostname()
-		}
-		conn, err = (&tls.Dialer{Config: tlsCfg}).DialContext(ctx, "tcp", host)
-	}
-	if err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("%s did not complete a TLS handshake within %s", host, d)
-		}
-		return fmt.Errorf("%s: %w", host, err)
-	}
-	return conn.Close()
+	return u.Host
 }
 
 // nodeIPs are the ExternalIP addresses of Ready nodes (InternalIP when a node has none), sorted.

@@ -228,11 +228,11 @@ func connect(access kube.Access, wrap func(http.RoundTripper) http.RoundTripper,
 	if wrap != nil {
 		cfg.Wrap(wrap)
 	}
-	cs, err := kubernetes.NewForConfig(cfg)
+	cs, err := kube.Clientset(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", name, err)
 	}
-	dyn, err := dynamic.NewForConfig(cfg)
+	dyn, err := kube.Dynamic(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", name, err)
 	}
