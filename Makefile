@@ -5,7 +5,7 @@ LAB_BIN := bin/reconcile-lab
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build test test-race race-pkgs-check lint bench bench-state bench-scale fuzz
+.PHONY: build test test-race race-pkgs-check lint bench bench-state bench-scale bench-observe fuzz
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/reconcile
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(LAB_BIN) ./cmd/reconcile-lab
@@ -73,6 +73,14 @@ bench-scale: lab-bin
 	@RECONCILE_BENCH_SCALE=1 $(GO) test ./cmd/reconcile -run '^TestLabBenchScale$$' -count=1 -timeout 60m -v > bench-scale.out 2>&1; \
 		rc=$$?; sed -n '/^bench-scale (/,/daemon idle RSS/p' bench-scale.out; \
 		if [ $$rc -ne 0 ]; then tail -40 bench-scale.out; fi; rm -f bench-scale.out; exit $$rc
+
+# The no-op pass's observation at 3 and 30 members (fake API servers answering after 5 ms), and
+# their ratio: issue 13's target is 1.5x.
+bench-observe:
+	@$(GO) test ./cmd/reconcile -run '^$$' -bench '^BenchmarkObserveMembers$$' -benchtime 40x -count 3 | tee bench-observe.out
+	@awk '/members=3-/ {a+=$$3; na++} /members=30-/ {b+=$$3; nb++} \
+		END {if (na && nb) printf "no-op observation: 3 members %.1f ms, 30 members %.1f ms, ratio %.2fx\n", a/na/1e6, b/nb/1e6, (b/nb)/(a/na); else {print "bench-observe: no result"; exit 1}}' bench-observe.out
+	@rm -f bench-observe.out
 
 bench-state: lab-bin
 	@$(GO) test ./state/kubestore -run '^$$' -bench '^BenchmarkNoopPassState$$' -benchtime 100x -count 3 | tee bench-state.out

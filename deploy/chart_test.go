@@ -227,7 +227,7 @@ func TestRenderConfigMapFleet(t *testing.T) {
 		t.Errorf("replicas = %v (%T), want 2", got, got)
 	}
 	c := container(t, d, "reconcile", false)
-	wantArgs := []string{"--file", "/fleet/fleet.yaml", "--leader-elect", "--health-addr", ":8081", "--log-format", "json", "--log-level", "info"}
+	wantArgs := []string{"--file", "/fleet/fleet.yaml", "--leader-elect", "--health-addr", ":8081", "--metrics-addr", ":9464", "--log-format", "json", "--log-level", "info"}
 	if got := stringsOf(c["args"]); !reflect.DeepEqual(got, wantArgs) {
 		t.Errorf("args = %q, want %q", got, wantArgs)
 	}
@@ -406,6 +406,21 @@ func TestRenderOptions(t *testing.T) {
 	}
 	if got := get(c, "resources", "requests", "cpu"); got != "100m" {
 		t.Errorf("resources = %v", c["resources"])
+	}
+	// Metrics are on by default: their flag, a named port and the scrape annotations.
+	if args := strings.Join(stringsOf(c["args"]), " "); !strings.Contains(args, "--metrics-addr :9464") {
+		t.Errorf("args %q: want --metrics-addr :9464", args)
+	}
+	if get(c, "ports", 1, "name") != "metrics" || fmt.Sprint(get(c, "ports", 1, "containerPort")) != "9464" {
+		t.Errorf("ports = %v, want a metrics port 9464", c["ports"])
+	}
+	if get(pod, "metadata", "annotations", "prometheus.io/scrape") != "true" || get(pod, "metadata", "annotations", "prometheus.io/port") != "9464" {
+		t.Errorf("pod annotations %v: want the prometheus.io scrape annotations", get(pod, "metadata", "annotations"))
+	}
+	values["metrics"] = map[string]any{"enabled": false}
+	c = container(t, find(t, mustRender(t, "reconcile-system", values), "Deployment"), "reconcile", false)
+	if args := strings.Join(stringsOf(c["args"]), " "); strings.Contains(args, "--metrics-addr") {
+		t.Errorf("metrics disabled, args %q", args)
 	}
 	for _, kind := range []string{"Role", "RoleBinding"} {
 		if o := find(t, objs, kind); o.Namespace != "reconcile-state" {

@@ -35,9 +35,6 @@ import (
 func memberAPI(tb testing.TB, name string, latency time.Duration) *httptest.Server {
 	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(latency)
-		if os.Getenv("BENCH_LOG_REQUESTS") != "" {
-			fmt.Fprintln(os.Stderr, "REQ", name, r.Method, r.URL.String())
-		}
 		w.Header().Set("Content-Type", "application/json")
 		p := r.URL.Path
 		switch {
