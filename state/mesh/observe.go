@@ -97,7 +97,9 @@ func (o Observer) member(ctx context.Context, f *spec.Fleet, name string) (*worl
 	mm.Namespace = true
 	mm.NetworkLabel = ns.Labels[NetworkLabel]
 
-	secrets, err := cs.CoreV1().Secrets(MeshNamespace).List(ctx, metav1.ListOptions{})
+	// Helm's release secrets (owner=helm) are the bulk of istio-system's secrets (each
+	// revision of each release, compressed manifests) and none of what is read here.
+	secrets, err := cs.CoreV1().Secrets(MeshNamespace).List(ctx, metav1.ListOptions{LabelSelector: "owner!=helm"})
 	if err != nil {
 		return nil, fmt.Errorf("mesh: cluster %s: %w", name, err)
 	}
