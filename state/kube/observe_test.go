@@ -152,3 +152,44 @@ func TestObserverBoundsAHungMember(t *testing.T) {
 		t.Errorf("%d retries, want 1 (us answered 503 once)", retries.Load())
 	}
 }
+
+// A member whose API server refuses connections (nothing listens) is unreachable at once,
+// with the dial's reason, and its probe is not retried.
+func TestObserverDoesNotRetryARefusedMember(t *testing.T) {
+	t.Parallel()
+	store, err := state.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close() // nothing listens there now
+	f := &spec.Fleet{Manager: spec.Manager{Name: "mgr"}, Members: []spec.Member{{Name: "eu"}}}
+	w := &world.World{Clusters: map[string]*world.Cluster{"eu": {Name: "eu", LinodeID: 7, KubeconfigStored: true}}}
+	storeKubeconfig(t, store, "eu", "https://"+addr, nil)
+	var attempts atomic.Int32
+	retry := state.Retry(func(ctx context.Context, op func(context.Context) error) error {
+		for {
+			attempts.Add(1)
+			err := op(ctx)
+			var r interface{ Retryable() bool }
+			if err == nil || attempts.Load() == 3 || errors.As(err, &r) && !r.Retryable() {
+				return err
+			}
+		}
+	})
+	o := Observer{Access: Access{Store: store}, Retry: retry}
+	if err := o.Observe(context.Background(), f, w); err != nil {
+		t.Fatal(err)
+	}
+	eu := w.Clusters["eu"]
+	if eu.Reachable || !strings.Contains(eu.Unreachable, "connection refused") || !strings.Contains(eu.Unreachable, addr) {
+		t.Errorf("eu: reachable %v, unreachable %q", eu.Reachable, eu.Unreachable)
+	}
+	if n := attempts.Load(); n != 1 {
+		t.Errorf("%d attempts, want 1: a refused connection is not retried", n)
+	}
+}
