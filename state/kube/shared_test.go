@@ -9,7 +9,7 @@ import (
 
 // Equal configs share one client; a changed credential or a config carrying code does not.
 func TestClientsetSharedByConfig(t *testing.T) {
-	cfg := &rest.Config{Host: "https://127.0.0.1:6443", BearerToken: "a", TLSClientConfig: rest.TLSClientConfig{CAData: []byte("ca")}}
+	cfg := &rest.Config{Host: "https://127.0.0.1:6443", BearerToken: "a"}
 	a, err := Clientset(cfg)
 	if err != nil {
 		t.Fatal(err)
