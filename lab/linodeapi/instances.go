@@ -11,6 +11,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, path []string) {
 	switch path[0] {
 	case "lke":
 		s.routeLKE(w, r, path)
+	case "domains":
+		s.routeDomains(w, r, path)
+	case "nodebalancers":
+		s.routeNodeBalancers(w, r, path)
 	case "regions":
 		s.regions(w, r, path[1:])
 	case "profile":

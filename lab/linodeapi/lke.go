@@ -88,14 +88,14 @@ type clusterJSON struct {
 	K8sVersion   string           `json:"k8s_version"`
 	Tier         string           `json:"tier,omitempty"` // v4beta only, as on api.linode.com
 	ControlPlane controlPlaneJSON `json:"control_plane"`
-	APLEnabled   bool             `json:"apl_enabled"`
+	APLEnabled   *bool            `json:"apl_enabled,omitempty"` // v4beta only
 	Tags         []string         `json:"tags"`
 	Locks        []string         `json:"locks"`
 }
 
 type controlPlaneJSON struct {
-	HighAvailability bool `json:"high_availability"`
-	AuditLogsEnabled bool `json:"audit_logs_enabled,omitempty"`
+	HighAvailability bool  `json:"high_availability"`
+	AuditLogsEnabled *bool `json:"audit_logs_enabled,omitempty"` // v4beta only
 }
 
 type poolJSON struct {
@@ -329,9 +329,6 @@ func (s *Server) versions(w http.ResponseWriter, r *http.Request, rest []string)
 	}
 }
 
-// json is the cluster as answered under /v4, or under /v4beta when beta is set: only
-// v4beta carries "tier", and a client that compares the two (Terraform's linode
-// provider plans from v4) must not see it under v4.
 // tierVersions serves lke/tiers/{tier}/versions[/{id}], a v4beta endpoint. The lab
 // offers the standard tier only; enterprise is a known tier with no versions.
 func (s *Server) tierVersions(w http.ResponseWriter, r *http.Request, rest []string) {
@@ -363,15 +360,20 @@ func (s *Server) tierVersions(w http.ResponseWriter, r *http.Request, rest []str
 	writeList(w, r, items, map[string]bool{"id": true, "tier": true})
 }
 
+// json is the cluster as answered under /v4, or under /v4beta when beta is set: only
+// v4beta carries "tier", "apl_enabled" and "control_plane.audit_logs_enabled" (linodego
+// v1.69.1 documents all three as v4beta-only), and a client that compares the two
+// (Terraform's linode provider plans from v4) must not see them under v4.
 func (c *cluster) json(beta bool) clusterJSON {
 	j := clusterJSON{
 		ID: c.id, Status: "ready", Created: stamp(c.created), Updated: stamp(c.updated),
 		Label: c.label, Region: c.region, K8sVersion: c.k8s,
-		ControlPlane: controlPlaneJSON{HighAvailability: c.ha, AuditLogsEnabled: c.audit},
+		ControlPlane: controlPlaneJSON{HighAvailability: c.ha},
 		Tags:         nonNil(c.tags), Locks: []string{},
 	}
 	if beta {
-		j.Tier = "standard"
+		apl, audit := false, c.audit
+		j.Tier, j.APLEnabled, j.ControlPlane.AuditLogsEnabled = "standard", &apl, &audit
 	}
 	return j
 }
@@ -494,6 +496,9 @@ func (s *Server) validateCreateLocked(o clusterCreateOptions) *apiError {
 	}
 	if o.Tier != "" && o.Tier != "standard" {
 		add(apiErr("Only the standard tier is available", "tier"))
+	}
+	if o.APLEnabled {
+		add(apiErr("Akamai App Platform is not available in the lab", "apl_enabled"))
 	}
 	if len(errs) == 0 {
 		return nil

@@ -2,6 +2,7 @@ package linodeapi
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -44,6 +45,30 @@ func TestDocumentedRateLimits(t *testing.T) {
 		clock.Advance(time.Minute)
 		if resp := get(t, srv.URL+"/v4/lke/clusters"); resp.StatusCode != http.StatusOK {
 			t.Errorf("on=%v: collection GET a minute later = %d, want 200", on, resp.StatusCode)
+		}
+	}
+}
+
+// TestLimitClasses: the DNS and NodeBalancer collections count as paginated
+// collections; one item, and every write, as general requests.
+func TestLimitClasses(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		method, path, want string
+	}{
+		{"GET", "domains", "collection"},
+		{"GET", "domains/5/records", "collection"},
+		{"GET", "domains/5", "general"},
+		{"GET", "domains/5/records/7", "general"},
+		{"POST", "domains/5/records", "general"},
+		{"GET", "nodebalancers", "collection"},
+		{"GET", "nodebalancers/types", "collection"},
+		{"GET", "nodebalancers/9/configs", "collection"},
+		{"GET", "nodebalancers/9", "general"},
+		{"DELETE", "nodebalancers/9", "general"},
+	} {
+		if got := limitClass(tc.method, strings.Split(tc.path, "/")); got != tc.want {
+			t.Errorf("limitClass(%s %s) = %s, want %s", tc.method, tc.path, got, tc.want)
 		}
 	}
 }

@@ -1,5 +1,7 @@
 // Package linodeapi is a Linode API v4 server of our own: LKE clusters, node pools,
-// the instances behind their nodes, and the catalogue endpoints, answered with the
+// the instances behind their nodes, DNS Manager domains and records, NodeBalancers
+// (made by the lab, as LKE's cloud controller manager makes them for LoadBalancer
+// Services) and the catalogue endpoints, answered with the
 // JSON shapes, status codes and headers of api.linode.com, so that the real linodego
 // client (and everything built on it) runs against it unchanged. Faults, slowness and
 // rate limits can be injected; what a cluster really is (a kube-apiserver in the lab)
@@ -114,6 +116,13 @@ type Server struct {
 	nextPool     int
 	nextInstance int
 	nodeIDs      map[string]bool
+
+	domains       map[int]*domain
+	nextDomain    int
+	nextRecord    int
+	nodeBalancers map[int]*nodeBalancer
+	nextNB        int
+	nbAddrs       map[string]int // addresses handed out per region, for the next one
 }
 
 // New returns a Server with the given options.
@@ -128,20 +137,26 @@ func New(o Options) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
-		opts:         o,
-		backend:      b,
-		now:          now,
-		ctx:          ctx,
-		cancel:       cancel,
-		rng:          rand.New(rand.NewSource(o.Seed)),
-		faultRate:    o.FaultRate,
-		rateLimit:    o.RateLimit,
-		rateWindow:   o.RateWindow,
-		clusters:     map[int]*cluster{},
-		nextCluster:  433100,
-		nextPool:     855490,
-		nextInstance: 94907000,
-		nodeIDs:      map[string]bool{},
+		opts:          o,
+		backend:       b,
+		now:           now,
+		ctx:           ctx,
+		cancel:        cancel,
+		rng:           rand.New(rand.NewSource(o.Seed)),
+		faultRate:     o.FaultRate,
+		rateLimit:     o.RateLimit,
+		rateWindow:    o.RateWindow,
+		clusters:      map[int]*cluster{},
+		nextCluster:   433100,
+		nextPool:      855490,
+		nextInstance:  94907000,
+		nodeIDs:       map[string]bool{},
+		domains:       map[int]*domain{},
+		nextDomain:    2861000,
+		nextRecord:    31582000,
+		nodeBalancers: map[int]*nodeBalancer{},
+		nextNB:        1093000,
+		nbAddrs:       map[string]int{},
 	}
 }
 
@@ -292,7 +307,8 @@ type classWindow struct {
 // documentedLimits are the per-token limits Akamai publishes for the Linode API
 // (techdocs.akamai.com/linode-api/reference/rate-limits): GETs of paginated
 // collections 200 a minute, every other operation 1600 a minute. The per-operation
-// limits there are for endpoints the lab does not serve.
+// limits there are for endpoints the lab does not serve; domains, records and
+// NodeBalancers count as collections or general requests like the rest.
 var documentedLimits = map[string]struct {
 	n   int
 	per time.Duration
@@ -306,6 +322,8 @@ var collections = [][]string{
 	{"lke", "clusters"}, {"lke", "clusters", "*", "pools"}, {"lke", "clusters", "*", "api-endpoints"},
 	{"lke", "versions"}, {"lke", "types"}, {"lke", "tiers", "*", "versions"},
 	{"regions"}, {"linode", "types"}, {"linode", "instances"},
+	{"domains"}, {"domains", "*", "records"},
+	{"nodebalancers"}, {"nodebalancers", "types"}, {"nodebalancers", "*", "configs"},
 }
 
 // limitClass names the documented limit a request counts against.
@@ -384,7 +402,7 @@ func (s *Server) dice() (slow bool, fault int) {
 
 // publicPaths answer without a token, as the real catalogue endpoints do; a token
 // that is sent must still be valid.
-var publicPaths = []string{"regions", "linode/types", "lke/versions", "lke/types"}
+var publicPaths = []string{"regions", "linode/types", "lke/versions", "lke/types", "nodebalancers/types"}
 
 func (s *Server) authorized(r *http.Request, path []string) bool {
 	h := r.Header.Get("Authorization")
