@@ -247,6 +247,13 @@ func TestDomainValidation(t *testing.T) {
 		_, err := c.CreateDomainRecord(ctx, d.ID, tc.opts)
 		wantField(t, tc.name, err, tc.field)
 	}
+	if _, err := c.CreateDomainRecord(ctx, d.ID, linodego.DomainRecordCreateOptions{Type: linodego.RecordTypeCNAME, Name: "alias", Target: "a.example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.CreateDomainRecord(ctx, d.ID, linodego.DomainRecordCreateOptions{Type: linodego.RecordTypeTXT, Name: "alias", Target: "x"})
+	wantField(t, "a record beside a CNAME", err, "name")
+	_, err = c.CreateDomainRecord(ctx, d.ID, linodego.DomainRecordCreateOptions{Type: linodego.RecordTypeCNAME, Name: "alias.example.com", Target: "b.example.com"})
+	wantField(t, "a second CNAME of a name", err, "name")
 	if _, err := c.CreateDomainRecord(ctx, 999, linodego.DomainRecordCreateOptions{Type: linodego.RecordTypeA, Name: "a", Target: "192.0.2.1"}); !linodego.ErrHasStatus(err, http.StatusNotFound) {
 		t.Errorf("record in a missing domain: err = %v, want 404", err)
 	}
@@ -259,7 +266,7 @@ func TestDomainValidation(t *testing.T) {
 	if got, _ := c.GetDomainRecord(ctx, d.ID, r.ID); got == nil || got.Target != "192.0.2.1" {
 		t.Errorf("refused record update changed it: %+v", got)
 	}
-	if z := s.Zones(); len(z) != 1 || len(z[0].Records) != 1 {
+	if z := s.Zones(); len(z) != 1 || len(z[0].Records) != 2 {
 		t.Errorf("refused creates left records behind: %+v", z)
 	}
 }
@@ -439,6 +446,12 @@ func TestEveryNodeBalancerFunction(t *testing.T) {
 	if left := s.NodeBalancers(); len(left) != 2 || left[0].ID != nb2.ID {
 		t.Errorf("NodeBalancers after delete = %+v", left)
 	}
+	if !s.DeleteNodeBalancer(nb2.ID) || s.DeleteNodeBalancer(nb2.ID) {
+		t.Errorf("DeleteNodeBalancer: want true once, then false")
+	}
+	if _, err := once.GetNodeBalancer(ctx, nb2.ID); !linodego.ErrHasStatus(err, http.StatusNotFound) {
+		t.Errorf("NodeBalancer deleted by the lab: err = %v, want 404", err)
+	}
 	// The next one in eu-west takes the pool's next address, not a freed one again.
 	if nb3, err := s.CreateNodeBalancer(NodeBalancerSpec{Region: "eu-west"}); err != nil || nb3.IPv4 != "198.18.7.3" {
 		t.Errorf("third eu-west NodeBalancer = %+v, %v", nb3, err)
@@ -539,4 +552,24 @@ func TestBetaOnlyClusterFields(t *testing.T) {
 	apl.APLEnabled = true
 	_, err = beta.CreateLKECluster(ctx, apl)
 	wantField(t, "create with APL", err, "apl_enabled")
+}
+
+// TestDNSAndNodeBalancerAuth: the NodeBalancer price list is public like the rest of
+// the catalogue; domains and NodeBalancers need the token.
+func TestDNSAndNodeBalancerAuth(t *testing.T) {
+	t.Parallel()
+	_, srv, _ := newTestAPI(t, Options{})
+	for path, want := range map[string]int{
+		"/v4/nodebalancers/types": http.StatusOK, "/v4/nodebalancers": http.StatusUnauthorized,
+		"/v4/domains": http.StatusUnauthorized, "/v4beta/domains": http.StatusUnauthorized,
+	} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("anonymous GET %s = %d, want %d", path, resp.StatusCode, want)
+		}
+	}
 }

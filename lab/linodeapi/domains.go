@@ -515,6 +515,9 @@ func applyRecord(d *domain, rec *record, o recordOptions) *apiError {
 	if e := validateRecordData(n); e != nil {
 		errs = append(errs, *e)
 	}
+	if e := cnameConflict(d, n); e != nil {
+		errs = append(errs, *e)
+	}
 	if len(errs) > 0 {
 		return &apiError{Errors: errs}
 	}
@@ -550,6 +553,20 @@ func relativeName(name, zone string) (string, bool) {
 		}
 	}
 	return n, true
+}
+
+// cnameConflict refuses a CNAME beside any other record of its name, and any record
+// beside a CNAME (RFC 1034 3.6.2), as a DNS server could not serve both.
+func cnameConflict(d *domain, n record) *errorReason {
+	for _, o := range d.records {
+		if o.id == n.id || o.name != n.name {
+			continue
+		}
+		if n.typ == "CNAME" || o.typ == "CNAME" {
+			return &errorReason{fmt.Sprintf("Record conflict - a CNAME cannot share the name %q with another record", n.name), "name"}
+		}
+	}
+	return nil
 }
 
 // validateRecordData checks the target (and type-specific fields) of a record.

@@ -112,6 +112,16 @@ func TestRawErrors(t *testing.T) {
 		{"catalogue: version", "GET", "/v4/lke/versions/1.36", "", 200, "", ""},
 		{"catalogue: missing version", "GET", "/v4/lke/versions/1.20", "", 404, "Not found", ""},
 		{"missing instance", "GET", "/v4/linode/instances/42/ips", "", 404, "Not found", ""},
+		{"master domain without soa_email", "POST", "/v4/domains", `{"domain":"example.com","type":"master"}`, 400, "soa_email required when type=master", "soa_email"},
+		{"unknown field in domain", "POST", "/v4/domains", `{"domain":"example.com","type":"master","soa_email":"a@example.com","colour":"red"}`, 400, "", "colour"},
+		{"ttl of the wrong type", "POST", "/v4/domains", `{"domain":"example.com","type":"master","soa_email":"a@example.com","ttl_sec":"30"}`, 400, "", "ttl_sec"},
+		{"missing domain", "GET", "/v4/domains/1/records", "", 404, "Not found", ""},
+		{"wrong method on records", "PATCH", "/v4/domains/1/records", "", 404, "Not found", ""},
+		{"domains list", "GET", "/v4/domains", "", 200, "", ""},
+		{"missing nodebalancer", "GET", "/v4/nodebalancers/1/configs", "", 404, "Not found", ""},
+		{"nodebalancer config not modelled", "GET", "/v4/nodebalancers/1/configs/2", "", 404, "Not found", ""},
+		{"catalogue: nodebalancer types", "GET", "/v4/nodebalancers/types", "", 200, "", ""},
+		{"wrong method on nodebalancer types", "POST", "/v4/nodebalancers/types", "{}", 405, "Method Not Allowed", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

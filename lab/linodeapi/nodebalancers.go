@@ -119,6 +119,16 @@ func (s *Server) CreateNodeBalancer(spec NodeBalancerSpec) (NodeBalancer, error)
 	return nb.info(), nil
 }
 
+// DeleteNodeBalancer removes a NodeBalancer, as the CCM does when its Service goes;
+// it reports whether there was one.
+func (s *Server) DeleteNodeBalancer(id int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.nodeBalancers[id]
+	delete(s.nodeBalancers, id)
+	return ok
+}
+
 // NodeBalancers returns every NodeBalancer, in id order.
 func (s *Server) NodeBalancers() []NodeBalancer {
 	s.mu.Lock()
