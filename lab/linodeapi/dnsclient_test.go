@@ -31,7 +31,7 @@ func wantField(t *testing.T, what string, err error, field string) {
 
 // TestEveryDomainFunction calls every Domain and DomainRecord method of linodego's
 // Client that the server serves and checks the answers; the reflection check at the
-// end names the ones it does not serve (zone file, clone, import), so a linodego
+// end names the ones it does not serve (clone, import), so a linodego
 // upgrade that adds one fails here until it is served or listed.
 func TestEveryDomainFunction(t *testing.T) {
 	t.Parallel()
@@ -93,7 +93,7 @@ func TestEveryDomainFunction(t *testing.T) {
 
 	// Records: A, AAAA, CNAME, TXT, MX, SRV, CAA; names relative, or absolute within the zone.
 	ten, prio := 10, 5
-	svc, proto, tag := "_sip", "_tcp", "issue"
+	svc, proto, tag := "_sip", "tcp", "issue"
 	recs := []linodego.DomainRecordCreateOptions{
 		{Type: linodego.RecordTypeA, Name: "app", Target: "198.51.100.7", TTLSec: 30},
 		{Type: linodego.RecordTypeA, Name: "app.example.org.", Target: "198.51.100.8", TTLSec: 31},
@@ -145,6 +145,27 @@ func TestEveryDomainFunction(t *testing.T) {
 		t.Errorf("deleted record: err = %v, want 404", err)
 	}
 
+	zf, err := c.GetDomainZoneFile(ctx, d.ID)
+	call("GetDomainZoneFile", err)
+	for _, want := range []string{
+		fmt.Sprintf("; example.org [%d]", d.ID),
+		"$TTL 86400",
+		"@    NS  ns1.linode.com.",
+		"app  300  A  198.51.100.9",
+		"app    AAAA  2001:db8::7",
+		`app  120  TXT  "heritage=reconcile,fleet=lab"`,
+		"@    MX  10 mail.example.org.",
+		"_sip._tcp.sip    SRV  5 10 10 app.example.org.",
+		`@    CAA  0 issue "letsencrypt.org"`,
+	} {
+		if !slices.Contains(zf.ZoneFile, want) {
+			t.Errorf("zone file lacks %q:\n%s", want, strings.Join(zf.ZoneFile, "\n"))
+		}
+	}
+	if soa := zf.ZoneFile[2]; !strings.HasPrefix(soa, "@  IN  SOA  ns1.linode.com. admin.example.com. 2026") || !strings.HasSuffix(soa, " 30 14400 1209600 86400") {
+		t.Errorf("SOA line = %q", soa)
+	}
+
 	// The zone snapshot for a DNS server.
 	zones := s.Zones()
 	if len(zones) != 2 || zones[0].Domain != "example.org" || zones[0].SOAEmail != "admin@example.com" || len(zones[0].Records) != len(recs)-1 {
@@ -176,7 +197,7 @@ func TestEveryDomainFunction(t *testing.T) {
 		t.Errorf("Zones after delete = %+v", zones)
 	}
 
-	notServed := map[string]bool{"GetDomainZoneFile": true, "CloneDomain": true, "ImportDomain": true}
+	notServed := map[string]bool{"CloneDomain": true, "ImportDomain": true}
 	ct := reflect.TypeOf(c)
 	for i := range ct.NumMethod() {
 		name := ct.Method(i).Name

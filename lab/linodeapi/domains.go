@@ -228,6 +228,12 @@ func (s *Server) routeDomains(w http.ResponseWriter, r *http.Request, path []str
 		default:
 			methodNotAllowed(w, http.MethodGet, http.MethodPut, http.MethodDelete)
 		}
+	case rest[0] == "zone-file" && len(rest) == 1:
+		if r.Method != http.MethodGet {
+			methodNotAllowed(w, http.MethodGet)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string][]string{"zone_file": d.zoneFile()})
 	case rest[0] == "records" && len(rest) == 1:
 		switch r.Method {
 		case http.MethodGet:
@@ -308,7 +314,8 @@ func (s *Server) createDomainLocked(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.nextDomain++
-	d := &domain{id: s.nextDomain, status: "active", serial: 1}
+	// Serials read like the real ones (2021000066): the year, then a counter.
+	d := &domain{id: s.nextDomain, status: "active", serial: uint32(s.now().Year())*1000000 + 1}
 	if e := s.applyDomainLocked(d, o); e != nil {
 		s.nextDomain--
 		writeError(w, http.StatusBadRequest, e)
@@ -500,11 +507,12 @@ func applyRecord(d *domain, rec *record, o recordOptions) *apiError {
 		}
 		n.port = *o.Port
 	}
+	// The API prepends the underscore to service and protocol when it is missing.
 	if o.Service != nil {
-		n.service = o.Service
+		n.service = underscored(*o.Service)
 	}
 	if o.Protocol != nil {
-		n.protocol = o.Protocol
+		n.protocol = underscored(*o.Protocol)
 	}
 	if o.Tag != nil {
 		n.tag = o.Tag
@@ -523,6 +531,13 @@ func applyRecord(d *domain, rec *record, o recordOptions) *apiError {
 	}
 	*rec = n
 	return nil
+}
+
+func underscored(v string) *string {
+	if v != "" && !strings.HasPrefix(v, "_") {
+		v = "_" + v
+	}
+	return &v
 }
 
 // relativeName turns a record name into the zone-relative form the API stores: a name
@@ -625,7 +640,9 @@ type Zone struct {
 	Records  []ZoneRecord
 }
 
-// ZoneRecord is one record of a Zone. Name is relative to the zone, "" for the apex.
+// ZoneRecord is one record of a Zone. Name is relative to the zone, "" for the apex;
+// an SRV record's owner is Service.Protocol.Name (e.g. _sip._tcp.voice), as in the zone
+// file.
 type ZoneRecord struct {
 	ID       int
 	Type     string
@@ -667,4 +684,71 @@ func deref(p *string) string {
 		return ""
 	}
 	return *p
+}
+
+// Defaults of the SOA record when a domain leaves a field at 0, as the zone files the
+// API renders show them.
+const (
+	defaultZoneTTL     = 86400
+	defaultZoneRefresh = 14400
+	defaultZoneRetry   = 14400
+	defaultZoneExpire  = 1209600
+)
+
+func orDefault(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// zoneFile renders the zone as GET domains/{id}/zone-file answers it: a comment, $TTL,
+// the SOA, Linode's five name servers, then the records.
+func (d *domain) zoneFile() []string {
+	ttl := orDefault(d.ttl, defaultZoneTTL)
+	lines := []string{
+		fmt.Sprintf("; %s [%d]", d.name, d.id),
+		fmt.Sprintf("$TTL %d", ttl),
+		fmt.Sprintf("@  IN  SOA  ns1.linode.com. %s. %d %d %d %d %d", strings.Replace(d.soaEmail, "@", ".", 1), d.serial,
+			orDefault(d.refresh, defaultZoneRefresh), orDefault(d.retry, defaultZoneRetry), orDefault(d.expire, defaultZoneExpire), ttl),
+	}
+	for i := 1; i <= 5; i++ {
+		lines = append(lines, fmt.Sprintf("@    NS  ns%d.linode.com.", i))
+	}
+	for _, r := range d.records {
+		name := r.name
+		if name == "" {
+			name = "@"
+		}
+		data := r.target
+		switch r.typ {
+		case "CNAME", "NS", "PTR":
+			data = fqdn(r.target, d.name)
+		case "MX":
+			data = fmt.Sprintf("%d %s", r.priority, fqdn(r.target, d.name))
+		case "SRV":
+			name = strings.TrimSuffix(fmt.Sprintf("%s.%s.%s", deref(r.service), deref(r.protocol), r.name), ".")
+			data = fmt.Sprintf("%d %d %d %s", r.priority, r.weight, r.port, fqdn(r.target, d.name))
+		case "TXT":
+			data = strconv.Quote(r.target)
+		case "CAA":
+			data = fmt.Sprintf("0 %s %s", deref(r.tag), strconv.Quote(r.target))
+		}
+		ttlField := ""
+		if r.ttl != 0 {
+			ttlField = strconv.Itoa(r.ttl)
+		}
+		lines = append(lines, fmt.Sprintf("%s  %s  %s  %s", name, ttlField, r.typ, data))
+	}
+	return lines
+}
+
+// fqdn makes a record's host target absolute: a name with a dot is taken as complete,
+// one without is in the zone.
+func fqdn(target, zone string) string {
+	t := strings.TrimSuffix(target, ".")
+	if !strings.Contains(t, ".") {
+		t += "." + zone
+	}
+	return t + "."
 }
