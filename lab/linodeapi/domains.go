@@ -228,6 +228,12 @@ func (s *Server) routeDomains(w http.ResponseWriter, r *http.Request, path []str
 		default:
 			methodNotAllowed(w, http.MethodGet, http.MethodPut, http.MethodDelete)
 		}
+	case rest[0] == "clone" && len(rest) == 1:
+		if r.Method != http.MethodPost {
+			methodNotAllowed(w, http.MethodPost)
+			return
+		}
+		s.cloneDomainLocked(w, r, d)
 	case rest[0] == "zone-file" && len(rest) == 1:
 		if r.Method != http.MethodGet {
 			methodNotAllowed(w, http.MethodGet)
@@ -323,6 +329,39 @@ func (s *Server) createDomainLocked(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.domains == nil {
 		s.domains = map[int]*domain{}
+	}
+	s.domains[d.id] = d
+	writeJSON(w, http.StatusOK, d.json())
+}
+
+// cloneDomainLocked copies a domain and its records under a new name.
+func (s *Server) cloneDomainLocked(w http.ResponseWriter, r *http.Request, src *domain) {
+	var o struct {
+		Domain *string `json:"domain"`
+	}
+	if e := decodeStrict(r, &o); e != nil {
+		writeError(w, http.StatusBadRequest, e)
+		return
+	}
+	if o.Domain == nil || *o.Domain == "" {
+		writeError(w, http.StatusBadRequest, apiErr("domain is required", "domain"))
+		return
+	}
+	d := &domain{}
+	*d = *src
+	d.id, d.serial, d.records = s.nextDomain+1, uint32(s.now().Year())*1000000+1, nil
+	d.masterIPs, d.axfrIPs, d.tags = slices.Clone(src.masterIPs), slices.Clone(src.axfrIPs), slices.Clone(src.tags)
+	if e := s.applyDomainLocked(d, domainOptions{Domain: o.Domain}); e != nil {
+		writeError(w, http.StatusBadRequest, e)
+		return
+	}
+	s.nextDomain++
+	now := s.now()
+	for _, rec := range src.records {
+		c := *rec
+		s.nextRecord++
+		c.id, c.created, c.updated = s.nextRecord, now, now
+		d.records = append(d.records, &c)
 	}
 	s.domains[d.id] = d
 	writeJSON(w, http.StatusOK, d.json())
