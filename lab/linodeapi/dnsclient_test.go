@@ -209,7 +209,11 @@ func TestEveryDomainFunction(t *testing.T) {
 		t.Errorf("Zones after delete = %+v", zones)
 	}
 
-	// Import would need the zone transferred from a remote name server.
+	// Import would need the zone transferred from a remote name server: refused.
+	_, err = c.ImportDomain(ctx, linodego.DomainImportOptions{Domain: "example.com", RemoteNameserver: "192.0.2.53"})
+	if !linodego.ErrHasStatus(err, http.StatusBadRequest) {
+		t.Errorf("ImportDomain: err = %v, want 400", err)
+	}
 	notServed := map[string]bool{"ImportDomain": true}
 	ct := reflect.TypeOf(c)
 	for i := range ct.NumMethod() {

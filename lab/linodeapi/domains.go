@@ -208,6 +208,12 @@ func (s *Server) routeDomains(w http.ResponseWriter, r *http.Request, path []str
 		}
 		return
 	}
+	if len(path) == 2 && path[1] == "import" {
+		// Importing needs a zone transfer from the remote name server, which the lab
+		// does not do; say so rather than answer 404 for a real endpoint.
+		writeError(w, http.StatusBadRequest, apiErr("Importing a domain is not available in the lab", "remote_nameserver"))
+		return
+	}
 	id, err := strconv.Atoi(path[1])
 	d := s.domains[id]
 	if err != nil || d == nil {
@@ -326,9 +332,6 @@ func (s *Server) createDomainLocked(w http.ResponseWriter, r *http.Request) {
 		s.nextDomain--
 		writeError(w, http.StatusBadRequest, e)
 		return
-	}
-	if s.domains == nil {
-		s.domains = map[int]*domain{}
 	}
 	s.domains[d.id] = d
 	writeJSON(w, http.StatusOK, d.json())
