@@ -1,11 +1,10 @@
 // Package linodeapi is a Linode API v4 server of our own: LKE clusters, node pools,
 // the instances behind their nodes, DNS Manager domains and records, NodeBalancers
 // (made by the lab, as LKE's cloud controller manager makes them for LoadBalancer
-// Services) and the catalogue endpoints, answered with the
-// JSON shapes, status codes and headers of api.linode.com, so that the real linodego
-// client (and everything built on it) runs against it unchanged. Faults, slowness and
-// rate limits can be injected; what a cluster really is (a kube-apiserver in the lab)
-// is left to a Backend.
+// Services) and the catalogue endpoints, answered with the JSON shapes, status codes
+// and headers of api.linode.com, so that the real linodego client (and everything
+// built on it) runs against it unchanged. Faults, slowness and rate limits can be
+// injected; what a cluster really is (a kube-apiserver in the lab) is left to a Backend.
 package linodeapi
 
 import (
