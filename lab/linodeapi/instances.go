@@ -13,6 +13,17 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, path []string) {
 		s.routeLKE(w, r, path)
 	case "regions":
 		s.regions(w, r, path[1:])
+	case "nodebalancers":
+		// Only the catalogue: the lab creates no NodeBalancers.
+		if len(path) != 2 || path[1] != "types" {
+			writeError(w, http.StatusNotFound, notFound())
+			return
+		}
+		if r.Method != http.MethodGet {
+			methodNotAllowed(w, http.MethodGet)
+			return
+		}
+		writeList(w, r, nodeBalancerTypesJSON(), map[string]bool{"id": true, "label": true})
 	case "profile":
 		// Clients call it to check a token.
 		if len(path) != 1 {

@@ -305,7 +305,7 @@ var documentedLimits = map[string]struct {
 var collections = [][]string{
 	{"lke", "clusters"}, {"lke", "clusters", "*", "pools"}, {"lke", "clusters", "*", "api-endpoints"},
 	{"lke", "versions"}, {"lke", "types"}, {"lke", "tiers", "*", "versions"},
-	{"regions"}, {"linode", "types"}, {"linode", "instances"},
+	{"regions"}, {"linode", "types"}, {"linode", "instances"}, {"nodebalancers", "types"},
 }
 
 // limitClass names the documented limit a request counts against.
@@ -384,7 +384,7 @@ func (s *Server) dice() (slow bool, fault int) {
 
 // publicPaths answer without a token, as the real catalogue endpoints do; a token
 // that is sent must still be valid.
-var publicPaths = []string{"regions", "linode/types", "lke/versions", "lke/types"}
+var publicPaths = []string{"regions", "linode/types", "lke/versions", "lke/types", "nodebalancers/types"}
 
 func (s *Server) authorized(r *http.Request, path []string) bool {
 	h := r.Header.Get("Authorization")
