@@ -96,7 +96,7 @@ func (c *ClusterCost) Changed() bool {
 // CostItem is a part of a cluster that is paid for (a node pool, the HA control plane, the
 // east-west gateway's NodeBalancer), as it is and as it will be.
 type CostItem struct {
-	// Item names the part: "pool g6-standard-2", "HA control plane", "NodeBalancer (east-west gateway)".
+	// Item names the part: "pool g6-standard-2", "HA control plane", "east-west gateway NodeBalancer".
 	Item string `json:"item"`
 	// BeforeSize and AfterSize say how much of it ("3 nodes", "2..5 nodes", "on"); "" when absent.
 	BeforeSize string   `json:"beforeSize,omitempty"`
@@ -162,9 +162,9 @@ func writeCost(w io.Writer, c *Cost) {
 				fmt.Fprintf(w, "  cluster/%s: unknown (%s)\n", cc.Cluster, cc.Unknown)
 				continue
 			}
-			fmt.Fprintf(w, "  cluster/%s: %s\n", cc.Cluster, costLine(cc.Before, cc.After))
+			fmt.Fprintf(w, "  cluster/%s: %s\n", cc.Cluster, clusterText(cc))
 			for _, it := range cc.Items {
-				fmt.Fprintf(w, "        %s: %s\n", itemSize(it), costLine(it.Before, it.After))
+				fmt.Fprintf(w, "        %s\n", itemText(it))
 			}
 		}
 	}
@@ -182,16 +182,30 @@ func writeCost(w io.Writer, c *Cost) {
 	fmt.Fprintf(w, "Cost: %s%s\n", costLine(&c.Before, &c.After), tail)
 }
 
-// itemSize is "pool g6-standard-2 3 -> 4 nodes", "HA control plane off -> on".
-func itemSize(it CostItem) string {
-	b, a := it.BeforeSize, it.AfterSize
+// itemText is "pool g6-standard-2: 3 -> 4 nodes, $72.00/mo -> $96.00/mo (+$24.00)", or for a
+// part that comes or goes "pool g6-standard-2: 3 nodes, $72.00/mo (new)".
+func itemText(it CostItem) string {
 	switch {
-	case b == a:
-		return it.Item + " " + b
-	case b == "":
-		return it.Item + " (none) -> " + a
-	case a == "":
-		return it.Item + " " + b + " -> (none)"
+	case it.Before == nil && it.After != nil:
+		return fmt.Sprintf("%s: %s, %s/mo (new)", it.Item, it.AfterSize, it.After)
+	case it.After == nil && it.Before != nil:
+		return fmt.Sprintf("%s: %s, %s/mo (removed)", it.Item, it.BeforeSize, it.Before)
 	}
-	return it.Item + " " + b + " -> " + a
+	size := it.BeforeSize + " -> " + it.AfterSize
+	if it.BeforeSize == it.AfterSize {
+		size = it.AfterSize
+	}
+	return fmt.Sprintf("%s: %s, %s", it.Item, size, costLine(it.Before, it.After))
+}
+
+// clusterText is the cost line of a cluster: "$82.00/mo (new)", "$82.00/mo (deleted)", or
+// before and after.
+func clusterText(c *ClusterCost) string {
+	switch {
+	case c.Before == nil && c.After != nil:
+		return c.After.String() + "/mo (new)"
+	case c.After == nil && c.Before != nil:
+		return c.Before.String() + "/mo (deleted)"
+	}
+	return costLine(c.Before, c.After)
 }

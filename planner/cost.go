@@ -14,7 +14,7 @@ import (
 // Cost items other than node pools.
 const (
 	costItemHA           = "HA control plane"
-	costItemNodeBalancer = "NodeBalancer (east-west gateway)"
+	costItemNodeBalancer = "east-west gateway NodeBalancer"
 )
 
 // cost is what the fleet's LKE clusters cost a month as observed and once steps are
