@@ -86,7 +86,7 @@ func Compute(desired *spec.Fleet, observed *world.World, opts Options) (*plan.Pl
 		Steps:            steps,
 		Held:             b.sortedHeld(),
 		Notes:            b.notes,
-		Cost:             cost(desired, observed, steps),
+		Cost:             Cost(desired, observed, steps),
 		SpecFingerprint:  SpecFingerprint(desired),
 		WorldFingerprint: WorldFingerprint(observed),
 	}

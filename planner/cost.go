@@ -17,15 +17,16 @@ const (
 	costItemNodeBalancer = "east-west gateway NodeBalancer"
 )
 
-// cost is what the fleet's LKE clusters cost a month as observed and once steps are
+// Cost is what the fleet's LKE clusters cost a month as observed and once steps are
 // applied, at the prices the Linode observer read (w.Prices). Before comes from the
 // observed clusters (their pools, HA, the east-west gateway's LoadBalancer Service, which
-// LKE backs with a NodeBalancer), after from fleet.yaml and the steps: a cluster the plan
-// deletes costs nothing after, one that left the fleet without prune costs what it did,
-// and a NodeBalancer comes and goes with the steps that install the east-west gateway or
-// tear a member's mesh down. Nil when there is nothing to price (no LKE cluster) or the
-// world says nothing of prices (the Linode observer did not run).
-func cost(f *spec.Fleet, w *world.World, steps []plan.Step) *plan.Cost {
+// LKE backs with a NodeBalancer), after from the steps: a cluster a step creates or changes
+// costs what fleet.yaml declares, one a step deletes nothing, any other what it does now
+// (one that left the fleet without prune included), and a NodeBalancer comes and goes with
+// the steps that install the east-west gateway or tear a member's mesh down. So the cost of
+// a plan cut down by --target is that of its steps. Nil when there is nothing to price (no
+// LKE cluster) or the world says nothing of prices (the Linode observer did not run).
+func Cost(f *spec.Fleet, w *world.World, steps []plan.Step) *plan.Cost {
 	lke := map[string]*spec.Cluster{}
 	var existing []string
 	declare := func(name string, c *spec.Cluster) {
@@ -58,11 +59,13 @@ func cost(f *spec.Fleet, w *world.World, steps []plan.Step) *plan.Cost {
 		c.PricesNote = "prices from the cache, read " + age(w.Now, w.Prices.FetchedAt) +
 			"; reading them now failed: " + w.Prices.RefreshFailed
 	}
-	deleted, eastWestInstalled, tornDown := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	deleted, changed, eastWestInstalled, tornDown := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, s := range steps {
 		switch {
 		case s.Kind == plan.KindCluster && s.Action == plan.Delete:
 			deleted[s.Cluster] = true
+		case s.Kind == plan.KindCluster:
+			changed[s.Cluster] = true
 		case s.Kind == plan.KindMeshRelease && s.Component == ComponentEastWest && (s.Action == plan.Create || s.Action == plan.Replace):
 			eastWestInstalled[s.Cluster] = true
 		case s.Kind == plan.KindMeshTeardown:
@@ -77,12 +80,16 @@ func cost(f *spec.Fleet, w *world.World, steps []plan.Step) *plan.Cost {
 		}
 		switch sc := lke[name]; {
 		case deleted[name]:
-		case sc != nil:
+		case sc != nil && (changed[name] || before == nil):
 			after = desiredParts(sc)
 			after.nodeBalancer = before != nil && before.nodeBalancer
 		case before != nil:
 			kept := *before
 			after = &kept
+		}
+		if before == nil && after != nil && !changed[name] {
+			// Not there and not created by these steps (a plan cut by --target).
+			after = nil
 		}
 		if after != nil {
 			switch {
