@@ -46,7 +46,7 @@ func TestCLICostAgainstLabAPI(t *testing.T) {
 	var p struct {
 		Cost struct {
 			Before, After struct{ MinCents, MaxCents int64 }
-			Clusters    []struct{ Cluster string }
+			Clusters      []struct{ Cluster string }
 		}
 	}
 	must(t, json.Unmarshal([]byte(out), &p))
