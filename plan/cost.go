@@ -66,9 +66,6 @@ type Cost struct {
 	PricesNote      string    `json:"pricesNote,omitempty"`
 }
 
-// Changed reports whether the plan changes what the fleet costs.
-func (c *Cost) Changed() bool { return c.Before != c.After }
-
 // ClusterCost is one LKE cluster's monthly cost: Before is nil when it does not exist yet,
 // After nil when the plan deletes it. Items are the parts whose cost changes.
 type ClusterCost struct {
@@ -143,10 +140,19 @@ func delta(before, after Monthly) string {
 	return signed(lo) + ".." + signed(hi)
 }
 
+// Total is the fleet's monthly cost before and after, as the plan's "Cost:" line says it:
+// "$216.00/mo -> $288.00/mo (+$72.00)", "$288.00/mo (unchanged)", "unknown (why)".
+func (c *Cost) Total() string {
+	if c.Unknown != "" {
+		return "unknown (" + c.Unknown + ")"
+	}
+	return costLine(&c.Before, &c.After)
+}
+
 // writeCost draws the cost: the clusters and parts whose cost changes, then the total.
 func writeCost(w io.Writer, c *Cost) {
 	if c.Unknown != "" {
-		fmt.Fprintf(w, "Cost: unknown (%s).\n", c.Unknown)
+		fmt.Fprintf(w, "Cost: %s.\n", c.Total())
 		return
 	}
 	var changed []*ClusterCost
@@ -179,7 +185,7 @@ func writeCost(w io.Writer, c *Cost) {
 	if len(notes) > 0 {
 		tail = "  (" + strings.Join(notes, "; ") + ")"
 	}
-	fmt.Fprintf(w, "Cost: %s%s\n", costLine(&c.Before, &c.After), tail)
+	fmt.Fprintf(w, "Cost: %s%s\n", c.Total(), tail)
 }
 
 // itemText is "pool g6-standard-2: 3 -> 4 nodes, $72.00/mo -> $96.00/mo (+$24.00)", or for a
