@@ -116,6 +116,10 @@ type Plan struct {
 	Held []Held `json:"held,omitempty"`
 	// Notes are things the plan cannot do or promise (a member not Ready, a lost root CA).
 	Notes []string `json:"notes,omitempty"`
+	// Cost is what the fleet's LKE clusters cost a month before and after the plan; nil for
+	// a fleet without LKE clusters (or a world observed without the Linode observer). It is
+	// for people: no step depends on it, and a saved plan is checked without it.
+	Cost *Cost `json:"cost,omitempty"`
 	// SpecFingerprint and WorldFingerprint tie a saved plan to what it was computed from.
 	SpecFingerprint  string `json:"specFingerprint"`
 	WorldFingerprint string `json:"worldFingerprint"`

@@ -91,6 +91,9 @@ func (p *Plan) WriteTextWith(w io.Writer, opt TextOptions) error {
 		}
 		fmt.Fprintln(bw)
 	}
+	if p.Cost != nil {
+		writeCost(bw, p.Cost)
+	}
 	if len(p.Steps) > 0 {
 		s := p.Summary()
 		held := ""

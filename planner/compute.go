@@ -80,11 +80,13 @@ func Compute(desired *spec.Fleet, observed *world.World, opts Options) (*plan.Pl
 	if err := b.guard(opts); err != nil {
 		return nil, err
 	}
+	steps := b.sorted()
 	p := &plan.Plan{
 		Fleet:            desired.Metadata.Name,
-		Steps:            b.sorted(),
+		Steps:            steps,
 		Held:             b.sortedHeld(),
 		Notes:            b.notes,
+		Cost:             Cost(desired, observed, steps),
 		SpecFingerprint:  SpecFingerprint(desired),
 		WorldFingerprint: WorldFingerprint(observed),
 	}

@@ -27,10 +27,13 @@ func SpecFingerprint(f *spec.Fleet) string {
 }
 
 // WorldFingerprint is the sha256 of the observed world's JSON with Now zeroed, so observing
-// the same world twice gives the same fingerprint.
+// the same world twice gives the same fingerprint. Prices are left out: they only make the
+// plan's cost, which no step depends on, and a dry run (which caches nothing) and the pass
+// that applies its saved plan may each read them afresh.
 func WorldFingerprint(w *world.World) string {
 	c := *w
 	c.Now = time.Time{}
+	c.Prices, c.PricesUnknown = nil, ""
 	return fingerprint(&c)
 }
 

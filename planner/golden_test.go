@@ -418,6 +418,65 @@ func TestGolden(t *testing.T) {
 				t.Errorf("nothing else is due: %v", addresses(p))
 			}
 		}},
+		// Cost (issue 16): the monthly cost before and after, from the prices observed.
+		// A cold fleet: four clusters of 3 x g6-standard-2 ($72.00 each) and a NodeBalancer
+		// for each member's east-west gateway ($10.00).
+		{name: "cost-create", check: func(t *testing.T, p *plan.Plan) {
+			wantCost(t, p, plan.Monthly{}, plan.Monthly{Min: 4*7200 + 3*1000, Max: 4*7200 + 3*1000})
+			if c := clusterCost(p, "cluster-manager"); c == nil || c.Before != nil || c.After == nil || c.After.Min != 7200 {
+				t.Errorf("the manager is created at $72.00: %+v", c)
+			}
+		}},
+		{name: "cost-converged", check: func(t *testing.T, p *plan.Plan) {
+			if len(p.Steps) != 0 {
+				t.Errorf("steps: %v", addresses(p))
+			}
+			wantCost(t, p, plan.Monthly{Min: 31800, Max: 31800}, plan.Monthly{Min: 31800, Max: 31800})
+		}},
+		{name: "cost-pool-scaled", check: func(t *testing.T, p *plan.Plan) {
+			wantCost(t, p, plan.Monthly{Min: 31800, Max: 31800}, plan.Monthly{Min: 34200, Max: 34200})
+			c := clusterCost(p, "eu")
+			if c == nil || len(c.Items) != 1 || c.Items[0].BeforeSize != "3 nodes" || c.Items[0].AfterSize != "4 nodes" {
+				t.Errorf("eu's pool goes from 3 to 4 nodes: %+v", c)
+			}
+		}},
+		{name: "cost-member-added", check: func(t *testing.T, p *plan.Plan) {
+			wantCost(t, p, plan.Monthly{Min: 3*7200 + 2*1000, Max: 3*7200 + 2*1000}, plan.Monthly{Min: 31800, Max: 31800})
+		}},
+		{name: "cost-ha-on", check: func(t *testing.T, p *plan.Plan) {
+			wantCost(t, p, plan.Monthly{Min: 31800, Max: 31800}, plan.Monthly{Min: 37800, Max: 37800})
+			c := clusterCost(p, "cluster-manager")
+			if c == nil || len(c.Items) != 1 || c.Items[0].Item != "HA control plane" || c.Items[0].AfterSize != "on" {
+				t.Errorf("the manager's HA control plane is turned on: %+v", c)
+			}
+		}},
+		{name: "cost-autoscaled", check: func(t *testing.T, p *plan.Plan) {
+			wantCost(t, p, plan.Monthly{Min: 31800, Max: 31800}, plan.Monthly{Min: 31800, Max: 31800 + 3*2400})
+			var text bytes.Buffer
+			if err := p.WriteText(&text); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(text.String(), "pool g6-standard-2: 3 nodes -> 3..6 nodes") {
+				t.Errorf("the autoscaled pool shows its range:\n%s", text.String())
+			}
+		}},
+		{name: "cost-member-removed-prune", check: func(t *testing.T, p *plan.Plan) {
+			if c := clusterCost(p, "us"); c == nil || c.Before == nil || c.After != nil {
+				t.Errorf("the pruned cluster costs nothing after: %+v", c)
+			}
+		}},
+		// The prices could not be read this pass: the cached ones are used, saying how old.
+		{name: "cost-prices-cached", check: func(t *testing.T, p *plan.Plan) {
+			if p.Cost == nil || !strings.Contains(p.Cost.PricesNote, "read 3d ago") {
+				t.Errorf("the cost says its prices are 3 days old: %+v", p.Cost)
+			}
+		}},
+		// Neither read nor cached: the cost is unknown, never made up.
+		{name: "cost-prices-unknown", check: func(t *testing.T, p *plan.Plan) {
+			if p.Cost == nil || p.Cost.Unknown == "" || len(p.Cost.Clusters) != 0 || p.Cost.After != (plan.Monthly{}) {
+				t.Errorf("cost = %+v, want unknown", p.Cost)
+			}
+		}},
 		{name: "karmada-release-failed", check: func(t *testing.T, p *plan.Plan) {
 			if s := stepOf(p, AddrKarmadaRelease); s == nil || s.Action != plan.Replace {
 				t.Errorf("a failed release is replaced, got %+v", s)
@@ -460,6 +519,29 @@ func TestGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+// wantCost asserts the plan's total monthly cost before and after, in cents.
+func wantCost(t *testing.T, p *plan.Plan, before, after plan.Monthly) {
+	t.Helper()
+	if p.Cost == nil {
+		t.Fatal("the plan has no cost")
+	}
+	if p.Cost.Before != before || p.Cost.After != after {
+		t.Errorf("cost %s -> %s, want %s -> %s", p.Cost.Before, p.Cost.After, before, after)
+	}
+}
+
+func clusterCost(p *plan.Plan, name string) *plan.ClusterCost {
+	if p.Cost == nil {
+		return nil
+	}
+	for i := range p.Cost.Clusters {
+		if p.Cost.Clusters[i].Cluster == name {
+			return &p.Cost.Clusters[i]
+		}
+	}
+	return nil
 }
 
 func stepOf(p *plan.Plan, addr string) *plan.Step {

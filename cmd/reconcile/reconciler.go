@@ -119,6 +119,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, fleet *spec.Fleet, dryRun bo
 	}
 	if len(r.Targets) > 0 {
 		p = p.Target(r.Targets)
+		p.Cost = planner.Cost(fleet, observed, p.Steps) // what the targeted steps cost
 	}
 	if r.Saved != nil {
 		// The fresh plan is what runs: equal to the saved one in everything a plan file holds,

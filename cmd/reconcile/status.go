@@ -189,6 +189,8 @@ type PendingStatus struct {
 	Notes   []string `json:"notes,omitempty"`
 	// Error is why no plan could be made (the root guard refusing, for one).
 	Error string `json:"error,omitempty"`
+	// Cost is what the fleet's LKE clusters cost a month now and after that plan.
+	Cost *plan.Cost `json:"cost,omitempty"`
 }
 
 // statusInput is everything a Status is built from; building it does no I/O.
@@ -533,7 +535,7 @@ func (s *Status) pending(p *plan.Plan, err error) {
 		return
 	}
 	sum := p.Summary()
-	s.Pending = PendingStatus{Add: sum.Add, Change: sum.Change, Destroy: sum.Destroy, Wait: sum.Wait, Notes: p.Notes}
+	s.Pending = PendingStatus{Add: sum.Add, Change: sum.Change, Destroy: sum.Destroy, Wait: sum.Wait, Notes: p.Notes, Cost: p.Cost}
 }
 
 func (s *Status) passes(all []state.PassRecord) {

@@ -147,6 +147,9 @@ func writeStatusText(out io.Writer, st *Status) error {
 	for _, n := range pe.Notes {
 		p("  note: %s\n", n)
 	}
+	if pe.Cost != nil {
+		p("  cost: %s\n", pe.Cost.Total())
+	}
 
 	p("\nPASSES (last %d)\n", passesShown)
 	if len(st.Passes) == 0 {

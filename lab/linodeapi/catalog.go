@@ -1,5 +1,7 @@
 package linodeapi
 
+import "math"
+
 // The static catalogue: regions, plans and Kubernetes versions, shaped like the real
 // API's answers (linodego's recorded fixtures) so that a client validating its input
 // against them behaves here as it would against api.linode.com.
@@ -130,15 +132,37 @@ func regionJSON(r region) map[string]any {
 	}
 }
 
+// regionSurcharges are the regions where Linode charges more than its list price, as the
+// real API's region_prices say: Jakarta 20% and São Paulo 40% more (g6-standard-2: $24.00,
+// $28.80 in id-cgk, $33.60 in br-gru; the HA control plane $60, $72, $84; a NodeBalancer
+// $10, $12, $14).
+var regionSurcharges = []struct {
+	Region string
+	Factor float64
+}{{"id-cgk", 1.2}, {"br-gru", 1.4}}
+
+// regionPricesJSON is region_prices for a list price.
+func regionPricesJSON(hourly, monthly float64) []any {
+	out := []any{}
+	for _, r := range regionSurcharges {
+		out = append(out, map[string]any{
+			"id":      r.Region,
+			"hourly":  math.Round(hourly*r.Factor*1000) / 1000,
+			"monthly": math.Round(monthly*r.Factor*100) / 100,
+		})
+	}
+	return out
+}
+
 func typeJSON(t linodeType) map[string]any {
 	return map[string]any{
 		"id":            t.ID,
 		"label":         t.Label,
 		"price":         map[string]any{"hourly": t.Hourly, "monthly": t.Monthly},
-		"region_prices": []any{},
+		"region_prices": regionPricesJSON(t.Hourly, t.Monthly),
 		"addons": map[string]any{"backups": map[string]any{
 			"price":         map[string]any{"hourly": t.Hourly / 4, "monthly": t.Monthly / 4},
-			"region_prices": []any{},
+			"region_prices": regionPricesJSON(t.Hourly/4, t.Monthly/4),
 		}},
 		"memory":              t.MemoryMB,
 		"disk":                t.DiskMB,
@@ -157,6 +181,15 @@ func lkeTypesJSON() []any {
 		map[string]any{"id": "lke-sa", "label": "LKE Standard Availability",
 			"price": map[string]any{"hourly": 0.0, "monthly": 0.0}, "region_prices": []any{}, "transfer": 0},
 		map[string]any{"id": "lke-ha", "label": "LKE High Availability",
-			"price": map[string]any{"hourly": 0.09, "monthly": 60.0}, "region_prices": []any{}, "transfer": 0},
+			"price": map[string]any{"hourly": 0.09, "monthly": 60.0}, "region_prices": regionPricesJSON(0.09, 60), "transfer": 0},
+	}
+}
+
+// nodeBalancerTypesJSON is GET /nodebalancers/types: the one NodeBalancer a LoadBalancer
+// Service gets, $10 a month.
+func nodeBalancerTypesJSON() []any {
+	return []any{
+		map[string]any{"id": "common", "label": "NodeBalancer",
+			"price": map[string]any{"hourly": 0.015, "monthly": 10.0}, "region_prices": regionPricesJSON(0.015, 10), "transfer": 0},
 	}
 }

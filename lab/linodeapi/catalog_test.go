@@ -95,3 +95,29 @@ func TestParseFilterRefuses(t *testing.T) {
 		}
 	}
 }
+
+// The catalogue's prices are Linode's public ones, so the demo's cost line shows real figures.
+func TestCataloguePrices(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, _, c := newTestAPI(t, Options{})
+	want := map[string]float32{"g6-standard-1": 12, "g6-standard-2": 24, "g6-standard-4": 48, "g6-dedicated-2": 36}
+	for id, monthly := range want {
+		ty, err := c.GetType(ctx, id)
+		if err != nil || ty.Price == nil || ty.Price.Monthly != monthly {
+			t.Errorf("type %s = %+v, %v; want $%v/mo", id, ty.Price, err, monthly)
+		}
+	}
+	ty, err := c.GetType(ctx, "g6-standard-2")
+	if err != nil || ty.Price.Hourly != 0.036 || len(ty.RegionPrices) != 2 || ty.RegionPrices[0].ID != "id-cgk" || ty.RegionPrices[0].Monthly != 28.8 {
+		t.Errorf("g6-standard-2 = %+v %+v, %v", ty.Price, ty.RegionPrices, err)
+	}
+	lke, err := c.ListLKETypes(ctx, nil)
+	if err != nil || len(lke) != 2 || lke[1].Price.Monthly != 60 || len(lke[1].RegionPrices) != 2 {
+		t.Errorf("lke types = %+v, %v", lke, err)
+	}
+	nb, err := c.ListNodeBalancerTypes(ctx, nil)
+	if err != nil || len(nb) != 1 || nb[0].ID != "common" || nb[0].Price.Monthly != 10 || nb[0].RegionPrices[1].Monthly != 14 {
+		t.Errorf("nodebalancer types = %+v, %v", nb, err)
+	}
+}

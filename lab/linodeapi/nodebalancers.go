@@ -72,19 +72,6 @@ var nodeBalancerFields = map[string]bool{"id": true, "label": true, "region": tr
 // nodeBalancerLabelRE: 3 to 32 letters, digits, "-" and "_", no two of "-_" in a row.
 var nodeBalancerLabelRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9]|[-_][A-Za-z0-9]){2,31}$`)
 
-// NodeBalancer price: $10 a month, 0.015 an hour; Jakarta and São Paulo cost more, as
-// on the real price list.
-func nodeBalancerTypesJSON() []any {
-	return []any{map[string]any{
-		"id": "common", "label": "NodeBalancer", "transfer": 0,
-		"price": map[string]any{"hourly": 0.015, "monthly": 10.0},
-		"region_prices": []any{
-			map[string]any{"id": "id-cgk", "hourly": 0.018, "monthly": 12.0},
-			map[string]any{"id": "br-gru", "hourly": 0.021, "monthly": 14.0},
-		},
-	}}
-}
-
 // NodeBalancerSpec is what the lab asks for when a LoadBalancer Service appears.
 type NodeBalancerSpec struct {
 	Region string

@@ -52,6 +52,9 @@ type Config struct {
 	RetryCount int
 	// PoolCacheTTL is how long cached node pools are trusted without re-listing (default 10m).
 	PoolCacheTTL time.Duration
+	// PriceCacheTTL is how long the prices cached in the store are used before they are
+	// read again (default 24h).
+	PriceCacheTTL time.Duration
 	// RequestTimeout bounds one HTTP request (default 60s).
 	RequestTimeout time.Duration
 	// Transport is the base HTTP transport (default http.DefaultTransport), e.g. for a TLS test server.
@@ -144,6 +147,9 @@ func New(cfg Config) (*Driver, error) {
 	}
 	if cfg.PoolCacheTTL <= 0 {
 		cfg.PoolCacheTTL = DefaultPoolCacheTTL
+	}
+	if cfg.PriceCacheTTL <= 0 {
+		cfg.PriceCacheTTL = DefaultPriceCacheTTL
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout

@@ -169,7 +169,7 @@ func TestTransientErrorsCarryRetryAfter(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, linodeapi.Options{})
 	l.api.SetRateLimit(1, time.Hour)
-	d := newDriver(t, l, newStore(t), func(c *Config) { c.RetryCount = 1 })
+	d := newDriver(t, l, withPrices(t, newStore(t)), func(c *Config) { c.RetryCount = 1 })
 	if err := d.Observe(context.Background(), testFleet("mgr"), &world.World{}); err != nil {
 		t.Fatalf("first call within the limit: %v", err)
 	}

@@ -3,6 +3,7 @@ package linode
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -112,6 +113,20 @@ func newStore(t testing.TB) *countingStore {
 		t.Fatal(err)
 	}
 	return &countingStore{Store: st}
+}
+
+// withPrices caches fresh prices in store, so that an observation costs only the requests of
+// the clusters (the tests that count them are about those).
+func withPrices(t testing.TB, store Files) Files {
+	t.Helper()
+	data, err := json.Marshal(world.Prices{FetchedAt: time.Now(), Types: map[string]world.Price{"g6-standard-2": {Monthly: 2400}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.WriteFile(pricesCacheName, data); err != nil {
+		t.Fatal(err)
+	}
+	return store
 }
 
 func newDriver(t testing.TB, l *lab, store Files, mods ...func(*Config)) *Driver {

@@ -21,8 +21,10 @@ import (
 // Observe fills w.Clusters with every LKE cluster the fleet owns, those that left
 // fleet.yaml included. An unchanged world costs two paginated lists (clusters by the
 // fleet's tag, instances) and no write: node pools come from the store's cache, which is
-// trusted only while nothing it depends on moved.
+// trusted only while nothing it depends on moved, and prices from theirs (a day).
 func (d *Driver) Observe(ctx context.Context, fleet *spec.Fleet, w *world.World) error {
+	// Prices first: a fleet planned from nothing costs something too.
+	d.observePrices(ctx, w)
 	// Every read is retried on its own (Config.ReadRetry): one 5xx does not fail the pass.
 	var owned []linodego.LKECluster
 	err := d.cfg.ReadRetry.Do(ctx, func(ctx context.Context) error {

@@ -40,7 +40,7 @@ func TestRequestsCountedWithStatus(t *testing.T) {
 	l.api.SetRateLimit(1, time.Hour)
 	var mu sync.Mutex
 	seen := map[string]map[int]int{}
-	d := newDriver(t, l, newStore(t), func(c *Config) {
+	d := newDriver(t, l, withPrices(t, newStore(t)), func(c *Config) {
 		c.RetryCount = 2
 		c.Requests = func(class string, status int) {
 			mu.Lock()

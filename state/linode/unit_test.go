@@ -100,7 +100,7 @@ func TestClassify(t *testing.T) {
 func TestRequestsAreRateLimited(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, linodeapi.Options{})
-	d := newDriver(t, l, newStore(t), func(c *Config) { c.RequestsPerSecond = 40 })
+	d := newDriver(t, l, withPrices(t, newStore(t)), func(c *Config) { c.RequestsPerSecond = 40 })
 	f := testFleet("mgr") // owns nothing: one request per observe
 	start := time.Now()
 	for range 60 {

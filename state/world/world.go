@@ -24,6 +24,40 @@ type World struct {
 	RootCALost bool `json:"rootCALost,omitempty"`
 	// Now is when the world was observed; the planner compares expiries to it (no clock).
 	Now time.Time `json:"now"`
+	// Prices are Linode's prices as the Linode observer read them (this pass, or from the
+	// state store's cache); nil when none are known. PricesUnknown says why they are not
+	// ("" when the Linode observer did not run: a fleet without LKE clusters, or a test).
+	Prices        *Prices `json:"prices,omitempty"`
+	PricesUnknown string  `json:"pricesUnknown,omitempty"`
+}
+
+// Prices are the monthly list prices of what an LKE fleet pays for, in US cents (integers,
+// so that sums are exact), as the Linode API serves them.
+type Prices struct {
+	// FetchedAt is when they were read from the API.
+	FetchedAt time.Time `json:"fetchedAt"`
+	// RefreshFailed says why this pass's read of fresh prices failed ("" when it did not);
+	// the prices are then the cached ones, FetchedAt old.
+	RefreshFailed string `json:"refreshFailed,omitempty"`
+	// Types are the node types (g6-standard-2, ...) by id; LKEHA is the HA control plane
+	// (LKE type lke-ha); NodeBalancer is one NodeBalancer (nil when the API serves no price).
+	Types        map[string]Price `json:"types"`
+	LKEHA        *Price           `json:"lkeHA,omitempty"`
+	NodeBalancer *Price           `json:"nodeBalancer,omitempty"`
+}
+
+// Price is one monthly price in cents, with the regions that charge another.
+type Price struct {
+	Monthly int64            `json:"monthly"`
+	Regions map[string]int64 `json:"regions,omitempty"`
+}
+
+// In is the monthly price in region, in cents.
+func (p Price) In(region string) int64 {
+	if c, ok := p.Regions[region]; ok {
+		return c
+	}
+	return p.Monthly
 }
 
 // Cluster is one Kubernetes cluster of the fleet as observed.
