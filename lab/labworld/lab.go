@@ -211,6 +211,7 @@ func up(ctx context.Context, o Options) (*Lab, error) {
 		api.RateLimit, api.RateWindow = o.LinodeRateLimit, time.Minute
 	}
 	l.api = linodeapi.New(api)
+	l.backend.NodeBalancers = l.api // before any cluster is provisioned: the API is not served yet
 	if o.DNSListen == "" {
 		o.DNSListen = "127.0.0.1:0"
 	}
