@@ -5,11 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
+	"text/tabwriter"
 	"time"
 
+	"github.com/linode/linodego"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -264,4 +267,31 @@ func (cc CloudController) setFinalizer(ctx context.Context, svc *corev1.Service,
 	}
 	_, err = cc.Client.CoreV1().Services(svc.Namespace).Update(ctx, cur, metav1.UpdateOptions{})
 	return ignoreNotFound(err)
+}
+
+// showNodeBalancers prints the lab's NodeBalancers: the addresses of LoadBalancer Services.
+func showNodeBalancers(ctx context.Context, lc *linodego.Client, out io.Writer) {
+	nbs, err := lc.ListNodeBalancers(ctx, nil)
+	if err != nil {
+		fmt.Fprintf(out, "\nNodeBalancers: not readable: %v\n", err)
+		return
+	}
+	fmt.Fprintf(out, "\nNodeBalancers (LoadBalancer Services; addresses only, nothing forwards traffic):\n")
+	if len(nbs) == 0 {
+		fmt.Fprintln(out, "  none")
+		return
+	}
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  LABEL\tREGION\tIPV4\tHOSTNAME\tTAGS")
+	for _, nb := range nbs {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", orDash(nb.Label), nb.Region, orDash(nb.IPv4), orDash(nb.Hostname), strings.Join(nb.Tags, ","))
+	}
+	tw.Flush()
+}
+
+func orDash(p *string) string {
+	if p == nil {
+		return "-"
+	}
+	return *p
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -258,5 +260,33 @@ func TestLabCloudController(t *testing.T) {
 	})
 	if n := nbCount(); n != 0 {
 		t.Errorf("%d NodeBalancers left, want 0", n)
+	}
+}
+
+func TestShowNodeBalancers(t *testing.T) {
+	t.Parallel()
+	api := linodeapi.New(linodeapi.Options{Token: "t"})
+	defer api.Close()
+	hs := httptest.NewServer(api)
+	defer hs.Close()
+	lc := linodego.NewClient(&http.Client{Timeout: 10 * time.Second})
+	lc.SetBaseURL(hs.URL)
+	lc.SetToken("t")
+	lc.SetRetryCount(0)
+	var out strings.Builder
+	showNodeBalancers(context.Background(), &lc, &out)
+	if !strings.Contains(out.String(), "none") {
+		t.Errorf("no NodeBalancers:\n%s", out.String())
+	}
+	nb, err := api.CreateNodeBalancer(linodeapi.NodeBalancerSpec{Region: "eu-west", Label: "ccm-0123456789ab", Tags: []string{"lke1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	showNodeBalancers(context.Background(), &lc, &out)
+	for _, want := range []string{"ccm-0123456789ab", "eu-west", nb.IPv4, nb.Hostname, "lke1"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
 	}
 }
