@@ -56,7 +56,10 @@ type Backend struct {
 	Addresses AddressRange
 	// Player is optional.
 	Player ClusterPlayer
-	Log    *slog.Logger
+	// NodeBalancers, when set, has a CloudController play LKE's CCM in each cluster (and the
+	// Kubelet stand-in leaves LoadBalancer Services to it).
+	NodeBalancers NodeBalancerAPI
+	Log           *slog.Logger
 	// Started is called after each process the backend starts, so the lab can record PIDs.
 	Started func()
 
@@ -195,10 +198,24 @@ func (b *Backend) start(ctx context.Context, info linodeapi.ClusterInfo, addr st
 	go func() {
 		defer lc.wg.Done()
 		k := Kubelet{Client: client, Address: addr, Log: b.log().With("cluster", name)}
+		if b.NodeBalancers != nil {
+			k.Address = "" // the CloudController writes LoadBalancer statuses
+		}
 		if err := k.Run(runCtx); err != nil && runCtx.Err() == nil {
 			b.log().Error("kubelet stand-in stopped", "cluster", name, "err", err)
 		}
 	}()
+	if b.NodeBalancers != nil {
+		lc.wg.Add(1)
+		go func() {
+			defer lc.wg.Done()
+			cc := CloudController{Client: client, NodeBalancers: b.NodeBalancers, ClusterID: info.ID, Region: info.Region,
+				Log: b.log().With("cluster", name)}
+			if err := cc.Run(runCtx); err != nil && runCtx.Err() == nil {
+				b.log().Error("cloud controller stopped", "cluster", name, "err", err)
+			}
+		}()
+	}
 	if b.Player != nil {
 		lc.wg.Add(1)
 		go func() {

@@ -21,6 +21,7 @@ import (
 	"github.com/reconcile-dev/reconcile/lab/charts"
 	"github.com/reconcile-dev/reconcile/lab/cluster"
 	"github.com/reconcile-dev/reconcile/lab/karmadalab"
+	"github.com/reconcile-dev/reconcile/lab/labdns"
 	"github.com/reconcile-dev/reconcile/lab/linodeapi"
 )
 
@@ -39,6 +40,8 @@ type Options struct {
 	// LinodeListen and ChartsListen default to DefaultLinodeListen and DefaultChartsListen;
 	// "127.0.0.1:0" picks a free port.
 	LinodeListen, ChartsListen string
+	// DNSListen is the lab DNS server's UDP and TCP address; default 127.0.0.1:0 (a free port).
+	DNSListen string
 	// Token is the Linode API's bearer token; empty makes a random one.
 	Token string
 	// ProvisionDelay is the Linode API's delay before a new cluster is started.
@@ -64,6 +67,8 @@ type Lab struct {
 	LinodeURL string // http://127.0.0.1:18400/v4
 	Token     string
 	ChartsURL string // http://127.0.0.1:18401
+	// DNS is the lab DNS server's address (UDP and TCP), answering for the Linode API's zones.
+	DNS string
 	// KarmadaVersion is the version of the Karmada chart the repository serves.
 	KarmadaVersion string
 
@@ -71,6 +76,7 @@ type Lab struct {
 	etcd    *cluster.Etcd
 	backend *Backend
 	api     *linodeapi.Server
+	dns     *labdns.Server
 	servers []*http.Server
 	pids    *pidFile
 	stopRec context.CancelFunc
@@ -205,8 +211,17 @@ func up(ctx context.Context, o Options) (*Lab, error) {
 		api.RateLimit, api.RateWindow = o.LinodeRateLimit, time.Minute
 	}
 	l.api = linodeapi.New(api)
+	l.backend.NodeBalancers = l.api // before any cluster is provisioned: the API is not served yet
+	if o.DNSListen == "" {
+		o.DNSListen = "127.0.0.1:0"
+	}
+	if l.dns, err = labdns.Start(o.DNSListen, l.api, log); err != nil {
+		linodeLn.Close()
+		return l, err
+	}
+	l.DNS = l.dns.Addr()
 	l.serve(linodeLn, l.api)
-	log.Info("lab up", "linode", l.LinodeURL, "charts", l.ChartsURL, "dir", o.Dir)
+	log.Info("lab up", "linode", l.LinodeURL, "charts", l.ChartsURL, "dns", l.DNS, "dir", o.Dir)
 	return l, nil
 }
 
@@ -242,6 +257,9 @@ func (l *Lab) Close() error {
 				_ = s.Close()
 			}
 			cancel()
+		}
+		if l.dns != nil {
+			errs = append(errs, l.dns.Close())
 		}
 		if l.api != nil {
 			l.api.Close() // deprovisions every cluster through the backend

@@ -34,7 +34,7 @@ const usage = `Usage:
   reconcile-lab down [--dir D]
       stop the lab: every cluster, process and port; remove its files (lab.log stays)
   reconcile-lab env [--dir D]
-      print export lines for LINODE_URL and LINODE_TOKEN (for eval)
+      print export lines for LINODE_URL, LINODE_TOKEN and RECONCILE_LAB_DNS (for eval)
   reconcile-lab show -f fleet.yaml [--dir D] [--state-dir S] [--wait 60s]
       print the fleet's clusters (Linode API), Karmada members and workload replicas per member
   reconcile-lab serve [--dir D] [flags of up]
@@ -81,6 +81,7 @@ type State struct {
 	LinodeURL string    `json:"linodeURL"`
 	Token     string    `json:"token"`
 	ChartsURL string    `json:"chartsURL"`
+	DNS       string    `json:"dns"`
 	Karmada   string    `json:"karmadaVersion"`
 	Started   time.Time `json:"started"`
 }
@@ -203,6 +204,9 @@ func (c cli) run(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			return fail(fmt.Errorf("the lab does not run (%w); start it with `reconcile-lab up`", err))
 		}
 		fmt.Fprintf(stdout, "export LINODE_URL=%s\nexport LINODE_TOKEN=%s\n", s.LinodeURL, s.Token)
+		if s.DNS != "" {
+			fmt.Fprintf(stdout, "export %s=%s\n", DNSEnv, s.DNS)
+		}
 		return 0
 	case "show":
 		var o showOptions
@@ -268,7 +272,7 @@ func serve(ctx context.Context, f serveFlags, logOut io.Writer) error {
 		return err
 	}
 	st := State{PID: os.Getpid(), PIDStart: start, Dir: f.dir, LinodeURL: l.LinodeURL, Token: l.Token,
-		ChartsURL: l.ChartsURL, Karmada: l.KarmadaVersion, Started: time.Now().UTC().Truncate(time.Second)}
+		ChartsURL: l.ChartsURL, DNS: l.DNS, Karmada: l.KarmadaVersion, Started: time.Now().UTC().Truncate(time.Second)}
 	if err := writeState(f.dir, st); err != nil {
 		_ = l.Close()
 		return err
@@ -341,8 +345,9 @@ Point reconcile at it:
   reconcile --once -f examples/lab/fleet.yaml
   reconcile-lab show -f examples/lab/fleet.yaml
 Charts (Karmada %s, Istio %s): %s
+DNS for the Linode API's zones (UDP and TCP): %s=%s
 Stop it with: reconcile-lab down --dir %s
-`, s.LinodeURL, s.Token, s.Karmada, IstioVersion, s.ChartsURL, s.Dir)
+`, s.LinodeURL, s.Token, s.Karmada, IstioVersion, s.ChartsURL, DNSEnv, s.DNS, s.Dir)
 }
 
 func lastLines(path string, n int) string {
@@ -385,10 +390,11 @@ func status(ctx context.Context, dir string, out io.Writer) bool {
 	}
 	check("linode API", getOK(ctx, s.LinodeURL+"/lke/versions", s.Token))
 	check("charts", getOK(ctx, s.ChartsURL+"/index.yaml", ""))
+	check("DNS", dnsAnswers(s.DNS))
 	procs, _ := readPIDFile(pidFilePath(dir))
 	live := len(stillAlive(procs))
 	fmt.Fprintf(out, "  %-12s %d of %d recorded child processes run\n", "processes", live, len(procs))
-	fmt.Fprintf(out, "  LINODE_URL=%s\n", s.LinodeURL)
+	fmt.Fprintf(out, "  LINODE_URL=%s %s=%s\n", s.LinodeURL, DNSEnv, s.DNS)
 	return ok
 }
 

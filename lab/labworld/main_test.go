@@ -55,6 +55,9 @@ func TestUpStatusDown(t *testing.T) {
 	if code, out := run("status", "--dir", dir); code != 0 || strings.Contains(out, "FAIL") {
 		t.Errorf("status of a running lab: exit %d\n%s", code, out)
 	}
+	if code, out := run("env", "--dir", dir); code != 0 || s.DNS == "" || !strings.Contains(out, "export "+DNSEnv+"="+s.DNS+"\n") {
+		t.Errorf("env: exit %d, lab.json dns %q\n%s", code, s.DNS, out)
+	}
 	procs, err := readPIDFile(pidFilePath(dir))
 	if err != nil || len(procs) == 0 {
 		t.Fatalf("recorded processes: %v, %v; want etcd at least", procs, err)
@@ -74,6 +77,9 @@ func TestUpStatusDown(t *testing.T) {
 		if listening(hostport) {
 			t.Errorf("%s still listens after down", hostport)
 		}
+	}
+	if err := dnsAnswers(s.DNS); err == nil {
+		t.Errorf("the lab DNS server %s still answers after down", s.DNS)
 	}
 	if _, err := os.Stat(statePath(dir)); !os.IsNotExist(err) {
 		t.Errorf("lab.json left after down: %v", err)

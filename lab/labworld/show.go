@@ -64,6 +64,8 @@ func show(ctx context.Context, o showOptions, out io.Writer) error {
 		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\t%s\n", c.Label, c.ID, c.Region, c.K8sVersion, c.Status, api)
 	}
 	tw.Flush()
+	showNodeBalancers(ctx, &lc, out)
+	fmt.Fprintf(out, "\nLab DNS (the Linode API's zones, UDP and TCP): %s=%s\n", DNSEnv, s.DNS)
 
 	dir := o.stateDir
 	if dir == "" {
