@@ -173,6 +173,14 @@ func (s *Server) ResetRequests() {
 	s.requests = nil
 }
 
+// SetNodeReadyDelay changes NodeReadyDelay, for every node from now on (it is judged when a
+// node is read).
+func (s *Server) SetNodeReadyDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.NodeReadyDelay = d
+}
+
 // SetFaultRate changes the share of requests answered with a 5xx.
 func (s *Server) SetFaultRate(f float64) {
 	s.mu.Lock()

@@ -586,7 +586,9 @@ func TestKubeconfigWaitReportsProgress(t *testing.T) {
 
 func TestTokenNeverLogged(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, linodeapi.Options{ProvisionDelay: 20 * time.Millisecond, NodeReadyDelay: 10 * time.Millisecond})
+	// Provisioning long enough that the kubeconfig wait polls (and logs at debug level) at
+	// least once, however fast or slow the machine.
+	l := newLab(t, linodeapi.Options{ProvisionDelay: time.Second, NodeReadyDelay: 10 * time.Millisecond})
 	l.api.SetFaultRate(0.1)
 	var buf labtest.SyncBuffer
 	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -715,10 +717,13 @@ func TestRecreatedClusterNeedsANewKubeconfig(t *testing.T) {
 
 func TestInterruptedPoolReplacementNeverDeletesFirst(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, linodeapi.Options{NodeReadyDelay: 400 * time.Millisecond})
+	l := newLab(t, linodeapi.Options{})
 	f := testFleet("mgr")
 	converge(t, newDriver(t, l, newStore(t)), f, "mgr")
 	mgr := waitSettled(t, newDriver(t, l, newStore(t)), f, "mgr").Clusters["mgr"]
+	// The new pool's nodes stay not ready through both impatient attempts, however slow the
+	// machine is between them; they are ready again for the restarted driver below.
+	l.api.SetNodeReadyDelay(time.Hour)
 
 	f.Manager.Pools[0].Type = "g6-standard-4"
 	step := updateStep("mgr", mgr.LinodeID, plan.ClusterChange{
@@ -743,6 +748,7 @@ func TestInterruptedPoolReplacementNeverDeletesFirst(t *testing.T) {
 	if n := len(l.writes()); n != 1 {
 		t.Errorf("want exactly one POST (the retry must not create a second pool):\n%s", describe(l.writes()))
 	}
+	l.api.SetNodeReadyDelay(0)
 	// A new driver (the process restarted) retries the same step: it finds the pool the
 	// first attempt created among those the plan did not know, and creates none.
 	applyRetrying(t, newDriver(t, l, newStore(t)), step)
