@@ -64,6 +64,8 @@ func memberAPI(tb testing.TB, name string, latency time.Duration) *httptest.Serv
 		tb.Fatal(err)
 	}
 	s.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	// HTTP/2, as kube-apiservers speak it: concurrent reads of one cluster share a connection.
+	s.EnableHTTP2 = true
 	s.StartTLS()
 	return s
 }
