@@ -22,10 +22,13 @@ import (
 	"github.com/reconcile-dev/reconcile/state/kube"
 )
 
-// Observe fills World.Karmada's Policies (ours only), Workloads (what they select that has
+// Observe fills World.Rollouts from the state store, and World.Karmada's Policies (ours only), Workloads (what they select that has
 // replicas, with the split from its binding) and ManifestHashes. It adds to what the Karmada
 // observer found and does nothing when there is no Karmada kubeconfig or the API does not answer.
 func (d *Driver) Observe(ctx context.Context, f *spec.Fleet, w *world.World) error {
+	if err := ObserveRollouts(d.store, f, w); err != nil {
+		return err
+	}
 	if !d.access.Store.Exists(kube.KarmadaKubeconfig) {
 		return nil
 	}
