@@ -329,7 +329,7 @@ func RolloutDue(f *spec.Fleet, w *world.World) (time.Time, bool) {
 	for i := range f.Workloads {
 		wl := &f.Workloads[i]
 		rec := w.Rollouts[wl.Name]
-		if wl.Rollout == nil || rec == nil || rec.Halted != "" {
+		if wl.Rollout == nil || rec == nil || rec.Halted != "" || !maps.Equal(rec.Target, DesiredPolicy(f, wl).Weights) {
 			continue
 		}
 		at := rec.Started.Add(wl.Rollout.Timeout.Duration)
