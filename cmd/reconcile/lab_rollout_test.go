@@ -137,7 +137,17 @@ spec:
 	if code := once(); code != 0 {
 		t.Fatalf("converging pass: exit %d\n%s\n%s", code, tail(stdout.String(), 40), tail(stderr.String(), 40))
 	}
-	obs := settled(f, planner.Divide(one, 10, ""), false) // the UID decides a tie: read it first
+	// The Deployment's UID breaks the 1:1:1 tie of 10 replicas: read it first.
+	var obs *world.Workload
+	if !waitCond(ctx, rolloutSettle, time.Second, func() bool {
+		w := observe(f)
+		if w.Karmada != nil && w.Karmada.Workloads[key] != nil && w.Karmada.Workloads[key].UID != "" {
+			obs = w.Karmada.Workloads[key]
+		}
+		return obs != nil
+	}) {
+		t.Fatalf("hello is not in Karmada within %s", rolloutSettle)
+	}
 	start := planner.Divide(one, 10, obs.UID)
 	settled(f, start, true)
 
