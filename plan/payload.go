@@ -329,8 +329,10 @@ type Rollout struct {
 	Split         map[string]int32 `json:"split,omitempty"`
 	LastGood      map[string]int64 `json:"lastGood"`
 	LastGoodStage int              `json:"lastGoodStage"`
-	// Halted, for a revert, says why the rollout stopped at its last good stage.
+	// Halted, for a revert, says why the rollout stopped at its last good stage, and Spec is
+	// the fingerprint of the fleet it halted under (it is not tried again until that changes).
 	Halted string `json:"halted,omitempty"`
+	Spec   string `json:"spec,omitempty"`
 }
 
 // RolloutGate is a stage's gate: the members gaining replicas in it must report at least

@@ -214,6 +214,13 @@ func TestGolden(t *testing.T) {
 				t.Errorf("want no steps and a note, got %v %q", addresses(p), p.Notes)
 			}
 		}},
+		// Halted under another fleet.yaml: the same weights are tried again from stage 1.
+		{name: "rollout-halted-fleet-changed", check: func(t *testing.T, p *plan.Plan) {
+			s := stepOf(p, "workload/hello/policy")
+			if s == nil || s.Payload.Policy.Rollout == nil || s.Payload.Policy.Rollout.Stage != 1 || len(p.Notes) != 0 {
+				t.Fatalf("want stage 1 again, got %v %q", addresses(p), p.Notes)
+			}
+		}},
 		// The manifests change hello's replicas from 10 to 3: the plan shows the split of 3,
 		// not of the 10 Karmada holds now.
 		{name: "manifest-replicas-changed", check: func(t *testing.T, p *plan.Plan) {

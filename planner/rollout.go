@@ -130,6 +130,9 @@ func (b *builder) rollout(w *spec.Workload, want, have *world.Policy, tmpl plan.
 	if rec != nil && (!maps.Equal(rec.Target, want.Weights) || rec.Resource != key || rec.Replicas != obs.Replicas) {
 		rec = nil // a rollout to other weights (or of other replicas): fleet.yaml changed since
 	}
+	if rec != nil && rec.Halted != "" && rec.Spec != SpecFingerprint(b.f) {
+		rec = nil // halted, and fleet.yaml changed since: try again from where the policy stands
+	}
 	var stages []map[string]int32
 	if rec != nil {
 		stages = RolloutStages(rec.From, rec.Target, rec.Replicas, obs.UID, r.MaxShift.Of(rec.Replicas))
@@ -155,7 +158,7 @@ func (b *builder) rollout(w *spec.Workload, want, have *world.Policy, tmpl plan.
 			b.revert(w, want, have, tmpl, rec, stages, obs, rec.Halted)
 			return true
 		}
-		b.note("rollout %s halted at %s (weights %s): %s; not tried again until its weights in fleet.yaml change",
+		b.note("rollout %s halted at %s (weights %s): %s; not tried again until fleet.yaml changes",
 			w.Name, lastGoodText(rec), weightsText(rec.LastGood), rec.Halted)
 		return true
 	}
@@ -317,7 +320,7 @@ func (b *builder) revert(w *spec.Workload, want, have *world.Policy, tmpl plan.S
 	st.Payload.Policy = policyPayload(&p)
 	st.Payload.Policy.Rollout = &plan.Rollout{Resource: rec.Resource, Replicas: rec.Replicas, From: rec.From,
 		Target: rec.Target, Stage: rec.LastGoodStage, Stages: rec.Stages, Weights: p.Weights, Split: split,
-		LastGood: rec.LastGood, LastGoodStage: rec.LastGoodStage, Halted: why}
+		LastGood: rec.LastGood, LastGoodStage: rec.LastGoodStage, Halted: why, Spec: SpecFingerprint(b.f)}
 	b.add(st)
 }
 

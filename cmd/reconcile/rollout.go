@@ -44,7 +44,7 @@ func rolloutLines(f *spec.Fleet, p *plan.Plan, res *executor.Result) []string {
 		case stage != nil && stage.Payload.Policy.Rollout.Halted != "":
 			r := stage.Payload.Policy.Rollout
 			if ok(stage.Address) {
-				out = append(out, fmt.Sprintf("%shalted, back at stage %d/%d (weights %s): %s; not tried again until its weights in fleet.yaml change",
+				out = append(out, fmt.Sprintf("%shalted, back at stage %d/%d (weights %s): %s; not tried again until fleet.yaml changes",
 					prefix, r.Stage, r.Stages, weightsLine(r.Weights), r.Halted))
 			} else {
 				out = append(out, prefix+"halted, but going back to the last good stage failed: run again")

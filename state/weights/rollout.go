@@ -91,7 +91,7 @@ func (d *Driver) recordStage(workload string, r *plan.Rollout) error {
 	}
 	rec := &world.Rollout{Workload: workload, Resource: r.Resource, Replicas: r.Replicas, From: r.From,
 		Target: r.Target, Stage: r.Stage, Stages: r.Stages, Weights: r.Weights, Split: r.Split,
-		Started: d.now().UTC(), LastGood: r.LastGood, LastGoodStage: r.LastGoodStage, Halted: r.Halted,
+		Started: d.now().UTC(), LastGood: r.LastGood, LastGoodStage: r.LastGoodStage, Halted: r.Halted, Spec: r.Spec,
 		GateHeld: r.Halted != ""} // a revert goes back to a stage whose gate held
 	if err := writeRollout(d.store, rec); err != nil {
 		return err

@@ -278,8 +278,9 @@ type Rollout struct {
 	LastGood      map[string]int64 `json:"lastGood"`
 	LastGoodStage int              `json:"lastGoodStage"`
 	// Halted says why the rollout stopped ("" while it runs); a halted rollout is not tried
-	// again for the same Target.
+	// again until fleet.yaml changes: Spec is the fleet's fingerprint when it halted.
 	Halted string `json:"halted,omitempty"`
+	Spec   string `json:"spec,omitempty"`
 }
 
 // MeshMember is the Istio side of one member.
