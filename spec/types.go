@@ -305,13 +305,13 @@ const (
 // good stage; the same weights are not tried again until fleet.yaml changes them.
 type Rollout struct {
 	// MaxShift is the most replicas one stage moves: "20%" of the replicas (default) or a count.
-	MaxShift Shift `json:"maxShift,omitzero"`
+	MaxShift Shift `json:"maxShift,omitempty"`
 	// Interval is the least time between the start of a stage and the next (default 0).
-	Interval Duration `json:"interval,omitzero"`
+	Interval Duration `json:"interval,omitempty"`
 	// Gate is what a stage waits for before the next: available (the default, and the only one).
 	Gate string `json:"gate,omitempty"`
 	// Timeout bounds the wait for a stage's gate (default 10m).
-	Timeout Duration `json:"timeout,omitzero"`
+	Timeout Duration `json:"timeout,omitempty"`
 }
 
 // Shift is a number of replicas, given as a share ("20%") or a count (3). Exactly one of
