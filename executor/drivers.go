@@ -27,7 +27,7 @@ type Drivers struct {
 	// Mesh: root-ca, mesh-namespace, cacerts, mesh-release, expose, reader-token,
 	// remote-secret, mesh-teardown.
 	Mesh Driver
-	// Weights: manifests, policy.
+	// Weights: manifests, policy, rollout gates.
 	Weights Driver
 }
 
@@ -57,7 +57,7 @@ func (d Drivers) For(k plan.Kind) (Driver, error) {
 	case plan.KindRootCA, plan.KindMeshNamespace, plan.KindCACerts, plan.KindMeshRelease,
 		plan.KindExpose, plan.KindReaderToken, plan.KindRemoteSecret, plan.KindMeshTeardown:
 		drv = d.Mesh
-	case plan.KindManifests, plan.KindPolicy:
+	case plan.KindManifests, plan.KindPolicy, plan.KindRolloutGate:
 		drv = d.Weights
 	default:
 		return nil, fmt.Errorf("unknown step kind %q", k)

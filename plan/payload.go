@@ -26,6 +26,7 @@ type Payload struct {
 	Teardown          *Teardown          `json:"teardown,omitempty"`
 	Manifests         *Manifests         `json:"manifests,omitempty"`
 	Policy            *Policy            `json:"policy,omitempty"`
+	Gate              *RolloutGate       `json:"gate,omitempty"`
 }
 
 // ---- references to what earlier steps produce ----
@@ -310,6 +311,45 @@ type Policy struct {
 	// policy holds: a member that was replaced gets its share back, which Karmada does not do
 	// by itself while the policy is unchanged.
 	Rebalance bool `json:"rebalance,omitempty"`
+	// Rollout, for a stage of a gated rollout (or its revert), is the progress recorded in the
+	// state store once the policy holds; the driver stamps when.
+	Rollout *Rollout `json:"rollout,omitempty"`
+}
+
+// Rollout is a gated rollout's progress as a stage step records it (world.Rollout without
+// the clock and the gate, which the gate step records).
+type Rollout struct {
+	Resource      string           `json:"resource"`
+	Replicas      int32            `json:"replicas"`
+	From          map[string]int64 `json:"from"`
+	Target        map[string]int64 `json:"target"`
+	Stage         int              `json:"stage"`
+	Stages        int              `json:"stages"`
+	Weights       map[string]int64 `json:"weights"`
+	Split         map[string]int32 `json:"split,omitempty"`
+	LastGood      map[string]int64 `json:"lastGood"`
+	LastGoodStage int              `json:"lastGoodStage"`
+	// Halted, for a revert, says why the rollout stopped at its last good stage, and Spec is
+	// the fingerprint of the fleet it halted under (it is not tried again until that changes).
+	Halted string `json:"halted,omitempty"`
+	Spec   string `json:"spec,omitempty"`
+}
+
+// RolloutGate is a stage's gate: the members gaining replicas in it must report at least
+// Available of the resource available, within Timeout of the stage's start (kept with the
+// rollout in the state store). Once it holds the stage is recorded as good; the final stage's
+// holding ends the rollout.
+type RolloutGate struct {
+	Namespace     string           `json:"namespace,omitempty"`
+	Kind          string           `json:"kind"`
+	Name          string           `json:"name"`
+	ClusterScoped bool             `json:"clusterScoped,omitempty"`
+	Stage         int              `json:"stage"`
+	Stages        int              `json:"stages"`
+	Available     map[string]int32 `json:"available"`
+	// Split is the stage's split; Karmada's binding must show it.
+	Split   map[string]int32 `json:"split"`
+	Timeout string           `json:"timeout"`
 }
 
 // ResourceRef is a policy's resource selector.

@@ -70,6 +70,7 @@ const (
 	KindMeshTeardown      Kind = "mesh-teardown"      // a member left: remove its mesh objects
 	KindManifests         Kind = "manifests"          // a workload's manifests applied into Karmada
 	KindPolicy            Kind = "policy"             // (Cluster)PropagationPolicy
+	KindRolloutGate       Kind = "rollout-gate"       // a rollout stage's gate: gaining members report available
 )
 
 // Step is one node of the plan graph.

@@ -2,6 +2,7 @@ package planner
 
 import (
 	"hash/fnv"
+	"maps"
 	"reflect"
 	"testing"
 )
@@ -78,6 +79,47 @@ func TestDivideHouseMonotone(t *testing.T) {
 				t.Fatalf("uid %q: %d replicas divided into %v (sum %d)", uid, n, got, sum)
 			}
 			prev = got
+		}
+	}
+}
+
+// TestRolloutStages: every stage moves at most the shift, the last is the target's split,
+// and a stage's weights divide to exactly its split (what the plan predicts is what Karmada
+// does).
+func TestRolloutStages(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		from, to map[string]int64
+		replicas int32
+		shift    int32
+	}{
+		{map[string]int64{"ap": 1, "eu": 1, "us": 1}, map[string]int64{"ap": 1, "eu": 2, "us": 2}, 10, 1},
+		{map[string]int64{"ap": 1, "eu": 1, "us": 1}, map[string]int64{"ap": 5, "eu": 1, "us": 1}, 10, 2},
+		{map[string]int64{"ap": 1, "eu": 1}, map[string]int64{"us": 1}, 7, 3},
+		{map[string]int64{"ap": 3, "eu": 1}, map[string]int64{"ap": 1, "eu": 3, "us": 4}, 100, 20},
+	}
+	for _, tc := range cases {
+		for _, uid := range []string{"uid-1", "uid-2"} {
+			stages := RolloutStages(tc.from, tc.to, tc.replicas, uid, tc.shift)
+			prev := Divide(tc.from, tc.replicas, uid)
+			for k, s := range stages {
+				moved := int32(0)
+				for m, n := range s {
+					if n > prev[m] {
+						moved += n - prev[m]
+					}
+				}
+				if moved > tc.shift || moved == 0 {
+					t.Errorf("%v -> %v stage %d moves %d replicas (shift %d)", tc.from, tc.to, k+1, moved, tc.shift)
+				}
+				if got := Divide(stageWeights(stages, k+1, tc.to), tc.replicas, uid); !maps.Equal(got, s) {
+					t.Errorf("%v -> %v stage %d: weights divide to %v, the stage is %v", tc.from, tc.to, k+1, got, s)
+				}
+				prev = s
+			}
+			if want := Divide(tc.to, tc.replicas, uid); !maps.Equal(stages[len(stages)-1], want) {
+				t.Errorf("%v -> %v ends at %v, want %v", tc.from, tc.to, stages[len(stages)-1], want)
+			}
 		}
 	}
 }

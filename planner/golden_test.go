@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -157,6 +158,67 @@ func TestGolden(t *testing.T) {
 			}
 			if c := changeOf(p.Steps[0], "split"); c == nil || c.After != "eu 4 (was 3), ap 2 (was 3), us 4 (was 4)" {
 				t.Errorf("split = %+v", c)
+			}
+		}},
+		// Gated rollouts (issue 16): 1:1:1 -> 2:1:2 of 10 replicas (4/3/3 -> 2/4/4), at most one
+		// replica a stage: two stages.
+		{name: "rollout-start", check: func(t *testing.T, p *plan.Plan) {
+			s := stepOf(p, "workload/hello/policy")
+			if s == nil || s.Payload.Policy.Rollout == nil || s.Payload.Policy.Rollout.Stage != 1 || s.Payload.Policy.Rollout.Stages != 2 {
+				t.Fatalf("want stage 1/2 of the rollout, got %+v", s)
+			}
+			if got := s.Payload.Policy.Weights; !maps.Equal(got, map[string]int64{"ap": 3, "eu": 4, "us": 3}) {
+				t.Errorf("stage 1 weights = %v", got)
+			}
+			g := stepOf(p, "workload/hello/rollout/gate")
+			if g == nil || g.Action != plan.Wait || !maps.Equal(g.Payload.Gate.Available, map[string]int32{"eu": 4}) || !slices.Contains(g.DependsOn, s.Address) {
+				t.Errorf("want the gate waiting for eu's 4 after the stage, got %+v", g)
+			}
+		}},
+		// Stage 1 applied a minute ago, eu reports 3 of 4: the gate is awaited, nothing written.
+		{name: "rollout-gate-waiting", check: func(t *testing.T, p *plan.Plan) {
+			if got := addresses(p); !slices.Equal(got, []string{"workload/hello/rollout/gate"}) {
+				t.Errorf("want only the gate wait, got %v", got)
+			}
+		}},
+		// Stage 1 applied 11 minutes ago (timeout 10m), eu still short: back to 1:1:1, halted.
+		{name: "rollout-gate-timed-out", check: func(t *testing.T, p *plan.Plan) {
+			s := stepOf(p, "workload/hello/policy")
+			if len(p.Steps) != 1 || s == nil || !maps.Equal(s.Payload.Policy.Weights, map[string]int64{"ap": 1, "eu": 1, "us": 1}) ||
+				s.Payload.Policy.Rollout == nil || !strings.Contains(s.Payload.Policy.Rollout.Halted, "eu reports 3 of 4 available") {
+				t.Fatalf("want the revert to the last good stage, got %v %+v", addresses(p), s)
+			}
+		}},
+		// Stage 1 holds, the interval (2m) has not passed: nothing to do yet but say when.
+		{name: "rollout-interval", check: func(t *testing.T, p *plan.Plan) {
+			if len(p.Steps) != 0 || len(p.Notes) != 1 || !strings.Contains(p.Notes[0], "stage 2/2 waits for the interval") {
+				t.Errorf("want no steps and a note, got %v %q", addresses(p), p.Notes)
+			}
+		}},
+		{name: "rollout-next-stage", check: func(t *testing.T, p *plan.Plan) {
+			s := stepOf(p, "workload/hello/policy")
+			if s == nil || s.Payload.Policy.Rollout.Stage != 2 || !maps.Equal(s.Payload.Policy.Weights, map[string]int64{"ap": 1, "eu": 2, "us": 2}) ||
+				!maps.Equal(s.Payload.Policy.Rollout.LastGood, map[string]int64{"ap": 3, "eu": 4, "us": 3}) {
+				t.Fatalf("want stage 2/2 at the target weights, stage 1 last good, got %+v", s)
+			}
+		}},
+		// The last stage applied and every member reports its replicas: the gate ends the rollout.
+		{name: "rollout-target-reached", check: func(t *testing.T, p *plan.Plan) {
+			if got := addresses(p); !slices.Equal(got, []string{"workload/hello/rollout/gate"}) {
+				t.Errorf("want only the final gate, got %v", got)
+			}
+		}},
+		// Halted at 1:1:1 for the same target: nothing is tried again, the plan says why.
+		{name: "rollout-halted", check: func(t *testing.T, p *plan.Plan) {
+			if len(p.Steps) != 0 || len(p.Notes) != 1 || !strings.Contains(p.Notes[0], "not tried again") {
+				t.Errorf("want no steps and a note, got %v %q", addresses(p), p.Notes)
+			}
+		}},
+		// Halted under another fleet.yaml: the same weights are tried again from stage 1.
+		{name: "rollout-halted-fleet-changed", check: func(t *testing.T, p *plan.Plan) {
+			s := stepOf(p, "workload/hello/policy")
+			if s == nil || s.Payload.Policy.Rollout == nil || s.Payload.Policy.Rollout.Stage != 1 || len(p.Notes) != 0 {
+				t.Fatalf("want stage 1 again, got %v %q", addresses(p), p.Notes)
 			}
 		}},
 		// The manifests change hello's replicas from 10 to 3: the plan shows the split of 3,

@@ -92,6 +92,9 @@ func (b *builder) weights() {
 			st.Action, st.Reason = plan.Update, "policy "+policyName(want)+" differs from fleet.yaml"
 		}
 		replaced := b.replacedIn(want.Clusters)
+		if w.Rollout != nil && have != nil && len(replaced) == 0 && b.rollout(w, want, have, st) {
+			continue
+		}
 		if len(replaced) > 0 {
 			// Karmada gave the replaced member's share to the others and keeps it there while
 			// the policy is unchanged: schedule afresh once the member is Ready.

@@ -76,7 +76,10 @@ func join(path, key string) string {
 
 func index(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
 
-var durationType = reflect.TypeOf(Duration{})
+var (
+	durationType = reflect.TypeOf(Duration{})
+	shiftType    = reflect.TypeOf(Shift{})
+)
 
 // decode fills v from n.
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
@@ -88,6 +91,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	}
 	if v.Type() == durationType {
 		d.duration(n, v, path)
+		return
+	}
+	if v.Type() == shiftType {
+		d.shift(n, v, path)
 		return
 	}
 	switch v.Kind() {
@@ -165,6 +172,20 @@ func (d *decoder) duration(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	v.Set(reflect.ValueOf(Duration{dur}))
+}
+
+// shift reads "20%" or a whole number of replicas.
+func (d *decoder) shift(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!str" && n.ShortTag() != "!!int") {
+		d.errNode(n, path, `want a share such as "20%%" or a number of replicas such as 2, got %s`, describe(n))
+		return
+	}
+	s, err := ParseShift(n.Value)
+	if err != nil {
+		d.errNode(n, path, "%s", err.Error())
+		return
+	}
+	v.Set(reflect.ValueOf(s))
 }
 
 // pair is one key/value of a mapping; merged is true for pairs brought in by a `<<` merge key.

@@ -205,6 +205,15 @@ func ApplyDefaults(f *Fleet) {
 		if f.Workloads[i].Namespace == "" {
 			f.Workloads[i].Namespace = DefaultWorkloadNamespace
 		}
+		if r := f.Workloads[i].Rollout; r != nil {
+			if r.MaxShift == (Shift{}) {
+				r.MaxShift.Percent = DefaultRolloutMaxShiftPercent
+			}
+			if r.Gate == "" {
+				r.Gate = GateAvailable
+			}
+			defaultDuration(&r.Timeout, DefaultRolloutTimeout)
+		}
 	}
 
 	if m := f.Mesh; m != nil {

@@ -76,6 +76,11 @@ var descriptions = map[string]string{
 	"Workload.weights":                     "Static weight per member (at least 1); replicas split in proportion.",
 	"Workload.manifests":                   "YAML files or directories applied into Karmada, relative to the fleet file.",
 	"Workload.clusterScoped":               "Make the policy a ClusterPropagationPolicy.",
+	"Workload.rollout":                     "Move replicas to changed weights in gated stages instead of at once.",
+	"Rollout.maxShift":                     "The most replicas one stage moves: a share such as \"20%\" (default) or a count such as 2.",
+	"Rollout.interval":                     "The least time between the start of a stage and the next (default 0s).",
+	"Rollout.gate":                         "What a stage waits for: available (the members gaining replicas report them available).",
+	"Rollout.timeout":                      "A stage whose gate does not hold this long halts the rollout and goes back to the last good stage (default 10m).",
 	"ResourceRef.labelSelector":            "Selects resources by labels instead of (or with) a name.",
 	"Fleet.credentials":                    "Lifetimes of the credentials reconcile makes (Karmada tokens, istio-reader tokens, Pull agents' certificates).",
 	"Credentials.tokenRotation":            "Replace a token or an agent certificate once it is this old (default 720h, at least 1h); certificates are issued for twice as long.",
@@ -103,6 +108,7 @@ var constraints = map[string]map[string]any{
 	"Safety.maxDeleteShare": {"exclusiveMinimum": 0, "maximum": 1},
 	"Pool.count":            {"minimum": 1},
 	"State.backend":         {"enum": []string{LocalState, KubernetesState}},
+	"Rollout.gate":          {"enum": []string{GateAvailable}},
 	"Autoscaler.min":        {"minimum": 1},
 	"ChartSource.oci":       {"pattern": "^oci://"},
 	"Manager.name":          {"maxLength": maxClusterName, "pattern": dns1123Label.String()},
@@ -140,6 +146,11 @@ func (b *schemaBuilder) typeSchema(t reflect.Type) map[string]any {
 	switch t {
 	case durationType:
 		return map[string]any{"type": "string", "pattern": `^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`, "description": "A duration such as 90s, 10m or 1h30m."}
+	case shiftType:
+		return map[string]any{"oneOf": []any{
+			map[string]any{"type": "string", "pattern": `^(100|[1-9][0-9]?)%$`},
+			map[string]any{"type": "integer", "minimum": 1},
+		}, "description": "A share of the replicas such as 20%, or a number of replicas."}
 	case joinModeType:
 		return map[string]any{"type": "string", "enum": []string{string(Push), string(Pull)}}
 	}

@@ -2,7 +2,12 @@
 // It imports nothing of this project's.
 package spec
 
-import "time"
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
 
 // APIVersion and Kind identify a fleet.yaml document.
 const (
@@ -193,6 +198,8 @@ type Workload struct {
 	Manifests []string `json:"manifests,omitempty"`
 	// ClusterScoped makes the policy a ClusterPropagationPolicy.
 	ClusterScoped bool `json:"clusterScoped,omitempty"`
+	// Rollout, when set, moves replicas to changed weights in gated stages instead of at once.
+	Rollout *Rollout `json:"rollout,omitempty"`
 
 	// ManifestDigest fingerprints the loaded manifests (filled when loading, not part of the document).
 	ManifestDigest string `json:"-"`
@@ -283,6 +290,86 @@ type Credentials struct {
 
 // AgentCertificateLifetime is how long a Pull agent's certificate is issued for.
 func (c Credentials) AgentCertificateLifetime() time.Duration { return 2 * c.TokenRotation.Duration }
+
+// Defaults of a workload's rollout.
+const (
+	DefaultRolloutMaxShiftPercent = 20
+	DefaultRolloutTimeout         = 10 * time.Minute
+	// GateAvailable waits until the members gaining replicas report them available.
+	GateAvailable = "available"
+)
+
+// Rollout says how a workload's replicas move when its weights change: in stages of at most
+// MaxShift replicas, each held until its gate holds and Interval has passed since it began.
+// A stage whose gate does not hold within Timeout halts the rollout and goes back to the last
+// good stage; the same weights are not tried again until fleet.yaml changes them.
+type Rollout struct {
+	// MaxShift is the most replicas one stage moves: "20%" of the replicas (default) or a count.
+	MaxShift Shift `json:"maxShift,omitempty"`
+	// Interval is the least time between the start of a stage and the next (default 0).
+	Interval Duration `json:"interval,omitempty"`
+	// Gate is what a stage waits for before the next: available (the default, and the only one).
+	Gate string `json:"gate,omitempty"`
+	// Timeout bounds the wait for a stage's gate (default 10m).
+	Timeout Duration `json:"timeout,omitempty"`
+}
+
+// Shift is a number of replicas, given as a share ("20%") or a count (3). Exactly one of
+// Percent and Count is set once decoded.
+type Shift struct {
+	Percent int64
+	Count   int64
+}
+
+// Of is how many of replicas the shift allows: at least one.
+func (s Shift) Of(replicas int32) int32 {
+	n := s.Count
+	if s.Percent > 0 {
+		n = (int64(replicas)*s.Percent + 99) / 100
+	}
+	return int32(max(min(n, int64(replicas)), 1))
+}
+
+func (s Shift) String() string {
+	if s.Percent > 0 {
+		return strconv.FormatInt(s.Percent, 10) + "%"
+	}
+	return strconv.FormatInt(s.Count, 10)
+}
+
+// MarshalJSON writes "20%" or 3.
+func (s Shift) MarshalJSON() ([]byte, error) {
+	if s.Percent > 0 {
+		return []byte(`"` + s.String() + `"`), nil
+	}
+	return []byte(strconv.FormatInt(s.Count, 10)), nil
+}
+
+// UnmarshalJSON reads "20%" or 3.
+func (s *Shift) UnmarshalJSON(b []byte) error {
+	v, err := ParseShift(strings.Trim(string(b), `"`))
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
+}
+
+// ParseShift reads "20%" (a share in (0, 100%]) or "3" (a positive count).
+func ParseShift(in string) (Shift, error) {
+	if p, ok := strings.CutSuffix(in, "%"); ok {
+		n, err := strconv.ParseInt(p, 10, 64)
+		if err != nil || n <= 0 || n > 100 {
+			return Shift{}, fmt.Errorf("%q is not a share of replicas: want a whole percentage in (0, 100%%], such as 20%%", in)
+		}
+		return Shift{Percent: n}, nil
+	}
+	n, err := strconv.ParseInt(in, 10, 64)
+	if err != nil || n <= 0 {
+		return Shift{}, fmt.Errorf("%q is not a number of replicas: want a positive count such as 2, or a share such as 20%%", in)
+	}
+	return Shift{Count: n}, nil
+}
 
 // Duration is a time.Duration written as "5m" in YAML.
 type Duration struct{ time.Duration }

@@ -385,6 +385,18 @@ func (v *validator) workloads() {
 			}
 		}
 		v.manifests(p, w)
+		if r := w.Rollout; r != nil {
+			if r.Gate != GateAvailable {
+				v.errorf(p+".rollout.gate", "unknown gate %q: want %s (the members gaining replicas report them available)", r.Gate, GateAvailable)
+			}
+			if r.Interval.Duration < 0 {
+				v.errorf(p+".rollout.interval", "duration %s must not be negative", r.Interval.Duration)
+			}
+			v.positive(p+".rollout.timeout", r.Timeout)
+			if r.MaxShift.Percent > 100 || r.MaxShift.Percent < 0 || r.MaxShift.Count < 0 {
+				v.errorf(p+".rollout.maxShift", "%s is out of range: want a share in (0, 100%%] or a positive number of replicas", r.MaxShift)
+			}
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestRules: one case per validation rule; each must be rejected with an error on the
@@ -113,6 +114,24 @@ func TestRules(t *testing.T) {
 		{"workload names unique", func(t *testing.T, d map[string]any) {
 			set(t, d, "workloads", append(d["workloads"].([]any), baseFleet()["workloads"].([]any)[0]))
 		}, nil, "workloads[1].name", `duplicate workload name "hello"`},
+		{"rollout maxShift share", func(t *testing.T, d map[string]any) {
+			set(t, d, "workloads[0].rollout", map[string]any{"maxShift": "120%"})
+		}, nil, "workloads[0].rollout.maxShift", "want a whole percentage in (0, 100%]"},
+		{"rollout maxShift count", func(t *testing.T, d map[string]any) {
+			set(t, d, "workloads[0].rollout", map[string]any{"maxShift": 0})
+		}, nil, "workloads[0].rollout.maxShift", "want a positive count"},
+		{"rollout gate", func(t *testing.T, d map[string]any) {
+			set(t, d, "workloads[0].rollout", map[string]any{"gate": "healthy"})
+		}, nil, "workloads[0].rollout.gate", `unknown gate "healthy": want available`},
+		{"rollout interval", func(t *testing.T, d map[string]any) {
+			set(t, d, "workloads[0].rollout", map[string]any{"interval": "-1m"})
+		}, nil, "workloads[0].rollout.interval", "must not be negative"},
+		{"rollout timeout", func(t *testing.T, d map[string]any) {
+			set(t, d, "workloads[0].rollout", map[string]any{"timeout": "-1m"})
+		}, nil, "workloads[0].rollout.timeout", "must be positive"},
+		{"rollout unknown field", func(t *testing.T, d map[string]any) {
+			set(t, d, "workloads[0].rollout", map[string]any{"maxSurge": 1})
+		}, nil, "workloads[0].rollout.maxSurge", ""},
 		{"workload needs a resource", func(t *testing.T, d map[string]any) { set(t, d, "workloads[0].resources", []any{}) }, nil,
 			"workloads[0].resources", "at least one resource"},
 		{"resource apiVersion", func(t *testing.T, d map[string]any) { del(t, d, "workloads[0].resources[0].apiVersion") }, nil,
@@ -215,6 +234,28 @@ func TestValidVariants(t *testing.T) {
 		}, nil, func(t *testing.T, f *Fleet) {
 			if got := f.Members[0].Pools[0].Count; got != 2 {
 				t.Errorf("count = %d, want the autoscaler min 2", got)
+			}
+		}},
+		{"rollout defaults", func(t *testing.T, d map[string]any) {
+			set(t, d, "workloads[0].rollout", map[string]any{})
+		}, nil, func(t *testing.T, f *Fleet) {
+			r := f.Workloads[0].Rollout
+			if r == nil || r.MaxShift != (Shift{Percent: 20}) || r.Gate != GateAvailable || r.Timeout.Duration != DefaultRolloutTimeout || r.Interval.Duration != 0 {
+				t.Errorf("rollout = %+v, want maxShift 20%%, gate available, timeout 10m, interval 0", r)
+			}
+		}},
+		{"rollout count", func(t *testing.T, d map[string]any) {
+			set(t, d, "workloads[0].rollout", map[string]any{"maxShift": 2, "interval": "2m", "timeout": "5m"})
+		}, nil, func(t *testing.T, f *Fleet) {
+			r := f.Workloads[0].Rollout
+			if r.MaxShift != (Shift{Count: 2}) || r.MaxShift.Of(10) != 2 || r.Interval.Duration != 2*time.Minute {
+				t.Errorf("rollout = %+v", r)
+			}
+			if got := (Shift{Percent: 20}).Of(10); got != 2 {
+				t.Errorf("20%% of 10 = %d, want 2", got)
+			}
+			if got := (Shift{Percent: 1}).Of(10); got != 1 {
+				t.Errorf("1%% of 10 = %d, want at least 1", got)
 			}
 		}},
 		{"state defaults to local", func(*testing.T, map[string]any) {}, nil, func(t *testing.T, f *Fleet) {

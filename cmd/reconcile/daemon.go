@@ -194,7 +194,7 @@ func (d *Daemon) loop(ctx context.Context, hup <-chan os.Signal, changed <-chan 
 	defer resync.Stop()
 	beat := time.NewTicker(loopBeat)
 	defer beat.Stop()
-	var debounce, driftDebounce <-chan time.Time
+	var debounce, driftDebounce, rollout <-chan time.Time
 	var drift <-chan string
 	var driftWhy string
 	var quietUntil time.Time
@@ -207,6 +207,11 @@ func (d *Daemon) loop(ctx context.Context, hup <-chan os.Signal, changed <-chan 
 	}
 	pass := func(why string) {
 		d.pass(ctx, why)
+		// A rollout's next stage (or its gate's timeout) is due at a time of its own: plan
+		// again then, not only at the next resync.
+		var seen *world.World
+		rollout, seen = rolloutWake(d.Reconciler.Store, d.current.Load(), time.Now())
+		d.Metrics.rollouts(d.current.Load(), seen)
 		if d.Drift != nil {
 			// What the pass wrote is not drift: drop its events; one arriving within
 			// driftQuiet waits until then. Then watch what the fleet now holds.
@@ -246,6 +251,8 @@ func (d *Daemon) loop(ctx context.Context, hup <-chan os.Signal, changed <-chan 
 			}
 		case <-resync.C:
 			pass("resync")
+		case <-rollout:
+			pass("rollout: the next stage or a gate's timeout is due")
 		}
 	}
 }

@@ -31,6 +31,8 @@ type Metrics struct {
 	drift        *prometheus.CounterVec
 	requests     *prometheus.CounterVec
 	memberReady  *prometheus.GaugeVec
+	rolloutStage *prometheus.GaugeVec
+	rolloutHalt  *prometheus.GaugeVec
 	expiry       *expiryCollector
 
 	mu sync.Mutex
@@ -88,10 +90,18 @@ func NewMetrics(now func() time.Time) *Metrics {
 			Name: "reconcile_member_ready",
 			Help: "1 when Karmada reports the member's Cluster Ready, else 0, as of the last observation.",
 		}, []string{"member"}),
+		rolloutStage: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "reconcile_rollout_stage",
+			Help: "The stage a workload's gated rollout of weights last applied (0: back at the weights before its first stage); no series when no rollout is under way or halted.",
+		}, []string{"workload"}),
+		rolloutHalt: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "reconcile_rollout_halted",
+			Help: "1 when a workload's rollout halted (a stage's gate did not hold within its timeout) and went back to its last good stage, else 0.",
+		}, []string{"workload"}),
 		expiry: &expiryCollector{now: now},
 	}
 	m.reg.MustRegister(m.passDuration, m.passes, m.steps, m.lastSuccess, m.pending, m.drift, m.requests,
-		m.memberReady, m.expiry,
+		m.memberReady, m.rolloutStage, m.rolloutHalt, m.expiry,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, o := range []string{passSucceeded, passFailed, passSkipped} {
 		m.passes.WithLabelValues(o)
@@ -199,6 +209,28 @@ func (m *Metrics) observed(f *spec.Fleet, w *world.World) {
 		m.memberReady.WithLabelValues(mem.Name).Set(ready)
 	}
 	m.expiry.set(credentialDeadlines(f, w))
+	m.rollouts(f, w)
+}
+
+// rollouts takes the rollout gauges from the progress the state store keeps (World.Rollouts).
+func (m *Metrics) rollouts(f *spec.Fleet, w *world.World) {
+	if m == nil || f == nil || w == nil {
+		return
+	}
+	m.rolloutStage.Reset()
+	m.rolloutHalt.Reset()
+	for i := range f.Workloads {
+		rec := w.Rollouts[f.Workloads[i].Name]
+		if f.Workloads[i].Rollout == nil || rec == nil {
+			continue
+		}
+		halted := 0.0
+		if rec.Halted != "" {
+			halted = 1
+		}
+		m.rolloutStage.WithLabelValues(rec.Workload).Set(float64(rec.Stage))
+		m.rolloutHalt.WithLabelValues(rec.Workload).Set(halted)
+	}
 }
 
 // deadline is when a credential expires (a certificate) or is due for rotation (a token).

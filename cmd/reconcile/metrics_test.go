@@ -222,6 +222,33 @@ func TestMetricsFromWorld(t *testing.T) {
 	}
 }
 
+// The rollout gauges: the stage a rollout applied last, and whether it halted; a workload
+// without a rollout, or whose rollout ended, has no sample.
+func TestMetricsRollouts(t *testing.T) {
+	t.Parallel()
+	m := NewMetrics(nil)
+	f := &spec.Fleet{Workloads: []spec.Workload{{Name: "hello", Rollout: &spec.Rollout{}}, {Name: "web", Rollout: &spec.Rollout{}}, {Name: "plain"}}}
+	w := &world.World{Rollouts: map[string]*world.Rollout{
+		"hello": {Workload: "hello", Stage: 2, Stages: 3},
+		"web":   {Workload: "web", Stage: 0, Stages: 2, Halted: "the gate of stage 1/2 did not hold within 10m0s"},
+		"plain": {Workload: "plain", Stage: 1, Stages: 1}, // no rollout in fleet.yaml (any more)
+	}}
+	m.observed(f, w)
+	s := scrapeHandler(t, m.Handler())
+	s.want(t, 2, "reconcile_rollout_stage", "workload", "hello")
+	s.want(t, 0, "reconcile_rollout_halted", "workload", "hello")
+	s.want(t, 0, "reconcile_rollout_stage", "workload", "web")
+	s.want(t, 1, "reconcile_rollout_halted", "workload", "web")
+	if _, ok := s.value("reconcile_rollout_stage", "workload", "plain"); ok {
+		t.Error("a workload without rollout has a reconcile_rollout_stage sample")
+	}
+	delete(w.Rollouts, "hello") // complete
+	m.rollouts(f, w)
+	if _, ok := scrapeHandler(t, m.Handler()).value("reconcile_rollout_stage", "workload", "hello"); ok {
+		t.Error("a completed rollout keeps its sample")
+	}
+}
+
 // Every metric of ours follows the naming conventions: the reconcile_ prefix, counters end
 // in _total, and each has help.
 func TestMetricNames(t *testing.T) {

@@ -154,6 +154,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, fleet *spec.Fleet, dryRun bo
 	}
 	res.Result = result
 	r.summary(p, result, r.now().Sub(start), walkErr)
+	for _, line := range rolloutLines(fleet, p, result) {
+		r.logger().Info(line)
+		if r.Out != nil && r.Format != "json" {
+			fmt.Fprintln(r.Out, line)
+		}
+	}
 	if r.Store != nil {
 		rec := state.PassRecord{Time: start, Duration: r.now().Sub(start)}
 		fillRecord(&rec, p, result, walkErr)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -135,6 +136,25 @@ type WorkloadStatus struct {
 	Weights   map[string]int64 `json:"weights"`
 	Policy    bool             `json:"policy"` // its PropagationPolicy is in Karmada
 	Resources []ResourceStatus `json:"resources,omitempty"`
+	// Rollout is the workload's gated rollout toward Weights, as the state store keeps it;
+	// nil when none is under way (or it was for other weights).
+	Rollout *RolloutStatus `json:"rollout,omitempty"`
+}
+
+// RolloutStatus is where a gated rollout of weights stands.
+type RolloutStatus struct {
+	// Stage is the stage applied last, of Stages (0: back at the weights before the first).
+	Stage   int              `json:"stage"`
+	Stages  int              `json:"stages"`
+	Weights map[string]int64 `json:"weights"`
+	Split   map[string]int32 `json:"split,omitempty"`
+	Started time.Time        `json:"started"`
+	// State is "waiting for the gate", "gate held", or "halted".
+	State string `json:"state"`
+	// NextAt is when the next stage may start (its gate held) or the gate times out.
+	NextAt        time.Time `json:"nextAt,omitzero"`
+	LastGoodStage int       `json:"lastGoodStage"`
+	Halted        string    `json:"halted,omitempty"`
 }
 
 // ResourceStatus is one named resource a workload's policy selects.
@@ -424,6 +444,19 @@ func (s *Status) workloads(f *spec.Fleet, w *world.World, reports map[string]Bin
 		if w.Karmada != nil && w.Karmada.APIServiceAvailable && !ws.Policy {
 			s.degraded("workload %s: no policy in Karmada", wl.Name)
 		}
+		if rec := w.Rollouts[wl.Name]; wl.Rollout != nil && rec != nil && maps.Equal(rec.Target, want.Weights) {
+			ws.Rollout = &RolloutStatus{Stage: rec.Stage, Stages: rec.Stages, Weights: rec.Weights, Split: rec.Split,
+				Started: rec.Started, LastGoodStage: rec.LastGoodStage, Halted: rec.Halted}
+			switch {
+			case rec.Halted != "":
+				ws.Rollout.State = "halted"
+				s.degraded("workload %s: rollout halted at stage %d/%d: %s", wl.Name, rec.Stage, rec.Stages, rec.Halted)
+			case rec.GateHeld:
+				ws.Rollout.State, ws.Rollout.NextAt = "gate held", rec.Started.Add(wl.Rollout.Interval.Duration)
+			default:
+				ws.Rollout.State, ws.Rollout.NextAt = "waiting for the gate", rec.Started.Add(wl.Rollout.Timeout.Duration)
+			}
+		}
 		for _, r := range wl.Resources {
 			if r.Name == "" {
 				continue // a label selector: its resources are shown by the plan, not here
@@ -473,6 +506,9 @@ func (s *Status) workloads(f *spec.Fleet, w *world.World, reports map[string]Bin
 				}
 				differs = differs || sp.Predicted != sp.Scheduled
 				rs.Members = append(rs.Members, sp)
+			}
+			if differs && ws.Rollout != nil && ws.Rollout.Halted == "" {
+				differs = false // the split moves stage by stage toward the weights'
 			}
 			if differs {
 				s.degraded("workload %s: Karmada's split of %s %s (%s) is not the one the weights give (%s)", wl.Name, r.Kind, r.Name,

@@ -375,3 +375,39 @@ func TestStatusCommandErrors(t *testing.T) {
 		}
 	}
 }
+
+// A rollout under way: status shows its stage and does not count the split between the
+// weights as a difference; a halted one degrades the fleet, saying why.
+func TestStatusRollout(t *testing.T) {
+	t.Parallel()
+	in := healthyInput(t)
+	in.Fleet.Workloads[0].Rollout = &spec.Rollout{MaxShift: spec.Shift{Count: 1}, Gate: spec.GateAvailable,
+		Interval: spec.Duration{Duration: time.Minute}, Timeout: spec.Duration{Duration: 10 * time.Minute}}
+	wl := in.World.Karmada.Workloads["default/Deployment/hello"]
+	target := map[string]int64{"eu": 1, "ap": 2}
+	stage := map[string]int64{"eu": 3, "ap": 3}
+	wl.Scheduled = map[string]int32{"eu": 3, "ap": 3}
+	started := in.World.Now.Add(-30 * time.Second)
+	in.World.Rollouts = map[string]*world.Rollout{"hello": {Workload: "hello", Target: target, Stage: 1, Stages: 2,
+		Weights: stage, Started: started, GateHeld: true}}
+	st := buildStatus(in)
+	r := st.Workloads[0].Rollout
+	if r == nil || r.Stage != 1 || r.State != "gate held" || !r.NextAt.Equal(started.Add(time.Minute)) {
+		t.Fatalf("rollout status = %+v", r)
+	}
+	if st.Health != Healthy {
+		t.Errorf("a split mid-rollout degrades the fleet: %q", st.Reasons)
+	}
+	var buf bytes.Buffer
+	if err := writeStatusText(&buf, st); err != nil {
+		t.Fatal(err)
+	}
+	if want := "rollout hello: stage 1/2 (weights ap=3 eu=3), gate held; next stage from "; !strings.Contains(buf.String(), want) {
+		t.Errorf("the text lacks %q:\n%s", want, buf.String())
+	}
+	in.World.Rollouts["hello"].Halted = "the gate of stage 2/2 did not hold within 10m0s: ap reports 1 of 4 available"
+	st = buildStatus(in)
+	if st.Health == Healthy || !slices.ContainsFunc(st.Reasons, func(s string) bool { return strings.Contains(s, "rollout halted") }) {
+		t.Errorf("a halted rollout: health %s, reasons %q", st.Health, st.Reasons)
+	}
+}

@@ -121,6 +121,20 @@ func writeStatusText(out io.Writer, st *Status) error {
 				}
 			}
 		}
+		for _, wl := range st.Workloads {
+			if r := wl.Rollout; r != nil {
+				line := fmt.Sprintf("  rollout %s: stage %d/%d (weights %s), %s", wl.Name, r.Stage, r.Stages, weightsText(r.Weights), r.State)
+				switch {
+				case r.Halted != "":
+					line += ": " + r.Halted
+				case r.State == "gate held":
+					line += "; next stage from " + r.NextAt.UTC().Format(time.RFC3339)
+				default:
+					line += " until " + r.NextAt.UTC().Format(time.RFC3339)
+				}
+				p("%s\n", line)
+			}
+		}
 	}
 
 	if len(st.Credentials) > 0 {

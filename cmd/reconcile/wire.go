@@ -53,7 +53,7 @@ func wire(f *spec.Fleet, store state.Backend, log *slog.Logger, opts wireOptions
 	access := kube.Access{Store: store, WrapTransport: opts.wrap}.For(f)
 	charts := chartCache(store, f.Metadata.Name)
 	km := karmada.New(karmada.Config{Fleet: f.Metadata.Name, Access: access, Store: store, Log: log, ChartCache: charts})
-	wd := weights.New(weights.Config{Fleet: f.Metadata.Name, Access: access, Log: log})
+	wd := weights.New(weights.Config{Fleet: f.Metadata.Name, Access: access, Log: log, Store: store})
 	observers = append(observers, kube.Observer{Access: access, Retry: opts.retry},
 		helm.Observer{Access: access, Log: log, Namespaces: planner.ReleaseNamespaces(f), Retry: opts.retry}, km, wd)
 	drivers.Karmada, drivers.Weights = km, wd

@@ -46,9 +46,44 @@ func ControllerManagerArgs() []string {
 	return []string{"--controllers", v}
 }
 
+// The lab's faults of a cluster's replicas live in the cluster itself, in this ConfigMap, so
+// `reconcile-lab fault replicas` reaches a running lab's Kubelet without a channel of its own.
+const (
+	FaultsNamespace = "kube-system"
+	FaultsConfigMap = "reconcile-lab-faults"
+	// FaultReplicasKey set to "unavailable" keeps every ReplicaSet's replicas unavailable.
+	FaultReplicasKey    = "replicas"
+	ReplicasUnavailable = "unavailable"
+	ReplicasAvailable   = "available"
+)
+
+// SetReplicasFault makes the Kubelet stand-in of the cluster behind client keep its
+// ReplicaSets' replicas unavailable (ready and available 0, so their Deployments report
+// none available), or report them available again.
+func SetReplicasFault(ctx context.Context, client kubernetes.Interface, unavailable bool) error {
+	value := ReplicasAvailable
+	if unavailable {
+		value = ReplicasUnavailable
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: FaultsConfigMap, Namespace: FaultsNamespace},
+		Data: map[string]string{FaultReplicasKey: value}}
+	cms := client.CoreV1().ConfigMaps(FaultsNamespace)
+	if _, err := cms.Create(ctx, cm, metav1.CreateOptions{}); err == nil || !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	cur, err := cms.Get(ctx, FaultsConfigMap, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	cur.Data = cm.Data
+	_, err = cms.Update(ctx, cur, metav1.UpdateOptions{})
+	return err
+}
+
 // Kubelet stands in for every kubelet of a lab cluster, without creating or running any Pod:
 //   - a ReplicaSet reads as fully ready (replicas = ready = available = spec.replicas), so the
-//     deployment controller marks its Deployment Available with all replicas ready;
+//     deployment controller marks its Deployment Available with all replicas ready; while the
+//     cluster's FaultsConfigMap says replicas: unavailable, none is ready or available;
 //   - a StatefulSet reads as ready with all replicas current and updated;
 //   - a DaemonSet reads as scheduled and ready on every Node;
 //   - a Job annotated CompleteJobAnnotation="true" reads as succeeded;
@@ -94,6 +129,28 @@ func (k Kubelet) Run(ctx context.Context) error {
 	jobs := factory.Batch().V1().Jobs()
 	svcs := factory.Core().V1().Services()
 	nodes := factory.Core().V1().Nodes()
+	faults := informers.NewSharedInformerFactoryWithOptions(k.Client, 10*time.Minute, informers.WithNamespace(FaultsNamespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = "metadata.name=" + FaultsConfigMap
+		}))
+	faultCMs := faults.Core().V1().ConfigMaps()
+	unavailable := func() bool {
+		cm, err := faultCMs.Lister().ConfigMaps(FaultsNamespace).Get(FaultsConfigMap)
+		return err == nil && cm.Data[FaultReplicasKey] == ReplicasUnavailable
+	}
+	// A fault set or lifted changes every ReplicaSet's status.
+	requeueAll := func(any) {
+		if all, err := rs.Lister().List(labels.Everything()); err == nil {
+			for _, o := range all {
+				queue.Add(objectKey{"ReplicaSet", o.Namespace, o.Name})
+			}
+		}
+	}
+	if _, err := faultCMs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: requeueAll, UpdateFunc: func(_, o any) { requeueAll(o) }, DeleteFunc: requeueAll,
+	}); err != nil {
+		return err
+	}
 	for kind, inf := range map[string]cache.SharedIndexInformer{
 		"ReplicaSet": rs.Informer(), "StatefulSet": sts.Informer(), "DaemonSet": ds.Informer(),
 		"Job": jobs.Informer(), "Service": svcs.Informer(),
@@ -110,6 +167,13 @@ func (k Kubelet) Run(ctx context.Context) error {
 			return fmt.Errorf("kubelet stand-in: cache of %v not synced: %w", typ, context.Cause(ctx))
 		}
 	}
+	faults.Start(ctx.Done())
+	defer faults.Shutdown()
+	for typ, ok := range faults.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("kubelet stand-in: cache of %v not synced: %w", typ, context.Cause(ctx))
+		}
+	}
 	go func() {
 		<-ctx.Done()
 		queue.ShutDown()
@@ -122,7 +186,7 @@ func (k Kubelet) Run(ctx context.Context) error {
 			if err != nil {
 				return ignoreNotFound(err)
 			}
-			if st, changed := replicaSetStatus(o); changed {
+			if st, changed := replicaSetStatus(o, unavailable()); changed {
 				c := o.DeepCopy()
 				c.Status = st
 				_, err = k.Client.AppsV1().ReplicaSets(key.namespace).UpdateStatus(ctx, c, metav1.UpdateOptions{})
@@ -220,15 +284,19 @@ func replicasOf(p *int32) int32 {
 }
 
 // replicaSetStatus is the status of a ReplicaSet whose Pods all run and are ready.
-func replicaSetStatus(o *appsv1.ReplicaSet) (appsv1.ReplicaSetStatus, bool) {
+func replicaSetStatus(o *appsv1.ReplicaSet, unavailable bool) (appsv1.ReplicaSetStatus, bool) {
 	n := replicasOf(o.Spec.Replicas)
+	ready := n
+	if unavailable {
+		ready = 0 // the lab's fault: the Pods never become ready
+	}
 	st := o.Status
 	want := appsv1.ReplicaSetStatus{
-		Replicas: n, FullyLabeledReplicas: n, ReadyReplicas: n, AvailableReplicas: n,
+		Replicas: n, FullyLabeledReplicas: n, ReadyReplicas: ready, AvailableReplicas: ready,
 		ObservedGeneration: o.Generation, Conditions: st.Conditions,
 	}
-	if st.Replicas == n && st.FullyLabeledReplicas == n && st.ReadyReplicas == n &&
-		st.AvailableReplicas == n && st.ObservedGeneration == o.Generation && st.TerminatingReplicas == nil {
+	if st.Replicas == n && st.FullyLabeledReplicas == n && st.ReadyReplicas == ready &&
+		st.AvailableReplicas == ready && st.ObservedGeneration == o.Generation && st.TerminatingReplicas == nil {
 		return st, false
 	}
 	return want, true

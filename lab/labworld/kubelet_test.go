@@ -35,7 +35,7 @@ func TestReplicaSetStatus(t *testing.T) {
 			t.Parallel()
 			rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Generation: tt.generation},
 				Spec: appsv1.ReplicaSetSpec{Replicas: tt.replicas}, Status: tt.status}
-			st, changed := replicaSetStatus(rs)
+			st, changed := replicaSetStatus(rs, false)
 			if changed != tt.wantChanged {
 				t.Fatalf("changed = %v, want %v", changed, tt.wantChanged)
 			}
@@ -45,10 +45,29 @@ func TestReplicaSetStatus(t *testing.T) {
 			}
 			// Applying the result reaches a fixed point.
 			rs.Status = st
-			if _, again := replicaSetStatus(rs); again {
+			if _, again := replicaSetStatus(rs, false); again {
 				t.Error("a second pass changes the status again")
 			}
 		})
+	}
+}
+
+// TestReplicaSetStatusUnavailable: under the lab's replicas fault a ReplicaSet has its
+// replicas but none ready or available, and lifting the fault makes them available.
+func TestReplicaSetStatusUnavailable(t *testing.T) {
+	t.Parallel()
+	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Generation: 2}, Spec: appsv1.ReplicaSetSpec{Replicas: ptr[int32](4)},
+		Status: appsv1.ReplicaSetStatus{Replicas: 4, ReadyReplicas: 4, AvailableReplicas: 4, FullyLabeledReplicas: 4, ObservedGeneration: 2}}
+	st, changed := replicaSetStatus(rs, true)
+	if !changed || st.Replicas != 4 || st.ReadyReplicas != 0 || st.AvailableReplicas != 0 {
+		t.Fatalf("under the fault: changed %v, status %+v", changed, st)
+	}
+	rs.Status = st
+	if _, again := replicaSetStatus(rs, true); again {
+		t.Error("a second pass under the fault changes the status again")
+	}
+	if st, changed := replicaSetStatus(rs, false); !changed || st.AvailableReplicas != 4 {
+		t.Errorf("fault lifted: changed %v, status %+v", changed, st)
 	}
 }
 

@@ -37,6 +37,9 @@ const usage = `Usage:
       print export lines for LINODE_URL, LINODE_TOKEN and RECONCILE_LAB_DNS (for eval)
   reconcile-lab show -f fleet.yaml [--dir D] [--state-dir S] [--wait 60s]
       print the fleet's clusters (Linode API), Karmada members and workload replicas per member
+  reconcile-lab fault replicas <member> unavailable|available -f fleet.yaml [--state-dir S]
+      make the member's kubelet stand-in keep every replica unavailable (none ready, none
+      available) or report them available again, to show a rollout's gate failing
   reconcile-lab serve [--dir D] [flags of up]
       run the lab in the foreground until SIGTERM or SIGINT (what up starts)
   reconcile-lab linode-api [--listen 127.0.0.1:8080] [--token T] [--provision-delay 5s]
@@ -218,6 +221,24 @@ func (c cli) run(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			return 1
 		}
 		return fail(show(ctx, o, stdout))
+	case "fault":
+		var o faultOptions
+		fs.StringVar(&o.fleet, "f", "fleet.yaml", "fleet file")
+		fs.StringVar(&o.stateDir, "state-dir", "", "reconcile's state directory (default as reconcile's)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return 1
+		}
+		// Flags may come after the operands too: `fault replicas us unavailable -f fleet.yaml`.
+		rest := fs.Args()
+		var operands []string
+		for len(rest) > 0 {
+			operands = append(operands, rest[0])
+			if err := fs.Parse(rest[1:]); err != nil {
+				return 1
+			}
+			rest = fs.Args()
+		}
+		return fail(fault(ctx, o, operands, stdout))
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

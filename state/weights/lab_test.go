@@ -169,6 +169,7 @@ func newHarness(t *testing.T, c karmadaAPI) *harness {
 		Log:           slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		WrapTransport: h.writes.Wrap,
 		DeleteTimeout: 30 * time.Second,
+		Store:         store,
 	})
 	return h
 }

@@ -22,10 +22,13 @@ import (
 	"github.com/reconcile-dev/reconcile/state/kube"
 )
 
-// Observe fills World.Karmada's Policies (ours only), Workloads (what they select that has
+// Observe fills World.Rollouts from the state store, and World.Karmada's Policies (ours only), Workloads (what they select that has
 // replicas, with the split from its binding) and ManifestHashes. It adds to what the Karmada
 // observer found and does nothing when there is no Karmada kubeconfig or the API does not answer.
 func (d *Driver) Observe(ctx context.Context, f *spec.Fleet, w *world.World) error {
+	if err := ObserveRollouts(d.store, f, w); err != nil {
+		return err
+	}
 	if !d.access.Store.Exists(kube.KarmadaKubeconfig) {
 		return nil
 	}
@@ -135,7 +138,7 @@ func (d *Driver) observeSelected(ctx context.Context, c *clients, p *world.Polic
 				continue // not a workload Karmada divides
 			}
 			wl := &world.Workload{UID: string(u.GetUID()), Replicas: int32(replicas)}
-			if wl.Scheduled, err = d.scheduled(ctx, c, u, namespaced); err != nil {
+			if wl.Scheduled, wl.Available, err = d.scheduled(ctx, c, u, namespaced); err != nil {
 				return err
 			}
 			if k.Workloads == nil {
@@ -157,21 +160,45 @@ func BindingName(kind, name string) string {
 	return strings.ToLower(strings.ReplaceAll(name, ":", ".") + "-" + kind)
 }
 
-// scheduled is the split Karmada's scheduler wrote into the resource's binding: replicas by
-// member. Nil when there is no binding yet.
-func (d *Driver) scheduled(ctx context.Context, c *clients, u *unstructured.Unstructured, namespaced bool) (map[string]int32, error) {
+// scheduled is the split Karmada's scheduler wrote into the resource's binding (replicas by
+// member) and what each member reports available through its aggregated status. Nil when
+// there is no binding yet.
+func (d *Driver) scheduled(ctx context.Context, c *clients, u *unstructured.Unstructured, namespaced bool) (map[string]int32, map[string]int32, error) {
 	var ri dynamic.ResourceInterface = c.dyn.Resource(clusterBindingGVR)
 	if namespaced {
 		ri = c.dyn.Resource(bindingGVR).Namespace(u.GetNamespace())
 	}
 	b, err := ri.Get(ctx, BindingName(u.GetKind(), u.GetName()), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("karmada: binding of %s %s: %w", u.GetKind(), u.GetName(), err)
+		return nil, nil, fmt.Errorf("karmada: binding of %s %s: %w", u.GetKind(), u.GetName(), err)
 	}
-	return bindingSplit(b), nil
+	return bindingSplit(b), BindingAvailable(b), nil
+}
+
+// BindingAvailable reads status.aggregatedStatus[] of a (Cluster)ResourceBinding: the
+// availableReplicas each member's copy reports (the rollout gate), by member; nil when none.
+func BindingAvailable(b *unstructured.Unstructured) map[string]int32 {
+	list, _, _ := unstructured.NestedSlice(b.Object, "status", "aggregatedStatus")
+	var out map[string]int32
+	for _, e := range list {
+		m, ok := e.(map[string]any)
+		if !ok {
+			continue
+		}
+		name, _, _ := unstructured.NestedString(m, "clusterName")
+		n, found, _ := unstructured.NestedInt64(m, "status", "availableReplicas")
+		if name == "" || !found {
+			continue
+		}
+		if out == nil {
+			out = map[string]int32{}
+		}
+		out[name] = int32(n)
+	}
+	return out
 }
 
 // bindingSplit reads spec.clusters[] of a (Cluster)ResourceBinding.

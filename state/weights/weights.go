@@ -59,6 +59,11 @@ type Config struct {
 	DeleteTimeout time.Duration
 	// EstablishTimeout bounds the wait for applied CRDs to be served (default 1m).
 	EstablishTimeout time.Duration
+	// Store keeps the progress of gated rollouts (state.Backend); without it a rollout's
+	// stage and gate steps fail.
+	Store RolloutStore
+	// Now is the clock of rollout records (default time.Now).
+	Now func() time.Time
 }
 
 // Driver implements executor.Driver (manifests and policy steps) and state.Observer for the
@@ -70,12 +75,17 @@ type Driver struct {
 	wrap             func(http.RoundTripper) http.RoundTripper
 	deleteTimeout    time.Duration
 	establishTimeout time.Duration
+	store            RolloutStore
+	now              func() time.Time
 }
 
 // New returns a driver; it connects on each call, so a Karmada kubeconfig stored later is used.
 func New(cfg Config) *Driver {
 	d := &Driver{fleet: cfg.Fleet, access: cfg.Access, log: cfg.Log, wrap: cfg.WrapTransport,
-		deleteTimeout: cfg.DeleteTimeout, establishTimeout: cfg.EstablishTimeout}
+		deleteTimeout: cfg.DeleteTimeout, establishTimeout: cfg.EstablishTimeout, store: cfg.Store, now: cfg.Now}
+	if d.now == nil {
+		d.now = time.Now
+	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}

@@ -22,6 +22,9 @@ type World struct {
 	RootCA *CertInfo `json:"rootCA,omitempty"`
 	// RootCALost is set when the store records that a root existed but its files are gone.
 	RootCALost bool `json:"rootCALost,omitempty"`
+	// Rollouts are the gated rollouts of weights in progress (or halted), by workload name, as
+	// the state store keeps them (see Rollout).
+	Rollouts map[string]*Rollout `json:"rollouts,omitempty"`
 	// Now is when the world was observed; the planner compares expiries to it (no clock).
 	Now time.Time `json:"now"`
 	// Prices are Linode's prices as the Linode observer read them (this pass, or from the
@@ -276,6 +279,42 @@ type Workload struct {
 	Replicas int32  `json:"replicas"`
 	// Scheduled is the split Karmada made, by member.
 	Scheduled map[string]int32 `json:"scheduled,omitempty"`
+	// Available is what each member reports available through the binding's aggregated
+	// status (availableReplicas of the member's copy), by member; nil when none reported.
+	Available map[string]int32 `json:"available,omitempty"`
+}
+
+// Rollout is the progress of a workload's gated rollout of weights, kept in the state store
+// (it cannot be observed): where it started, the stage it is at and since when, the last stage
+// whose gate held, and why it halted. The planner derives every stage from From, Target and
+// the workload's rollout settings, so only the stage number needs keeping.
+type Rollout struct {
+	Workload string `json:"workload"`
+	// Resource is the divided resource the stages are computed for ("namespace/Kind/name")
+	// and Replicas its replicas when the rollout began.
+	Resource string `json:"resource"`
+	Replicas int32  `json:"replicas"`
+	// From are the weights in force when the rollout began, Target the weights of fleet.yaml
+	// it moves to.
+	From   map[string]int64 `json:"from"`
+	Target map[string]int64 `json:"target"`
+	// Stage is the stage applied last (1-based) of Stages.
+	Stage  int `json:"stage"`
+	Stages int `json:"stages"`
+	// Weights are the policy's weights at Stage, Split the replicas they divide to.
+	Weights map[string]int64 `json:"weights"`
+	Split   map[string]int32 `json:"split,omitempty"`
+	// Started is when Stage was applied (the gate's timeout and the interval count from it).
+	Started time.Time `json:"started"`
+	// GateHeld: Stage's gate held (its members reported their replicas available).
+	GateHeld bool `json:"gateHeld,omitempty"`
+	// LastGood are the weights of the last stage whose gate held (From before the first).
+	LastGood      map[string]int64 `json:"lastGood"`
+	LastGoodStage int              `json:"lastGoodStage"`
+	// Halted says why the rollout stopped ("" while it runs); a halted rollout is not tried
+	// again until fleet.yaml changes: Spec is the fleet's fingerprint when it halted.
+	Halted string `json:"halted,omitempty"`
+	Spec   string `json:"spec,omitempty"`
 }
 
 // MeshMember is the Istio side of one member.
