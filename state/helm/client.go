@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/state/kube"
 	"github.com/reconcile-dev/reconcile/state/progress"
 	"github.com/reconcile-dev/reconcile/state/world"
 
@@ -397,44 +398,13 @@ func (c *Client) Get(ctx context.Context, name, namespace string) (*world.Releas
 }
 
 // List returns the latest revision of every release in the given namespaces, keyed
-// "namespace/name".
+// "namespace/name", read as the observer reads them (releasesIn).
 func (c *Client) List(ctx context.Context, namespaces ...string) (map[string]*world.Release, error) {
-	out := map[string]*world.Release{}
-	for _, ns := range namespaces {
-		if err := c.list(ctx, ns, out); err != nil {
-			return nil, fmt.Errorf("releases in %s: %w", ns, err)
-		}
-	}
-	return out, nil
-}
-
-func (c *Client) list(ctx context.Context, namespace string, out map[string]*world.Release) error {
-	op, err := c.operation(ctx, namespace)
+	cs, err := kube.Clientset(c.cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer op.done()
-	all, err := op.cfg.Releases.ListReleases()
-	if err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
-		return err
-	}
-	latest := map[string]*release.Release{}
-	for _, r := range all {
-		if r.Namespace != namespace {
-			continue
-		}
-		if l := latest[r.Name]; l == nil || r.Version > l.Version {
-			latest[r.Name] = r
-		}
-	}
-	for _, r := range latest {
-		s, err := observed(r)
-		if err != nil {
-			return err
-		}
-		out[r.Namespace+"/"+r.Name] = s
-	}
-	return nil
+	return releasesIn(ctx, cs, namespaces)
 }
 
 func observed(r *release.Release) (*world.Release, error) {

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	applycorev1 "k8s.io/client-go/applyconfigurations/core/v1"
+	"k8s.io/client-go/kubernetes"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 
 	"github.com/reconcile-dev/reconcile/spec"
@@ -84,6 +85,12 @@ func (o Observer) releases(ctx context.Context, f *spec.Fleet, name string, name
 	if err != nil {
 		return nil, err
 	}
+	return releasesIn(ctx, cs, namespaces)
+}
+
+// releasesIn reads the latest revision of every release in the given namespaces, keyed
+// "namespace/name": one secrets list per namespace, the namespaces at once.
+func releasesIn(ctx context.Context, cs kubernetes.Interface, namespaces []string) (map[string]*world.Release, error) {
 	found := make([][]*release.Release, len(namespaces))
 	errs := make([]error, len(namespaces))
 	var wg sync.WaitGroup
