@@ -93,14 +93,8 @@ func (d *Driver) readPrices(ctx context.Context) (*world.Prices, error) {
 		if t.Price == nil {
 			continue
 		}
-		pr := world.Price{Monthly: cents(float64(t.Price.Monthly))}
-		for _, rp := range t.RegionPrices {
-			if pr.Regions == nil {
-				pr.Regions = map[string]int64{}
-			}
-			pr.Regions[rp.ID] = cents(float64(rp.Monthly))
-		}
-		p.Types[t.ID] = pr
+		p.Types[t.ID] = worldPrice(float64(t.Price.Monthly), t.RegionPrices,
+			func(rp linodego.LinodeRegionPrice) (string, float64) { return rp.ID, float64(rp.Monthly) })
 	}
 	if len(p.Types) == 0 {
 		return nil, errors.New("linode: list Linode types: no priced types")
@@ -113,13 +107,8 @@ func (d *Driver) readPrices(ctx context.Context) (*world.Prices, error) {
 		if t.ID != lkeHAType {
 			continue
 		}
-		pr := world.Price{Monthly: cents(t.Price.Monthly)}
-		for _, rp := range t.RegionPrices {
-			if pr.Regions == nil {
-				pr.Regions = map[string]int64{}
-			}
-			pr.Regions[rp.ID] = cents(rp.Monthly)
-		}
+		pr := worldPrice(t.Price.Monthly, t.RegionPrices,
+			func(rp linodego.LKETypeRegionPrice) (string, float64) { return rp.ID, rp.Monthly })
 		p.LKEHA = &pr
 	}
 	nb, err := d.api.ListNodeBalancerTypes(ctx, opts)
@@ -135,13 +124,8 @@ func (d *Driver) readPrices(ctx context.Context) (*world.Prices, error) {
 		if t.ID != nodeBalancerType && (i > 0 || slices.ContainsFunc(nb, func(t linodego.NodeBalancerType) bool { return t.ID == nodeBalancerType })) {
 			continue
 		}
-		pr := world.Price{Monthly: cents(t.Price.Monthly)}
-		for _, rp := range t.RegionPrices {
-			if pr.Regions == nil {
-				pr.Regions = map[string]int64{}
-			}
-			pr.Regions[rp.ID] = cents(rp.Monthly)
-		}
+		pr := worldPrice(t.Price.Monthly, t.RegionPrices,
+			func(rp linodego.NodeBalancerTypeRegionPrice) (string, float64) { return rp.ID, rp.Monthly })
 		p.NodeBalancer = &pr
 		break
 	}
@@ -150,3 +134,16 @@ func (d *Driver) readPrices(ctx context.Context) (*world.Prices, error) {
 
 // cents is a price in dollars as the API serves it (a float), in whole cents.
 func cents(dollars float64) int64 { return int64(math.Round(dollars * 100)) }
+
+// worldPrice is a catalogue price in cents, with the regions that are priced otherwise.
+func worldPrice[R any](monthly float64, regions []R, region func(R) (string, float64)) world.Price {
+	pr := world.Price{Monthly: cents(monthly)}
+	for _, rp := range regions {
+		if pr.Regions == nil {
+			pr.Regions = map[string]int64{}
+		}
+		id, m := region(rp)
+		pr.Regions[id] = cents(m)
+	}
+	return pr
+}
