@@ -58,6 +58,22 @@ func (lf *labFleet) writeMeshFleet(t *testing.T, path, name string) {
 	must(t, os.WriteFile(path, []byte(lf.meshFleet(name)), 0o644))
 }
 
+// writeHello writes hello.yaml beside the fleet: the Deployment hello with replicas replicas.
+func (lf *labFleet) writeHello(t *testing.T, replicas int) {
+	t.Helper()
+	must(t, os.WriteFile(filepath.Join(lf.fleetDir, "hello.yaml"), []byte(fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: hello, labels: {app: hello}}
+spec:
+  replicas: %d
+  selector: {matchLabels: {app: hello}}
+  template:
+    metadata: {labels: {app: hello}}
+    spec:
+      containers: [{name: hello, image: docker.io/istio/examples-helloworld-v1:1.0}]
+`, replicas)), 0o644))
+}
+
 // meshFleet is fleet name: a manager and two Push members, eu and ap, one node each, with the
 // mesh on, all pointed at this lab.
 func (lf *labFleet) meshFleet(name string) string {

@@ -73,17 +73,7 @@ func TestLabRollout(t *testing.T) {
 	lf := upLab(t, net.IPv4(127, 0, 15, 10), net.IPv4(127, 0, 15, 60), 100*time.Millisecond)
 	l, dir, fleetDir := lf.lab, lf.dir, lf.fleetDir
 	fleetPath := filepath.Join(fleetDir, "fleet.yaml")
-	must(t, os.WriteFile(filepath.Join(fleetDir, "hello.yaml"), []byte(`apiVersion: apps/v1
-kind: Deployment
-metadata: {name: hello, labels: {app: hello}}
-spec:
-  replicas: 10
-  selector: {matchLabels: {app: hello}}
-  template:
-    metadata: {labels: {app: hello}}
-    spec:
-      containers: [{name: hello, image: docker.io/istio/examples-helloworld-v1:1.0}]
-`), 0o644))
+	lf.writeHello(t, 10)
 	writeFleet := func(weights string) *spec.Fleet {
 		t.Helper()
 		must(t, os.WriteFile(fleetPath, []byte(rolloutFleetYAML(l, weights)), 0o644))

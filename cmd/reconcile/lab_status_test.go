@@ -40,17 +40,7 @@ func TestLabStatus(t *testing.T) {
 	lf := upLab(t, net.IPv4(127, 0, 10, 10), net.IPv4(127, 0, 10, 40), 100*time.Millisecond)
 	l, dir, fleetDir := lf.lab, lf.dir, lf.fleetDir
 	fleetPath := filepath.Join(fleetDir, "fleet.yaml")
-	must(t, os.WriteFile(filepath.Join(fleetDir, "hello.yaml"), []byte(`apiVersion: apps/v1
-kind: Deployment
-metadata: {name: hello, labels: {app: hello}}
-spec:
-  replicas: 6
-  selector: {matchLabels: {app: hello}}
-  template:
-    metadata: {labels: {app: hello}}
-    spec:
-      containers: [{name: hello, image: docker.io/istio/examples-helloworld-v1:1.0}]
-`), 0o644))
+	lf.writeHello(t, 6)
 	must(t, os.WriteFile(fleetPath, []byte(fmt.Sprintf(`apiVersion: reconcile.dev/v1alpha1
 kind: Fleet
 metadata:
