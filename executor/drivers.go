@@ -29,6 +29,8 @@ type Drivers struct {
 	Mesh Driver
 	// Weights: manifests, policy, rollout gates.
 	Weights Driver
+	// Entry: dns-zone, ingress-address, dns-record.
+	Entry Driver
 }
 
 // ErrNoDriver is returned for a step whose layer has no driver configured.
@@ -59,6 +61,8 @@ func (d Drivers) For(k plan.Kind) (Driver, error) {
 		drv = d.Mesh
 	case plan.KindManifests, plan.KindPolicy, plan.KindRolloutGate:
 		drv = d.Weights
+	case plan.KindDNSZone, plan.KindIngressAddress, plan.KindDNSRecord:
+		drv = d.Entry
 	default:
 		return nil, fmt.Errorf("unknown step kind %q", k)
 	}

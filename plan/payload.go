@@ -27,6 +27,9 @@ type Payload struct {
 	Manifests         *Manifests         `json:"manifests,omitempty"`
 	Policy            *Policy            `json:"policy,omitempty"`
 	Gate              *RolloutGate       `json:"gate,omitempty"`
+	DNSZone           *DNSZone           `json:"dnsZone,omitempty"`
+	Ingress           *IngressAddress    `json:"ingress,omitempty"`
+	DNSRecord         *DNSRecord         `json:"dnsRecord,omitempty"`
 }
 
 // ---- references to what earlier steps produce ----
@@ -41,6 +44,8 @@ const (
 	OutputAPIEndpoint = "apiEndpoint"
 	// OutputNodeIP is the address of the first Ready node of a cluster (node-address step).
 	OutputNodeIP = "nodeIP"
+	// OutputIngressIPs are a member's entry Service addresses, comma-separated (ingress-address step).
+	OutputIngressIPs = "ingressIPs"
 )
 
 // Ref points at an output of an earlier step, which the step holding it depends on. The
@@ -389,6 +394,11 @@ func (s *Step) Refs() []Ref {
 	if p.RemoteSecret != nil {
 		add(p.RemoteSecret.Endpoint)
 	}
+	if p.DNSRecord != nil {
+		for _, v := range p.DNSRecord.Addresses {
+			add(v)
+		}
+	}
 	return out
 }
 
@@ -468,6 +478,16 @@ func (s Step) Resolve(lookup Lookup) (Step, error) {
 		}
 		out.Payload.RemoteSecret = &c
 	}
+	if r := s.Payload.DNSRecord; r != nil {
+		c := *r
+		c.Addresses = make([]Value, len(r.Addresses))
+		for i, a := range r.Addresses {
+			if c.Addresses[i], err = value(a); err != nil {
+				return s, err
+			}
+		}
+		out.Payload.DNSRecord = &c
+	}
 	return out, nil
 }
 
@@ -535,4 +555,33 @@ func deepCopyValue(v any) any {
 		return out
 	}
 	return v
+}
+
+// ---- entry ----
+
+// DNSZone creates the entry's DNS Manager domain (a master zone, tagged with the fleet).
+type DNSZone struct {
+	Domain   string   `json:"domain"`
+	SOAEmail string   `json:"soaEmail"`
+	Tags     []string `json:"tags,omitempty"`
+}
+
+// IngressAddress waits until a member's entry Service has a LoadBalancer address and outputs
+// its addresses (OutputIngressIPs).
+type IngressAddress struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}
+
+// DNSRecord makes the address records at one name of the zone exactly Addresses (A for IPv4,
+// AAAA for IPv6; each value may be a comma-separated list from an ingress-address step), with
+// TTL, and keeps the name's registry TXT record Owner, which marks the name as the fleet's.
+// A delete removes the name's address records and its registry record. The driver refuses a
+// name whose records carry no registry record of the fleet's: they are someone else's.
+type DNSRecord struct {
+	Domain    string  `json:"domain"`
+	Name      string  `json:"name"`
+	TTL       int     `json:"ttl,omitempty"`
+	Addresses []Value `json:"addresses,omitempty"`
+	Owner     string  `json:"owner"`
 }

@@ -42,10 +42,12 @@ const (
 	Members  Layer = "members"
 	Mesh     Layer = "mesh"
 	Weights  Layer = "weights"
+	// Entry is the fleet's DNS name: the zone, each member's ingress address, the records.
+	Entry Layer = "entry"
 )
 
 // Layers in display order.
-var Layers = []Layer{Managers, Members, Mesh, Weights}
+var Layers = []Layer{Managers, Members, Mesh, Weights, Entry}
 
 // Kind says which driver call executes a step.
 type Kind string
@@ -71,6 +73,9 @@ const (
 	KindManifests         Kind = "manifests"          // a workload's manifests applied into Karmada
 	KindPolicy            Kind = "policy"             // (Cluster)PropagationPolicy
 	KindRolloutGate       Kind = "rollout-gate"       // a rollout stage's gate: gaining members report available
+	KindDNSZone           Kind = "dns-zone"           // the entry's DNS Manager domain
+	KindIngressAddress    Kind = "ingress-address"    // wait for a member's entry Service address (output ingressIPs)
+	KindDNSRecord         Kind = "dns-record"         // a name's A/AAAA records and its registry TXT record
 )
 
 // Step is one node of the plan graph.

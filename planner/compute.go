@@ -76,6 +76,7 @@ func Compute(desired *spec.Fleet, observed *world.World, opts Options) (*plan.Pl
 		return nil, err
 	}
 	b.weights()
+	b.entry()
 	b.removals()
 	if err := b.guard(opts); err != nil {
 		return nil, err

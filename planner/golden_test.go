@@ -85,6 +85,76 @@ func TestGolden(t *testing.T) {
 		wantErr any
 		opts    Options
 	}{
+		// Issue 14: the entry on a converged fleet: the ingress gateways, their addresses
+		// (known after apply), the zone, the shared name and the per-member names.
+		{name: "entry-create", check: func(t *testing.T, p *plan.Plan) {
+			for _, a := range []string{"entry/zone", "member/us/mesh/ingress", "member/us/entry/address", "entry/record/app", "entry/record/us.app"} {
+				if stepOf(p, a) == nil {
+					t.Errorf("no step %s", a)
+				}
+			}
+			if s := stepOf(p, "entry/record/app"); s != nil && (len(s.Payload.DNSRecord.Addresses) != 3 || changeOf(*s, "owner") == nil) {
+				t.Errorf("the shared name wants 3 addresses and the registry record: %+v", s.Payload.DNSRecord)
+			}
+		}},
+		{name: "entry-converged", check: func(t *testing.T, p *plan.Plan) {
+			if len(p.Steps) != 0 || len(p.Notes) != 0 {
+				t.Errorf("a converged entry plans %v, notes %q", addresses(p), p.Notes)
+			}
+		}},
+		// A member the checks withdrew leaves the shared name (not its own) and, with
+		// shiftReplicas, the workload's policy.
+		{name: "entry-member-unhealthy", check: func(t *testing.T, p *plan.Plan) {
+			s := stepOf(p, "entry/record/app")
+			if s == nil || s.Action != plan.Update || len(s.Payload.DNSRecord.Addresses) != 2 || changeOf(*s, "withdrawn") == nil {
+				t.Fatalf("want the shared name without us: %+v", s)
+			}
+			if stepOf(p, "entry/record/us.app") != nil {
+				t.Error("us's own name changed")
+			}
+			pol := stepOf(p, "workload/hello/policy")
+			if pol == nil || slices.Contains(pol.Payload.Policy.Clusters, "us") || changeOf(*pol, "shifted") == nil {
+				t.Errorf("shiftReplicas: the policy still places replicas on us: %+v", pol)
+			}
+		}},
+		// Every member failing: fail open, nothing withdrawn.
+		{name: "entry-all-unhealthy", check: func(t *testing.T, p *plan.Plan) {
+			if len(p.Steps) != 0 || len(p.Notes) != 1 || !strings.Contains(p.Notes[0], "fails open") {
+				t.Errorf("want no step and the fail-open note, got %v %q", addresses(p), p.Notes)
+			}
+		}},
+		// A name with records reconcile does not own is never touched.
+		{name: "entry-foreign-name", check: func(t *testing.T, p *plan.Plan) {
+			if len(p.Steps) != 0 || len(p.Notes) != 1 || !strings.Contains(p.Notes[0], "left alone") {
+				t.Errorf("want no step and a note, got %v %q", addresses(p), p.Notes)
+			}
+		}},
+		// A member that did not answer: its own name is held; its address leaves the shared
+		// name because the checks withdrew it (the address they checked).
+		{name: "entry-member-unreachable", check: func(t *testing.T, p *plan.Plan) {
+			s := stepOf(p, "entry/record/app")
+			if s == nil || len(s.Payload.DNSRecord.Addresses) != 2 {
+				t.Fatalf("want the shared name with eu and ap only: %+v", s)
+			}
+			held := false
+			for _, h := range p.Held {
+				held = held || h.Address == "entry/record/us.app"
+			}
+			if !held {
+				t.Errorf("us.app is not held: %+v", p.Held)
+			}
+		}},
+		// Names the fleet owns and no longer wants go; another fleet's name stays.
+		{name: "entry-names-removed", check: func(t *testing.T, p *plan.Plan) {
+			if got := addresses(p); !slices.Equal(got, []string{"entry/record/ap.app", "entry/record/eu.app", "entry/record/us.app"}) {
+				t.Errorf("steps = %v", got)
+			}
+		}},
+		{name: "entry-zone-unreadable", check: func(t *testing.T, p *plan.Plan) {
+			if len(p.Steps) != 0 || len(p.Held) == 0 {
+				t.Errorf("want the entry held, got steps %v held %+v", addresses(p), p.Held)
+			}
+		}},
 		{name: "empty-world", check: func(t *testing.T, p *plan.Plan) {
 			s := p.Summary()
 			if s.Destroy != 0 || s.Change != 0 || s.Add == 0 {

@@ -212,6 +212,9 @@ func (b *builder) meshMemberSteps(m *spec.Member) {
 	if b.eastWest() {
 		components = append(components, ComponentEastWest)
 	}
+	if b.f.IngressGatewayOn() {
+		components = append(components, ComponentIngress)
+	}
 	for _, comp := range components {
 		addr := addrMesh(name, comp)
 		var values map[string]any
@@ -220,6 +223,8 @@ func (b *builder) meshMemberSteps(m *spec.Member) {
 			values = IstioBaseValues(b.f, name)
 		case ComponentIstiod:
 			values = IstiodValues(b.f, name)
+		case ComponentIngress:
+			values = IngressValues(b.f, name)
 		default:
 			values = EastWestValues(b.f, name)
 		}
@@ -269,7 +274,7 @@ func (b *builder) meshVersion() string {
 }
 
 func meshChartName(comp string) string {
-	if comp == ComponentEastWest {
+	if comp == ComponentEastWest || comp == ComponentIngress {
 		return "gateway"
 	}
 	return comp

@@ -51,6 +51,8 @@ func MeshReleaseName(component string) string {
 		return "istiod"
 	case ComponentEastWest:
 		return "istio-eastwestgateway"
+	case ComponentIngress:
+		return "istio-ingressgateway"
 	}
 	return component
 }

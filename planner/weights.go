@@ -54,6 +54,16 @@ func (b *builder) weights() {
 				want.Clusters = slices.DeleteFunc(want.Clusters, func(c string) bool { return c == name })
 			}
 		}
+		var shifted []string
+		if b.f.Entry != nil && b.f.Entry.ShiftReplicas {
+			for _, name := range UnhealthyMembers(b.f, b.w) {
+				if _, ok := want.Weights[name]; ok && len(want.Weights) > 1 {
+					delete(want.Weights, name)
+					want.Clusters = slices.DeleteFunc(want.Clusters, func(c string) bool { return c == name })
+					shifted = append(shifted, name)
+				}
+			}
+		}
 		key := policyKey(want.Namespace, want.Name)
 		wanted[key] = true
 		if len(w.Manifests) > 0 || len(w.Objects) > 0 {
@@ -86,13 +96,16 @@ func (b *builder) weights() {
 		st := plan.Step{Address: addrPolicy(w.Name), Layer: plan.Weights, Kind: plan.KindPolicy, Workload: w.Name,
 			Namespace: want.Namespace, DependsOn: b.nearest(addrManifests(w.Name), AddrKarmadaReady)}
 		st.Changes = policyChanges(have, want)
+		if len(shifted) > 0 && len(st.Changes) > 0 {
+			st.Changes = append(st.Changes, plan.Change{Field: "shifted", After: "away from unhealthy " + strings.Join(shifted, ", ") + " until it is healthy (entry.shiftReplicas)"})
+		}
 		if have == nil {
 			st.Action, st.Reason = plan.Create, "no policy "+policyName(want)+" in Karmada"
 		} else {
 			st.Action, st.Reason = plan.Update, "policy "+policyName(want)+" differs from fleet.yaml"
 		}
 		replaced := b.replacedIn(want.Clusters)
-		if w.Rollout != nil && have != nil && len(replaced) == 0 && b.rollout(w, want, have, st) {
+		if w.Rollout != nil && have != nil && len(replaced) == 0 && len(shifted) == 0 && b.rollout(w, want, have, st) {
 			continue
 		}
 		if len(replaced) > 0 {

@@ -216,6 +216,7 @@ func ApplyDefaults(f *Fleet) {
 		}
 	}
 
+	defaultEntry(f)
 	if m := f.Mesh; m != nil {
 		if m.Enabled == nil {
 			on := true

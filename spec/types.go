@@ -40,7 +40,9 @@ type Fleet struct {
 	Members   []Member   `json:"members,omitempty"`
 	Mesh      *Mesh      `json:"mesh,omitempty"`
 	Workloads []Workload `json:"workloads,omitempty"`
-	Safety    Safety     `json:"safety,omitempty"`
+	// Entry, when set, publishes one DNS name for the fleet with health-checked failover.
+	Entry  *Entry `json:"entry,omitempty"`
+	Safety Safety `json:"safety,omitempty"`
 	// State says where the fleet's state and its lock live (default: a local directory).
 	State State `json:"state,omitempty"`
 	// Credentials says how long the credentials reconcile makes for the fleet live.
@@ -172,8 +174,11 @@ type Mesh struct {
 	Chart           ChartSource `json:"chart,omitempty"`
 	MeshID          string      `json:"meshID"`
 	EastWestGateway *bool       `json:"eastWestGateway,omitempty"` // default true
-	CA              CA          `json:"ca,omitempty"`
-	Timeout         Duration    `json:"timeout,omitempty"` // per chart, default 5m
+	// IngressGateway installs Istio's gateway chart as each member's north-south ingress
+	// (istio-system/istio-ingressgateway, a LoadBalancer Service); default true when entry is set.
+	IngressGateway *bool    `json:"ingressGateway,omitempty"`
+	CA             CA       `json:"ca,omitempty"`
+	Timeout        Duration `json:"timeout,omitempty"` // per chart, default 5m
 }
 
 // On reports whether the mesh layer is wanted.

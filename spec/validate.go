@@ -79,6 +79,7 @@ func (v *validator) validate() {
 	}
 	v.mesh()
 	v.workloads()
+	v.entry()
 	v.safety()
 	v.state()
 	if r := v.fleet.Credentials.TokenRotation.Duration; r < MinTokenRotation {

@@ -197,8 +197,36 @@ func TestRules(t *testing.T) {
 			"mesh.timeout", `invalid duration "5 minutes"`},
 		{"list wanted", func(t *testing.T, d map[string]any) { set(t, d, "members", "eu") }, nil,
 			"members", `want a list (lines starting with "- "), got the string "eu"`},
+		{"entry domain missing", func(t *testing.T, d map[string]any) { set(t, d, "entry", map[string]any{"hostname": "app"}) }, nil,
+			"entry.domain", "domain is required"},
+		{"entry domain not a name", func(t *testing.T, d map[string]any) {
+			set(t, d, "entry", map[string]any{"domain": "example", "hostname": "app"})
+		}, nil, "entry.domain", "is not a domain name"},
+		{"entry hostname bad label", func(t *testing.T, d map[string]any) {
+			set(t, d, "entry", map[string]any{"domain": "example.com", "hostname": "App_1"})
+		}, nil, "entry.hostname", "DNS-1123"},
+		{"entry ttl Linode rounds", func(t *testing.T, d map[string]any) {
+			set(t, d, "entry", map[string]any{"domain": "example.com", "hostname": "app", "ttl": 60})
+		}, nil, "entry.ttl", "ttl 60 is not one Linode's DNS Manager keeps"},
+		{"entry service not namespace/name", func(t *testing.T, d map[string]any) {
+			set(t, d, "entry", map[string]any{"domain": "example.com", "hostname": "app", "service": "ingress"})
+		}, nil, "entry.service", "is not namespace/name"},
+		{"entry protocol unknown", func(t *testing.T, d map[string]any) {
+			set(t, d, "entry", map[string]any{"domain": "example.com", "hostname": "app", "healthCheck": map[string]any{"protocol": "ICMP"}})
+		}, nil, "entry.healthCheck.protocol", `unknown protocol "ICMP"`},
+		{"entry timeout over interval", func(t *testing.T, d map[string]any) {
+			set(t, d, "entry", map[string]any{"domain": "example.com", "hostname": "app",
+				"healthCheck": map[string]any{"interval": "2s", "timeout": "5s"}})
+		}, nil, "entry.healthCheck.timeout", "longer than the interval"},
+		{"entry unhealthyAfter out of range", func(t *testing.T, d map[string]any) {
+			set(t, d, "entry", map[string]any{"domain": "example.com", "hostname": "app", "healthCheck": map[string]any{"unhealthyAfter": 50}})
+		}, nil, "entry.healthCheck.unhealthyAfter", "out of range"},
+		{"entry tcp with path", func(t *testing.T, d map[string]any) {
+			set(t, d, "entry", map[string]any{"domain": "example.com", "hostname": "app",
+				"healthCheck": map[string]any{"protocol": "TCP", "path": "/x"}})
+		}, nil, "entry.healthCheck.path", "a TCP check has no path"},
 		{"unknown field without a near name", func(t *testing.T, d map[string]any) { set(t, d, "mesh.zone", "a") }, nil,
-			"mesh.zone", "unknown field `zone`; known fields here: ca, chart, eastWestGateway, enabled, meshID, timeout, version"},
+			"mesh.zone", "unknown field `zone`; known fields here: ca, chart, eastWestGateway, enabled, ingressGateway, meshID, timeout, version"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

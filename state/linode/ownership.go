@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/reconcile-dev/reconcile/state/world"
+
 	"github.com/linode/linodego"
 
 	"github.com/reconcile-dev/reconcile/spec"
@@ -17,7 +19,7 @@ import (
 // Ownership tags: a cluster belongs to fleet F, as fleet cluster N, when it carries both
 // reconcile.fleet:F and reconcile.cluster:N. The label alone never makes a cluster ours.
 const (
-	fleetTagPrefix   = "reconcile.fleet:"
+	fleetTagPrefix   = world.LinodeFleetTagPrefix
 	clusterTagPrefix = "reconcile.cluster:"
 )
 
@@ -25,7 +27,7 @@ const (
 const listPageSize = 500
 
 // FleetTag is the tag every cluster of the fleet carries.
-func FleetTag(fleet string) string { return fleetTagPrefix + fleet }
+func FleetTag(fleet string) string { return world.LinodeFleetTag(fleet) }
 
 // ClusterTag is the tag naming the fleet cluster an LKE cluster is.
 func ClusterTag(name string) string { return clusterTagPrefix + name }

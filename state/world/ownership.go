@@ -30,3 +30,10 @@ const (
 
 // AgentUser is the Karmada user of member's karmada-agent.
 func AgentUser(member string) string { return AgentUserPrefix + member }
+
+// LinodeFleetTagPrefix starts the Linode tag every Linode object of a fleet carries (its LKE
+// clusters, a DNS zone it created): reconcile.fleet:<fleet>.
+const LinodeFleetTagPrefix = "reconcile.fleet:"
+
+// LinodeFleetTag is the Linode tag of fleet's objects.
+func LinodeFleetTag(fleet string) string { return LinodeFleetTagPrefix + fleet }

@@ -25,6 +25,8 @@ type World struct {
 	// Rollouts are the gated rollouts of weights in progress (or halted), by workload name, as
 	// the state store keeps them (see Rollout).
 	Rollouts map[string]*Rollout `json:"rollouts,omitempty"`
+	// Entry is the fleet's DNS entry as observed; nil when the fleet has none.
+	Entry *Entry `json:"entry,omitempty"`
 	// Now is when the world was observed; the planner compares expiries to it (no clock).
 	Now time.Time `json:"now"`
 	// Prices are Linode's prices as the Linode observer read them (this pass, or from the
