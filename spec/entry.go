@@ -31,7 +31,7 @@ const (
 )
 
 // LinodeTTLs are the TTLs Linode's DNS Manager keeps as they are; any other value it rounds
-// up to the next of these, which would show as drift on every pass.
+// to the nearest of these, which would show as drift on every pass.
 var LinodeTTLs = []int{30, 120, 300, 3600, 7200, 14400, 28800, 57600, 86400, 172800, 345600, 604800, 1209600, 2419200}
 
 // Entry is the fleet's front door: one name in a Linode DNS Manager zone answering with the
@@ -163,7 +163,7 @@ func (v *validator) entry() {
 		}
 	}
 	if !slices.Contains(LinodeTTLs, e.TTL) {
-		v.errorf("entry.ttl", "ttl %d is not one Linode's DNS Manager keeps (it rounds others up, which would show as a change on every pass): want one of %s", e.TTL, intList(LinodeTTLs))
+		v.errorf("entry.ttl", "ttl %d is not one Linode's DNS Manager keeps (it rounds others to the nearest it keeps, which would show as a change on every pass): want one of %s", e.TTL, intList(LinodeTTLs))
 	}
 	if ns, name := e.ServiceRef(); !strings.Contains(e.Service, "/") || ns == "" || name == "" {
 		v.errorf("entry.service", "%q is not namespace/name of a Service, e.g. %s", e.Service, DefaultEntryService)
@@ -220,4 +220,13 @@ func intList(in []int) string {
 		s[i] = fmt.Sprint(n)
 	}
 	return strings.Join(s, ", ")
+}
+
+// MemberNames are the members' names, in fleet order.
+func (f *Fleet) MemberNames() []string {
+	out := make([]string, len(f.Members))
+	for i, m := range f.Members {
+		out[i] = m.Name
+	}
+	return out
 }

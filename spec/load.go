@@ -165,7 +165,7 @@ func ApplyDefaults(f *Fleet) {
 			lke = true
 		}
 	}
-	if lke && f.Provider.Linode == nil {
+	if (lke || f.Entry != nil) && f.Provider.Linode == nil {
 		f.Provider.Linode = &Linode{}
 	}
 	if l := f.Provider.Linode; l != nil {

@@ -55,6 +55,8 @@ type Daemon struct {
 	// Systemd, when set, notifies a Type=notify unit (a no-op without $NOTIFY_SOCKET).
 	Systemd *Systemd
 
+	entry *entryChecks
+
 	current     atomic.Pointer[spec.Fleet]
 	fingerprint string
 	lastReject  string
@@ -78,10 +80,12 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	}
 	// The daemon learns of each pass's observation: readiness, the world's gauges, READY=1.
 	next := d.Reconciler.Observed
+	d.entry = newEntryChecks(d)
 	d.Reconciler.Observed = func(f *spec.Fleet, w *world.World) {
 		if next != nil {
 			next(f, w)
 		}
+		d.entry.observed(f, w)
 		d.Health.sawWorld()
 		d.Metrics.observed(f, w)
 		d.Systemd.readyNow("observed the world; pass running")
@@ -220,6 +224,11 @@ func (d *Daemon) loop(ctx context.Context, hup <-chan os.Signal, changed <-chan 
 			d.Drift.Sync(ctx, d.current.Load())
 		}
 	}
+	// The entry's health checks run while this daemon leads (their transitions are written
+	// to the fleet's state), on their own schedule.
+	checks, stopChecks := context.WithCancel(ctx)
+	defer stopChecks()
+	go d.entry.run(checks)
 	pass("start")
 	for {
 		d.Health.idle()
@@ -253,6 +262,8 @@ func (d *Daemon) loop(ctx context.Context, hup <-chan os.Signal, changed <-chan 
 			pass("resync")
 		case <-rollout:
 			pass("rollout: the next stage or a gate's timeout is due")
+		case why := <-d.entry.wakes():
+			pass("entry: " + why)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/spec"
+	"github.com/reconcile-dev/reconcile/state/entry"
 	"github.com/reconcile-dev/reconcile/state/world"
 )
 
@@ -33,6 +34,8 @@ type Metrics struct {
 	memberReady  *prometheus.GaugeVec
 	rolloutStage *prometheus.GaugeVec
 	rolloutHalt  *prometheus.GaugeVec
+	entryHealthy *prometheus.GaugeVec
+	entryChanges *prometheus.CounterVec
 	expiry       *expiryCollector
 
 	mu sync.Mutex
@@ -98,10 +101,18 @@ func NewMetrics(now func() time.Time) *Metrics {
 			Name: "reconcile_rollout_halted",
 			Help: "1 when a workload's rollout halted (a stage's gate did not hold within its timeout) and went back to its last good stage, else 0.",
 		}, []string{"workload"}),
+		entryHealthy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "reconcile_entry_member_healthy",
+			Help: "1 when the entry's health checks find the member healthy (it is published in the shared name), else 0.",
+		}, []string{"member"}),
+		entryChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reconcile_entry_health_transitions_total",
+			Help: "Times a member's health changed, by member and the health it changed to (healthy, unhealthy).",
+		}, []string{"member", "to"}),
 		expiry: &expiryCollector{now: now},
 	}
 	m.reg.MustRegister(m.passDuration, m.passes, m.steps, m.lastSuccess, m.pending, m.drift, m.requests,
-		m.memberReady, m.rolloutStage, m.rolloutHalt, m.expiry,
+		m.memberReady, m.rolloutStage, m.rolloutHalt, m.entryHealthy, m.entryChanges, m.expiry,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, o := range []string{passSucceeded, passFailed, passSkipped} {
 		m.passes.WithLabelValues(o)
@@ -337,4 +348,26 @@ func serveProbes(ctx context.Context, healthAddr, metricsAddr string, h *Health,
 		return serveHTTP(ctx, "--health-addr", healthAddr, h.Handler(), log)
 	}
 	return nil
+}
+
+// entryHealth records the members' health after a round of checks, and a transition.
+func (m *Metrics) entryHealth(statuses []entry.Status, transitions []entry.Transition) {
+	if m == nil {
+		return
+	}
+	m.entryHealthy.Reset()
+	for _, s := range statuses {
+		v := 0.0
+		if s.Healthy {
+			v = 1
+		}
+		m.entryHealthy.WithLabelValues(s.Member).Set(v)
+	}
+	for _, t := range transitions {
+		to := "unhealthy"
+		if t.Healthy {
+			to = "healthy"
+		}
+		m.entryChanges.WithLabelValues(t.Member, to).Inc()
+	}
 }

@@ -29,6 +29,7 @@ type Status struct {
 	Mesh        *MeshStatus        `json:"mesh,omitempty"`
 	Workloads   []WorkloadStatus   `json:"workloads,omitempty"`
 	Credentials []CredentialStatus `json:"credentials,omitempty"`
+	Entry       *EntryStatus       `json:"entry,omitempty"`
 	// Pending is what a plan made now would do (status never applies it).
 	Pending PendingStatus `json:"pending"`
 	// Passes are the last passes recorded in the state, newest last.
@@ -246,6 +247,7 @@ func buildStatus(in statusInput) *Status {
 	}
 	s.workloads(f, w, in.Reports, in.ReportsErr)
 	s.credentials(f, w)
+	s.entry(f, w)
 	s.pending(in.Plan, in.PlanErr)
 	s.passes(in.Passes)
 	s.Health = Healthy
@@ -624,4 +626,68 @@ func shortFingerprint(fp string) string {
 		return fp[:16]
 	}
 	return fp
+}
+
+// EntryStatus is the fleet's DNS entry: its names and each member's ingress and health.
+type EntryStatus struct {
+	Name string `json:"name"`
+	// Zone says whether the DNS zone exists ("present", "absent", or why it was not read).
+	Zone    string              `json:"zone"`
+	Members []EntryMemberStatus `json:"members"`
+	// Published are the addresses the shared name answers with now.
+	Published []string `json:"published,omitempty"`
+}
+
+// EntryMemberStatus is one member's ingress and health.
+type EntryMemberStatus struct {
+	Name      string   `json:"name"`
+	Addresses []string `json:"addresses,omitempty"`
+	// Health is healthy, unhealthy or "not checked" (no check has judged it yet).
+	Health    string    `json:"health"`
+	Since     time.Time `json:"since,omitzero"`
+	Reason    string    `json:"reason,omitempty"`
+	Published bool      `json:"published"`
+}
+
+func (s *Status) entry(f *spec.Fleet, w *world.World) {
+	e := f.Entry
+	if e == nil {
+		return
+	}
+	es := &EntryStatus{Name: e.FQDN(), Zone: "absent"}
+	obs := w.Entry
+	if obs == nil {
+		obs = &world.Entry{}
+	}
+	switch {
+	case obs.Unobserved != "":
+		es.Zone = "not read: " + obs.Unobserved
+		s.degraded("entry %s: the DNS zone could not be read: %s", es.Name, obs.Unobserved)
+	case obs.Zone != nil:
+		es.Zone = "present"
+	default:
+		s.degraded("entry %s: no DNS zone %s", es.Name, e.Domain)
+	}
+	published := map[string]bool{}
+	if nm := obs.Names[e.Hostname]; nm != nil {
+		for _, r := range append(slices.Clone(nm.A), nm.AAAA...) {
+			published[r.Target] = true
+			es.Published = append(es.Published, r.Target)
+		}
+	}
+	for _, m := range f.Members {
+		ms := EntryMemberStatus{Name: m.Name, Addresses: obs.Ingress[m.Name], Health: "not checked"}
+		if h := obs.Health[m.Name]; h != nil {
+			ms.Health, ms.Since, ms.Reason = "healthy", h.Since, h.Reason
+			if !h.Healthy {
+				ms.Health = "unhealthy"
+				s.degraded("entry %s: member %s is unhealthy since %s: %s", es.Name, m.Name, h.Since.UTC().Format(time.RFC3339), h.Reason)
+			}
+		}
+		for _, a := range ms.Addresses {
+			ms.Published = ms.Published || published[a]
+		}
+		es.Members = append(es.Members, ms)
+	}
+	s.Entry = es
 }

@@ -152,6 +152,22 @@ func writeStatusText(out io.Writer, st *Status) error {
 		}
 	}
 
+	if e := st.Entry; e != nil {
+		p("\nENTRY  %s  zone %s; answers %s\n", e.Name, e.Zone, dash(strings.Join(e.Published, ", ")))
+		p("  MEMBER\tADDRESS\tHEALTH\tSINCE\tPUBLISHED\tREASON\n")
+		for _, m := range e.Members {
+			since := "-"
+			if !m.Since.IsZero() {
+				since = ageText(now.Sub(m.Since))
+			}
+			pub := "no"
+			if m.Published {
+				pub = "yes"
+			}
+			p("  %s\t%s\t%s\t%s\t%s\t%s\n", m.Name, dash(strings.Join(m.Addresses, ", ")), m.Health, since, pub, dash(m.Reason))
+		}
+	}
+
 	pe := st.Pending
 	if pe.Error != "" {
 		p("\nPLAN NOW  none: %s\n", pe.Error)

@@ -14,6 +14,7 @@ import (
 	"github.com/reconcile-dev/reconcile/planner"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
+	"github.com/reconcile-dev/reconcile/state/entry"
 	"github.com/reconcile-dev/reconcile/state/helm"
 	"github.com/reconcile-dev/reconcile/state/karmada"
 	"github.com/reconcile-dev/reconcile/state/kube"
@@ -27,7 +28,8 @@ import (
 func wire(f *spec.Fleet, store state.Backend, log *slog.Logger, opts wireOptions) ([]state.Observer, executor.Drivers, error) {
 	var observers []state.Observer
 	var drivers executor.Drivers
-	if f.Provider.Linode != nil && usesLKE(f) {
+	var dns entry.DNS
+	if f.Provider.Linode != nil && (usesLKE(f) || f.Entry != nil) {
 		cfg, err := linode.ConfigFromSpec(f.Metadata.Name, f.Provider.Linode, store, log)
 		if err != nil {
 			return nil, drivers, fmt.Errorf("linode: %w", err)
@@ -43,8 +45,11 @@ func wire(f *spec.Fleet, store state.Backend, log *slog.Logger, opts wireOptions
 		if err != nil {
 			return nil, drivers, fmt.Errorf("linode: %w", err)
 		}
-		observers = append(observers, d)
-		drivers.Clusters = d
+		if usesLKE(f) {
+			observers = append(observers, d)
+			drivers.Clusters = d
+		}
+		dns = d
 	}
 	// Order matters: Kubernetes reaches the clusters Linode found; Helm reads releases in the
 	// clusters that answered; weights adds policies to what the Karmada observer found.
@@ -61,6 +66,15 @@ func wire(f *spec.Fleet, store state.Backend, log *slog.Logger, opts wireOptions
 		observers = append(observers, mesh.Observer{Access: access, Store: store, Retry: opts.retry})
 		drivers.Mesh = mesh.New(mesh.Config{Fleet: f.Metadata.Name, Access: access, Store: store, Log: log, ChartCache: charts, Helm: mesh.HelmSDK(log),
 			Timeout: f.Mesh.Timeout.Duration})
+	}
+	if f.Entry != nil {
+		// Last: it reads the Reachable flags the Kubernetes observer sets.
+		observers = append(observers, entry.Observer{DNS: dns, Access: access, Store: store, Retry: opts.retry})
+		cfg := entry.Config{DNS: dns, Access: access, Log: log}
+		if l := f.Provider.Linode; l != nil {
+			cfg.PollInterval = l.PollInterval.Duration
+		}
+		drivers.Entry = entry.New(cfg)
 	}
 	return observers, drivers, nil
 }
