@@ -28,13 +28,14 @@ fuzz:
 #   spec plan planner executor   the model, the plan graph, the planner, the executor
 #   state state/world            the store, the observed world (no k8s deps)
 #   state/progress               the progress lines every wait logs
+#   state/entry                  the entry's health checks (httptest servers) and its store record
 #   lab/linodeapi                the Linode API server (provisioning goroutines)
 #   lab/labdns                   the lab's DNS server, in front of lab/linodeapi in-process
 #   state/linode                 the Linode driver against lab/linodeapi in-process
 #   state/kube lab/labtest       kubeconfigs and clients; the lab tests' shared helpers
 #   lab/charts                   chart rendering (helm in-process)
 # Race-compiling client-go and helm costs minutes on 2 cores the first time (then cached).
-RACE_PKGS := ./spec ./plan ./planner ./executor ./state ./state/world ./state/progress ./lab/linodeapi ./lab/labdns ./state/linode ./state/kube \
+RACE_PKGS := ./spec ./plan ./planner ./executor ./state ./state/world ./state/progress ./state/entry ./lab/linodeapi ./lab/labdns ./state/linode ./state/kube \
 	./lab/labtest ./lab/charts
 # Packages with tests that start lab processes (etcd, kube-apiserver, Karmada) through
 # lab/labtest or lab/cluster: not run with -race (lab-sized timeouts, and the race detector
