@@ -2,6 +2,7 @@ package labworld
 
 import (
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/miekg/dns"
@@ -29,4 +30,34 @@ func dnsAnswers(addr string) error {
 		}
 	}
 	return nil
+}
+
+// Resolve asks the DNS server at addr (UDP) for name's A and AAAA records, as any resolver
+// would, and returns the addresses sorted; an empty answer (NOERROR without records, or
+// NXDOMAIN) is no addresses and no error.
+func Resolve(addr, name string) ([]string, error) {
+	var out []string
+	for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		m := new(dns.Msg)
+		m.SetQuestion(dns.Fqdn(name), qt)
+		r, _, err := (&dns.Client{Net: "udp", Timeout: 3 * time.Second}).Exchange(m, addr)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", dns.TypeToString[qt], name, err)
+		}
+		switch r.Rcode {
+		case dns.RcodeSuccess, dns.RcodeNameError:
+		default:
+			return nil, fmt.Errorf("%s %s: %s", dns.TypeToString[qt], name, dns.RcodeToString[r.Rcode])
+		}
+		for _, rr := range r.Answer {
+			switch v := rr.(type) {
+			case *dns.A:
+				out = append(out, v.A.String())
+			case *dns.AAAA:
+				out = append(out, v.AAAA.String())
+			}
+		}
+	}
+	sort.Strings(out)
+	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -66,6 +67,27 @@ func show(ctx context.Context, o showOptions, out io.Writer) error {
 	tw.Flush()
 	showNodeBalancers(ctx, &lc, out)
 	fmt.Fprintf(out, "\nLab DNS (the Linode API's zones, UDP and TCP): %s=%s\n", DNSEnv, s.DNS)
+	if e := f.Entry; e != nil {
+		names := []string{e.FQDN()}
+		if e.PerMemberNames {
+			for _, m := range f.Members {
+				names = append(names, e.MemberName(m.Name)+"."+e.Domain)
+			}
+		}
+		tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  NAME\tANSWER (A, AAAA)")
+		for _, n := range names {
+			answer := "-"
+			switch ips, err := Resolve(s.DNS, n); {
+			case err != nil:
+				answer = "no answer: " + err.Error()
+			case len(ips) > 0:
+				answer = strings.Join(ips, ", ")
+			}
+			fmt.Fprintf(tw, "  %s\t%s\n", n, answer)
+		}
+		tw.Flush()
+	}
 
 	dir := o.stateDir
 	if dir == "" {
