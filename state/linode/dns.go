@@ -65,7 +65,9 @@ func (d *Driver) Zone(ctx context.Context, domain string, wanted, owned func(str
 			continue
 		}
 		for _, l := range [][]world.DNSRecord{nm.A, nm.AAAA, nm.TXT} {
-			sort.Slice(l, func(i, j int) bool { return l[i].Target < l[j].Target || l[i].Target == l[j].Target && l[i].ID < l[j].ID })
+			sort.Slice(l, func(i, j int) bool {
+				return l[i].Target < l[j].Target || l[i].Target == l[j].Target && l[i].ID < l[j].ID
+			})
 		}
 		sort.Strings(nm.Other)
 		names[name] = nm
