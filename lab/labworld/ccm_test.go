@@ -125,8 +125,9 @@ func TestCloudControllerSync(t *testing.T) {
 }
 
 // TestLabCloudController: in a lab cluster (a real kube-apiserver made through the lab's
-// Linode API), LoadBalancer Services get NodeBalancers that linodego lists, their addresses
-// in the status, and lose them; a record for the address resolves through the lab DNS.
+// Linode API), LoadBalancer Services get NodeBalancers that linodego lists, with loopback
+// addresses of the lab's range, their addresses in the status, and lose them; a record for
+// the address resolves through the lab DNS.
 func TestLabCloudController(t *testing.T) {
 	needBinaries(t)
 	l, err := Up(context.Background(), Options{
@@ -204,6 +205,16 @@ func TestLabCloudController(t *testing.T) {
 	gateway := ingressOf("ingress", "gateway")
 	if *eastwest.IPv4 == *gateway.IPv4 {
 		t.Errorf("two Services share the address %s", *gateway.IPv4)
+	}
+	// Each NodeBalancer has a loopback address of the lab's range, from the top, none the cluster's.
+	var clusterAddr string
+	if cs := l.Clusters(); len(cs) == 1 {
+		clusterAddr = cs[0].Address
+	}
+	lbs := []string{*eastwest.IPv4, *gateway.IPv4}
+	slices.Sort(lbs)
+	if clusterAddr != "127.0.16.1" || !slices.Equal(lbs, []string{"127.0.16.8", "127.0.16.9"}) {
+		t.Errorf("cluster address %s, load balancers %v: want 127.0.16.1, and .8 and .9", clusterAddr, lbs)
 	}
 	if n := nbCount(); n != 2 {
 		t.Errorf("%d NodeBalancers, want 2 (none for the ClusterIP Service)", n)
