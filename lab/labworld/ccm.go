@@ -54,18 +54,18 @@ const serviceUIDTagPrefix = "service-uid:"
 // API, in the cluster's region, labelled ccm-<12 hex> and tagged with the cluster (lke<ID>)
 // as Linode's CCM does, and its IPv4 and hostname in status.loadBalancer.ingress. The
 // NodeBalancer goes when the Service is deleted (the service controller's finalizer holds
-// the Service until then) or stops being a LoadBalancer. It is an address only: nothing
-// forwards traffic to the cluster; with Answer, a responder per NodeBalancer answers health
-// checks on its address (Frontends), following the Service's Deployments and the cluster's
-// ingress fault (SetIngressFault).
+// the Service until then) or stops being a LoadBalancer. Nothing forwards traffic to the
+// cluster; with Answer, a responder per NodeBalancer answers health checks on its address
+// (Frontends), following the Service's Deployments and the cluster's ingress fault
+// (SetIngressFault).
 type CloudController struct {
 	Client        kubernetes.Interface
 	NodeBalancers NodeBalancerAPI
 	ClusterID     int
 	Region        string
 	// Answer has each NodeBalancer's address answer as its frontend would (Frontends): the
-	// addresses must be local, as the Backend's loopback ones are. Without it, as before, a
-	// NodeBalancer is an address only.
+	// addresses must be local, as the Backend's loopback ones are. Without it a NodeBalancer
+	// is an address only.
 	Answer bool
 	Log    *slog.Logger
 }
@@ -303,7 +303,7 @@ func showNodeBalancers(ctx context.Context, lc *linodego.Client, out io.Writer) 
 		fmt.Fprintf(out, "\nNodeBalancers: not readable: %v\n", err)
 		return
 	}
-	fmt.Fprintf(out, "\nNodeBalancers (LoadBalancer Services; addresses only, nothing forwards traffic):\n")
+	fmt.Fprintf(out, "\nNodeBalancers (LoadBalancer Services; their addresses answer health checks, nothing forwards traffic):\n")
 	if len(nbs) == 0 {
 		fmt.Fprintln(out, "  none")
 		return
