@@ -301,3 +301,43 @@ func TestShowNodeBalancers(t *testing.T) {
 		}
 	}
 }
+
+// NodeBalancers of the lab take loopback addresses from the top of the range, clusters from
+// the bottom; neither takes one the other holds; a full range gives a pool address; a deleted
+// NodeBalancer frees its address.
+func TestLoadBalancerAddresses(t *testing.T) {
+	t.Parallel()
+	api := linodeapi.New(linodeapi.Options{Token: "t"})
+	defer api.Close()
+	b := &Backend{Addresses: AddressRange{First: net.IPv4(127, 0, 17, 20), Last: net.IPv4(127, 0, 17, 22)},
+		used: map[string]bool{}, NodeBalancers: api}
+	nbs := loopbackNodeBalancers{b}
+	first, err := nbs.CreateNodeBalancer(linodeapi.NodeBalancerSpec{Region: "eu-west"})
+	if err != nil || first.IPv4 != "127.0.17.22" {
+		t.Fatalf("first NodeBalancer %+v (%v), want 127.0.17.22", first, err)
+	}
+	b.mu.Lock()
+	a, err := b.nextAddressLocked()
+	b.used[a] = true
+	b.mu.Unlock()
+	if err != nil || a != "127.0.17.20" {
+		t.Errorf("cluster address %q (%v), want 127.0.17.20", a, err)
+	}
+	second, err := nbs.CreateNodeBalancer(linodeapi.NodeBalancerSpec{Region: "eu-west"})
+	if err != nil || second.IPv4 != "127.0.17.21" {
+		t.Errorf("second NodeBalancer %+v (%v), want 127.0.17.21", second, err)
+	}
+	b.mu.Lock()
+	if a, err := b.nextAddressLocked(); err == nil {
+		t.Errorf("a cluster address %s from a full range", a)
+	}
+	b.mu.Unlock()
+	third, err := nbs.CreateNodeBalancer(linodeapi.NodeBalancerSpec{Region: "eu-west"})
+	if err != nil || !strings.HasPrefix(third.IPv4, "198.18.") {
+		t.Errorf("NodeBalancer beyond the range %+v (%v), want its region's pool address", third, err)
+	}
+	nbs.DeleteNodeBalancer(first.ID)
+	if again, err := nbs.CreateNodeBalancer(linodeapi.NodeBalancerSpec{Region: "eu-west"}); err != nil || again.IPv4 != "127.0.17.22" {
+		t.Errorf("after a delete: %+v (%v), want 127.0.17.22 again", again, err)
+	}
+}
