@@ -25,45 +25,45 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// portKind is how a NodeBalancer frontend answers on one port of its Service.
-type portKind int
+// PortKind is how a NodeBalancer frontend answers on one port of its Service.
+type PortKind int
 
 const (
-	// portTCP accepts a connection and closes it: enough for a TCP health check.
-	portTCP portKind = iota
-	// portHTTP answers every request: 200 "ok" while something is ready behind it, else 503.
-	portHTTP
-	// portHTTPS is portHTTP over TLS, with a self-signed certificate.
-	portHTTPS
+	// PortTCP accepts a connection and closes it: enough for a TCP health check.
+	PortTCP PortKind = iota
+	// PortHTTP answers every request: 200 "ok" while something is ready behind it, else 503.
+	PortHTTP
+	// PortHTTPS is PortHTTP over TLS, with a self-signed certificate.
+	PortHTTPS
 )
 
-func (k portKind) String() string {
+func (k PortKind) String() string {
 	return [...]string{"tcp", "http", "https"}[k]
 }
 
 // kindOf: ports named https* or numbered 443 speak TLS; status-port, http* and 80 speak HTTP
 // (the Istio gateway's status port 15021 answers /healthz/ready); any other port is TCP only.
-func kindOf(p corev1.ServicePort) portKind {
+func kindOf(p corev1.ServicePort) PortKind {
 	name := strings.ToLower(p.Name)
 	switch {
 	case strings.HasPrefix(name, "https") || p.Port == 443:
-		return portHTTPS
+		return PortHTTPS
 	case name == "status-port" || strings.HasPrefix(name, "http") || p.Port == 80 || p.Port == 15021:
-		return portHTTP
+		return PortHTTP
 	}
-	return portTCP
+	return PortTCP
 }
 
-// frontendPort is one port a frontend listens on.
-type frontendPort struct {
+// FrontendPort is one port a frontend listens on.
+type FrontendPort struct {
 	Port int32
-	Kind portKind
+	Kind PortKind
 }
 
-// frontendSpec is what one NodeBalancer's frontend should be now.
-type frontendSpec struct {
+// FrontendSpec is what one NodeBalancer's frontend should be now.
+type FrontendSpec struct {
 	Address string
-	Ports   []frontendPort
+	Ports   []FrontendPort
 	// Ready: something behind the Service is available.
 	Ready bool
 	// Down: the lab's ingress fault holds; nothing listens.
@@ -72,11 +72,11 @@ type frontendSpec struct {
 
 // frontendSpecOf is the frontend of a LoadBalancer Service whose NodeBalancer has address:
 // its TCP ports (UDP and SCTP are not served).
-func frontendSpecOf(svc *corev1.Service, address string, ready, down bool) frontendSpec {
-	s := frontendSpec{Address: address, Ready: ready, Down: down}
+func frontendSpecOf(svc *corev1.Service, address string, ready, down bool) FrontendSpec {
+	s := FrontendSpec{Address: address, Ready: ready, Down: down}
 	for _, p := range svc.Spec.Ports {
 		if p.Protocol == "" || p.Protocol == corev1.ProtocolTCP {
-			s.Ports = append(s.Ports, frontendPort{Port: p.Port, Kind: kindOf(p)})
+			s.Ports = append(s.Ports, FrontendPort{Port: p.Port, Kind: kindOf(p)})
 		}
 	}
 	return s
@@ -100,9 +100,9 @@ type Frontends struct {
 }
 
 type frontend struct {
-	spec      frontendSpec
+	spec      FrontendSpec
 	ready     atomic.Bool
-	listeners map[frontendPort]closer
+	listeners map[FrontendPort]closer
 }
 
 // closer is an open listener: an HTTP(S) server or a TCP accept loop.
@@ -117,7 +117,7 @@ func (f *Frontends) log() *slog.Logger {
 
 // Set makes the frontend for key (namespace/name of the Service) match spec: it opens the
 // listeners missing (again, after a failed bind) and closes those no longer wanted.
-func (f *Frontends) Set(key string, spec frontendSpec) {
+func (f *Frontends) Set(key string, spec FrontendSpec) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
@@ -132,15 +132,15 @@ func (f *Frontends) Set(key string, spec frontendSpec) {
 		fr = nil
 	}
 	if fr == nil {
-		fr = &frontend{listeners: map[frontendPort]closer{}}
+		fr = &frontend{listeners: map[FrontendPort]closer{}}
 		f.fronts[key] = fr
 	}
 	fr.spec = spec
 	fr.ready.Store(spec.Ready)
-	want := map[frontendPort]bool{}
+	want := map[FrontendPort]bool{}
 	if !spec.Down {
 		for _, p := range spec.Ports {
-			if p.Kind != portTCP || spec.Ready {
+			if p.Kind != PortTCP || spec.Ready {
 				want[p] = true
 			}
 		}
@@ -201,12 +201,12 @@ func (f *Frontends) Close() {
 	f.serving.Wait()
 }
 
-func (f *Frontends) listenLocked(fr *frontend, address string, p frontendPort) (closer, error) {
+func (f *Frontends) listenLocked(fr *frontend, address string, p FrontendPort) (closer, error) {
 	ln, err := net.Listen("tcp", net.JoinHostPort(address, strconv.Itoa(int(p.Port))))
 	if err != nil {
 		return nil, err
 	}
-	if p.Kind == portTCP {
+	if p.Kind == PortTCP {
 		f.serving.Add(1)
 		go func() {
 			defer f.serving.Done()
@@ -233,7 +233,7 @@ func (f *Frontends) listenLocked(fr *frontend, address string, p frontendPort) (
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(slog.DiscardHandler, slog.LevelError), // TLS handshakes of TCP checks
 	}
-	if p.Kind == portHTTPS {
+	if p.Kind == PortHTTPS {
 		cert, err := f.certLocked()
 		if err != nil {
 			ln.Close()
@@ -244,13 +244,26 @@ func (f *Frontends) listenLocked(fr *frontend, address string, p frontendPort) (
 	f.serving.Add(1)
 	go func() {
 		defer f.serving.Done()
-		if p.Kind == portHTTPS {
+		if p.Kind == PortHTTPS {
 			_ = srv.ServeTLS(ln, "", "")
 		} else {
 			_ = srv.Serve(ln)
 		}
 	}()
-	return srv, nil // Close closes the listener and every open connection
+	// The server's Close ends its open connections; the listener is closed here too, so it is
+	// closed at once even when Serve has not begun to track it yet.
+	return closerFunc(func() error { return errors.Join(srv.Close(), ignoreClosed(ln.Close())) }), nil
+}
+
+type closerFunc func() error
+
+func (c closerFunc) Close() error { return c() }
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
 }
 
 // certLocked is the frontends' self-signed certificate, made on first use (a NodeBalancer

@@ -21,17 +21,17 @@ func TestKindOf(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		port int32
-		want portKind
+		want PortKind
 	}{
-		{"status-port", 15021, portHTTP},
-		{"http2", 80, portHTTP},
-		{"https", 443, portHTTPS},
-		{"https-admin", 8443, portHTTPS},
-		{"", 443, portHTTPS},
-		{"web", 80, portHTTP},
-		{"", 15021, portHTTP},
-		{"tls", 15443, portTCP},
-		{"tls-istiod", 15012, portTCP},
+		{"status-port", 15021, PortHTTP},
+		{"http2", 80, PortHTTP},
+		{"https", 443, PortHTTPS},
+		{"https-admin", 8443, PortHTTPS},
+		{"", 443, PortHTTPS},
+		{"web", 80, PortHTTP},
+		{"", 15021, PortHTTP},
+		{"tls", 15443, PortTCP},
+		{"tls-istiod", 15012, PortTCP},
 	} {
 		if got := kindOf(corev1.ServicePort{Name: tc.name, Port: tc.port}); got != tc.want {
 			t.Errorf("port %q %d: %v, want %v", tc.name, tc.port, got, tc.want)
@@ -41,16 +41,16 @@ func TestKindOf(t *testing.T) {
 		{Name: "status-port", Port: 15021}, {Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP}, {Name: "tls", Port: 15443, Protocol: corev1.ProtocolTCP},
 	}}}
 	got := frontendSpecOf(svc, "127.0.17.9", true, false)
-	if want := []frontendPort{{15021, portHTTP}, {15443, portTCP}}; !slices.Equal(got.Ports, want) || got.Address != "127.0.17.9" || !got.Ready || got.Down {
+	if want := []FrontendPort{{15021, PortHTTP}, {15443, PortTCP}}; !slices.Equal(got.Ports, want) || got.Address != "127.0.17.9" || !got.Ready || got.Down {
 		t.Errorf("frontendSpecOf: %+v, want ports %v (no UDP)", got, want)
 	}
 }
 
 // probe is what a health checker sees on addr: an HTTP status ("200", "503"), "open" for a TCP
 // port that accepts, or "refused".
-func probe(t *testing.T, kind portKind, addr string) string {
+func probe(t *testing.T, kind PortKind, addr string) string {
 	t.Helper()
-	if kind == portTCP {
+	if kind == PortTCP {
 		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		if errors.Is(err, syscall.ECONNREFUSED) {
 			return "refused"
@@ -66,7 +66,7 @@ func probe(t *testing.T, kind portKind, addr string) string {
 		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, // as a health check with verification off
 	}}
 	scheme := "http"
-	if kind == portHTTPS {
+	if kind == PortHTTPS {
 		scheme = "https"
 	}
 	resp, err := client.Get(scheme + "://" + addr + "/healthz/ready")
@@ -102,15 +102,15 @@ func TestFrontends(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := frontendSpec{Address: addr, Ready: true,
-		Ports: []frontendPort{{15021, portHTTP}, {443, portHTTPS}, {15443, portTCP}, {15012, portTCP}}}
+	spec := FrontendSpec{Address: addr, Ready: true,
+		Ports: []FrontendPort{{15021, PortHTTP}, {443, PortHTTPS}, {15443, PortTCP}, {15012, PortTCP}}}
 	f.Set("istio-system/istio-ingressgateway", spec)
 	if got := f.listening("istio-system/istio-ingressgateway"); !slices.Equal(got, []int32{443, 15012, 15021}) {
 		t.Errorf("listening on %v, want 443 15012 15021 (15443 busy)", got)
 	}
 	busy.Close()
 
-	check := func(when string, want map[frontendPort]string) {
+	check := func(when string, want map[FrontendPort]string) {
 		t.Helper()
 		for p, w := range want {
 			if got := probe(t, p.Kind, at(int(p.Port))); got != w {
@@ -119,20 +119,20 @@ func TestFrontends(t *testing.T) {
 		}
 	}
 	f.Set("istio-system/istio-ingressgateway", spec) // the busy port is free now: taken
-	check("ready", map[frontendPort]string{{15021, portHTTP}: "200", {443, portHTTPS}: "200", {15443, portTCP}: "open", {15012, portTCP}: "open"})
+	check("ready", map[FrontendPort]string{{15021, PortHTTP}: "200", {443, PortHTTPS}: "200", {15443, PortTCP}: "open", {15012, PortTCP}: "open"})
 	spec.Ready = false
 	f.Set("istio-system/istio-ingressgateway", spec)
-	check("not ready", map[frontendPort]string{{15021, portHTTP}: "503", {443, portHTTPS}: "503", {15443, portTCP}: "refused"})
+	check("not ready", map[FrontendPort]string{{15021, PortHTTP}: "503", {443, PortHTTPS}: "503", {15443, PortTCP}: "refused"})
 	spec.Ready, spec.Down = true, true
 	f.Set("istio-system/istio-ingressgateway", spec)
-	check("down", map[frontendPort]string{{15021, portHTTP}: "refused", {443, portHTTPS}: "refused", {15443, portTCP}: "refused"})
+	check("down", map[FrontendPort]string{{15021, PortHTTP}: "refused", {443, PortHTTPS}: "refused", {15443, PortTCP}: "refused"})
 	spec.Down = false
 	f.Set("istio-system/istio-ingressgateway", spec)
-	check("up again", map[frontendPort]string{{15021, portHTTP}: "200", {443, portHTTPS}: "200", {15443, portTCP}: "open"})
+	check("up again", map[FrontendPort]string{{15021, PortHTTP}: "200", {443, PortHTTPS}: "200", {15443, PortTCP}: "open"})
 	f.Remove("istio-system/istio-ingressgateway")
-	check("removed", map[frontendPort]string{{15021, portHTTP}: "refused", {443, portHTTPS}: "refused", {15012, portTCP}: "refused"})
+	check("removed", map[FrontendPort]string{{15021, PortHTTP}: "refused", {443, PortHTTPS}: "refused", {15012, PortTCP}: "refused"})
 
-	f.Set("ns/other", frontendSpec{Address: addr, Ready: true, Ports: []frontendPort{{15021, portHTTP}}})
+	f.Set("ns/other", FrontendSpec{Address: addr, Ready: true, Ports: []FrontendPort{{15021, PortHTTP}}})
 	done := make(chan struct{})
 	go func() { f.Close(); close(done) }()
 	select {
@@ -141,6 +141,6 @@ func TestFrontends(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close did not return: a frontend still serves")
 	}
-	f.Set("ns/other", frontendSpec{Address: addr, Ready: true, Ports: []frontendPort{{15021, portHTTP}}})
-	check("closed", map[frontendPort]string{{15021, portHTTP}: "refused"})
+	f.Set("ns/other", FrontendSpec{Address: addr, Ready: true, Ports: []FrontendPort{{15021, PortHTTP}}})
+	check("closed", map[FrontendPort]string{{15021, PortHTTP}: "refused"})
 }
