@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -95,7 +96,7 @@ func (cc CloudController) Run(ctx context.Context) error {
 	var answer *answering
 	if cc.Answer {
 		var err error
-		if answer, err = cc.startAnswering(ctx, factory, svcs.Lister(), queue, log); err != nil {
+		if answer, err = cc.startAnswering(factory, svcs.Lister(), queue, log); err != nil {
 			return err
 		}
 		defer answer.close()
@@ -126,14 +127,21 @@ func (cc CloudController) Run(ctx context.Context) error {
 			return nil
 		}
 		svc, err := svcs.Lister().Services(key.Namespace).Get(key.Name)
+		gone := apierrors.IsNotFound(err)
+		if answer != nil && (gone || err == nil && !wantsLoadBalancer(svc)) {
+			// Its frontend stops before its NodeBalancer goes, so the address is free when
+			// another NodeBalancer gets it.
+			answer.fronts.Remove(key.String())
+		}
 		switch {
-		case apierrors.IsNotFound(err):
+		case gone:
 			svc, err = nil, cc.collect(svcs.Lister().List(labels.Everything()))
 		case err == nil:
 			err = cc.sync(ctx, svc)
 		}
 		if answer != nil {
-			answer.update(key, svc)
+			// A port another process holds is tried again later.
+			err = errors.Join(err, answer.update(key, svc))
 		}
 		if err != nil && ctx.Err() == nil {
 			log.Debug("cloud controller: retrying", "service", key, "err", err)
@@ -335,7 +343,7 @@ type answering struct {
 
 // startAnswering registers the informers the frontends follow: a change of a Deployment
 // requeues the LoadBalancer Services of its namespace, a change of the faults every one.
-func (cc CloudController) startAnswering(ctx context.Context, factory informers.SharedInformerFactory, svcs corelisters.ServiceLister,
+func (cc CloudController) startAnswering(factory informers.SharedInformerFactory, svcs corelisters.ServiceLister,
 	queue workqueue.TypedRateLimitingInterface[types.NamespacedName], log *slog.Logger) (*answering, error) {
 	requeue := func(ns string) {
 		var list []*corev1.Service
@@ -394,23 +402,23 @@ func (a *answering) close() {
 
 // update makes the frontend of the Service key (nil: gone) match its NodeBalancer, its
 // Deployments and the ingress fault.
-func (a *answering) update(key types.NamespacedName, svc *corev1.Service) {
+func (a *answering) update(key types.NamespacedName, svc *corev1.Service) error {
 	if svc == nil || !wantsLoadBalancer(svc) {
 		a.fronts.Remove(key.String())
-		return
+		return nil
 	}
 	nbs := a.cc.nodeBalancersOf(svc.UID)
 	if len(nbs) == 0 {
 		a.fronts.Remove(key.String())
-		return
+		return nil
 	}
 	addr := net.ParseIP(nbs[0].IPv4)
 	if addr == nil || !addr.IsLoopback() {
 		// The lab's range was full: the NodeBalancer got a pool address nothing here can serve.
 		a.fronts.Remove(key.String())
-		return
+		return nil
 	}
-	a.fronts.Set(key.String(), frontendSpecOf(svc, nbs[0].IPv4, a.ready(svc), a.down()))
+	return a.fronts.Set(key.String(), frontendSpecOf(svc, nbs[0].IPv4, a.ready(svc), a.down()))
 }
 
 // ready: a Deployment of the Service's namespace whose Pods the Service selects has a replica

@@ -116,12 +116,14 @@ func (f *Frontends) log() *slog.Logger {
 }
 
 // Set makes the frontend for key (namespace/name of the Service) match spec: it opens the
-// listeners missing (again, after a failed bind) and closes those no longer wanted.
-func (f *Frontends) Set(key string, spec FrontendSpec) {
+// listeners missing (again, after a failed bind) and closes those no longer wanted. A port
+// that cannot be bound is skipped; the error says which, unless the only cause is a
+// privileged port this process may not bind (retrying would not help).
+func (f *Frontends) Set(key string, spec FrontendSpec) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
-		return
+		return nil
 	}
 	if f.fronts == nil {
 		f.fronts = map[string]*frontend{}
@@ -152,6 +154,7 @@ func (f *Frontends) Set(key string, spec FrontendSpec) {
 			f.log().Info("load balancer frontend closed", "service", key, "address", spec.Address, "port", p.Port, "kind", p.Kind)
 		}
 	}
+	var errs []error
 	for _, p := range spec.Ports {
 		if _, open := fr.listeners[p]; open || !want[p] {
 			continue
@@ -161,6 +164,8 @@ func (f *Frontends) Set(key string, spec FrontendSpec) {
 			level := slog.LevelWarn
 			if errors.Is(err, syscall.EACCES) {
 				level = slog.LevelInfo // a privileged port while not root: skipped, not a lab failure
+			} else {
+				errs = append(errs, err)
 			}
 			f.log().Log(context.Background(), level, "load balancer frontend: port skipped", "service", key, "address", spec.Address,
 				"port", p.Port, "err", err)
@@ -169,6 +174,7 @@ func (f *Frontends) Set(key string, spec FrontendSpec) {
 		fr.listeners[p] = l
 		f.log().Info("load balancer frontend listening", "service", key, "address", spec.Address, "port", p.Port, "kind", p.Kind)
 	}
+	return errors.Join(errs...)
 }
 
 // Remove closes the frontend of key, if any.

@@ -104,7 +104,9 @@ func TestFrontends(t *testing.T) {
 	}
 	spec := FrontendSpec{Address: addr, Ready: true,
 		Ports: []FrontendPort{{15021, PortHTTP}, {443, PortHTTPS}, {15443, PortTCP}, {15012, PortTCP}}}
-	f.Set("istio-system/istio-ingressgateway", spec)
+	if err := f.Set("istio-system/istio-ingressgateway", spec); err == nil || !strings.Contains(err.Error(), "15443") {
+		t.Errorf("Set with port 15443 taken: %v, want an error naming it", err)
+	}
 	if got := f.listening("istio-system/istio-ingressgateway"); !slices.Equal(got, []int32{443, 15012, 15021}) {
 		t.Errorf("listening on %v, want 443 15012 15021 (15443 busy)", got)
 	}
@@ -118,7 +120,9 @@ func TestFrontends(t *testing.T) {
 			}
 		}
 	}
-	f.Set("istio-system/istio-ingressgateway", spec) // the busy port is free now: taken
+	if err := f.Set("istio-system/istio-ingressgateway", spec); err != nil { // the busy port is free now: taken
+		t.Error(err)
+	}
 	check("ready", map[FrontendPort]string{{15021, PortHTTP}: "200", {443, PortHTTPS}: "200", {15443, PortTCP}: "open", {15012, PortTCP}: "open"})
 	spec.Ready = false
 	f.Set("istio-system/istio-ingressgateway", spec)
