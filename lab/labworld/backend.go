@@ -29,7 +29,8 @@ type ClusterPlayer interface {
 type LabCluster struct {
 	// Name is the cluster's name in the lab, lke<ID>.
 	Name string
-	// Address is its loopback address: the API server's, every node's and every load balancer's.
+	// Address is its loopback address: the API server's and every node's (and every load
+	// balancer's where no CloudController runs; with one, each NodeBalancer has its own).
 	Address    string
 	RESTConfig *rest.Config
 	// APIServerPID is its kube-apiserver's process id (tests stop it with SIGSTOP).
@@ -57,7 +58,9 @@ type Backend struct {
 	// Player is optional.
 	Player ClusterPlayer
 	// NodeBalancers, when set, has a CloudController play LKE's CCM in each cluster (and the
-	// Kubelet stand-in leaves LoadBalancer Services to it).
+	// Kubelet stand-in leaves LoadBalancer Services to it): each NodeBalancer gets a free
+	// address of Addresses, and its frontend answers there (Frontends). An address stays held
+	// while its NodeBalancer exists, also after its cluster is deleted.
 	NodeBalancers NodeBalancerAPI
 	Log           *slog.Logger
 	// Started is called after each process the backend starts, so the lab can record PIDs.
@@ -123,7 +126,13 @@ func provisioned(lc *labCluster) linodeapi.Provisioned {
 	}
 }
 
-func (b *Backend) nextAddressLocked() (string, error) {
+// nextAddressLocked is the lowest free address of the range, for a cluster.
+func (b *Backend) nextAddressLocked() (string, error) { return b.freeAddressLocked(false) }
+
+// freeAddressLocked is the lowest (or, fromTop, the highest) address of the range that neither
+// a cluster nor a NodeBalancer holds. Load balancers take theirs from the top, so clusters
+// get the addresses they had before load balancers had any.
+func (b *Backend) freeAddressLocked(fromTop bool) (string, error) {
 	r := b.Addresses
 	if r.First == nil {
 		r = DefaultAddresses
@@ -132,13 +141,50 @@ func (b *Backend) nextAddressLocked() (string, error) {
 	if first == nil || last == nil || first[0] != 127 || last[0] != 127 {
 		return "", fmt.Errorf("lab addresses %v-%v: not IPv4 loopback", r.First, r.Last)
 	}
-	for ip := ipUint(first); ip <= ipUint(last); ip++ {
+	held := map[string]bool{}
+	if b.NodeBalancers != nil {
+		for _, nb := range b.NodeBalancers.NodeBalancers() {
+			held[nb.IPv4] = true
+		}
+	}
+	lo, hi := ipUint(first), ipUint(last)
+	for i := uint64(0); lo <= hi && i <= uint64(hi-lo); i++ {
+		ip := lo + uint32(i)
+		if fromTop {
+			ip = hi - uint32(i)
+		}
 		a := uintIP(ip).String()
-		if !b.used[a] {
+		if !b.used[a] && !held[a] {
 			return a, nil
 		}
 	}
-	return "", fmt.Errorf("no free lab address in %v-%v: %d clusters run", r.First, r.Last, len(b.used))
+	return "", fmt.Errorf("no free lab address in %v-%v: %d clusters run, %d load balancers hold one",
+		r.First, r.Last, len(b.used), len(held))
+}
+
+// loopbackNodeBalancers gives every NodeBalancer its CloudController creates a free address of
+// the lab's range (from the top), so its frontend can listen on this machine. With the range
+// full, a NodeBalancer gets its region's pool address, which nothing answers on.
+type loopbackNodeBalancers struct{ b *Backend }
+
+func (l loopbackNodeBalancers) CreateNodeBalancer(spec linodeapi.NodeBalancerSpec) (linodeapi.NodeBalancer, error) {
+	l.b.mu.Lock()
+	defer l.b.mu.Unlock() // held until created: another cluster's controller must not take the same address
+	addr, err := l.b.freeAddressLocked(true)
+	if err != nil {
+		l.b.log().Warn("NodeBalancer without a lab address: nothing will answer on it", "err", err)
+	} else {
+		spec.IPv4 = addr
+	}
+	return l.b.NodeBalancers.CreateNodeBalancer(spec)
+}
+
+func (l loopbackNodeBalancers) DeleteNodeBalancer(id int) bool {
+	return l.b.NodeBalancers.DeleteNodeBalancer(id)
+}
+
+func (l loopbackNodeBalancers) NodeBalancers() []linodeapi.NodeBalancer {
+	return l.b.NodeBalancers.NodeBalancers()
 }
 
 func ipUint(ip net.IP) uint32 {
@@ -209,8 +255,8 @@ func (b *Backend) start(ctx context.Context, info linodeapi.ClusterInfo, addr st
 		lc.wg.Add(1)
 		go func() {
 			defer lc.wg.Done()
-			cc := CloudController{Client: client, NodeBalancers: b.NodeBalancers, ClusterID: info.ID, Region: info.Region,
-				Log: b.log().With("cluster", name)}
+			cc := CloudController{Client: client, NodeBalancers: loopbackNodeBalancers{b}, ClusterID: info.ID, Region: info.Region,
+				Answer: true, Log: b.log().With("cluster", name)}
 			if err := cc.Run(runCtx); err != nil && runCtx.Err() == nil {
 				b.log().Error("cloud controller stopped", "cluster", name, "err", err)
 			}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -20,6 +22,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	appslisters "k8s.io/client-go/listers/apps/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
@@ -51,14 +55,20 @@ const serviceUIDTagPrefix = "service-uid:"
 // API, in the cluster's region, labelled ccm-<12 hex> and tagged with the cluster (lke<ID>)
 // as Linode's CCM does, and its IPv4 and hostname in status.loadBalancer.ingress. The
 // NodeBalancer goes when the Service is deleted (the service controller's finalizer holds
-// the Service until then) or stops being a LoadBalancer. It is an address only: nothing
-// forwards traffic to the cluster.
+// the Service until then) or stops being a LoadBalancer. Nothing forwards traffic to the
+// cluster; with Answer, a responder per NodeBalancer answers health checks on its address
+// (Frontends), following the Service's Deployments and the cluster's ingress fault
+// (SetIngressFault).
 type CloudController struct {
 	Client        kubernetes.Interface
 	NodeBalancers NodeBalancerAPI
 	ClusterID     int
 	Region        string
-	Log           *slog.Logger
+	// Answer has each NodeBalancer's address answer as its frontend would (Frontends): the
+	// addresses must be local, as the Backend's loopback ones are. Without it a NodeBalancer
+	// is an address only.
+	Answer bool
+	Log    *slog.Logger
 }
 
 func (cc CloudController) clusterTag() string { return clusterName(cc.ClusterID) }
@@ -83,10 +93,25 @@ func (cc CloudController) Run(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	var answer *answering
+	if cc.Answer {
+		var err error
+		if answer, err = cc.startAnswering(factory, svcs.Lister(), queue, log); err != nil {
+			return err
+		}
+		defer answer.close()
+	}
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), svcs.Informer().HasSynced) {
-		return fmt.Errorf("cloud controller: services not synced: %w", context.Cause(ctx))
+	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("cloud controller: cache of %v not synced: %w", typ, context.Cause(ctx))
+		}
+	}
+	if answer != nil {
+		if err := answer.start(ctx); err != nil {
+			return err
+		}
 	}
 	go func() {
 		<-ctx.Done()
@@ -102,11 +127,21 @@ func (cc CloudController) Run(ctx context.Context) error {
 			return nil
 		}
 		svc, err := svcs.Lister().Services(key.Namespace).Get(key.Name)
+		gone := apierrors.IsNotFound(err)
+		if answer != nil && (gone || err == nil && !wantsLoadBalancer(svc)) {
+			// Its frontend stops before its NodeBalancer goes, so the address is free when
+			// another NodeBalancer gets it.
+			answer.fronts.Remove(key.String())
+		}
 		switch {
-		case apierrors.IsNotFound(err):
-			err = cc.collect(svcs.Lister().List(labels.Everything()))
+		case gone:
+			svc, err = nil, cc.collect(svcs.Lister().List(labels.Everything()))
 		case err == nil:
 			err = cc.sync(ctx, svc)
+		}
+		if answer != nil {
+			// A port another process holds is tried again later.
+			err = errors.Join(err, answer.update(key, svc))
 		}
 		if err != nil && ctx.Err() == nil {
 			log.Debug("cloud controller: retrying", "service", key, "err", err)
@@ -276,7 +311,7 @@ func showNodeBalancers(ctx context.Context, lc *linodego.Client, out io.Writer) 
 		fmt.Fprintf(out, "\nNodeBalancers: not readable: %v\n", err)
 		return
 	}
-	fmt.Fprintf(out, "\nNodeBalancers (LoadBalancer Services; addresses only, nothing forwards traffic):\n")
+	fmt.Fprintf(out, "\nNodeBalancers (LoadBalancer Services; their addresses answer health checks, nothing forwards traffic):\n")
 	if len(nbs) == 0 {
 		fmt.Fprintln(out, "  none")
 		return
@@ -294,4 +329,118 @@ func orDash(p *string) string {
 		return "-"
 	}
 	return *p
+}
+
+// answering is the part of a CloudController with Answer: the frontends of its
+// NodeBalancers, and what they follow (the Services' Deployments, the ingress fault).
+type answering struct {
+	cc          CloudController
+	fronts      *Frontends
+	deployments appslisters.DeploymentLister
+	faults      informers.SharedInformerFactory
+	faultCMs    corelisters.ConfigMapLister
+}
+
+// startAnswering registers the informers the frontends follow: a change of a Deployment
+// requeues the LoadBalancer Services of its namespace, a change of the faults every one.
+func (cc CloudController) startAnswering(factory informers.SharedInformerFactory, svcs corelisters.ServiceLister,
+	queue workqueue.TypedRateLimitingInterface[types.NamespacedName], log *slog.Logger) (*answering, error) {
+	requeue := func(ns string) {
+		var list []*corev1.Service
+		var err error
+		if ns == "" {
+			list, err = svcs.List(labels.Everything())
+		} else {
+			list, err = svcs.Services(ns).List(labels.Everything())
+		}
+		if err != nil {
+			return
+		}
+		for _, s := range list {
+			if s.Spec.Type == corev1.ServiceTypeLoadBalancer {
+				queue.Add(types.NamespacedName{Namespace: s.Namespace, Name: s.Name})
+			}
+		}
+	}
+	onDeployment := func(obj any) {
+		if m, err := metaOf(obj); err == nil {
+			requeue(m.GetNamespace())
+		}
+	}
+	deps := factory.Apps().V1().Deployments()
+	if _, err := deps.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: onDeployment, UpdateFunc: func(_, obj any) { onDeployment(obj) }, DeleteFunc: onDeployment,
+	}); err != nil {
+		return nil, err
+	}
+	faults := faultsInformer(cc.Client)
+	cms := faults.Core().V1().ConfigMaps()
+	all := func(any) { requeue("") }
+	if _, err := cms.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: all, UpdateFunc: func(_, o any) { all(o) }, DeleteFunc: all,
+	}); err != nil {
+		return nil, err
+	}
+	return &answering{cc: cc, fronts: &Frontends{Log: log}, deployments: deps.Lister(), faults: faults, faultCMs: cms.Lister()}, nil
+}
+
+// start runs the faults' informer until ctx ends.
+func (a *answering) start(ctx context.Context) error {
+	a.faults.Start(ctx.Done())
+	for typ, ok := range a.faults.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("cloud controller: cache of %v not synced: %w", typ, context.Cause(ctx))
+		}
+	}
+	return nil
+}
+
+func (a *answering) close() {
+	a.faults.Shutdown()
+	a.fronts.Close()
+}
+
+// update makes the frontend of the Service key (nil: gone) match its NodeBalancer, its
+// Deployments and the ingress fault.
+func (a *answering) update(key types.NamespacedName, svc *corev1.Service) error {
+	if svc == nil || !wantsLoadBalancer(svc) {
+		a.fronts.Remove(key.String())
+		return nil
+	}
+	nbs := a.cc.nodeBalancersOf(svc.UID)
+	if len(nbs) == 0 {
+		a.fronts.Remove(key.String())
+		return nil
+	}
+	addr := net.ParseIP(nbs[0].IPv4)
+	if addr == nil || !addr.IsLoopback() {
+		// The lab's range was full: the NodeBalancer got a pool address nothing here can serve.
+		a.fronts.Remove(key.String())
+		return nil
+	}
+	return a.fronts.Set(key.String(), frontendSpecOf(svc, nbs[0].IPv4, a.ready(svc), a.down()))
+}
+
+// ready: a Deployment of the Service's namespace whose Pods the Service selects has a replica
+// available (as the Kubelet stand-in and the deployment controller report it).
+func (a *answering) ready(svc *corev1.Service) bool {
+	if len(svc.Spec.Selector) == 0 {
+		return false // no selector, no endpoints
+	}
+	sel := labels.SelectorFromSet(svc.Spec.Selector)
+	deps, err := a.deployments.Deployments(svc.Namespace).List(labels.Everything())
+	if err != nil {
+		return false
+	}
+	for _, d := range deps {
+		if sel.Matches(labels.Set(d.Spec.Template.Labels)) && d.Status.AvailableReplicas > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *answering) down() bool {
+	cm, err := a.faultCMs.ConfigMaps(FaultsNamespace).Get(FaultsConfigMap)
+	return err == nil && cm.Data[FaultIngressKey] == IngressDown
 }

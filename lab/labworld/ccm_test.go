@@ -125,8 +125,9 @@ func TestCloudControllerSync(t *testing.T) {
 }
 
 // TestLabCloudController: in a lab cluster (a real kube-apiserver made through the lab's
-// Linode API), LoadBalancer Services get NodeBalancers that linodego lists, their addresses
-// in the status, and lose them; a record for the address resolves through the lab DNS.
+// Linode API), LoadBalancer Services get NodeBalancers that linodego lists, with loopback
+// addresses of the lab's range, their addresses in the status, and lose them; a record for
+// the address resolves through the lab DNS.
 func TestLabCloudController(t *testing.T) {
 	needBinaries(t)
 	l, err := Up(context.Background(), Options{
@@ -204,6 +205,16 @@ func TestLabCloudController(t *testing.T) {
 	gateway := ingressOf("ingress", "gateway")
 	if *eastwest.IPv4 == *gateway.IPv4 {
 		t.Errorf("two Services share the address %s", *gateway.IPv4)
+	}
+	// Each NodeBalancer has a loopback address of the lab's range, from the top, none the cluster's.
+	var clusterAddr string
+	if cs := l.Clusters(); len(cs) == 1 {
+		clusterAddr = cs[0].Address
+	}
+	lbs := []string{*eastwest.IPv4, *gateway.IPv4}
+	slices.Sort(lbs)
+	if clusterAddr != "127.0.16.1" || !slices.Equal(lbs, []string{"127.0.16.8", "127.0.16.9"}) {
+		t.Errorf("cluster address %s, load balancers %v: want 127.0.16.1, and .8 and .9", clusterAddr, lbs)
 	}
 	if n := nbCount(); n != 2 {
 		t.Errorf("%d NodeBalancers, want 2 (none for the ClusterIP Service)", n)
@@ -288,5 +299,45 @@ func TestShowNodeBalancers(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// NodeBalancers of the lab take loopback addresses from the top of the range, clusters from
+// the bottom; neither takes one the other holds; a full range gives a pool address; a deleted
+// NodeBalancer frees its address.
+func TestLoadBalancerAddresses(t *testing.T) {
+	t.Parallel()
+	api := linodeapi.New(linodeapi.Options{Token: "t"})
+	defer api.Close()
+	b := &Backend{Addresses: AddressRange{First: net.IPv4(127, 0, 17, 20), Last: net.IPv4(127, 0, 17, 22)},
+		used: map[string]bool{}, NodeBalancers: api}
+	nbs := loopbackNodeBalancers{b}
+	first, err := nbs.CreateNodeBalancer(linodeapi.NodeBalancerSpec{Region: "eu-west"})
+	if err != nil || first.IPv4 != "127.0.17.22" {
+		t.Fatalf("first NodeBalancer %+v (%v), want 127.0.17.22", first, err)
+	}
+	b.mu.Lock()
+	a, err := b.nextAddressLocked()
+	b.used[a] = true
+	b.mu.Unlock()
+	if err != nil || a != "127.0.17.20" {
+		t.Errorf("cluster address %q (%v), want 127.0.17.20", a, err)
+	}
+	second, err := nbs.CreateNodeBalancer(linodeapi.NodeBalancerSpec{Region: "eu-west"})
+	if err != nil || second.IPv4 != "127.0.17.21" {
+		t.Errorf("second NodeBalancer %+v (%v), want 127.0.17.21", second, err)
+	}
+	b.mu.Lock()
+	if a, err := b.nextAddressLocked(); err == nil {
+		t.Errorf("a cluster address %s from a full range", a)
+	}
+	b.mu.Unlock()
+	third, err := nbs.CreateNodeBalancer(linodeapi.NodeBalancerSpec{Region: "eu-west"})
+	if err != nil || !strings.HasPrefix(third.IPv4, "198.18.") {
+		t.Errorf("NodeBalancer beyond the range %+v (%v), want its region's pool address", third, err)
+	}
+	nbs.DeleteNodeBalancer(first.ID)
+	if again, err := nbs.CreateNodeBalancer(linodeapi.NodeBalancerSpec{Region: "eu-west"}); err != nil || again.IPv4 != "127.0.17.22" {
+		t.Errorf("after a delete: %+v (%v), want 127.0.17.22 again", again, err)
 	}
 }

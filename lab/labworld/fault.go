@@ -17,14 +17,20 @@ type faultOptions struct {
 	fleet, stateDir string
 }
 
-// fault is `reconcile-lab fault replicas <member> unavailable|available`: it reaches the
-// member as reconcile does (its kubeconfig in reconcile's state, or the existing cluster's)
-// and sets the fault the member's Kubelet stand-in reads (SetReplicasFault).
+// faultUsage is what `reconcile-lab fault` accepts.
+const faultUsage = "fault replicas <member> unavailable|available or fault ingress <member> down|up, -f fleet.yaml"
+
+// fault is `reconcile-lab fault replicas <member> unavailable|available` and `reconcile-lab
+// fault ingress <member> down|up`: it reaches the member as reconcile does (its kubeconfig in
+// reconcile's state, or the existing cluster's) and sets the fault the member's Kubelet
+// stand-in (SetReplicasFault) or CloudController (SetIngressFault) reads.
 func fault(ctx context.Context, o faultOptions, args []string, out io.Writer) error {
-	if len(args) != 3 || args[0] != "replicas" || (args[2] != ReplicasUnavailable && args[2] != ReplicasAvailable) {
-		return fmt.Errorf("want: fault replicas <member> unavailable|available -f fleet.yaml, got %q", args)
+	ok := len(args) == 3 && (args[0] == "replicas" && (args[2] == ReplicasUnavailable || args[2] == ReplicasAvailable) ||
+		args[0] == "ingress" && (args[2] == IngressDown || args[2] == IngressUp))
+	if !ok {
+		return fmt.Errorf("want: %s; got %q", faultUsage, args)
 	}
-	member, unavailable := args[1], args[2] == ReplicasUnavailable
+	member := args[1]
 	f, err := spec.Load(o.fleet)
 	if err != nil {
 		return err
@@ -50,7 +56,18 @@ func fault(ctx context.Context, o faultOptions, args []string, out io.Writer) er
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := SetReplicasFault(ctx, client, unavailable); err != nil {
+	if args[0] == "ingress" {
+		if err := SetIngressFault(ctx, client, args[2] == IngressDown); err != nil {
+			return fmt.Errorf("member %s: %w", member, err)
+		}
+		if args[2] == IngressDown {
+			fmt.Fprintf(out, "Member %s: its load balancers refuse connections from now on (the lab's NodeBalancer frontends).\n", member)
+		} else {
+			fmt.Fprintf(out, "Member %s: its load balancers answer again (the lab's NodeBalancer frontends).\n", member)
+		}
+		return nil
+	}
+	if err := SetReplicasFault(ctx, client, args[2] == ReplicasUnavailable); err != nil {
 		return fmt.Errorf("member %s: %w", member, err)
 	}
 	fmt.Fprintf(out, "Member %s: replicas are %s from now on (the lab's kubelet stand-in).\n", member, args[2])

@@ -30,6 +30,9 @@ members: [{name: us, kubeconfig: {path: ./kc}}]
 	}{
 		{[]string{"fault", "replicas", "us", "sideways", "-f", fleet}, "want: fault replicas <member> unavailable|available"},
 		{[]string{"fault", "pods", "us", "unavailable", "-f", fleet}, "want: fault replicas"},
+		{[]string{"fault", "ingress", "us", "unavailable", "-f", fleet}, "fault ingress <member> down|up"},
+		{[]string{"fault", "replicas", "us", "down", "-f", fleet}, "fault ingress <member> down|up"},
+		{[]string{"fault", "ingress", "eu", "down", "-f", fleet, "--state-dir", dir}, `"eu" is not a member of fleet f`},
 		{[]string{"fault", "replicas", "eu", "unavailable", "-f", fleet, "--state-dir", dir}, `"eu" is not a member of fleet f`},
 	} {
 		var out, errOut bytes.Buffer

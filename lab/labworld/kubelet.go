@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/client-go/util/workqueue"
 )
 
@@ -46,8 +47,9 @@ func ControllerManagerArgs() []string {
 	return []string{"--controllers", v}
 }
 
-// The lab's faults of a cluster's replicas live in the cluster itself, in this ConfigMap, so
-// `reconcile-lab fault replicas` reaches a running lab's Kubelet without a channel of its own.
+// The lab's faults of a cluster live in the cluster itself, in this ConfigMap, so
+// `reconcile-lab fault replicas|ingress` reaches a running lab's Kubelet stand-in and
+// CloudController without a channel of its own.
 const (
 	FaultsNamespace = "kube-system"
 	FaultsConfigMap = "reconcile-lab-faults"
@@ -55,6 +57,10 @@ const (
 	FaultReplicasKey    = "replicas"
 	ReplicasUnavailable = "unavailable"
 	ReplicasAvailable   = "available"
+	// FaultIngressKey set to "down" closes every load balancer frontend of the cluster.
+	FaultIngressKey = "ingress"
+	IngressDown     = "down"
+	IngressUp       = "up"
 )
 
 // SetReplicasFault makes the Kubelet stand-in of the cluster behind client keep its
@@ -65,19 +71,51 @@ func SetReplicasFault(ctx context.Context, client kubernetes.Interface, unavaila
 	if unavailable {
 		value = ReplicasUnavailable
 	}
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: FaultsConfigMap, Namespace: FaultsNamespace},
-		Data: map[string]string{FaultReplicasKey: value}}
+	return setFault(ctx, client, FaultReplicasKey, value)
+}
+
+// SetIngressFault closes every load balancer frontend of the cluster behind client (down:
+// connections to its NodeBalancers' addresses are refused, as in a region outage), or opens
+// them again. The cluster's CloudController watches it.
+func SetIngressFault(ctx context.Context, client kubernetes.Interface, down bool) error {
+	value := IngressUp
+	if down {
+		value = IngressDown
+	}
+	return setFault(ctx, client, FaultIngressKey, value)
+}
+
+// setFault sets one key of the cluster's FaultsConfigMap, leaving the other faults as they are.
+func setFault(ctx context.Context, client kubernetes.Interface, key, value string) error {
 	cms := client.CoreV1().ConfigMaps(FaultsNamespace)
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: FaultsConfigMap, Namespace: FaultsNamespace},
+		Data: map[string]string{key: value}}
 	if _, err := cms.Create(ctx, cm, metav1.CreateOptions{}); err == nil || !apierrors.IsAlreadyExists(err) {
 		return err
 	}
-	cur, err := cms.Get(ctx, FaultsConfigMap, metav1.GetOptions{})
-	if err != nil {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := cms.Get(ctx, FaultsConfigMap, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if cur.Data[key] == value {
+			return nil
+		}
+		if cur.Data == nil {
+			cur.Data = map[string]string{}
+		}
+		cur.Data[key] = value
+		_, err = cms.Update(ctx, cur, metav1.UpdateOptions{})
 		return err
-	}
-	cur.Data = cm.Data
-	_, err = cms.Update(ctx, cur, metav1.UpdateOptions{})
-	return err
+	})
+}
+
+// faultsInformer watches the cluster's FaultsConfigMap alone.
+func faultsInformer(client kubernetes.Interface) informers.SharedInformerFactory {
+	return informers.NewSharedInformerFactoryWithOptions(client, 10*time.Minute, informers.WithNamespace(FaultsNamespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = "metadata.name=" + FaultsConfigMap
+		}))
 }
 
 // Kubelet stands in for every kubelet of a lab cluster, without creating or running any Pod:
@@ -129,10 +167,7 @@ func (k Kubelet) Run(ctx context.Context) error {
 	jobs := factory.Batch().V1().Jobs()
 	svcs := factory.Core().V1().Services()
 	nodes := factory.Core().V1().Nodes()
-	faults := informers.NewSharedInformerFactoryWithOptions(k.Client, 10*time.Minute, informers.WithNamespace(FaultsNamespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = "metadata.name=" + FaultsConfigMap
-		}))
+	faults := faultsInformer(k.Client)
 	faultCMs := faults.Core().V1().ConfigMaps()
 	unavailable := func() bool {
 		cm, err := faultCMs.Lister().ConfigMaps(FaultsNamespace).Get(FaultsConfigMap)

@@ -40,6 +40,9 @@ const usage = `Usage:
   reconcile-lab fault replicas <member> unavailable|available -f fleet.yaml [--state-dir S]
       make the member's kubelet stand-in keep every replica unavailable (none ready, none
       available) or report them available again, to show a rollout's gate failing
+  reconcile-lab fault ingress <member> down|up -f fleet.yaml [--state-dir S]
+      close the member's load balancer addresses (connections refused, as in a region
+      outage, so its ingress fails health checks) or open them again
   reconcile-lab serve [--dir D] [flags of up]
       run the lab in the foreground until SIGTERM or SIGINT (what up starts)
   reconcile-lab linode-api [--listen 127.0.0.1:8080] [--token T] [--provision-delay 5s]
