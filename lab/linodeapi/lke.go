@@ -86,16 +86,17 @@ type clusterJSON struct {
 	Label        string           `json:"label"`
 	Region       string           `json:"region"`
 	K8sVersion   string           `json:"k8s_version"`
-	Tier         string           `json:"tier,omitempty"` // v4beta only, as on api.linode.com
+	Tier         string           `json:"tier"` // beta-only fields: see betaOnlyFields
 	ControlPlane controlPlaneJSON `json:"control_plane"`
-	APLEnabled   *bool            `json:"apl_enabled,omitempty"` // v4beta only
+	APLEnabled   bool             `json:"apl_enabled"`
+	StackType    string           `json:"stack_type"`
 	Tags         []string         `json:"tags"`
 	Locks        []string         `json:"locks"`
 }
 
 type controlPlaneJSON struct {
-	HighAvailability bool  `json:"high_availability"`
-	AuditLogsEnabled *bool `json:"audit_logs_enabled,omitempty"` // v4beta only
+	HighAvailability bool `json:"high_availability"`
+	AuditLogsEnabled bool `json:"audit_logs_enabled"`
 }
 
 type poolJSON struct {
@@ -360,22 +361,20 @@ func (s *Server) tierVersions(w http.ResponseWriter, r *http.Request, rest []str
 	writeList(w, r, items, map[string]bool{"id": true, "tier": true})
 }
 
-// json is the cluster as answered under /v4, or under /v4beta when beta is set: only
-// v4beta carries "tier", "apl_enabled" and "control_plane.audit_logs_enabled" (linodego
-// v1.69.1 documents all three as v4beta-only), and a client that compares the two
-// (Terraform's linode provider plans from v4) must not see them under v4.
-func (c *cluster) json(beta bool) clusterJSON {
-	j := clusterJSON{
+// json is the cluster as answered under /v4, or under /v4beta when beta is set; the
+// fields only v4beta carries are listed in betaOnlyFields.
+func (c *cluster) json(beta bool) any {
+	return forVersion(objLKECluster, beta, clusterJSON{
 		ID: c.id, Status: "ready", Created: stamp(c.created), Updated: stamp(c.updated),
-		Label: c.label, Region: c.region, K8sVersion: c.k8s,
-		ControlPlane: controlPlaneJSON{HighAvailability: c.ha},
+		Label: c.label, Region: c.region, K8sVersion: c.k8s, Tier: "standard", StackType: "ipv4",
+		ControlPlane: controlPlaneJSON{HighAvailability: c.ha, AuditLogsEnabled: c.audit},
 		Tags:         nonNil(c.tags), Locks: []string{},
-	}
-	if beta {
-		apl, audit := false, c.audit
-		j.Tier, j.APLEnabled, j.ControlPlane.AuditLogsEnabled = "standard", &apl, &audit
-	}
-	return j
+	})
+}
+
+// poolAnswer is a pool as answered for the request's API version.
+func (s *Server) poolAnswer(r *http.Request, p *pool) any {
+	return forVersion(objLKENodePool, isBeta(r), s.poolJSON(p))
 }
 
 func (s *Server) poolJSON(p *pool) poolJSON {
@@ -499,6 +498,15 @@ func (s *Server) validateCreateLocked(o clusterCreateOptions) *apiError {
 	}
 	if o.APLEnabled {
 		add(apiErr("Akamai App Platform is not available in the lab", "apl_enabled"))
+	}
+	if o.VpcID != nil {
+		add(apiErr("VPCs are not available in the lab", "vpc_id"))
+	}
+	if o.SubnetID != nil {
+		add(apiErr("VPCs are not available in the lab", "subnet_id"))
+	}
+	if o.StackType != nil && *o.StackType != "ipv4" {
+		add(apiErr("Only the ipv4 stack is available in the lab", "stack_type"))
 	}
 	if len(errs) == 0 {
 		return nil
@@ -670,7 +678,7 @@ func (s *Server) poolsLocked(w http.ResponseWriter, r *http.Request, c *cluster,
 		case http.MethodGet:
 			var items []any
 			for _, p := range c.pools {
-				items = append(items, s.poolJSON(p))
+				items = append(items, s.poolAnswer(r, p))
 			}
 			writeList(w, r, items, poolFields)
 		case http.MethodPost:
@@ -685,7 +693,7 @@ func (s *Server) poolsLocked(w http.ResponseWriter, r *http.Request, c *cluster,
 			}
 			p := s.newPoolLocked(o)
 			c.pools = append(c.pools, p)
-			writeJSON(w, http.StatusOK, s.poolJSON(p))
+			writeJSON(w, http.StatusOK, s.poolAnswer(r, p))
 		default:
 			methodNotAllowed(w, http.MethodGet, http.MethodPost)
 		}
@@ -713,7 +721,7 @@ func (s *Server) poolsLocked(w http.ResponseWriter, r *http.Request, c *cluster,
 	}
 	switch r.Method {
 	case http.MethodGet:
-		writeJSON(w, http.StatusOK, s.poolJSON(p))
+		writeJSON(w, http.StatusOK, s.poolAnswer(r, p))
 	case http.MethodPut:
 		var o poolUpdateOptions
 		if e := decodeStrict(r, &o); e != nil {
@@ -751,7 +759,7 @@ func (s *Server) poolsLocked(w http.ResponseWriter, r *http.Request, c *cluster,
 		if o.FirewallID != nil {
 			p.firewallID = o.FirewallID
 		}
-		writeJSON(w, http.StatusOK, s.poolJSON(p))
+		writeJSON(w, http.StatusOK, s.poolAnswer(r, p))
 	case http.MethodDelete:
 		for _, n := range p.nodes {
 			delete(s.nodeIDs, n.id)
