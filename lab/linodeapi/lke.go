@@ -666,7 +666,7 @@ func (s *Server) deleteClusterLocked(c *cluster) {
 	delete(s.clusters, c.id)
 	for _, p := range c.pools {
 		for _, n := range p.nodes {
-			delete(s.nodeIDs, n.id)
+			s.dropNodeLocked(c, n)
 		}
 	}
 	s.stopProvisionLocked(c)
@@ -739,7 +739,7 @@ func (s *Server) poolsLocked(w http.ResponseWriter, r *http.Request, c *cluster,
 			}
 		}
 		if o.Count != nil {
-			s.resizePoolLocked(p, *o.Count)
+			s.resizePoolLocked(c, p, *o.Count)
 		}
 		if o.Tags != nil {
 			p.tags = normTags(*o.Tags)
@@ -762,7 +762,7 @@ func (s *Server) poolsLocked(w http.ResponseWriter, r *http.Request, c *cluster,
 		writeJSON(w, http.StatusOK, s.poolAnswer(r, p))
 	case http.MethodDelete:
 		for _, n := range p.nodes {
-			delete(s.nodeIDs, n.id)
+			s.dropNodeLocked(c, n)
 		}
 		c.pools = slices.Delete(c.pools, idx, idx+1)
 		writeJSON(w, http.StatusOK, struct{}{})
@@ -771,12 +771,12 @@ func (s *Server) poolsLocked(w http.ResponseWriter, r *http.Request, c *cluster,
 	}
 }
 
-func (s *Server) resizePoolLocked(p *pool, n int) {
+func (s *Server) resizePoolLocked(c *cluster, p *pool, n int) {
 	for len(p.nodes) < n {
 		p.nodes = append(p.nodes, s.newNodeLocked(p.id))
 	}
 	for _, gone := range p.nodes[n:] {
-		delete(s.nodeIDs, gone.id)
+		s.dropNodeLocked(c, gone)
 	}
 	p.nodes = p.nodes[:n]
 	p.count = n
@@ -785,7 +785,7 @@ func (s *Server) resizePoolLocked(p *pool, n int) {
 // recyclePoolLocked replaces every node of a pool with a fresh one, as LKE does.
 func (s *Server) recyclePoolLocked(c *cluster, p *pool) {
 	for i, old := range p.nodes {
-		delete(s.nodeIDs, old.id)
+		s.dropNodeLocked(c, old)
 		p.nodes[i] = s.newNodeLocked(p.id)
 	}
 }
@@ -807,7 +807,7 @@ func (s *Server) nodeLocked(w http.ResponseWriter, r *http.Request, c *cluster, 
 			methodNotAllowed(w, http.MethodPost)
 			return
 		}
-		delete(s.nodeIDs, nodeID)
+		s.dropNodeLocked(c, p.nodes[idx])
 		p.nodes[idx] = s.newNodeLocked(p.id)
 		writeJSON(w, http.StatusOK, struct{}{})
 		return
@@ -820,11 +820,18 @@ func (s *Server) nodeLocked(w http.ResponseWriter, r *http.Request, c *cluster, 
 			writeError(w, http.StatusBadRequest, apiErr("Cannot delete the last node of a pool; delete the pool instead", ""))
 			return
 		}
-		delete(s.nodeIDs, nodeID)
+		s.dropNodeLocked(c, p.nodes[idx])
 		p.nodes = slices.Delete(p.nodes, idx, idx+1)
 		p.count = len(p.nodes)
 		writeJSON(w, http.StatusOK, struct{}{})
 	default:
 		methodNotAllowed(w, http.MethodGet, http.MethodDelete)
 	}
+}
+
+// dropNodeLocked forgets a node that is going (deleted, recycled, or its pool or cluster
+// deleted); its Linode instance goes with it, which the event log records.
+func (s *Server) dropNodeLocked(c *cluster, n *node) {
+	delete(s.nodeIDs, n.id)
+	s.instanceGoneLocked(c, n)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -391,5 +392,79 @@ func TestBetaOnlyFieldsTable(t *testing.T) {
 	o.StackType = ptr(linodego.LKEClusterStackIPv4)
 	if got, err := beta.CreateLKECluster(ctx, o); err != nil || got.StackType != linodego.LKEClusterStackIPv4 || got.Tier != "standard" {
 		t.Errorf("v4beta create with stack ipv4 = %+v, %v", got, err)
+	}
+}
+
+// TestInstanceDeleteEvents: every node instance that goes (a node deleted or recycled, a
+// pool shrunk or deleted, the cluster deleted) leaves a finished linode_delete event in
+// GET /account/events, found with the filter Linode's Terraform provider uses to wait for
+// an LKE cluster's deletion (entity.type and action, newest first).
+func TestInstanceDeleteEvents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, srv, c := newTestAPI(t, Options{Backend: &testBackend{}})
+	once := newClient(srv.URL, testToken)
+	once.SetRetryCount(0)
+	cl, err := c.CreateLKECluster(ctx, createOpts("events", "us-ord", 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "instances", func() bool {
+		ps, err := once.ListLKENodePools(ctx, cl.ID, nil)
+		return err == nil && ps[0].Linodes[3].InstanceID != 0
+	})
+	ps, _ := c.ListLKENodePools(ctx, cl.ID, nil)
+	var want []int
+	for _, n := range ps[0].Linodes {
+		want = append(want, n.InstanceID)
+	}
+	// One node deleted, one recycled, the pool shrunk by one, then the cluster deleted.
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(c.DeleteLKENodePoolNode(ctx, cl.ID, ps[0].Linodes[0].ID))
+	must(c.RecycleLKENodePoolNode(ctx, cl.ID, ps[0].Linodes[1].ID))
+	_, err = c.UpdateLKENodePool(ctx, cl.ID, ps[0].ID, linodego.LKENodePoolUpdateOptions{Count: 2})
+	must(err)
+	ps, _ = c.ListLKENodePools(ctx, cl.ID, nil)
+	for _, n := range ps[0].Linodes {
+		if n.InstanceID != 0 && !slices.Contains(want, n.InstanceID) {
+			want = append(want, n.InstanceID)
+		}
+	}
+	must(c.DeleteLKECluster(ctx, cl.ID))
+
+	f := linodego.Filter{OrderBy: "created", Order: linodego.Descending}
+	f.AddField(linodego.Eq, "entity.type", linodego.EntityLinode)
+	f.AddField(linodego.Eq, "action", linodego.ActionLinodeDelete)
+	fb, err := f.MarshalJSON()
+	must(err)
+	events, err := c.ListEvents(ctx, &linodego.ListOptions{Filter: string(fb), PageOptions: &linodego.PageOptions{Page: 1}})
+	must(err)
+	got := map[int]bool{}
+	for _, e := range events {
+		id, ok := e.Entity.ID.(float64)
+		if !ok || e.Status != linodego.EventFinished || e.Action != linodego.ActionLinodeDelete || e.Created == nil {
+			t.Errorf("event %+v (entity %+v)", e, e.Entity)
+			continue
+		}
+		got[int(id)] = true
+	}
+	for _, id := range want {
+		if !got[id] {
+			t.Errorf("no linode_delete event for instance %d; events for %v", id, got)
+		}
+	}
+	if len(events) > 0 {
+		one, err := c.GetEvent(ctx, events[0].ID)
+		if err != nil || one.ID != events[0].ID {
+			t.Errorf("GetEvent(%d) = %+v, %v", events[0].ID, one, err)
+		}
+	}
+	if _, err := once.GetEvent(ctx, 1); !linodego.ErrHasStatus(err, http.StatusNotFound) {
+		t.Errorf("GetEvent of an unknown event: %v, want 404", err)
 	}
 }

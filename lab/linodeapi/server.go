@@ -125,6 +125,9 @@ type Server struct {
 	nodeBalancers map[int]*nodeBalancer
 	nextNB        int
 	nbAddrs       map[string]int // addresses handed out per region, for the next one
+
+	eventLog  []event
+	nextEvent int
 }
 
 // New returns a Server with the given options.
@@ -159,6 +162,7 @@ func New(o Options) *Server {
 		nodeBalancers: map[int]*nodeBalancer{},
 		nextNB:        1093000,
 		nbAddrs:       map[string]int{},
+		nextEvent:     812000000,
 	}
 }
 
@@ -364,6 +368,7 @@ var collections = [][]string{
 	{"regions"}, {"linode", "types"}, {"linode", "instances"},
 	{"domains"}, {"domains", "*", "records"},
 	{"nodebalancers"}, {"nodebalancers", "types"}, {"nodebalancers", "*", "configs"},
+	{"account", "events"},
 }
 
 // limitClass names the documented limit a request counts against.
