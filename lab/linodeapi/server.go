@@ -3,8 +3,11 @@
 // (made by the lab, as LKE's cloud controller manager makes them for LoadBalancer
 // Services) and the catalogue endpoints, answered with the JSON shapes, status codes
 // and headers of api.linode.com, so that the real linodego client (and everything
-// built on it) runs against it unchanged. Faults, slowness and rate limits can be
-// injected; what a cluster really is (a kube-apiserver in the lab) is left to a Backend.
+// built on it) runs against it unchanged. The real API's documented rate limits are
+// enforced by default (Options.NoRateLimits turns them off); faults, slowness and other
+// rate limits can be injected; what a cluster really is (a kube-apiserver in the lab) is
+// left to a Backend. Fields the real API answers only under /v4beta are listed in
+// betaOnlyFields.
 package linodeapi
 
 import (
