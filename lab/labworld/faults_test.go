@@ -18,8 +18,11 @@ func TestUpFaultFlags(t *testing.T) {
 	fs.SetOutput(io.Discard)
 	var f serveFlags
 	f.register(fs)
-	if err := fs.Parse([]string{"--linode-fault-rate", "0.2", "--linode-rate-limit", "600"}); err != nil {
+	if err := fs.Parse([]string{"--linode-fault-rate", "0.2", "--linode-rate-limit", "600", "--linode-rate-limits=false"}); err != nil {
 		t.Fatal(err)
+	}
+	if f.rateLimits {
+		t.Error("--linode-rate-limits=false left the documented limits on")
 	}
 	args := f.args()
 	for _, want := range [][]string{{"--linode-fault-rate", "0.2"}, {"--linode-rate-limit", "600"}} {

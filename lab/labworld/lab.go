@@ -50,8 +50,11 @@ type Options struct {
 	// 504), so the whole lab world can be run under faults; 0 answers every request.
 	LinodeFaultRate float64
 	// LinodeRateLimit > 0 answers Linode API requests beyond this many a minute with 429
-	// and Retry-After.
+	// and Retry-After, in place of the real API's documented limits.
 	LinodeRateLimit int
+	// NoLinodeRateLimits turns off the documented limits the Linode API enforces by default
+	// (`reconcile-lab up --linode-rate-limits=false`).
+	NoLinodeRateLimits bool
 	// Addresses are the clusters' loopback addresses (default DefaultAddresses).
 	Addresses AddressRange
 	// Karmada runs the karmadalab Player in every lab cluster, so the Karmada chart installs
@@ -206,7 +209,8 @@ func up(ctx context.Context, o Options) (*Lab, error) {
 		Log:       log,
 		Started:   func() { _ = l.pids.recordChildren() },
 	}
-	api := linodeapi.Options{Token: o.Token, ProvisionDelay: o.ProvisionDelay, Backend: l.backend, FaultRate: o.LinodeFaultRate}
+	api := linodeapi.Options{Token: o.Token, ProvisionDelay: o.ProvisionDelay, Backend: l.backend, FaultRate: o.LinodeFaultRate,
+		NoRateLimits: o.NoLinodeRateLimits}
 	if o.LinodeRateLimit > 0 {
 		api.RateLimit, api.RateWindow = o.LinodeRateLimit, time.Minute
 	}

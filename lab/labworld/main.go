@@ -26,9 +26,11 @@ import (
 const usage = `Usage:
   reconcile-lab up [--dir D] [--linode-listen 127.0.0.1:18400] [--charts-listen 127.0.0.1:18401]
                    [--token T] [--provision-delay 1s] [--linode-fault-rate 0.2] [--linode-rate-limit 600]
+                   [--linode-rate-limits=false]
       start the lab in the background (etcd, the Linode API making real lab clusters, the chart
       repository) and print how to point reconcile at it; the Linode API answers the given
-      share of requests with a 5xx, and requests beyond the limit a minute with 429
+      share of requests with a 5xx, and requests beyond the real API's documented limits (or
+      the given limit a minute) with 429 and Retry-After; --linode-rate-limits=false: no limits
   reconcile-lab status [--dir D]
       say whether the lab runs, and check its processes and URLs
   reconcile-lab down [--dir D]
@@ -46,6 +48,7 @@ const usage = `Usage:
   reconcile-lab serve [--dir D] [flags of up]
       run the lab in the foreground until SIGTERM or SIGINT (what up starts)
   reconcile-lab linode-api [--listen 127.0.0.1:8080] [--token T] [--provision-delay 5s]
+                           [--rate-limit N] [--rate-limits=false] [--fault-rate 0.2]
       run only the lab's Linode API server (clusters point nowhere) until interrupted
   reconcile-lab version
       print the version
@@ -126,6 +129,7 @@ type serveFlags struct {
 	delay                                             time.Duration
 	faultRate                                         float64
 	rateLimit                                         int
+	rateLimits                                        bool
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -137,13 +141,15 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.addresses, "addresses", DefaultAddresses.First.String()+"-"+DefaultAddresses.Last.String(),
 		"loopback addresses of lab clusters, first-last")
 	fs.Float64Var(&f.faultRate, "linode-fault-rate", 0, "share of Linode API requests answered with a 5xx (0 to 1)")
-	fs.IntVar(&f.rateLimit, "linode-rate-limit", 0, "Linode API requests a minute before 429 (0: no limit)")
+	fs.IntVar(&f.rateLimit, "linode-rate-limit", 0, "Linode API requests a minute before 429 (0: the real API's documented limits)")
+	fs.BoolVar(&f.rateLimits, "linode-rate-limits", true, "enforce the real Linode API's documented rate limits (false: none, for benchmarks)")
 }
 
 func (f *serveFlags) args() []string {
 	return []string{"--dir", f.dir, "--linode-listen", f.linodeListen, "--charts-listen", f.chartsListen,
 		"--token", f.token, "--provision-delay", f.delay.String(), "--addresses", f.addresses,
-		"--linode-fault-rate", strconv.FormatFloat(f.faultRate, 'g', -1, 64), "--linode-rate-limit", strconv.Itoa(f.rateLimit)}
+		"--linode-fault-rate", strconv.FormatFloat(f.faultRate, 'g', -1, 64), "--linode-rate-limit", strconv.Itoa(f.rateLimit),
+		"--linode-rate-limits=" + strconv.FormatBool(f.rateLimits)}
 }
 
 func parseRange(s string) (AddressRange, error) {
@@ -257,12 +263,13 @@ func linodeAPI(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	listen := fs.String("listen", "127.0.0.1:0", "address to listen on (loopback)")
 	token := fs.String("token", "", "bearer token to accept (default: a random one, printed)")
 	delay := fs.Duration("provision-delay", 5*time.Second, "time until a new cluster's nodes and kubeconfig are ready")
-	rate := fs.Int("rate-limit", 0, "requests per minute before 429 (0: no limit)")
+	rate := fs.Int("rate-limit", 0, "requests per minute before 429 (0: the real API's documented limits)")
+	limits := fs.Bool("rate-limits", true, "enforce the real API's documented rate limits (false: none, for benchmarks)")
 	fault := fs.Float64("fault-rate", 0, "share of requests answered with a 5xx")
 	if err := fs.Parse(args); err != nil {
 		return 1
 	}
-	o := linodeapi.Options{Token: *token, ProvisionDelay: *delay, FaultRate: *fault}
+	o := linodeapi.Options{Token: *token, ProvisionDelay: *delay, FaultRate: *fault, NoRateLimits: !*limits}
 	if *rate > 0 {
 		o.RateLimit, o.RateWindow = *rate, time.Minute
 	}
@@ -291,7 +298,7 @@ func serve(ctx context.Context, f serveFlags, logOut io.Writer) error {
 	_ = os.Remove(pidFilePath(f.dir))
 	l, err := Up(ctx, Options{Dir: f.dir, LinodeListen: f.linodeListen, ChartsListen: f.chartsListen,
 		Token: f.token, ProvisionDelay: f.delay, Addresses: r, Log: log, Karmada: true,
-		LinodeFaultRate: f.faultRate, LinodeRateLimit: f.rateLimit})
+		LinodeFaultRate: f.faultRate, LinodeRateLimit: f.rateLimit, NoLinodeRateLimits: !f.rateLimits})
 	if err != nil {
 		return err
 	}

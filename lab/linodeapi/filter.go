@@ -109,7 +109,9 @@ func compileObject(obj map[string]any, fields map[string]bool) (func(map[string]
 func compileField(field string, v any) (func(map[string]any) bool, *apiError) {
 	ops, isOps := v.(map[string]any)
 	if !isOps {
-		return func(x map[string]any) bool { return anyValue(x[field], func(a any) bool { return equal(a, v) }) }, nil
+		return func(x map[string]any) bool {
+			return anyValue(fieldValue(x, field), func(a any) bool { return equal(a, v) })
+		}, nil
 	}
 	var parts []func(any) bool
 	for op, want := range ops {
@@ -141,7 +143,7 @@ func compileField(field string, v any) (func(map[string]any) bool, *apiError) {
 		}
 	}
 	return func(x map[string]any) bool {
-		return anyValue(x[field], func(a any) bool {
+		return anyValue(fieldValue(x, field), func(a any) bool {
 			for _, p := range parts {
 				if !p(a) {
 					return false
@@ -252,7 +254,7 @@ func writeList(w http.ResponseWriter, r *http.Request, items []any, fields map[s
 	}
 	if f.orderBy != "" {
 		sort.SliceStable(ks, func(i, j int) bool {
-			c, _ := compare(ks[i].obj[f.orderBy], ks[j].obj[f.orderBy])
+			c, _ := compare(fieldValue(ks[i].obj, f.orderBy), fieldValue(ks[j].obj, f.orderBy))
 			if f.desc {
 				return c > 0
 			}
@@ -265,4 +267,18 @@ func writeList(w http.ResponseWriter, r *http.Request, items []any, fields map[s
 		out.Data = append(out.Data, ks[i].item)
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// fieldValue is a field of an object, a dotted name reaching into nested objects
+// ("entity.type" of an event), as the real API filters on them.
+func fieldValue(x map[string]any, field string) any {
+	head, rest, nested := strings.Cut(field, ".")
+	if !nested {
+		return x[field]
+	}
+	sub, ok := x[head].(map[string]any)
+	if !ok {
+		return nil
+	}
+	return fieldValue(sub, rest)
 }

@@ -17,6 +17,12 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, path []string) {
 		s.routeNodeBalancers(w, r, path)
 	case "regions":
 		s.regions(w, r, path[1:])
+	case "account":
+		if len(path) >= 2 && path[1] == "events" {
+			s.events(w, r, path[2:])
+			return
+		}
+		writeError(w, http.StatusNotFound, notFound())
 	case "profile":
 		// Clients call it to check a token.
 		if len(path) != 1 {
@@ -151,7 +157,7 @@ func (s *Server) instanceJSON(ref instanceRef) instanceJSON {
 	}
 	image := "linode/debian12-kube-" + ref.c.k8s
 	return instanceJSON{
-		ID: ref.n.instanceID, Label: fmt.Sprintf("lke%d-%s", ref.c.id, ref.n.id), Status: status,
+		ID: ref.n.instanceID, Label: instanceLabel(ref.c, ref.n), Status: status,
 		Created: stamp(ref.n.assignedAt), Updated: stamp(ref.n.assignedAt), Type: ref.p.typ,
 		IPv4: []string{ref.n.ip, ref.n.privateIP}, IPv6: "2001:db8::" + strconv.FormatInt(int64(ref.n.instanceID%0xffff), 16) + "/128",
 		Image: &image, Region: ref.c.region, SiteType: "core",

@@ -86,16 +86,17 @@ type clusterJSON struct {
 	Label        string           `json:"label"`
 	Region       string           `json:"region"`
 	K8sVersion   string           `json:"k8s_version"`
-	Tier         string           `json:"tier,omitempty"` // v4beta only, as on api.linode.com
+	Tier         string           `json:"tier"` // beta-only fields: see betaOnlyFields
 	ControlPlane controlPlaneJSON `json:"control_plane"`
-	APLEnabled   *bool            `json:"apl_enabled,omitempty"` // v4beta only
+	APLEnabled   bool             `json:"apl_enabled"`
+	StackType    string           `json:"stack_type"`
 	Tags         []string         `json:"tags"`
 	Locks        []string         `json:"locks"`
 }
 
 type controlPlaneJSON struct {
-	HighAvailability bool  `json:"high_availability"`
-	AuditLogsEnabled *bool `json:"audit_logs_enabled,omitempty"` // v4beta only
+	HighAvailability bool `json:"high_availability"`
+	AuditLogsEnabled bool `json:"audit_logs_enabled"`
 }
 
 type poolJSON struct {
@@ -360,22 +361,20 @@ func (s *Server) tierVersions(w http.ResponseWriter, r *http.Request, rest []str
 	writeList(w, r, items, map[string]bool{"id": true, "tier": true})
 }
 
-// json is the cluster as answered under /v4, or under /v4beta when beta is set: only
-// v4beta carries "tier", "apl_enabled" and "control_plane.audit_logs_enabled" (linodego
-// v1.69.1 documents all three as v4beta-only), and a client that compares the two
-// (Terraform's linode provider plans from v4) must not see them under v4.
-func (c *cluster) json(beta bool) clusterJSON {
-	j := clusterJSON{
+// json is the cluster as answered under /v4, or under /v4beta when beta is set; the
+// fields only v4beta carries are listed in betaOnlyFields.
+func (c *cluster) json(beta bool) any {
+	return forVersion(objLKECluster, beta, clusterJSON{
 		ID: c.id, Status: "ready", Created: stamp(c.created), Updated: stamp(c.updated),
-		Label: c.label, Region: c.region, K8sVersion: c.k8s,
-		ControlPlane: controlPlaneJSON{HighAvailability: c.ha},
+		Label: c.label, Region: c.region, K8sVersion: c.k8s, Tier: "standard", StackType: "ipv4",
+		ControlPlane: controlPlaneJSON{HighAvailability: c.ha, AuditLogsEnabled: c.audit},
 		Tags:         nonNil(c.tags), Locks: []string{},
-	}
-	if beta {
-		apl, audit := false, c.audit
-		j.Tier, j.APLEnabled, j.ControlPlane.AuditLogsEnabled = "standard", &apl, &audit
-	}
-	return j
+	})
+}
+
+// poolAnswer is a pool as answered for the request's API version.
+func (s *Server) poolAnswer(r *http.Request, p *pool) any {
+	return forVersion(objLKENodePool, isBeta(r), s.poolJSON(p))
 }
 
 func (s *Server) poolJSON(p *pool) poolJSON {
@@ -499,6 +498,15 @@ func (s *Server) validateCreateLocked(o clusterCreateOptions) *apiError {
 	}
 	if o.APLEnabled {
 		add(apiErr("Akamai App Platform is not available in the lab", "apl_enabled"))
+	}
+	if o.VpcID != nil {
+		add(apiErr("VPCs are not available in the lab", "vpc_id"))
+	}
+	if o.SubnetID != nil {
+		add(apiErr("VPCs are not available in the lab", "subnet_id"))
+	}
+	if o.StackType != nil && *o.StackType != "ipv4" {
+		add(apiErr("Only the ipv4 stack is available in the lab", "stack_type"))
 	}
 	if len(errs) == 0 {
 		return nil
@@ -658,7 +666,7 @@ func (s *Server) deleteClusterLocked(c *cluster) {
 	delete(s.clusters, c.id)
 	for _, p := range c.pools {
 		for _, n := range p.nodes {
-			delete(s.nodeIDs, n.id)
+			s.dropNodeLocked(c, n)
 		}
 	}
 	s.stopProvisionLocked(c)
@@ -670,7 +678,7 @@ func (s *Server) poolsLocked(w http.ResponseWriter, r *http.Request, c *cluster,
 		case http.MethodGet:
 			var items []any
 			for _, p := range c.pools {
-				items = append(items, s.poolJSON(p))
+				items = append(items, s.poolAnswer(r, p))
 			}
 			writeList(w, r, items, poolFields)
 		case http.MethodPost:
@@ -685,7 +693,7 @@ func (s *Server) poolsLocked(w http.ResponseWriter, r *http.Request, c *cluster,
 			}
 			p := s.newPoolLocked(o)
 			c.pools = append(c.pools, p)
-			writeJSON(w, http.StatusOK, s.poolJSON(p))
+			writeJSON(w, http.StatusOK, s.poolAnswer(r, p))
 		default:
 			methodNotAllowed(w, http.MethodGet, http.MethodPost)
 		}
@@ -713,7 +721,7 @@ func (s *Server) poolsLocked(w http.ResponseWriter, r *http.Request, c *cluster,
 	}
 	switch r.Method {
 	case http.MethodGet:
-		writeJSON(w, http.StatusOK, s.poolJSON(p))
+		writeJSON(w, http.StatusOK, s.poolAnswer(r, p))
 	case http.MethodPut:
 		var o poolUpdateOptions
 		if e := decodeStrict(r, &o); e != nil {
@@ -731,7 +739,7 @@ func (s *Server) poolsLocked(w http.ResponseWriter, r *http.Request, c *cluster,
 			}
 		}
 		if o.Count != nil {
-			s.resizePoolLocked(p, *o.Count)
+			s.resizePoolLocked(c, p, *o.Count)
 		}
 		if o.Tags != nil {
 			p.tags = normTags(*o.Tags)
@@ -751,10 +759,10 @@ func (s *Server) poolsLocked(w http.ResponseWriter, r *http.Request, c *cluster,
 		if o.FirewallID != nil {
 			p.firewallID = o.FirewallID
 		}
-		writeJSON(w, http.StatusOK, s.poolJSON(p))
+		writeJSON(w, http.StatusOK, s.poolAnswer(r, p))
 	case http.MethodDelete:
 		for _, n := range p.nodes {
-			delete(s.nodeIDs, n.id)
+			s.dropNodeLocked(c, n)
 		}
 		c.pools = slices.Delete(c.pools, idx, idx+1)
 		writeJSON(w, http.StatusOK, struct{}{})
@@ -763,12 +771,12 @@ func (s *Server) poolsLocked(w http.ResponseWriter, r *http.Request, c *cluster,
 	}
 }
 
-func (s *Server) resizePoolLocked(p *pool, n int) {
+func (s *Server) resizePoolLocked(c *cluster, p *pool, n int) {
 	for len(p.nodes) < n {
 		p.nodes = append(p.nodes, s.newNodeLocked(p.id))
 	}
 	for _, gone := range p.nodes[n:] {
-		delete(s.nodeIDs, gone.id)
+		s.dropNodeLocked(c, gone)
 	}
 	p.nodes = p.nodes[:n]
 	p.count = n
@@ -777,7 +785,7 @@ func (s *Server) resizePoolLocked(p *pool, n int) {
 // recyclePoolLocked replaces every node of a pool with a fresh one, as LKE does.
 func (s *Server) recyclePoolLocked(c *cluster, p *pool) {
 	for i, old := range p.nodes {
-		delete(s.nodeIDs, old.id)
+		s.dropNodeLocked(c, old)
 		p.nodes[i] = s.newNodeLocked(p.id)
 	}
 }
@@ -799,7 +807,7 @@ func (s *Server) nodeLocked(w http.ResponseWriter, r *http.Request, c *cluster, 
 			methodNotAllowed(w, http.MethodPost)
 			return
 		}
-		delete(s.nodeIDs, nodeID)
+		s.dropNodeLocked(c, p.nodes[idx])
 		p.nodes[idx] = s.newNodeLocked(p.id)
 		writeJSON(w, http.StatusOK, struct{}{})
 		return
@@ -812,11 +820,18 @@ func (s *Server) nodeLocked(w http.ResponseWriter, r *http.Request, c *cluster, 
 			writeError(w, http.StatusBadRequest, apiErr("Cannot delete the last node of a pool; delete the pool instead", ""))
 			return
 		}
-		delete(s.nodeIDs, nodeID)
+		s.dropNodeLocked(c, p.nodes[idx])
 		p.nodes = slices.Delete(p.nodes, idx, idx+1)
 		p.count = len(p.nodes)
 		writeJSON(w, http.StatusOK, struct{}{})
 	default:
 		methodNotAllowed(w, http.MethodGet, http.MethodDelete)
 	}
+}
+
+// dropNodeLocked forgets a node that is going (deleted, recycled, or its pool or cluster
+// deleted); its Linode instance goes with it, which the event log records.
+func (s *Server) dropNodeLocked(c *cluster, n *node) {
+	delete(s.nodeIDs, n.id)
+	s.instanceGoneLocked(c, n)
 }

@@ -3,8 +3,11 @@
 // (made by the lab, as LKE's cloud controller manager makes them for LoadBalancer
 // Services) and the catalogue endpoints, answered with the JSON shapes, status codes
 // and headers of api.linode.com, so that the real linodego client (and everything
-// built on it) runs against it unchanged. Faults, slowness and rate limits can be
-// injected; what a cluster really is (a kube-apiserver in the lab) is left to a Backend.
+// built on it) runs against it unchanged. The real API's documented rate limits are
+// enforced by default (Options.NoRateLimits turns them off); faults, slowness and other
+// rate limits can be injected; what a cluster really is (a kube-apiserver in the lab) is
+// left to a Backend. Fields the real API answers only under /v4beta are listed in
+// betaOnlyFields.
 package linodeapi
 
 import (
@@ -13,6 +16,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -38,12 +42,14 @@ type Options struct {
 	SlowRate  float64
 	SlowDelay time.Duration
 	// RateLimit > 0 answers a request beyond RateLimit within RateWindow with 429 and
-	// Retry-After. X-RateLimit-* headers are sent on every answer either way.
+	// Retry-After, in place of the documented limits. X-RateLimit-* headers are sent on
+	// every answer either way.
 	RateLimit  int
 	RateWindow time.Duration
-	// DocumentedRateLimits, when RateLimit is 0, enforces the real API's published
-	// per-token limits instead (documentedLimits). Off by default.
-	DocumentedRateLimits bool
+	// NoRateLimits turns off the real API's published limits (documentedLimits), which
+	// are enforced by default when RateLimit is 0: for benchmarks, and for tests that
+	// send more requests a minute than a real account may on purpose.
+	NoRateLimits bool
 	// Seed drives fault randomness and generated node ids.
 	Seed int64
 	// Backend makes clusters real; nil gives clusters whose kubeconfig points nowhere.
@@ -106,7 +112,7 @@ type Server struct {
 	rateWindow time.Duration
 	winStart   time.Time
 	winCount   int
-	classWins  map[string]*classWindow // DocumentedRateLimits windows, by limit class
+	classWins  map[classKey]*classWindow // documented limits' windows, by caller and limit class
 	requests   []RequestRecord
 	closed     bool
 
@@ -122,6 +128,9 @@ type Server struct {
 	nodeBalancers map[int]*nodeBalancer
 	nextNB        int
 	nbAddrs       map[string]int // addresses handed out per region, for the next one
+
+	eventLog  []event
+	nextEvent int
 }
 
 // New returns a Server with the given options.
@@ -156,6 +165,7 @@ func New(o Options) *Server {
 		nodeBalancers: map[int]*nodeBalancer{},
 		nextNB:        1093000,
 		nbAddrs:       map[string]int{},
+		nextEvent:     812000000,
 	}
 }
 
@@ -188,7 +198,9 @@ func (s *Server) SetFaultRate(f float64) {
 	s.faultRate = f
 }
 
-// SetRateLimit changes the rate limit (n <= 0 disables it) and starts a new window.
+// SetRateLimit sets a rate limit of n requests a window in place of the documented
+// limits, and starts a new window; n <= 0 goes back to the documented limits (or to none
+// with NoRateLimits).
 func (s *Server) SetRateLimit(n int, window time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -266,7 +278,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w = rec
 
 	path, ok := apiPath(r.URL.Path)
-	limited, retryAfter := s.countRequest(w.Header(), limitClass(r.Method, path))
+	limited, retryAfter := s.countRequest(w.Header(), classKey{caller(r), limitClass(r.Method, path)})
 	if limited {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
 		writeError(w, http.StatusTooManyRequests, apiErr("Too many requests", ""))
@@ -311,17 +323,45 @@ type classWindow struct {
 	count int
 }
 
-// documentedLimits are the per-token limits Akamai publishes for the Linode API
-// (techdocs.akamai.com/linode-api/reference/rate-limits): GETs of paginated
-// collections 200 a minute, every other operation 1600 a minute. The per-operation
-// limits there are for endpoints the lab does not serve; domains, records and
-// NodeBalancers count as collections or general requests like the rest.
+// documentedLimits are the basic limits Akamai publishes for the Linode API, per user
+// (by OAuth token, or by IP address for public operations), each a fixed window:
+// GETs of paginated collections 200 a minute, every other operation 1600 a minute.
+// Source: techdocs.akamai.com/linode-api/reference/rate-limits ("Rate limits": "Every
+// Linode API operation applies a rate limit on a per-user basis as determined by the
+// OAuth token for authenticated requests, or the IP address for public operations";
+// "if an operation has a rate limit of 1600 requests per minute, then up to 1600
+// requests over a one minute window are permitted. Subsequent requests after the limit
+// return a 429 error"; Retry-After is "the remaining number of seconds until the
+// current rate limit window resets"). The basic table itself did not survive in the
+// stored copy of that page; the 200/1600 figures are from a summary of the same page
+// (api-evangelist/linode rate-limits, generated 2026-09-17 from the page updated
+// 2026-09-15) and agree with the X-Ratelimit-Limit: 1600 of recorded LKE answers. The
+// operation-specific limits on that page (create a Linode 20 per 15 s, create a volume
+// 100 a minute, list images 20 a minute, list StackScripts 60 a minute, /stats 50 a
+// minute, open a ticket 2 a minute) are for operations the lab does not serve; domains,
+// records and NodeBalancers count as collections or general requests like the rest.
 var documentedLimits = map[string]struct {
 	n   int
 	per time.Duration
 }{
 	"collection": {200, time.Minute},
 	"general":    {1600, time.Minute},
+}
+
+// classKey is one caller's window of one limit class.
+type classKey struct{ caller, class string }
+
+// caller is who a request counts against: its token, or its address when it sends none
+// (the public catalogue).
+func caller(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); h != "" {
+		return "token " + h
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	return "ip " + host
 }
 
 // collections are the paginated collections the server lists; "*" is any id.
@@ -331,6 +371,7 @@ var collections = [][]string{
 	{"regions"}, {"linode", "types"}, {"linode", "instances"},
 	{"domains"}, {"domains", "*", "records"},
 	{"nodebalancers"}, {"nodebalancers", "types"}, {"nodebalancers", "*", "configs"},
+	{"account", "events"},
 }
 
 // limitClass names the documented limit a request counts against.
@@ -355,22 +396,22 @@ func matchSegments(pattern, path []string) bool {
 }
 
 // countRequest advances the fixed rate window and sets the X-RateLimit headers.
-func (s *Server) countRequest(h http.Header, class string) (limited bool, retryAfter int) {
+func (s *Server) countRequest(h http.Header, key classKey) (limited bool, retryAfter int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
 	limit, window, enforce := s.rateLimit, s.rateWindow, s.rateLimit > 0
 	start, count := &s.winStart, &s.winCount
-	if !enforce && s.opts.DocumentedRateLimits {
-		d := documentedLimits[class]
+	if !enforce && !s.opts.NoRateLimits {
+		d := documentedLimits[key.class]
 		limit, window, enforce = d.n, d.per, true
 		if s.classWins == nil {
-			s.classWins = map[string]*classWindow{}
+			s.classWins = map[classKey]*classWindow{}
 		}
-		cw := s.classWins[class]
+		cw := s.classWins[key]
 		if cw == nil {
 			cw = &classWindow{}
-			s.classWins[class] = cw
+			s.classWins[key] = cw
 		}
 		start, count = &cw.start, &cw.count
 	}
