@@ -26,18 +26,22 @@ type labFleet struct {
 	fleetDir string
 }
 
-func upLab(t *testing.T, first, last net.IP, provision time.Duration) *labFleet {
+func upLab(t *testing.T, first, last net.IP, provision time.Duration, mods ...func(*labworld.Options)) *labFleet {
 	t.Helper()
 	dir := t.TempDir()
 	labLog, err := os.OpenFile(filepath.Join(dir, "lab.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	must(t, err)
 	t.Cleanup(func() { labLog.Close() })
-	l, err := labworld.Up(context.Background(), labworld.Options{
+	o := labworld.Options{
 		Dir: filepath.Join(dir, "lab"), LinodeListen: "127.0.0.1:0", ChartsListen: "127.0.0.1:0",
 		ProvisionDelay: provision, Karmada: true,
 		Addresses: labworld.AddressRange{First: first, Last: last},
 		Log:       slog.New(slog.NewTextHandler(labLog, nil)),
-	})
+	}
+	for _, m := range mods {
+		m(&o)
+	}
+	l, err := labworld.Up(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
