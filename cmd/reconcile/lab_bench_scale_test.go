@@ -19,6 +19,7 @@ import (
 	"github.com/reconcile-dev/reconcile/executor"
 	"github.com/reconcile-dev/reconcile/lab/cluster"
 	"github.com/reconcile-dev/reconcile/lab/labtest"
+	"github.com/reconcile-dev/reconcile/lab/labworld"
 	"github.com/reconcile-dev/reconcile/plan"
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state"
