@@ -84,7 +84,12 @@ func (d *Driver) Observe(ctx context.Context, f *spec.Fleet, w *world.World) err
 	}, func(name string, m *memberSide, err error) {
 		switch {
 		case err != nil:
-			w.MarkUnreadable(name, m.why+": "+err.Error())
+			why := "karmada member side"
+			if m != nil {
+				why = m.why
+			}
+			// m is nil when the read never ran (the pass was cancelled before it started).
+			w.MarkUnreadable(name, why+": "+err.Error())
 		case m != nil:
 			c := w.Clusters[name]
 			c.PushJoin = m.pj
