@@ -338,6 +338,24 @@ func (h *harness) walk(ctx context.Context, t *testing.T, p *plan.Plan) {
 // labelled namespace, an intermediate of the one root naming it, the Gateway, istiod's
 // injector, the reader token and one remote secret per peer, fingerprinted as the planner
 // compares it.
+// settledMesh observes until every member's istiod is available again (bounded) and checks the
+// mesh: a cacerts replace restarts istiod, whose Deployment reads unavailable until its new
+// generation is rolled out (the lab's controllers take longer on a loaded machine).
+func (h *harness) settledMesh(ctx context.Context, t *testing.T, f *spec.Fleet, members []testMember) {
+	t.Helper()
+	var w *world.World
+	_ = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		w = h.observe(ctx, t, f)
+		for _, m := range members {
+			if mm := w.Mesh[m.name]; mm == nil || !mm.InjectorReady {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	checkMesh(t, w, members)
+}
+
 func checkMesh(t *testing.T, w *world.World, members []testMember) {
 	t.Helper()
 	if w.RootCA == nil || w.RootCALost {
@@ -619,7 +637,7 @@ func TestMeshAcrossThreeMembers(t *testing.T) {
 		if got := istiodRestartAnnotation(ctx, t, cls["ap"]); got != CertFingerprint(inter) {
 			t.Errorf("istiod not restarted for the new cacerts: %q", got)
 		}
-		checkMesh(t, h.observe(ctx, t, f), members)
+		h.settledMesh(ctx, t, f, members)
 	})
 
 	t.Run("a replace of the live intermediate re-issues it from the same root and restarts istiod", func(t *testing.T) {
@@ -668,7 +686,7 @@ func TestMeshAcrossThreeMembers(t *testing.T) {
 				t.Errorf("istiod restarted again: %q", got)
 			}
 		})
-		checkMesh(t, h.observe(ctx, t, f), members)
+		h.settledMesh(ctx, t, f, members)
 	})
 
 	t.Run("a remote secret points at the payload's endpoint", func(t *testing.T) {
