@@ -411,3 +411,37 @@ func TestStatusRollout(t *testing.T) {
 		t.Errorf("a halted rollout: health %s, reasons %q", st.Health, st.Reasons)
 	}
 }
+
+// The entry: each member's address, health and whether the shared name answers with it; an
+// unhealthy member makes the fleet degraded and says why.
+func TestStatusEntry(t *testing.T) {
+	t.Parallel()
+	in := healthyInput(t)
+	in.Fleet.Entry = &spec.Entry{Domain: "example.com", Hostname: "app"}
+	spec.ApplyDefaults(in.Fleet)
+	since := statusNow.Add(-5 * time.Minute)
+	in.World.Entry = &world.Entry{Zone: &world.DNSZone{ID: 7, Domain: "example.com"},
+		Names:   map[string]*world.DNSName{"app": {A: []world.DNSRecord{{ID: 1, Target: "192.0.2.1", TTL: 30}}}},
+		Ingress: map[string][]string{"eu": {"192.0.2.1"}, "ap": {"192.0.2.2"}},
+		Health: map[string]*world.MemberHealth{"eu": {Healthy: true, Since: since},
+			"ap": {Healthy: false, Since: since, Reason: "connection refused"}}}
+	st := buildStatus(in)
+	if st.Health != Degraded || !slices.ContainsFunc(st.Reasons, func(r string) bool {
+		return strings.Contains(r, "entry app.example.com: member ap is unhealthy") && strings.Contains(r, "connection refused")
+	}) {
+		t.Errorf("health %s, reasons %q", st.Health, st.Reasons)
+	}
+	e := st.Entry
+	if e == nil || e.Name != "app.example.com" || e.Zone != "present" || len(e.Members) != 2 ||
+		!e.Members[0].Published || e.Members[0].Health != "healthy" || e.Members[1].Published || e.Members[1].Health != "unhealthy" {
+		t.Fatalf("entry status %+v", e)
+	}
+	var buf bytes.Buffer
+	if err := writeStatusText(&buf, st); err != nil {
+		t.Fatal(err)
+	}
+	if out := buf.String(); !strings.Contains(out, "ENTRY  app.example.com  zone present; answers 192.0.2.1\n") ||
+		!strings.Contains(out, "connection refused") {
+		t.Errorf("the text lacks the entry:\n%s", out)
+	}
+}
