@@ -222,7 +222,9 @@ func TestLabEntry(t *testing.T) {
 		t.Logf("%s: app answered %v after %s (bound: %s plus one pass)", what, want, took.Round(100*time.Millisecond), bound)
 		return took
 	}
-	without := func(ip string) []string { return slices.DeleteFunc(slices.Clone(all), func(a string) bool { return a == ip }) }
+	without := func(ip string) []string {
+		return slices.DeleteFunc(slices.Clone(all), func(a string) bool { return a == ip })
+	}
 	// The daemon is up once its first pass (nothing to do) ran.
 	if !waitCond(ctx, e2ePassTimeout, 200*time.Millisecond, func() bool { mu.Lock(); defer mu.Unlock(); return len(passes) > 0 }) {
 		t.Fatal("the daemon's first pass did not run")
