@@ -79,10 +79,14 @@ func TestIstioBase(t *testing.T) {
 	if err != nil {
 		t.Fatalf("render base: %v", err)
 	}
-	// The account the reader token (and so every remote secret) is of comes from the base chart.
-	sa, ok := objs.find("ServiceAccount", mesh.ReaderServiceAcct)
+	// The account the reader token (and so every remote secret) is of comes from the base chart:
+	// the planner's payload names it, the driver's observer looks for it.
+	if planner.ReaderServiceAccount != mesh.ReaderServiceAcct {
+		t.Errorf("planner's reader account %q, the driver's %q", planner.ReaderServiceAccount, mesh.ReaderServiceAcct)
+	}
+	sa, ok := objs.find("ServiceAccount", planner.ReaderServiceAccount)
 	if !ok || sa.Namespace != planner.MeshNamespace {
-		t.Errorf("%s in %q (found %v)\n%s", mesh.ReaderServiceAcct, sa.Namespace, ok, objs)
+		t.Errorf("%s in %q (found %v)\n%s", planner.ReaderServiceAccount, sa.Namespace, ok, objs)
 	}
 	if n := objs.kinds()["CustomResourceDefinition"]; n < 10 {
 		t.Errorf("%d CRDs, want Istio's (15 or so)", n)
@@ -251,7 +255,7 @@ func TestIstioGateway(t *testing.T) {
 			wantPorts:  map[string]float64{"status-port": 15021, "tls": 15443, "tls-istiod": 15012, "tls-webhook": 15017},
 		},
 		{
-			name: "ingress defaults", release: "istio-ingressgateway", values: nil,
+			name: "ingress", release: planner.MeshReleaseName(planner.ComponentIngress), values: planner.IngressValues(f, "ap"),
 			wantName: "istio-ingressgateway", wantType: "LoadBalancer",
 			wantLabels: map[string]string{"app": "istio-ingressgateway", "istio": "ingressgateway"},
 			wantPorts:  map[string]float64{"status-port": 15021, "http2": 80, "https": 443},
