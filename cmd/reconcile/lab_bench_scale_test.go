@@ -175,9 +175,9 @@ manager:
     chart: {repo: %[2]s, name: karmada, version: %[3]s}
 members:
 %[4]smesh:
-  version: 1.30.3
+  version: 1.31.0-dev.20260827124520.eed52ebb66ad
   meshID: mesh1
-  chart: {repo: %[2]s, version: 1.30.3}
+  chart: {repo: %[2]s, version: 1.31.0-dev.20260827124520.eed52ebb66ad}
 workloads:
   - name: hello
     namespace: default

@@ -57,9 +57,9 @@ members:
   - {name: ap, region: ap-south, k8sVersion: "1.33", pools: [{type: g6-standard-2, count: 1}], network: network2}
   - {name: us, region: us-west, k8sVersion: "1.33", pools: [{type: g6-standard-2, count: 1}], network: network3}
 mesh:
-  version: 1.30.3
+  version: 1.31.0-dev.20260827124520.eed52ebb66ad
   meshID: mesh1
-  chart: {repo: %[2]s, version: 1.30.3}
+  chart: {repo: %[2]s, version: 1.31.0-dev.20260827124520.eed52ebb66ad}
 entry:
   domain: lab-entry.example
   hostname: app

@@ -66,9 +66,9 @@ members:
     pools: [{type: g6-standard-2, count: 1}]
     network: network1
 %[4]smesh:
-  version: 1.30.3
+  version: 1.31.0-dev.20260827124520.eed52ebb66ad
   meshID: mesh1
-  chart: {repo: %[2]s, version: 1.30.3}
+  chart: {repo: %[2]s, version: 1.31.0-dev.20260827124520.eed52ebb66ad}
 `, l.LinodeURL, l.ChartsURL, l.KarmadaVersion, exBlock)
 	must(t, os.WriteFile(fleetPath, []byte(full), 0o644))
 

@@ -121,11 +121,11 @@ members:
         count: 1
     network: network2
 mesh:
-  version: 1.30.3
+  version: 1.31.0-dev.20260827124520.eed52ebb66ad
   meshID: mesh1
   chart:
     repo: %[2]s
-    version: 1.30.3
+    version: 1.31.0-dev.20260827124520.eed52ebb66ad
 `, l.LinodeURL, l.ChartsURL, l.KarmadaVersion, name)
 }
 

@@ -71,9 +71,9 @@ members:
     pools: [{type: g6-standard-2, count: 1}]
     network: network2
 mesh:
-  version: 1.30.3
+  version: 1.31.0-dev.20260827124520.eed52ebb66ad
   meshID: mesh1
-  chart: {repo: %[2]s, version: 1.30.3}
+  chart: {repo: %[2]s, version: 1.31.0-dev.20260827124520.eed52ebb66ad}
 workloads:
   - name: hello
     resources: [{apiVersion: apps/v1, kind: Deployment, name: hello}]

@@ -1,12 +1,14 @@
 // Package charts builds the lab's Helm chart repository: the real Karmada chart, copied from the
-// karmada module in the Go module cache and pinned to its release, and stand-ins of our own for
-// Istio's base, istiod and gateway charts. No chart is fetched from the internet.
+// karmada module in the Go module cache and pinned to its release, and Istio's own base, istiod
+// and gateway charts, packaged from the istio.io/istio module in the Go module cache (pinned in
+// lab/tools/istio/go.mod) with a version stamped in. No chart is fetched from the internet.
 package charts
 
 import (
 	"bytes"
 	"context"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -37,8 +39,27 @@ const (
 	ChartGateway = "gateway"
 )
 
-// DefaultIstioVersion is the mesh version the stand-ins carry when none is asked for.
-const DefaultIstioVersion = "1.30.3"
+// The Istio charts come from this module, at this version: a snapshot of Istio's main branch
+// (the proxy serves no tagged release of istio.io/istio). lab/tools/istio/go.mod requires the
+// same version, so build.sh downloads it; a test checks that they agree.
+const (
+	IstioModule        = "istio.io/istio"
+	IstioModuleVersion = "v0.0.0-20260827124520-eed52ebb66ad"
+)
+
+// DefaultIstioVersion is the version (and appVersion) stamped on the Istio charts, which say
+// 1.0.0 upstream until Istio's release builder stamps them: the Istio version the snapshot's
+// VERSION file names ("1.31", as a patch version 1.31.0) with a pre-release suffix naming the
+// snapshot, "dev.<commit time>.<commit>" (istioChartVersion derives it; a test checks they agree).
+// It sorts below 1.31.0, as a build of the branch before that release should.
+const DefaultIstioVersion = "1.31.0-dev.20260827124520.eed52ebb66ad"
+
+// istioChartDirs are the charts' directories in the istio module, by chart name.
+var istioChartDirs = map[string]string{
+	ChartBase:    "manifests/charts/base",
+	ChartIstiod:  "manifests/charts/istio-control/istio-discovery",
+	ChartGateway: "manifests/charts/gateway",
+}
 
 const karmadaModule = "github.com/karmada-io/karmada"
 
@@ -58,7 +79,8 @@ type RepoOptions struct {
 	// KarmadaVersion is the karmada module (and chart and image) version, e.g. "v1.18.2";
 	// default: the version this binary was built with, else the one in the current module's go.mod.
 	KarmadaVersion string
-	// IstioVersion is the version and appVersion of the Istio stand-ins; default DefaultIstioVersion.
+	// IstioVersion is the version and appVersion stamped on the Istio charts; default
+	// DefaultIstioVersion (another one is for tests of upgrades: the charts stay the module's).
 	IstioVersion string
 	// BaseURL prefixes the chart URLs in index.yaml; empty keeps them relative to the index.
 	BaseURL string
@@ -83,7 +105,7 @@ func (r *Repo) ChartPath(name string) string {
 	return filepath.Join(r.Dir, f)
 }
 
-// BuildRepo packages the Karmada chart and the Istio stand-ins into dir (created if missing) and
+// BuildRepo packages the Karmada chart and Istio's charts into dir (created if missing) and
 // indexes them.
 func BuildRepo(dir string, o RepoOptions) (*Repo, error) {
 	if o.IstioVersion == "" {
@@ -110,12 +132,15 @@ func BuildRepo(dir string, o RepoOptions) (*Repo, error) {
 	if err := save(r, karmada); err != nil {
 		return nil, err
 	}
+	istio, err := IstioModuleDir()
+	if err != nil {
+		return nil, err
+	}
 	for _, name := range []string{ChartBase, ChartIstiod, ChartGateway} {
-		c, err := embeddedChart("src/istio/" + name)
+		c, err := istioChart(istio, name, o.IstioVersion)
 		if err != nil {
 			return nil, err
 		}
-		c.Metadata.Version, c.Metadata.AppVersion = o.IstioVersion, o.IstioVersion
 		if err := save(r, c); err != nil {
 			return nil, err
 		}
@@ -156,7 +181,66 @@ func save(r *Repo, c *chart.Chart) error {
 	return nil
 }
 
-// embeddedChart loads one of our chart sources.
+// IstioModuleDir is the directory of the istio module at IstioModuleVersion in the Go module
+// cache, downloaded through the module proxy when it is not there yet (build.sh downloads it
+// with the lab's binaries; once cached this needs no network).
+func IstioModuleDir() (string, error) {
+	var stderr bytes.Buffer
+	cmd := exec.Command("go", "mod", "download", "-json", IstioModule+"@"+IstioModuleVersion)
+	// Outside any module and workspace: the download must not touch a go.mod or go.sum.
+	cmd.Dir = os.TempDir()
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	var mod struct{ Dir, Error string }
+	if jerr := json.Unmarshal(out, &mod); jerr == nil && mod.Error != "" {
+		err = errors.New(mod.Error)
+	}
+	if err != nil {
+		return "", fmt.Errorf("go mod download %s@%s (make lab-bin downloads it): %w: %s", IstioModule, IstioModuleVersion, err, strings.TrimSpace(stderr.String()))
+	}
+	if mod.Dir == "" {
+		return "", fmt.Errorf("go mod download %s@%s: no directory", IstioModule, IstioModuleVersion)
+	}
+	return mod.Dir, nil
+}
+
+// istioChart loads one of Istio's charts from the istio module directory and stamps version
+// on it (version and appVersion; upstream's say 1.0.0).
+func istioChart(moduleDir, name, version string) (*chart.Chart, error) {
+	c, err := loader.LoadDir(filepath.Join(moduleDir, filepath.FromSlash(istioChartDirs[name])))
+	if err != nil {
+		return nil, fmt.Errorf("load istio chart %s: %w", name, err)
+	}
+	if c.Name() != name {
+		return nil, fmt.Errorf("istio chart in %s is named %q, want %q", istioChartDirs[name], c.Name(), name)
+	}
+	c.Metadata.Version, c.Metadata.AppVersion = version, version
+	return c, nil
+}
+
+var pseudoVersion = regexp.MustCompile(`^v0\.0\.0-(\d{14})-([0-9a-f]{12})$`)
+
+// istioChartVersion is the version a snapshot of the istio module stands for: the Istio version
+// its VERSION file names ("1.31" becomes 1.31.0), with the pre-release suffix
+// dev.<commit time>.<commit> taken from the module's pseudo-version.
+func istioChartVersion(moduleDir, moduleVersion string) (string, error) {
+	m := pseudoVersion.FindStringSubmatch(moduleVersion)
+	if m == nil {
+		return "", fmt.Errorf("%s is not a pseudo-version of a snapshot", moduleVersion)
+	}
+	data, err := os.ReadFile(filepath.Join(moduleDir, "VERSION"))
+	if err != nil {
+		return "", err
+	}
+	v := strings.TrimSpace(string(data))
+	if !regexp.MustCompile(`^\d+\.\d+$`).MatchString(v) {
+		return "", fmt.Errorf("VERSION of %s says %q, not major.minor", moduleVersion, v)
+	}
+	return v + ".0-dev." + m[1] + "." + m[2], nil
+}
+
+// embeddedChart loads one of our chart sources (the common library chart).
 func embeddedChart(root string) (*chart.Chart, error) {
 	var files []*loader.BufferedFile
 	err := fs.WalkDir(sources, root, func(p string, d fs.DirEntry, err error) error {

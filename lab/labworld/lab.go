@@ -29,8 +29,9 @@ import (
 const (
 	DefaultLinodeListen = "127.0.0.1:18400"
 	DefaultChartsListen = "127.0.0.1:18401"
-	// IstioVersion is the version of the lab's Istio chart stand-ins.
-	IstioVersion = "1.30.3"
+	// IstioVersion is the version stamped on the lab's Istio charts (Istio's own, from the
+	// istio.io/istio module; see lab/charts): what a lab fleet pins as mesh.version.
+	IstioVersion = charts.DefaultIstioVersion
 )
 
 // Options configure a lab.

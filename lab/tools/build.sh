@@ -4,8 +4,11 @@
 #   ${RECONCILE_LAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/reconcile-lab}/<component>-<version>/<binary>
 #
 # usage: build.sh [--list] [component...]
-#   component: kubernetes, etcd, karmada (default: all of them)
+#   component: kubernetes, etcd, karmada, istio (default: all of them)
 #   --list     print the path of every binary (one per line) and build nothing
+#
+# istio builds nothing: its module (Istio's Helm charts, for the lab's chart repository) is
+# only downloaded into the Go module cache.
 #
 # Idempotent: a binary that exists is skipped. Interrupt-safe: each binary is linked under a
 # temporary name and renamed into place only once complete. Exits non-zero if any build fails.
@@ -25,6 +28,11 @@ targets=(
 	"karmada|karmada|github.com/karmada-io/karmada|github.com/karmada-io/karmada/cmd/scheduler|karmada-scheduler"
 	"karmada|karmada|github.com/karmada-io/karmada|github.com/karmada-io/karmada/cmd/webhook|karmada-webhook"
 	"karmada|karmada|github.com/karmada-io/karmada|github.com/karmada-io/karmada/cmd/agent|karmada-agent"
+)
+
+# component | module dir (relative to here) | module downloaded, never built
+downloads=(
+	"istio|istio|istio.io/istio"
 )
 
 list=false
@@ -87,7 +95,7 @@ selected() {
 
 for w in "${want[@]}"; do
 	known=false
-	for t in "${targets[@]}"; do [[ ${t%%|*} == "$w" ]] && known=true; done
+	for t in "${targets[@]}" "${downloads[@]}"; do [[ ${t%%|*} == "$w" ]] && known=true; done
 	$known || {
 		echo "build.sh: unknown component $w" >&2
 		exit 2
@@ -127,6 +135,22 @@ for t in "${targets[@]}"; do
 		rm -f "$tmp"
 		tmp=""
 		echo "FAIL  $comp $ver $bin after $((SECONDS - start))s" >&2
+		failed=$((failed + 1))
+	fi
+done
+
+for t in "${downloads[@]}"; do
+	$list && break
+	IFS='|' read -r comp dir mod <<<"$t"
+	selected "$comp" || continue
+	[[ -f $here/$dir/go.mod ]] || continue
+	ver=$(version "$dir" "$mod")
+	start=$SECONDS
+	# Quick and offline once the module is in the cache.
+	if (cd "$here/$dir" && go mod download "$mod"); then
+		echo "have  $comp $ver (module cache: $(cd "$here/$dir" && go list -m -f '{{.Dir}}' "$mod"), $((SECONDS - start))s)"
+	else
+		echo "FAIL  $comp $ver: go mod download $mod" >&2
 		failed=$((failed + 1))
 	fi
 done

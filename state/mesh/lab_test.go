@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/reconcile-dev/reconcile/executor"
+	"github.com/reconcile-dev/reconcile/lab/charts"
 	"github.com/reconcile-dev/reconcile/lab/cluster"
 	"github.com/reconcile-dev/reconcile/lab/labtest"
 	"github.com/reconcile-dev/reconcile/plan"
@@ -401,9 +402,11 @@ members:
 	for _, m := range members {
 		fmt.Fprintf(&b, "  - name: %s\n    kubeconfig: {path: %s}\n    network: net-%s\n", m, filepath.Join(dir, m+".kubeconfig"), m)
 	}
-	b.WriteString("mesh:\n  version: 1.30.3\n")
 	if chartRepo != "" {
-		fmt.Fprintf(&b, "  chart: {repo: %q}\n", chartRepo)
+		// The lab's repository serves Istio's charts at the version it stamps on them.
+		fmt.Fprintf(&b, "mesh:\n  version: %s\n  chart: {repo: %q}\n", charts.DefaultIstioVersion, chartRepo)
+	} else {
+		b.WriteString("mesh:\n  version: 1.30.3\n")
 	}
 	b.WriteString(`  meshID: lab-mesh
   ca:
