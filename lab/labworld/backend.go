@@ -243,7 +243,7 @@ func (b *Backend) start(ctx context.Context, info linodeapi.ClusterInfo, addr st
 	lc.wg.Add(1)
 	go func() {
 		defer lc.wg.Done()
-		k := Kubelet{Client: client, Address: addr, Log: b.log().With("cluster", name)}
+		k := Kubelet{Client: client, Address: addr, PodRange: PodRangeOf(addr), Log: b.log().With("cluster", name)}
 		if b.NodeBalancers != nil {
 			k.Address = "" // the CloudController writes LoadBalancer statuses
 		}
