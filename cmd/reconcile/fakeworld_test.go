@@ -76,7 +76,7 @@ func (fw *fakeWorld) do(what string, f func() error) error {
 }
 
 func (fw *fakeWorld) drivers() executor.Drivers {
-	return executor.Drivers{Clusters: fw, Karmada: fw, Mesh: fw, Weights: fw}
+	return executor.Drivers{Clusters: fw, Karmada: fw, Mesh: fw, Weights: fw, Entry: fw}
 }
 
 // Apply applies a step the way the real drivers do: from its payload alone, never the fleet.
@@ -204,6 +204,43 @@ func (fw *fakeWorld) Apply(_ context.Context, s plan.Step) (plan.Outputs, error)
 			})
 		}
 		return nil, fw.do("policy/"+s.Workload, func() error { return fw.policy(p.Policy) })
+	case plan.KindDNSZone:
+		return nil, fw.do("dns-zone", func() error {
+			fw.entry().Zone = &world.DNSZone{ID: 1, Domain: p.DNSZone.Domain, Tags: p.DNSZone.Tags}
+			return nil
+		})
+	case plan.KindIngressAddress:
+		// The member's LoadBalancer gets an address of its own, as a cloud's would.
+		fw.mu.Lock()
+		defer fw.mu.Unlock()
+		e := fw.entry()
+		if e.Ingress == nil {
+			e.Ingress = map[string][]string{}
+		}
+		ip := fmt.Sprintf("203.0.113.%d", 10+len(e.Ingress))
+		if have := e.Ingress[s.Cluster]; len(have) > 0 {
+			ip = have[0]
+		}
+		e.Ingress[s.Cluster] = []string{ip}
+		return plan.Outputs{plan.OutputIngressIPs: ip}, nil
+	case plan.KindDNSRecord:
+		return nil, fw.do("dns-record/"+p.DNSRecord.Name, func() error {
+			e := fw.entry()
+			if e.Names == nil {
+				e.Names = map[string]*world.DNSName{}
+			}
+			if s.Action == plan.Delete {
+				delete(e.Names, p.DNSRecord.Name)
+				return nil
+			}
+			nm := &world.DNSName{TXT: []world.DNSRecord{{ID: 1, Target: p.DNSRecord.Owner, TTL: p.DNSRecord.TTL}}}
+			for i, v := range p.DNSRecord.Addresses {
+				nm.A = append(nm.A, world.DNSRecord{ID: 10 + i, Target: v.Value, TTL: p.DNSRecord.TTL})
+			}
+			sort.Slice(nm.A, func(i, j int) bool { return nm.A[i].Target < nm.A[j].Target })
+			e.Names[p.DNSRecord.Name] = nm
+			return nil
+		})
 	}
 	return nil, fmt.Errorf("fake world: unknown kind %s", s.Kind)
 }
@@ -363,4 +400,12 @@ func (fw *fakeWorld) policy(p *plan.Policy) error {
 		}
 	}
 	return nil
+}
+
+// entry is the world's entry, made on first use (callers hold fw.mu).
+func (fw *fakeWorld) entry() *world.Entry {
+	if fw.w.Entry == nil {
+		fw.w.Entry = &world.Entry{}
+	}
+	return fw.w.Entry
 }
