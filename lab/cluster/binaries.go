@@ -16,6 +16,9 @@ const (
 	KubernetesVersion = "v1.36.3"
 	EtcdVersion       = "v3.6.5"
 	KarmadaVersion    = "v1.18.2"
+	// IstioModuleVersion is the istio.io/istio module istiod (pilot-discovery) is built from
+	// (lab/tools/istio/go.mod; lab/charts serves the same module's charts).
+	IstioModuleVersion = "v0.0.0-20260827124520-eed52ebb66ad"
 )
 
 // Binaries are the paths of the executables a lab cluster runs.
@@ -77,7 +80,18 @@ func FindKarmadaBinaries() (KarmadaBinaries, error) {
 	return b, checkExecutables(b.AggregatedAPIServer, b.ControllerManager, b.Scheduler, b.Webhook, b.Agent)
 }
 
-// ErrBinariesMissing is wrapped by FindBinaries and FindKarmadaBinaries when a binary is not built.
+// FindIstiod returns the cached pilot-discovery (istiod), or an error wrapping
+// ErrBinariesMissing.
+func FindIstiod() (string, error) {
+	dir, err := CacheDir()
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, "istio-"+IstioModuleVersion, "pilot-discovery")
+	return p, checkExecutables(p)
+}
+
+// ErrBinariesMissing is wrapped by FindBinaries, FindKarmadaBinaries and FindIstiod when a binary is not built.
 var ErrBinariesMissing = errors.New("lab binaries not built: run `make lab-bin` (lab/tools/build.sh)")
 
 func checkExecutables(paths ...string) error {

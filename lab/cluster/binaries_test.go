@@ -90,6 +90,9 @@ func TestFindKarmadaBinariesMissing(t *testing.T) {
 	if _, err := FindKarmadaBinaries(); !errors.Is(err, ErrBinariesMissing) {
 		t.Fatalf("FindKarmadaBinaries() error = %v, want ErrBinariesMissing", err)
 	}
+	if _, err := FindIstiod(); !errors.Is(err, ErrBinariesMissing) {
+		t.Fatalf("FindIstiod() error = %v, want ErrBinariesMissing", err)
+	}
 }
 
 // The versions FindBinaries looks for must be the ones lab/tools/build.sh builds, which come from
@@ -103,6 +106,7 @@ func TestVersionsMatchToolsModules(t *testing.T) {
 		{"../tools/cmd/etcd/go.mod", "go.etcd.io/etcd/server/v3", EtcdVersion},
 		{"../tools/karmada/go.mod", "github.com/karmada-io/karmada", KarmadaVersion},
 		{"../../go.mod", "github.com/karmada-io/karmada", KarmadaVersion},
+		{"../tools/istio/go.mod", "istio.io/istio", IstioModuleVersion},
 	}
 	for _, tt := range tests {
 		data, err := os.ReadFile(tt.gomod)
@@ -137,13 +141,14 @@ func TestBuildScriptListsFoundPaths(t *testing.T) {
 	listed := strings.Fields(string(out))
 	bins, _ := FindBinaries()
 	karmada, _ := FindKarmadaBinaries()
+	istiod, _ := FindIstiod()
 	for _, want := range []string{bins.Etcd, bins.KubeAPIServer, bins.KubeControllerManager,
-		karmada.AggregatedAPIServer, karmada.ControllerManager, karmada.Scheduler, karmada.Webhook, karmada.Agent} {
+		karmada.AggregatedAPIServer, karmada.ControllerManager, karmada.Scheduler, karmada.Webhook, karmada.Agent, istiod} {
 		if !slices.Contains(listed, want) {
 			t.Errorf("build.sh --list does not list %s; it lists %v", want, listed)
 		}
 	}
-	if len(listed) != 8 {
-		t.Errorf("build.sh --list printed %d paths, want 8: %v", len(listed), listed)
+	if len(listed) != 9 {
+		t.Errorf("build.sh --list printed %d paths, want 9: %v", len(listed), listed)
 	}
 }

@@ -30,11 +30,25 @@ type Process struct {
 // StartProcess runs bin with args in its own process group (on Linux killed if its starter dies),
 // stdout and stderr appended to logPath (mode 0600).
 func StartProcess(name, logPath, bin string, args ...string) (*Process, error) {
+	return StartProcessWith(name, logPath, bin, ProcessOptions{}, args...)
+}
+
+// ProcessOptions are what StartProcessWith sets beyond StartProcess.
+type ProcessOptions struct {
+	// Env is the process's whole environment; nil passes this process's.
+	Env []string
+	// Dir is its working directory; empty is this process's.
+	Dir string
+}
+
+// StartProcessWith is StartProcess with an environment and a working directory of its own.
+func StartProcessWith(name, logPath, bin string, o ProcessOptions, args ...string) (*Process, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	cmd := exec.Command(bin, args...)
+	cmd.Env, cmd.Dir = o.Env, o.Dir
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = sysProcAttr()
@@ -53,6 +67,9 @@ func StartProcess(name, logPath, bin string, args ...string) (*Process, error) {
 
 // Pid is the process id, which is also its process group id.
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Done is closed once the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
 
 // Exited reports an error, with the end of the log, if the process has already exited.
 func (p *Process) Exited() error {

@@ -222,3 +222,13 @@ func (b *SyncBuffer) From(mark int) string {
 	}
 	return string(b.buf.Bytes()[mark:])
 }
+
+// Istiod returns the lab's pilot-discovery (istiod), calling Skip when it is not built.
+func Istiod(tb testing.TB) string {
+	tb.Helper()
+	p, err := cluster.FindIstiod()
+	if err != nil {
+		Skip(tb, err.Error())
+	}
+	return p
+}

@@ -35,6 +35,8 @@ type LabCluster struct {
 	RESTConfig *rest.Config
 	// APIServerPID is its kube-apiserver's process id (tests stop it with SIGSTOP).
 	APIServerPID int
+	// Dir is the cluster's directory (PKI, kubeconfigs, logs; its istiod's files: ReadIstiod).
+	Dir string
 }
 
 // AddressRange is a range of loopback addresses, First to Last included.
@@ -57,6 +59,9 @@ type Backend struct {
 	Addresses AddressRange
 	// Player is optional.
 	Player ClusterPlayer
+	// Istiod, when set, is pilot-discovery: an Istiod runs istiod in each cluster whose
+	// istio-system/istiod Deployment exists.
+	Istiod string
 	// NodeBalancers, when set, has a CloudController play LKE's CCM in each cluster (and the
 	// Kubelet stand-in leaves LoadBalancer Services to it): each NodeBalancer gets a free
 	// address of Addresses, and its frontend answers there (Frontends). An address stays held
@@ -262,11 +267,22 @@ func (b *Backend) start(ctx context.Context, info linodeapi.ClusterInfo, addr st
 			}
 		}()
 	}
+	if b.Istiod != "" {
+		lc.wg.Add(1)
+		go func() {
+			defer lc.wg.Done()
+			is := Istiod{Client: client, RESTConfig: c.RESTConfig(), Address: addr, Dir: dir, Bin: b.Istiod,
+				Started: b.Started, Log: b.log().With("cluster", name)}
+			if err := is.Run(runCtx); err != nil && runCtx.Err() == nil {
+				b.log().Error("istiod player stopped", "cluster", name, "err", err)
+			}
+		}()
+	}
 	if b.Player != nil {
 		lc.wg.Add(1)
 		go func() {
 			defer lc.wg.Done()
-			err := b.Player.Serve(runCtx, LabCluster{Name: name, Address: addr, RESTConfig: c.RESTConfig()})
+			err := b.Player.Serve(runCtx, LabCluster{Name: name, Address: addr, RESTConfig: c.RESTConfig(), Dir: dir})
 			if err != nil && runCtx.Err() == nil {
 				b.log().Error("player stopped", "cluster", name, "err", err)
 			}
@@ -323,7 +339,7 @@ func (b *Backend) Clusters() []LabCluster {
 	out := make([]LabCluster, 0, len(b.clusters))
 	for _, lc := range b.clusters {
 		out = append(out, LabCluster{Name: lc.c.Name(), Address: lc.address, RESTConfig: lc.c.RESTConfig(),
-			APIServerPID: lc.c.APIServerPID()})
+			APIServerPID: lc.c.APIServerPID(), Dir: lc.c.Dir()})
 	}
 	return out
 }

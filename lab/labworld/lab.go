@@ -61,6 +61,10 @@ type Options struct {
 	// Karmada runs the karmadalab Player in every lab cluster, so the Karmada chart installs
 	// and runs there (it needs the Karmada binaries). `reconcile-lab serve` sets it.
 	Karmada bool
+	// Istiod runs istiod (pilot-discovery, built by lab/tools/build.sh istio) in every lab
+	// cluster where istio-system/istiod's Deployment exists (labworld.Istiod). `reconcile-lab
+	// serve` sets it when pilot-discovery is built.
+	Istiod bool
 	// Player, when set, runs in every lab cluster instead.
 	Player ClusterPlayer
 	Log    *slog.Logger
@@ -201,7 +205,15 @@ func up(ctx context.Context, o Options) (*Lab, error) {
 		player = karmadaPlayer{&karmadalab.Player{Etcd: l.etcd, Bins: bins, Karmada: kb,
 			Dir: filepath.Join(o.Dir, "karmada"), Log: log}}
 	}
+	istiod := ""
+	if o.Istiod {
+		if istiod, err = cluster.FindIstiod(); err != nil {
+			linodeLn.Close()
+			return l, err
+		}
+	}
 	l.backend = &Backend{
+		Istiod:    istiod,
 		Dir:       filepath.Join(o.Dir, "clusters"),
 		Etcd:      l.etcd,
 		Bins:      bins,

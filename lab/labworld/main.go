@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/lab/cluster"
 	"github.com/reconcile-dev/reconcile/lab/linodeapi"
 )
 
@@ -296,8 +297,14 @@ func serve(ctx context.Context, f serveFlags, logOut io.Writer) error {
 	}
 	// A stale record of an earlier lab would have down kill unrelated processes: start afresh.
 	_ = os.Remove(pidFilePath(f.dir))
+	// istiod runs in the lab clusters when it is built (build.sh istio); without it the mesh
+	// charts still install, and nothing reads the mesh through istiod's eyes.
+	_, istiodErr := cluster.FindIstiod()
+	if istiodErr != nil {
+		log.Warn("istiod not built: no istiod will run in the lab clusters", "err", istiodErr)
+	}
 	l, err := Up(ctx, Options{Dir: f.dir, LinodeListen: f.linodeListen, ChartsListen: f.chartsListen,
-		Token: f.token, ProvisionDelay: f.delay, Addresses: r, Log: log, Karmada: true,
+		Token: f.token, ProvisionDelay: f.delay, Addresses: r, Log: log, Karmada: true, Istiod: istiodErr == nil,
 		LinodeFaultRate: f.faultRate, LinodeRateLimit: f.rateLimit, NoLinodeRateLimits: !f.rateLimits})
 	if err != nil {
 		return err

@@ -7,8 +7,9 @@
 #   component: kubernetes, etcd, karmada, istio (default: all of them)
 #   --list     print the path of every binary (one per line) and build nothing
 #
-# istio builds nothing: its module (Istio's Helm charts, for the lab's chart repository) is
-# only downloaded into the Go module cache.
+# istio builds istiod (pilot-discovery) from the istio.io/istio module pinned in istio/go.mod
+# (istio/tools.go imports it, so go.sum covers its build); the same module's copy in the Go
+# module cache is where the lab's chart repository reads Istio's Helm charts.
 #
 # Idempotent: a binary that exists is skipped. Interrupt-safe: each binary is linked under a
 # temporary name and renamed into place only once complete. Exits non-zero if any build fails.
@@ -28,11 +29,7 @@ targets=(
 	"karmada|karmada|github.com/karmada-io/karmada|github.com/karmada-io/karmada/cmd/scheduler|karmada-scheduler"
 	"karmada|karmada|github.com/karmada-io/karmada|github.com/karmada-io/karmada/cmd/webhook|karmada-webhook"
 	"karmada|karmada|github.com/karmada-io/karmada|github.com/karmada-io/karmada/cmd/agent|karmada-agent"
-)
-
-# component | module dir (relative to here) | module downloaded, never built
-downloads=(
-	"istio|istio|istio.io/istio"
+	"istio|istio|istio.io/istio|istio.io/istio/pilot/cmd/pilot-discovery|pilot-discovery"
 )
 
 list=false
@@ -82,6 +79,21 @@ ldflags() {
 	karmada)
 		flags+=" -X github.com/karmada-io/karmada/pkg/version.gitVersion=$ver -X github.com/karmada-io/karmada/pkg/version.gitTreeState=clean"
 		;;
+	istio)
+		# As Istio's common/scripts/report_build_info.sh does for its release builds. The module
+		# proxy serves a snapshot of main as a pseudo-version (v0.0.0-<time>-<12-hex commit>):
+		# its VERSION file (1.31) names the release, stamped as charts.DefaultIstioVersion
+		# (1.31.0-dev.<time>.<commit>); the revision is the pseudo-version's commit (the full
+		# hash is not in the module).
+		local rel time rev p=istio.io/istio/pkg/version
+		rel=$(cd "$here/istio" && go mod download -json istio.io/istio | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')
+		rel=$(cat "$rel/VERSION") || return 1
+		time=${ver#v0.0.0-}
+		rev=${time#*-}
+		time=${time%%-*}
+		flags+=" -X $p.buildVersion=$rel.0-dev.$time.$rev -X $p.buildGitRevision=$rev -X $p.buildStatus=Clean"
+		flags+=" -X $p.buildTag=$ver -X $p.buildHub=registry.istio.io/testing -X $p.buildOS=$(go env GOOS) -X $p.buildArch=$(go env GOARCH)"
+		;;
 	esac
 	echo "$flags"
 }
@@ -95,7 +107,7 @@ selected() {
 
 for w in "${want[@]}"; do
 	known=false
-	for t in "${targets[@]}" "${downloads[@]}"; do [[ ${t%%|*} == "$w" ]] && known=true; done
+	for t in "${targets[@]}"; do [[ ${t%%|*} == "$w" ]] && known=true; done
 	$known || {
 		echo "build.sh: unknown component $w" >&2
 		exit 2
@@ -126,7 +138,7 @@ for t in "${targets[@]}"; do
 	tmp="$out.tmp.$$"
 	echo "build $comp $ver $bin ..."
 	start=$SECONDS
-	if (cd "$here/$dir" && go build -ldflags="$(ldflags "$comp" "$ver")" -o "$tmp" "$pkg"); then
+	if flags=$(ldflags "$comp" "$ver") && (cd "$here/$dir" && go build -ldflags="$flags" -o "$tmp" "$pkg"); then
 		mv -f "$tmp" "$out"
 		tmp=""
 		size=$(du -m "$out" | cut -f1)
@@ -135,22 +147,6 @@ for t in "${targets[@]}"; do
 		rm -f "$tmp"
 		tmp=""
 		echo "FAIL  $comp $ver $bin after $((SECONDS - start))s" >&2
-		failed=$((failed + 1))
-	fi
-done
-
-for t in "${downloads[@]}"; do
-	$list && break
-	IFS='|' read -r comp dir mod <<<"$t"
-	selected "$comp" || continue
-	[[ -f $here/$dir/go.mod ]] || continue
-	ver=$(version "$dir" "$mod")
-	start=$SECONDS
-	# Quick and offline once the module is in the cache.
-	if (cd "$here/$dir" && go mod download "$mod"); then
-		echo "have  $comp $ver (module cache: $(cd "$here/$dir" && go list -m -f '{{.Dir}}' "$mod"), $((SECONDS - start))s)"
-	else
-		echo "FAIL  $comp $ver: go mod download $mod" >&2
 		failed=$((failed + 1))
 	fi
 done
