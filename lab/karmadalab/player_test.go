@@ -27,7 +27,8 @@ import (
 	"github.com/reconcile-dev/reconcile/state/helm"
 )
 
-// noPodControllers keeps a lab cluster from creating Pods no kubelet would run (as lab/labworld).
+// noPodControllers keeps a lab cluster from creating Pods: no Kubelet stand-in runs here to play them
+// (lab/labworld runs the ReplicaSet controller, its stand-in plays those Pods).
 var noPodControllers = []string{"--controllers", "*,-replicaset-controller,-statefulset-controller,-daemonset-controller,-job-controller,-cronjob-controller"}
 
 // startPlayedCluster starts a lab cluster and a Player serving it; the Player is stopped (and

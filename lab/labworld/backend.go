@@ -49,8 +49,9 @@ var DefaultAddresses = AddressRange{First: net.IPv4(127, 0, 0, 100), Last: net.I
 
 // Backend makes the clusters of the lab's Linode API real: each is a lab cluster (its own
 // kube-apiserver and kube-controller-manager, sharing one etcd) on its own loopback address,
-// with one Ready Node per LKE node, every Node's ExternalIP and InternalIP being that address.
-// It runs the Kubelet stand-in and the Player in each.
+// with one Ready Node per LKE node, every Node's ExternalIP and InternalIP being that address,
+// and PodRangeOf that address as its pod network. It runs the Kubelet stand-in and the Player
+// in each.
 type Backend struct {
 	// Dir holds one directory per cluster (PKI, kubeconfigs, logs).
 	Dir       string
@@ -248,7 +249,7 @@ func (b *Backend) start(ctx context.Context, info linodeapi.ClusterInfo, addr st
 	lc.wg.Add(1)
 	go func() {
 		defer lc.wg.Done()
-		k := Kubelet{Client: client, Address: addr, Log: b.log().With("cluster", name)}
+		k := Kubelet{Client: client, Address: addr, PodRange: PodRangeOf(addr), Log: b.log().With("cluster", name)}
 		if b.NodeBalancers != nil {
 			k.Address = "" // the CloudController writes LoadBalancer statuses
 		}

@@ -1,6 +1,7 @@
 package labworld
 
 import (
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -14,59 +15,115 @@ import (
 
 func ptr[T any](v T) *T { return &v }
 
-func TestReplicaSetStatus(t *testing.T) {
+func TestPodRangeOf(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name        string
-		replicas    *int32
-		generation  int64
-		status      appsv1.ReplicaSetStatus
-		wantN       int32
-		wantChanged bool
-	}{
-		{"new", ptr[int32](3), 1, appsv1.ReplicaSetStatus{}, 3, true},
-		{"nil replicas means one", nil, 1, appsv1.ReplicaSetStatus{}, 1, true},
-		{"scaled to zero", ptr[int32](0), 2, appsv1.ReplicaSetStatus{Replicas: 2, ReadyReplicas: 2, AvailableReplicas: 2, FullyLabeledReplicas: 2, ObservedGeneration: 1}, 0, true},
-		{"done", ptr[int32](2), 4, appsv1.ReplicaSetStatus{Replicas: 2, ReadyReplicas: 2, AvailableReplicas: 2, FullyLabeledReplicas: 2, ObservedGeneration: 4}, 2, false},
-		{"new generation", ptr[int32](2), 5, appsv1.ReplicaSetStatus{Replicas: 2, ReadyReplicas: 2, AvailableReplicas: 2, FullyLabeledReplicas: 2, ObservedGeneration: 4}, 2, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Generation: tt.generation},
-				Spec: appsv1.ReplicaSetSpec{Replicas: tt.replicas}, Status: tt.status}
-			st, changed := replicaSetStatus(rs, false)
-			if changed != tt.wantChanged {
-				t.Fatalf("changed = %v, want %v", changed, tt.wantChanged)
-			}
-			if st.Replicas != tt.wantN || st.ReadyReplicas != tt.wantN || st.AvailableReplicas != tt.wantN ||
-				st.FullyLabeledReplicas != tt.wantN || st.ObservedGeneration != tt.generation {
-				t.Errorf("status %+v, want %d everywhere at generation %d", st, tt.wantN, tt.generation)
-			}
-			// Applying the result reaches a fixed point.
-			rs.Status = st
-			if _, again := replicaSetStatus(rs, false); again {
-				t.Error("a second pass changes the status again")
-			}
-		})
+	for addr, want := range map[string]string{
+		"127.0.19.1": "10.1.0.0/16", "127.0.0.100": "10.100.0.0/16", "127.0.1.0": "10.0.0.0/16", "": "10.2.0.0/16", "::1": "10.2.0.0/16",
+	} {
+		if got := PodRangeOf(addr).String(); got != want {
+			t.Errorf("PodRangeOf(%q) = %s, want %s", addr, got, want)
+		}
 	}
 }
 
-// TestReplicaSetStatusUnavailable: under the lab's replicas fault a ReplicaSet has its
-// replicas but none ready or available, and lifting the fault makes them available.
-func TestReplicaSetStatusUnavailable(t *testing.T) {
+func TestNextPodIP(t *testing.T) {
 	t.Parallel()
-	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Generation: 2}, Spec: appsv1.ReplicaSetSpec{Replicas: ptr[int32](4)},
-		Status: appsv1.ReplicaSetStatus{Replicas: 4, ReadyReplicas: 4, AvailableReplicas: 4, FullyLabeledReplicas: 4, ObservedGeneration: 2}}
-	st, changed := replicaSetStatus(rs, true)
-	if !changed || st.Replicas != 4 || st.ReadyReplicas != 0 || st.AvailableReplicas != 0 {
+	r := PodRangeOf("127.0.0.7")
+	used := map[string]bool{}
+	var got []string
+	for range 3 {
+		ip := nextPodIP(r, used)
+		used[ip] = true
+		got = append(got, ip)
+	}
+	if strings.Join(got, ",") != "10.7.1.1,10.7.1.2,10.7.1.3" {
+		t.Errorf("first pod IPs %v", got)
+	}
+	delete(used, "10.7.1.2")
+	if ip := nextPodIP(r, used); ip != "10.7.1.2" {
+		t.Errorf("a freed IP is not reused: %s", ip)
+	}
+	for i := 1; i <= 254; i++ {
+		used[fmt.Sprintf("10.7.1.%d", i)] = true
+	}
+	if ip := nextPodIP(r, used); ip != "10.7.2.1" {
+		t.Errorf("after 10.7.1.254: %s, want 10.7.2.1 (no .255, no .0)", ip)
+	}
+	_, small, _ := net.ParseCIDR("10.9.9.0/24")
+	if ip := nextPodIP(small, nil); ip != "" {
+		t.Errorf("a /24 gives %s", ip)
+	}
+	_, two, _ := net.ParseCIDR("10.9.8.0/23")
+	full := map[string]bool{}
+	for i := 1; i <= 254; i++ {
+		full[fmt.Sprintf("10.9.9.%d", i)] = true
+	}
+	if ip := nextPodIP(two, full); ip != "" {
+		t.Errorf("a full range gives %s", ip)
+	}
+}
+
+func TestPickNode(t *testing.T) {
+	t.Parallel()
+	node := func(name string) *corev1.Node { return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}} }
+	pod := func(name, node string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}, Spec: corev1.PodSpec{NodeName: node}}
+	}
+	nodes := []*corev1.Node{node("b"), node("a")}
+	if n := pickNode(nodes, nil, nil); n != "a" {
+		t.Errorf("empty cluster: %q, want a", n)
+	}
+	if n := pickNode(nodes, []*corev1.Pod{pod("p", "a")}, nil); n != "b" {
+		t.Errorf("a has one: %q, want b", n)
+	}
+	// A bind the informer does not show yet counts.
+	if n := pickNode(nodes, []*corev1.Pod{pod("p", "a"), pod("q", "")}, map[string]string{"ns/q": "b"}); n != "a" {
+		t.Errorf("one each: %q, want a", n)
+	}
+	if n := pickNode(nil, nil, nil); n != "" {
+		t.Errorf("no nodes: %q", n)
+	}
+}
+
+// TestPodStatus: a bound Pod reads as Running and Ready with its IPs; under the replicas fault
+// it is Running but not Ready; the result is a fixed point, and transition times move only
+// with what they describe.
+func TestPodStatus(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", UID: "u1", Generation: 1},
+		Spec: corev1.PodSpec{NodeName: "n1", Containers: []corev1.Container{{Name: "app", Image: "example.invalid/app:1"}, {Name: "side", Image: "s:1"}}},
+		Status: corev1.PodStatus{Phase: corev1.PodPending, QOSClass: corev1.PodQOSBestEffort,
+			Conditions: []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionTrue}}}}
+	ready := func(st corev1.PodStatus) (bool, metav1.Time) {
+		for _, c := range st.Conditions {
+			if c.Type == corev1.PodReady {
+				return c.Status == corev1.ConditionTrue, c.LastTransitionTime
+			}
+		}
+		t.Fatalf("no Ready condition: %+v", st.Conditions)
+		return false, metav1.Time{}
+	}
+	st, changed := podStatus(pod, "127.0.0.9", "10.9.1.1", true, t0)
+	if r, _ := ready(st); !changed || !r || st.Phase != corev1.PodRunning || st.PodIP != "10.9.1.1" || len(st.PodIPs) != 1 ||
+		st.HostIP != "127.0.0.9" || st.StartTime == nil || len(st.ContainerStatuses) != 2 || !st.ContainerStatuses[1].Ready ||
+		st.ContainerStatuses[0].State.Running == nil || st.QOSClass != corev1.PodQOSBestEffort {
+		t.Fatalf("changed %v, status %+v", changed, st)
+	}
+	pod.Status = st
+	if _, again := podStatus(pod, "127.0.0.9", "10.9.1.7", true, t0.Add(time.Minute)); again {
+		t.Error("a second pass changes the status (or the pod IP) again")
+	}
+	st, changed = podStatus(pod, "127.0.0.9", "", false, t0.Add(time.Minute))
+	if r, since := ready(st); !changed || r || !since.Time.Equal(t0.Add(time.Minute)) || st.ContainerStatuses[0].Ready ||
+		st.Phase != corev1.PodRunning || st.PodIP != "10.9.1.1" || !st.StartTime.Time.Equal(t0) {
 		t.Fatalf("under the fault: changed %v, status %+v", changed, st)
 	}
-	rs.Status = st
-	if _, again := replicaSetStatus(rs, true); again {
+	pod.Status = st
+	if _, again := podStatus(pod, "127.0.0.9", "", false, t0.Add(2*time.Minute)); again {
 		t.Error("a second pass under the fault changes the status again")
 	}
-	if st, changed := replicaSetStatus(rs, false); !changed || st.AvailableReplicas != 4 {
+	if st, changed := podStatus(pod, "127.0.0.9", "", true, t0.Add(3*time.Minute)); !changed || !st.ContainerStatuses[0].Ready {
 		t.Errorf("fault lifted: changed %v, status %+v", changed, st)
 	}
 }
@@ -187,13 +244,17 @@ func TestControllerManagerArgs(t *testing.T) {
 	if len(args) != 2 || args[0] != "--controllers" || !strings.HasPrefix(args[1], "*,") {
 		t.Fatalf("args %q", args)
 	}
-	for _, c := range []string{"replicaset-controller", "statefulset-controller", "job-controller"} {
+	for _, c := range []string{"statefulset-controller", "daemonset-controller", "job-controller"} {
 		if !strings.Contains(args[1], ",-"+c) {
 			t.Errorf("%s is not disabled: %q", c, args[1])
 		}
 	}
-	if strings.Contains(args[1], "-deployment-controller") {
-		t.Errorf("the deployment controller must run (it makes the ReplicaSets Helm waits on): %q", args[1])
+	// The deployment, replicaset and endpointslice controllers make the ReplicaSets, Pods and
+	// EndpointSlices whose Pods the stand-in runs.
+	for _, c := range []string{"deployment-controller", "replicaset-controller", "endpointslice-controller"} {
+		if strings.Contains(args[1], "-"+c) {
+			t.Errorf("the %s must run: %q", c, args[1])
+		}
 	}
 }
 

@@ -288,13 +288,19 @@ func testWorkloads(t *testing.T, client kubernetes.Interface, address string) {
 	if jobComplete(j) || j.Status.Succeeded != 0 {
 		t.Errorf("unmarked Job was completed: %+v", j.Status)
 	}
-	// No Pod is made for any of them.
+	// Only the Deployment's ReplicaSet has Pods (endpoints_test.go has the rest); the
+	// StatefulSet and the Jobs have none.
 	pods, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(pods.Items) != 0 {
-		t.Errorf("%d pods exist, want none", len(pods.Items))
+	for _, p := range pods.Items {
+		if o := metav1.GetControllerOf(&p); o == nil || o.Kind != "ReplicaSet" {
+			t.Errorf("pod %s is owned by %+v, want a ReplicaSet", p.Name, o)
+		}
+	}
+	if len(pods.Items) != 3 {
+		t.Errorf("%d pods exist, want the Deployment's 3", len(pods.Items))
 	}
 
 	// A scale-up is followed.
