@@ -65,6 +65,13 @@ type ClusterOptions struct {
 	// ExtraAPIServerArgs and ExtraControllerManagerArgs are appended to the lab's flags; a flag
 	// given again overrides the lab's value.
 	ExtraAPIServerArgs, ExtraControllerManagerArgs []string
+	// PodNetworkProxy, when set, is the Unix socket of an HTTP CONNECT proxy that is the
+	// cluster's pod network: the API server reaches Pods and Services through it
+	// (egress selection "cluster": admission webhooks, aggregated APIs, the proxy
+	// subresources), as it reaches them through Konnectivity in a cluster whose control plane
+	// has no route to the pod network (LKE's included), and it resolves a Service to its
+	// endpoints (--enable-aggregator-routing) since no kube-proxy routes ClusterIPs.
+	PodNetworkProxy string
 }
 
 // Cluster is a running kube-apiserver and kube-controller-manager on loopback.
@@ -188,6 +195,13 @@ func startCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 		"--requestheader-extra-headers-prefix", "X-Remote-Extra-",
 		"--proxy-client-cert-file", files.proxyClientCert,
 		"--proxy-client-key-file", files.proxyClientKey,
+	}
+	if opts.PodNetworkProxy != "" {
+		path := filepath.Join(opts.Dir, "egress-selector.yaml")
+		if err := os.WriteFile(path, egressSelectorConfig(opts.PodNetworkProxy), 0o600); err != nil {
+			return c, err
+		}
+		apiArgs = append(apiArgs, "--egress-selector-config-file", path, "--enable-aggregator-routing=true")
 	}
 	c.apiServer, err = StartProcess("kube-apiserver "+opts.Name, filepath.Join(opts.Dir, "kube-apiserver.log"),
 		opts.Bins.KubeAPIServer, append(apiArgs, opts.ExtraAPIServerArgs...)...)
@@ -422,4 +436,22 @@ func kubeconfig(cluster, endpoint string, caPEM []byte, user string, kp KeyPair)
 	cfg.Contexts[cluster] = &clientcmdapi.Context{Cluster: cluster, AuthInfo: user}
 	cfg.CurrentContext = cluster
 	return clientcmd.Write(*cfg)
+}
+
+// egressSelectorConfig is the API server's EgressSelectorConfiguration sending the "cluster"
+// egress (Pods and Services) through the HTTP CONNECT proxy on the Unix socket socket; the
+// control plane's own connections ("controlplane", etcd) stay direct. (A Unix socket, as
+// Konnectivity's is: kube-apiserver 1.36 takes an http:// TCP proxy URL in validation but
+// then requires a client certificate for it.)
+func egressSelectorConfig(socket string) []byte {
+	return []byte(fmt.Sprintf(`apiVersion: apiserver.k8s.io/v1beta1
+kind: EgressSelectorConfiguration
+egressSelections:
+- name: cluster
+  connection:
+    proxyProtocol: HTTPConnect
+    transport:
+      uds:
+        udsName: %q
+`, socket))
 }

@@ -82,6 +82,8 @@ type labCluster struct {
 	address string
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
+	// network is the cluster's pod network (the API server's egress to Pods).
+	network *PodNetwork
 }
 
 var _ linodeapi.Backend = (*Backend)(nil)
@@ -221,6 +223,10 @@ func (b *Backend) start(ctx context.Context, info linodeapi.ClusterInfo, addr st
 		return nil, err
 	}
 	t0 := time.Now()
+	network, err := StartPodNetwork(dir, b.log().With("cluster", name))
+	if err != nil {
+		return nil, err
+	}
 	c, err := cluster.StartCluster(ctx, cluster.ClusterOptions{
 		Name:                       name,
 		Dir:                        dir,
@@ -229,11 +235,13 @@ func (b *Backend) start(ctx context.Context, info linodeapi.ClusterInfo, addr st
 		Bins:                       b.Bins,
 		Nodes:                      specs,
 		ExtraControllerManagerArgs: ControllerManagerArgs(),
+		PodNetworkProxy:            network.Socket(),
 	})
 	if b.Started != nil {
 		b.Started()
 	}
 	if err != nil {
+		_ = network.Close()
 		return nil, err
 	}
 	b.log().Info("lab cluster started", "cluster", name, "label", info.Label, "address", addr,
@@ -242,14 +250,18 @@ func (b *Backend) start(ctx context.Context, info linodeapi.ClusterInfo, addr st
 	client, err := kubernetes.NewForConfig(c.RESTConfig())
 	if err != nil {
 		_ = c.Stop()
+		_ = network.Close()
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	lc := &labCluster{c: c, address: addr, cancel: cancel}
+	lc := &labCluster{c: c, address: addr, cancel: cancel, network: network}
 	lc.wg.Add(1)
 	go func() {
 		defer lc.wg.Done()
-		k := Kubelet{Client: client, Address: addr, PodRange: PodRangeOf(addr), Log: b.log().With("cluster", name)}
+		k := Kubelet{Client: client, Address: addr, PodRange: PodRangeOf(addr), Network: network, Log: b.log().With("cluster", name)}
+		if b.Istiod != "" {
+			k.Runs = IsIstiodPod
+		}
 		if b.NodeBalancers != nil {
 			k.Address = "" // the CloudController writes LoadBalancer statuses
 		}
@@ -272,7 +284,7 @@ func (b *Backend) start(ctx context.Context, info linodeapi.ClusterInfo, addr st
 		lc.wg.Add(1)
 		go func() {
 			defer lc.wg.Done()
-			is := Istiod{Client: client, RESTConfig: c.RESTConfig(), Address: addr, Dir: dir, Bin: b.Istiod,
+			is := Istiod{Client: client, RESTConfig: c.RESTConfig(), Address: addr, Dir: dir, Bin: b.Istiod, Network: network,
 				Started: b.Started, Log: b.log().With("cluster", name)}
 			if err := is.Run(runCtx); err != nil && runCtx.Err() == nil {
 				b.log().Error("istiod player stopped", "cluster", name, "err", err)
@@ -315,7 +327,8 @@ func (b *Backend) Deprovision(_ context.Context, clusterID int) error {
 func (lc *labCluster) stop() error {
 	lc.cancel()
 	lc.wg.Wait()
-	return lc.c.Stop()
+	err := lc.c.Stop()
+	return errors.Join(err, lc.network.Close())
 }
 
 // Close stops every cluster still running.

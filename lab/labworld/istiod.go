@@ -2,8 +2,6 @@ package labworld
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +21,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -55,6 +54,10 @@ const (
 type IstiodInfo struct {
 	PID int    `json:"pid"`
 	Pod string `json:"pod"`
+	// PodIP is the Pod's IP (from the cluster's pod range): its container ports at that IP
+	// reach the process through the cluster's PodNetwork, which is how the API server calls
+	// its webhooks.
+	PodIP string `json:"podIP"`
 	// Template is the hash of the Deployment's pod template it runs.
 	Template string `json:"template"`
 	// Monitoring is host:port of its monitoring server: /metrics and the /debug API
@@ -115,23 +118,29 @@ type Istiod struct {
 	Dir string
 	// Bin is pilot-discovery.
 	Bin string
+	// Network is the cluster's pod network: each istiod's Pod IP and container ports are routed
+	// to the process while it runs. Nil routes nothing (nothing can call its webhooks).
+	Network *PodNetwork
 	// Started, if set, is called after each start of the process (the lab records PIDs).
 	Started func()
 	Log     *slog.Logger
 }
 
 type istiodProc struct {
-	p        *cluster.Process
-	hash     string
-	pod      podIdentity
-	tokens   []tokenFile
-	info     IstiodInfo
-	template corev1.PodTemplateSpec
+	p      *cluster.Process
+	hash   string
+	pod    podIdentity
+	tokens []tokenFile
+	info   IstiodInfo
+	spec   corev1.PodSpec
+	meta   metav1.ObjectMeta
+	// dir holds the Pod's files: root/ (its file system) and kubeconfig.
+	dir string
 }
 
 // podIdentity is what the environment of the Pod refers to.
 type podIdentity struct {
-	name, namespace, uid, serviceAccount, node string
+	name, namespace, uid, serviceAccount, node, ip, hostIP string
 }
 
 // tokenFile is a ServiceAccount token the process reads from a file, requested again on
@@ -151,12 +160,27 @@ func (i *Istiod) log() *slog.Logger {
 
 func (i *Istiod) dir() string { return filepath.Join(i.Dir, IstiodDirName) }
 
-// Run runs istiod for the Deployment until ctx ends, then stops it.
+// IsIstiodPod says whether the lab runs pilot-discovery for Pod o: a Pod of istiod's (label
+// app=istiod in istio-system, as Istio's istiod chart labels its Pods, every revision's).
+func IsIstiodPod(o *corev1.Pod) bool {
+	return o.Namespace == IstiodNamespace && o.Labels["app"] == "istiod"
+}
+
+// istiodPorts are pilot-discovery's listen flags and the container port each serves by
+// default (its flags' defaults, which Istio's chart declares as the container's ports).
+var istiodPorts = []struct {
+	flag string
+	port int
+}{
+	{"monitoringAddr", 15014}, {"httpAddr", 8080}, {"grpcAddr", 15010}, {"secureGRPCAddr", 15012}, {"httpsAddr", 15017},
+}
+
+// Run runs istiod for every Pod of istiod's until ctx ends, then stops them.
 func (i *Istiod) Run(ctx context.Context) error {
 	factory := informers.NewSharedInformerFactoryWithOptions(i.Client, 10*time.Minute,
 		informers.WithNamespace(IstiodNamespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "metadata.name=" + IstiodName }))
-	inf := factory.Apps().V1().Deployments().Informer()
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = "app=istiod" }))
+	inf := factory.Core().V1().Pods().Informer()
 	kick := make(chan struct{}, 1)
 	notify := func() {
 		select {
@@ -174,70 +198,144 @@ func (i *Istiod) Run(ctx context.Context) error {
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
 
-	var cur *istiodProc
-	defer func() { i.stop(cur) }()
+	procs := map[types.UID]*istiodProc{}
+	defer func() {
+		for _, p := range procs {
+			i.stop(p)
+		}
+		_ = os.Remove(filepath.Join(i.dir(), "istiod.json"))
+	}()
 	refresh := time.NewTicker(istiodTokenRefresh)
 	defer refresh.Stop()
+	type retryState struct {
+		at      time.Time
+		backoff time.Duration
+	}
 	const minBackoff, maxBackoff = time.Second, time.Minute
-	backoff, lastHash := minBackoff, ""
-	var retry <-chan time.Time
+	retries := map[types.UID]*retryState{}
+	exited := make(chan types.UID, 16)
+	var timer *time.Timer
+	var timerC <-chan time.Time
 	for {
-		var exited <-chan struct{}
-		if cur != nil {
-			exited = cur.p.Done()
-		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-kick:
-		case <-retry:
-			retry = nil
+		case <-timerC:
+			timerC = nil
 		case <-refresh.C:
-			if cur != nil {
-				if err := i.writeTokens(ctx, cur); err != nil {
-					i.log().Warn("istiod: refreshing its tokens", "err", err)
+			for _, p := range procs {
+				if err := i.writeTokens(ctx, p); err != nil {
+					i.log().Warn("istiod: refreshing its tokens", "pod", p.pod.name, "err", err)
 				}
 			}
 			continue
-		case <-exited:
-			i.log().Warn("istiod exited; starting it again after a back-off", "pod", cur.pod.name, "backoff", backoff,
+		case uid := <-exited:
+			p := procs[uid]
+			if p == nil || p.p.Exited() == nil {
+				continue
+			}
+			r := retries[uid]
+			if r == nil {
+				r = &retryState{backoff: minBackoff}
+				retries[uid] = r
+			}
+			i.log().Warn("istiod exited; starting it again after a back-off", "pod", p.pod.name, "backoff", r.backoff,
 				"log", cluster.Tail(filepath.Join(i.dir(), "istiod.log"), 5))
-			i.stop(cur)
-			cur = nil
-			retry = time.After(backoff)
-			backoff = min(2*backoff, maxBackoff)
-			continue
+			i.stop(p)
+			delete(procs, uid)
+			r.at = time.Now().Add(r.backoff)
+			r.backoff = min(2*r.backoff, maxBackoff)
 		}
-		want := ""
-		var d *appsv1.Deployment
-		if obj, ok, _ := inf.GetStore().GetByKey(IstiodNamespace + "/" + IstiodName); ok {
-			d = obj.(*appsv1.Deployment)
-			if d.DeletionTimestamp == nil && (d.Spec.Replicas == nil || *d.Spec.Replicas > 0) {
-				want = templateHash(d.Spec.Template)
+		// The Pods to run: bound to a Node, given an IP, not being deleted.
+		want := map[types.UID]*corev1.Pod{}
+		for _, obj := range inf.GetStore().List() {
+			o := obj.(*corev1.Pod)
+			if IsIstiodPod(o) && o.DeletionTimestamp == nil && o.Spec.NodeName != "" && o.Status.PodIP != "" &&
+				o.Status.Phase != corev1.PodSucceeded && o.Status.Phase != corev1.PodFailed {
+				want[o.UID] = o
 			}
 		}
-		if cur != nil && cur.hash != want {
-			i.log().Info("istiod: pod template changed or Deployment gone; stopping it", "pod", cur.pod.name)
-			i.stop(cur)
-			cur = nil
-		}
-		if want == "" || cur != nil || retry != nil {
-			continue
-		}
-		if want != lastHash {
-			backoff, lastHash = minBackoff, want
-		}
-		p, err := i.start(ctx, d, want)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+		for uid, p := range procs {
+			if want[uid] == nil {
+				i.log().Info("istiod: its Pod is gone or being deleted; stopping it", "pod", p.pod.name)
+				i.stop(p)
+				delete(procs, uid)
 			}
-			i.log().Warn("istiod: cannot start it yet", "err", err, "retry", backoff)
-			retry = time.After(backoff)
-			backoff = min(2*backoff, maxBackoff)
-			continue
 		}
-		cur = p
+		for uid := range retries {
+			if want[uid] == nil {
+				delete(retries, uid)
+			}
+		}
+		next := time.Time{}
+		for uid, o := range want {
+			if procs[uid] != nil {
+				continue
+			}
+			if r := retries[uid]; r != nil && time.Now().Before(r.at) {
+				if next.IsZero() || r.at.Before(next) {
+					next = r.at
+				}
+				continue
+			}
+			p, err := i.start(ctx, o)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				r := retries[uid]
+				if r == nil {
+					r = &retryState{backoff: minBackoff}
+					retries[uid] = r
+				}
+				i.log().Warn("istiod: cannot start it yet", "pod", o.Name, "err", err, "retry", r.backoff)
+				r.at = time.Now().Add(r.backoff)
+				r.backoff = min(2*r.backoff, maxBackoff)
+				if next.IsZero() || r.at.Before(next) {
+					next = r.at
+				}
+				continue
+			}
+			procs[uid] = p
+			go func() {
+				select {
+				case <-p.p.Done():
+					select {
+					case exited <- uid:
+					case <-ctx.Done():
+					}
+				case <-ctx.Done():
+				}
+			}()
+		}
+		i.writeInfo(procs)
+		if !next.IsZero() {
+			if timer != nil {
+				timer.Stop()
+			}
+			timer = time.NewTimer(time.Until(next))
+			timerC = timer.C
+		}
+	}
+}
+
+// writeInfo records the newest running istiod in istiod.json, or removes it when none runs.
+func (i *Istiod) writeInfo(procs map[types.UID]*istiodProc) {
+	var newest *istiodProc
+	for _, p := range procs {
+		if newest == nil || p.info.Started.After(newest.info.Started) {
+			newest = p
+		}
+	}
+	path := filepath.Join(i.dir(), "istiod.json")
+	if newest == nil {
+		_ = os.Remove(path)
+		return
+	}
+	data, _ := json.MarshalIndent(newest.info, "", "  ")
+	if err := writeFileAtomic(path, data); err != nil {
+		i.log().Warn("istiod: writing istiod.json", "err", err)
 	}
 }
 
@@ -245,47 +343,42 @@ func (i *Istiod) stop(cur *istiodProc) {
 	if cur == nil {
 		return
 	}
+	if i.Network != nil {
+		i.Network.Unroute(cur.info.PodIP)
+	}
 	if err := cur.p.Stop(); err != nil {
 		i.log().Warn("istiod stop", "err", err)
 	}
-	_ = os.Remove(filepath.Join(i.dir(), "istiod.json"))
+	_ = os.RemoveAll(cur.dir)
 }
 
-// templateHash names a pod template: a change of it is a new ReplicaSet, a new Pod.
-func templateHash(t corev1.PodTemplateSpec) string {
-	data, _ := json.Marshal(t)
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:])[:10]
-}
-
-// start prepares the Pod's files, environment and args and starts pilot-discovery.
-func (i *Istiod) start(ctx context.Context, d *appsv1.Deployment, hash string) (*istiodProc, error) {
-	tmpl := *d.Spec.Template.DeepCopy()
-	if len(tmpl.Spec.Containers) == 0 {
-		return nil, errors.New("istiod's pod template has no container")
+// start prepares Pod o's files, environment and args and starts pilot-discovery for it.
+func (i *Istiod) start(ctx context.Context, o *corev1.Pod) (*istiodProc, error) {
+	if len(o.Spec.Containers) == 0 {
+		return nil, errors.New("istiod's Pod has no container")
 	}
-	c := tmpl.Spec.Containers[0]
-	for _, cc := range tmpl.Spec.Containers {
+	c := o.Spec.Containers[0]
+	for _, cc := range o.Spec.Containers {
 		if cc.Name == "discovery" {
 			c = cc
 		}
 	}
-	sa := tmpl.Spec.ServiceAccountName
+	sa := o.Spec.ServiceAccountName
 	if sa == "" {
 		sa = "default"
 	}
-	node := ""
-	if nodes, err := i.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{Limit: 1}); err == nil && len(nodes.Items) > 0 {
-		node = nodes.Items[0].Name
+	hash := o.Labels[appsv1.DefaultDeploymentUniqueLabelKey]
+	if hash == "" {
+		hash = string(o.UID)
 	}
-	cur := &istiodProc{hash: hash, template: tmpl, pod: podIdentity{
-		name: fmt.Sprintf("%s-%s-lab", d.Name, hash), namespace: d.Namespace, serviceAccount: sa, node: node,
-		uid: fmt.Sprintf("%s-%s", string(d.UID), hash),
+	cur := &istiodProc{hash: hash, spec: o.Spec, meta: o.ObjectMeta, pod: podIdentity{
+		name: o.Name, namespace: o.Namespace, uid: string(o.UID), serviceAccount: sa, node: o.Spec.NodeName,
+		ip: o.Status.PodIP, hostIP: o.Status.HostIP,
 	}}
-
 	dir := i.dir()
-	root := filepath.Join(dir, "root")
-	if err := os.RemoveAll(root); err != nil {
+	cur.dir = filepath.Join(dir, "pods", o.Name)
+	root := filepath.Join(cur.dir, "root")
+	if err := os.RemoveAll(cur.dir); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(root, 0o700); err != nil {
@@ -300,7 +393,7 @@ func (i *Istiod) start(ctx context.Context, d *appsv1.Deployment, hash string) (
 			return nil, err
 		}
 	}
-	if err := writeFiles(saDir, map[string][]byte{"ca.crt": ca, "namespace": []byte(d.Namespace)}); err != nil {
+	if err := writeFiles(saDir, map[string][]byte{"ca.crt": ca, "namespace": []byte(o.Namespace)}); err != nil {
 		return nil, err
 	}
 	cur.tokens = append(cur.tokens, tokenFile{path: filepath.Join(saDir, "token"), ttl: istiodTokenTTL})
@@ -310,7 +403,7 @@ func (i *Istiod) start(ctx context.Context, d *appsv1.Deployment, hash string) (
 	if err := i.writeTokens(ctx, cur); err != nil {
 		return nil, err
 	}
-	kubeconfig := filepath.Join(dir, "kubeconfig")
+	kubeconfig := filepath.Join(cur.dir, "kubeconfig")
 	if err := i.writeKubeconfig(kubeconfig, ca, cur.tokens[0].path); err != nil {
 		return nil, err
 	}
@@ -320,30 +413,36 @@ func (i *Istiod) start(ctx context.Context, d *appsv1.Deployment, hash string) (
 	}
 	env = setEnv(env, "KUBECONFIG", kubeconfig)
 
-	ports, err := freePorts(i.Address, 6)
+	ports, err := freePorts(i.Address, len(istiodPorts)+1)
 	if err != nil {
 		return nil, err
 	}
 	hp := func(p int) string { return net.JoinHostPort(i.Address, strconv.Itoa(p)) }
-	cur.info = IstiodInfo{Pod: cur.pod.name, Template: hash, Monitoring: hp(ports[0]), HTTP: hp(ports[1]), GRPC: hp(ports[2]),
-		SecureGRPC: hp(ports[3]), Webhook: hp(ports[4])}
-	args := withoutFlags(c.Args, "monitoringAddr", "httpAddr", "grpcAddr", "secureGRPCAddr", "httpsAddr", "ctrlz_port",
-		"ctrlz_address", "kubeconfig")
+	listen := map[string]string{}
+	flags := []string{"ctrlz_port", "ctrlz_address", "kubeconfig"}
+	for k, f := range istiodPorts {
+		listen[f.flag] = hp(ports[k])
+		flags = append(flags, f.flag)
+	}
+	cur.info = IstiodInfo{Pod: o.Name, PodIP: cur.pod.ip, Template: hash, Monitoring: listen["monitoringAddr"], HTTP: listen["httpAddr"],
+		GRPC: listen["grpcAddr"], SecureGRPC: listen["secureGRPCAddr"], Webhook: listen["httpsAddr"]}
+	args := withoutFlags(c.Args, flags...)
 	if len(args) == 0 {
 		args = []string{"discovery"}
 	}
-	args = append(args, "--kubeconfig", kubeconfig,
-		"--monitoringAddr", cur.info.Monitoring, "--httpAddr", cur.info.HTTP, "--grpcAddr", cur.info.GRPC,
-		"--secureGRPCAddr", cur.info.SecureGRPC, "--httpsAddr", cur.info.Webhook,
-		"--ctrlz_address", i.Address, "--ctrlz_port", strconv.Itoa(ports[5]))
+	args = append(args, "--kubeconfig", kubeconfig)
+	for _, f := range istiodPorts {
+		args = append(args, "--"+f.flag, listen[f.flag])
+	}
+	args = append(args, "--ctrlz_address", i.Address, "--ctrlz_port", strconv.Itoa(ports[len(istiodPorts)]))
 
 	logPath := filepath.Join(dir, "istiod.log")
 	if f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err == nil {
-		fmt.Fprintf(f, "==== %s lab: starting pod %s (template %s): %s %s\n", time.Now().UTC().Format(time.RFC3339),
-			cur.pod.name, hash, i.Bin, strings.Join(args, " "))
+		fmt.Fprintf(f, "==== %s lab: starting pod %s (ip %s, template %s): %s %s\n", time.Now().UTC().Format(time.RFC3339),
+			o.Name, cur.pod.ip, hash, i.Bin, strings.Join(args, " "))
 		f.Close()
 	}
-	p, err := cluster.StartProcessWith("istiod", logPath, i.Bin, cluster.ProcessOptions{Env: env, Dir: root}, args...)
+	p, err := cluster.StartProcessWith("istiod "+o.Name, logPath, i.Bin, cluster.ProcessOptions{Env: env, Dir: root}, args...)
 	if i.Started != nil {
 		i.Started()
 	}
@@ -352,19 +451,20 @@ func (i *Istiod) start(ctx context.Context, d *appsv1.Deployment, hash string) (
 	}
 	cur.p = p
 	cur.info.PID, cur.info.Started = p.Pid(), time.Now().UTC()
-	data, _ := json.MarshalIndent(cur.info, "", "  ")
-	if err := writeFileAtomic(filepath.Join(dir, "istiod.json"), data); err != nil {
-		_ = p.Stop()
-		return nil, err
+	// The Pod's IP and container ports now reach the process, in the cluster's pod network.
+	if i.Network != nil && cur.pod.ip != "" {
+		for _, f := range istiodPorts {
+			i.Network.Route(cur.pod.ip, f.port, listen[f.flag])
+		}
 	}
-	i.log().Info("istiod started", "pod", cur.pod.name, "pid", cur.info.PID, "monitoring", cur.info.Monitoring)
+	i.log().Info("istiod started", "pod", o.Name, "ip", cur.pod.ip, "pid", cur.info.PID, "monitoring", cur.info.Monitoring)
 	return cur, nil
 }
 
 // project writes every volume container c mounts under root at its mount path.
 func (i *Istiod) project(ctx context.Context, cur *istiodProc, root string, c corev1.Container) error {
 	vols := map[string]corev1.Volume{}
-	for _, v := range cur.template.Spec.Volumes {
+	for _, v := range cur.spec.Volumes {
 		vols[v.Name] = v
 	}
 	ns := cur.pod.namespace
@@ -571,10 +671,15 @@ func (i *Istiod) envValue(ctx context.Context, cur *istiodProc, c corev1.Contain
 			return cur.pod.serviceAccount, true, nil
 		case "spec.nodeName":
 			return cur.pod.node, true, nil
-		case "status.podIP", "status.podIPs", "status.hostIP", "status.hostIPs":
+		case "status.podIP", "status.podIPs":
+			return cur.pod.ip, true, nil
+		case "status.hostIP", "status.hostIPs":
+			if cur.pod.hostIP != "" {
+				return cur.pod.hostIP, true, nil
+			}
 			return i.Address, true, nil
 		}
-		for prefix, m := range map[string]map[string]string{"metadata.labels": cur.template.Labels, "metadata.annotations": cur.template.Annotations} {
+		for prefix, m := range map[string]map[string]string{"metadata.labels": cur.meta.Labels, "metadata.annotations": cur.meta.Annotations} {
 			if k, ok := strings.CutPrefix(path, prefix+"['"); ok {
 				return m[strings.TrimSuffix(k, "']")], true, nil
 			}

@@ -180,7 +180,11 @@ func TestLabIstiod(t *testing.T) {
 		var seen map[string]string
 		var info IstiodInfo
 		waitFor(t, 30*time.Second, "istiod started with cacert "+want, func(context.Context) (bool, error) {
-			data, err := os.ReadFile(filepath.Join(dir, "seen"))
+			var err error
+			if info, err = ReadIstiod(is.Dir); err != nil {
+				return false, err
+			}
+			data, err := os.ReadFile(filepath.Join(dir, "pods", info.Pod, "seen"))
 			if err != nil {
 				return false, err
 			}
@@ -190,30 +194,29 @@ func TestLabIstiod(t *testing.T) {
 					seen[k] = v
 				}
 			}
-			if info, err = ReadIstiod(is.Dir); err != nil {
-				return false, err
-			}
 			return seen["cacert"] == want, nil
 		})
 		return seen, info
 	}
 	seen, info := seenWith("ROOT-1")
+	podDir := filepath.Join(dir, "pods", info.Pod)
 	for k, want := range map[string]string{
-		"cwd": filepath.Join(dir, "root"), "REVISION": "default", "POD_NAME": info.Pod, "POD_NAMESPACE": ns,
-		"SERVICE_ACCOUNT": "istiod", "HOSTNAME": info.Pod, "KUBECONFIG": filepath.Join(dir, "kubeconfig"),
+		"cwd": filepath.Join(podDir, "root"), "REVISION": "default", "POD_NAME": info.Pod, "POD_NAMESPACE": ns,
+		"SERVICE_ACCOUNT": "istiod", "HOSTNAME": info.Pod, "KUBECONFIG": filepath.Join(podDir, "kubeconfig"),
 		"GOMAXPROCS": strconv.Itoa(runtime.NumCPU()), "satoken": "yes", "istiotoken": "yes", "emptydir": "yes", "remote": "absent",
 	} {
 		if seen[k] != want {
 			t.Errorf("istiod started with %s=%q, want %q", k, seen[k], want)
 		}
 	}
-	if !strings.HasPrefix(info.Pod, "istiod-") || !strings.HasPrefix(info.Monitoring, lc.Address+":") {
+	if !strings.HasPrefix(info.Pod, "istiod-") || !strings.HasPrefix(info.Monitoring, lc.Address+":") ||
+		!PodRangeOf(lc.Address).Contains(net.ParseIP(info.PodIP)) {
 		t.Errorf("istiod.json: %+v", info)
 	}
 	args := seen["args"]
 	for _, want := range []string{"discovery ", "--domain cluster.local", "--monitoringAddr " + info.Monitoring, "--httpAddr " + info.HTTP,
 		"--grpcAddr " + info.GRPC, "--secureGRPCAddr " + info.SecureGRPC, "--httpsAddr " + info.Webhook,
-		"--kubeconfig " + filepath.Join(dir, "kubeconfig"), "--ctrlz_address " + lc.Address} {
+		"--kubeconfig " + filepath.Join(podDir, "kubeconfig"), "--ctrlz_address " + lc.Address} {
 		if !strings.Contains(args, want) {
 			t.Errorf("args %q lack %q", args, want)
 		}
@@ -225,7 +228,7 @@ func TestLabIstiod(t *testing.T) {
 		t.Errorf("istiod inherited this process's environment (PATH)")
 	}
 	// Its kubeconfig is the istiod ServiceAccount.
-	rc, err := clientcmd.BuildConfigFromFlags("", filepath.Join(dir, "kubeconfig"))
+	rc, err := clientcmd.BuildConfigFromFlags("", filepath.Join(podDir, "kubeconfig"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,9 +254,10 @@ func TestLabIstiod(t *testing.T) {
 	if info2.PID == info.PID || info2.Template == info.Template || info2.Pod == info.Pod {
 		t.Errorf("after the template change: %+v, before: %+v", info2, info)
 	}
-	if err := syscall.Kill(info.PID, 0); err == nil {
-		t.Errorf("the old istiod (pid %d) still runs", info.PID)
-	}
+	// The new Pod ready, the ReplicaSet controller deletes the old one: its istiod stops.
+	waitFor(t, 30*time.Second, "the old istiod stopped with its Pod", func(context.Context) (bool, error) {
+		return syscall.Kill(info.PID, 0) != nil, nil
+	})
 
 	// The Deployment deleted: istiod stops.
 	if err := client.AppsV1().Deployments(ns).Delete(ctx, IstiodName, metav1.DeleteOptions{}); err != nil {

@@ -158,7 +158,13 @@ type Kubelet struct {
 	// PodRange is the cluster's pod network, from which Pods get their IPs. Nil means
 	// PodRangeOf(Address), or LKEPodRange if Address is empty.
 	PodRange *net.IPNet
-	Log      *slog.Logger
+	// Runs, if set, says which Pods the lab runs a real process for (istiod's, with
+	// Options.Istiod): such a Pod reads Ready only while its containers' readiness probes pass,
+	// probed as a kubelet probes them, through Network (a container without a readiness probe
+	// is ready once its process serves a port). Every other Pod reads Ready at once.
+	Runs    func(*corev1.Pod) bool
+	Network *PodNetwork
+	Log     *slog.Logger
 }
 
 // LKEPodRange is the pod network of every LKE cluster.
@@ -237,10 +243,14 @@ func nodeInternalIP(n *corev1.Node) string {
 	return ext
 }
 
-// podStatus is the status of a Pod bound to a node at hostIP whose containers all run,
-// ready or (under the lab's replicas fault) not; ip is its pod IP unless it has one.
-// Transition times change only with what they describe.
-func podStatus(o *corev1.Pod, hostIP, ip string, ready bool, now time.Time) (corev1.PodStatus, bool) {
+// faultNotReady is why every Pod is unready under the lab's replicas fault.
+const faultNotReady = "the lab's replicas fault: readiness fails (" + FaultsNamespace + "/" + FaultsConfigMap + ")"
+
+// podStatus is the status of a Pod bound to a node at hostIP whose containers all run, ready
+// or, when notReady says why (the lab's replicas fault, a failing readiness probe), not; ip is
+// its pod IP unless it has one. Transition times change only with what they describe.
+func podStatus(o *corev1.Pod, hostIP, ip, notReady string, now time.Time) (corev1.PodStatus, bool) {
+	ready := notReady == ""
 	st := *o.Status.DeepCopy()
 	if st.PodIP != "" {
 		ip = st.PodIP
@@ -274,8 +284,7 @@ func podStatus(o *corev1.Pod, hostIP, ip string, ready bool, now time.Time) (cor
 	}
 	reason, message := "", ""
 	if !ready {
-		reason = "ContainersNotReady"
-		message = "the lab's replicas fault: readiness fails (" + FaultsNamespace + "/" + FaultsConfigMap + ")"
+		reason, message = "ContainersNotReady", notReady
 	}
 	condition(corev1.PodReadyToStartContainers, true, "", "")
 	condition(corev1.PodInitialized, true, "", "")
@@ -397,6 +406,7 @@ func (k Kubelet) Run(ctx context.Context) error {
 	}()
 
 	// One worker syncs, so these need no lock.
+	probes := &prober{network: k.Network, failures: map[string]int{}, passes: map[string]int{}, ready: map[string]bool{}}
 	assigned := map[string]string{} // namespace/name -> the IP given, until the informer shows it
 	bound := map[string]string{}    // namespace/name -> the Node bound to, until the informer shows it
 
@@ -406,6 +416,7 @@ func (k Kubelet) Run(ctx context.Context) error {
 		if apierrors.IsNotFound(err) {
 			delete(assigned, id)
 			delete(bound, id)
+			probes.forget(id)
 			return nil
 		}
 		if err != nil {
@@ -485,7 +496,15 @@ func (k Kubelet) Run(ctx context.Context) error {
 		if o.Status.PodIP == ip {
 			delete(assigned, id) // the Pod holds it now
 		}
-		st, changed := podStatus(o, hostIP, ip, !unavailable(), time.Now())
+		notReady := ""
+		switch {
+		case unavailable():
+			notReady = faultNotReady
+		case k.Runs != nil && k.Runs(o):
+			notReady = probes.check(ctx, o, ip)
+			queue.AddAfter(key, probes.period(o))
+		}
+		st, changed := podStatus(o, hostIP, ip, notReady, time.Now())
 		if !changed {
 			return nil
 		}

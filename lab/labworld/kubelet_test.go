@@ -104,26 +104,26 @@ func TestPodStatus(t *testing.T) {
 		t.Fatalf("no Ready condition: %+v", st.Conditions)
 		return false, metav1.Time{}
 	}
-	st, changed := podStatus(pod, "127.0.0.9", "10.9.1.1", true, t0)
+	st, changed := podStatus(pod, "127.0.0.9", "10.9.1.1", "", t0)
 	if r, _ := ready(st); !changed || !r || st.Phase != corev1.PodRunning || st.PodIP != "10.9.1.1" || len(st.PodIPs) != 1 ||
 		st.HostIP != "127.0.0.9" || st.StartTime == nil || len(st.ContainerStatuses) != 2 || !st.ContainerStatuses[1].Ready ||
 		st.ContainerStatuses[0].State.Running == nil || st.QOSClass != corev1.PodQOSBestEffort {
 		t.Fatalf("changed %v, status %+v", changed, st)
 	}
 	pod.Status = st
-	if _, again := podStatus(pod, "127.0.0.9", "10.9.1.7", true, t0.Add(time.Minute)); again {
+	if _, again := podStatus(pod, "127.0.0.9", "10.9.1.7", "", t0.Add(time.Minute)); again {
 		t.Error("a second pass changes the status (or the pod IP) again")
 	}
-	st, changed = podStatus(pod, "127.0.0.9", "", false, t0.Add(time.Minute))
+	st, changed = podStatus(pod, "127.0.0.9", "", faultNotReady, t0.Add(time.Minute))
 	if r, since := ready(st); !changed || r || !since.Time.Equal(t0.Add(time.Minute)) || st.ContainerStatuses[0].Ready ||
 		st.Phase != corev1.PodRunning || st.PodIP != "10.9.1.1" || !st.StartTime.Time.Equal(t0) {
 		t.Fatalf("under the fault: changed %v, status %+v", changed, st)
 	}
 	pod.Status = st
-	if _, again := podStatus(pod, "127.0.0.9", "", false, t0.Add(2*time.Minute)); again {
+	if _, again := podStatus(pod, "127.0.0.9", "", faultNotReady, t0.Add(2*time.Minute)); again {
 		t.Error("a second pass under the fault changes the status again")
 	}
-	if st, changed := podStatus(pod, "127.0.0.9", "", true, t0.Add(3*time.Minute)); !changed || !st.ContainerStatuses[0].Ready {
+	if st, changed := podStatus(pod, "127.0.0.9", "", "", t0.Add(3*time.Minute)); !changed || !st.ContainerStatuses[0].Ready {
 		t.Errorf("fault lifted: changed %v, status %+v", changed, st)
 	}
 }
