@@ -165,6 +165,13 @@ members:
 		t.Logf("%s /debug/clusterz: %s", m.name, strings.TrimSpace(status[m.name]))
 	}
 
+	// What needs the API server to reach istiod's Pod: injection, validation, pods/proxy.
+	clients := map[string]kubernetes.Interface{}
+	for _, m := range ms {
+		clients[m.name] = m.client
+	}
+	checkIstiodThroughAPIServer(t, ctx, clients)
+
 	// istio-ca-root-cert in default, written by each istiod, holds the mesh root.
 	root, err := mesh.LoadRoot(store)
 	must(t, err)
