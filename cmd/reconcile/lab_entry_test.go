@@ -69,7 +69,8 @@ entry:
 `, l.LinodeURL, l.ChartsURL, l.KarmadaVersion, entryInterval, entryUnhealthyAfter, entryHealthyAfter)
 }
 
-// The entry in the lab (issue 14): one pass publishes app.lab-entry.example with every
+// The entry in the lab (issue 14), with istiod running in every member (it injects the
+// ingress gateway's Pods): one pass publishes app.lab-entry.example with every
 // member's ingress address, resolved by a real DNS client through the lab's DNS server, and a
 // name per member; a second pass plans and writes nothing; with the daemon running, a member
 // whose ingress stops answering (`reconcile-lab fault ingress us down`) leaves the answer within
@@ -78,8 +79,11 @@ entry:
 // recovery times are measured against their bounds.
 func TestLabEntry(t *testing.T) {
 	labtest.KarmadaBinaries(t)
+	// The ingress gateway's Pods are injected by istiod's webhook, so only exist with istiod.
+	labtest.Istiod(t)
 	// 127.0.18.x: no other test's lab uses it.
-	lf := upLab(t, net.IPv4(127, 0, 18, 10), net.IPv4(127, 0, 18, 80), 100*time.Millisecond)
+	lf := upLab(t, net.IPv4(127, 0, 18, 10), net.IPv4(127, 0, 18, 80), 100*time.Millisecond,
+		func(o *labworld.Options) { o.Istiod = true })
 	l, dir, fleetDir := lf.lab, lf.dir, lf.fleetDir
 	fleetPath := filepath.Join(fleetDir, "fleet.yaml")
 	must(t, os.WriteFile(fleetPath, []byte(entryFleetYAML(l)), 0o644))
