@@ -172,6 +172,14 @@ members:
 	}
 	checkIstiodThroughAPIServer(t, ctx, clients)
 
+	// Through istiod's registry: every member's endpoints under its cluster and network, every
+	// remote network's gateway at its east-west address.
+	var mm []meshMember
+	for k, m := range ms {
+		mm = append(mm, meshMember{name: m.name, network: fmt.Sprintf("network%d", k+1), dir: m.dir, client: m.client})
+	}
+	checkIstiodRegistry(t, ctx, mm, map[string]string{"istiod.istio-system.svc.cluster.local": "istio-system"})
+
 	// istio-ca-root-cert in default, written by each istiod, holds the mesh root.
 	root, err := mesh.LoadRoot(store)
 	must(t, err)
