@@ -123,12 +123,19 @@ func checkIstiodRegistry(t *testing.T, ctx context.Context, ms []meshMember, ser
 			for host, ns := range services {
 				shards := shardz[host][ns].Shards
 				for _, r := range ms {
+					// One IstioEndpoint per address and service port: the addresses, once each.
+					seen := map[string]bool{}
 					var got []string
 					for _, e := range shards["Kubernetes/"+r.name] {
 						if e.Network != r.network || e.Locality.ClusterID != r.name {
 							problems = append(problems, fmt.Sprintf("%s in %s: endpoint %v on network %q cluster %q", host, r.name, e.Addresses, e.Network, e.Locality.ClusterID))
 						}
-						got = append(got, e.Addresses...)
+						for _, a := range e.Addresses {
+							if !seen[a] {
+								seen[a] = true
+								got = append(got, a)
+							}
+						}
 					}
 					sort.Strings(got)
 					if strings.Join(got, ",") != strings.Join(wantIPs[r.name][host], ",") {
