@@ -44,8 +44,8 @@ type clusterzEntry struct {
 func TestLabIstiod(t *testing.T) {
 	labtest.KarmadaBinaries(t)
 	labtest.Istiod(t)
-	// 127.0.20.x: no other test's lab uses it.
-	lf := upLab(t, net.IPv4(127, 0, 20, 10), net.IPv4(127, 0, 20, 40), 100*time.Millisecond,
+	// 127.0.23.x while developing on branch lab-meshshow (others run this test on 127.0.20.x): SET BACK to 20 before merging.
+	lf := upLab(t, net.IPv4(127, 0, 23, 10), net.IPv4(127, 0, 23, 40), 100*time.Millisecond,
 		func(o *labworld.Options) { o.Istiod = true })
 	l, dir, fleetDir := lf.lab, lf.dir, lf.fleetDir
 	fleetPath := filepath.Join(fleetDir, "fleet.yaml")
