@@ -16,6 +16,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -90,6 +91,11 @@ type meshSample struct {
 	foreign map[string][]string
 	// raw is each member's /debug/clusterz (or why there is none).
 	raw map[string]string
+	// registryGaps, when the rotation's poller watches probe Services, lists each istiod that
+	// lacks one ("eu lacks rotation-probe-ap.default.svc.cluster.local"), sorted.
+	registryGaps []string
+	// oldTokens lists the members whose old istio-reader token Secret still exists (rotation).
+	oldTokens []string
 }
 
 var meshHTTP = &http.Client{Timeout: 5 * time.Second}
@@ -153,7 +159,8 @@ type meshPoller struct {
 	done    chan struct{}
 }
 
-func startMeshPoller(ctx context.Context, ms []istiodMember) *meshPoller {
+// startMeshPoller starts sampling; hook, if set, adds to each sample.
+func startMeshPoller(ctx context.Context, ms []istiodMember, hook func(context.Context, *meshSample)) *meshPoller {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &meshPoller{cancel: cancel, done: make(chan struct{})}
 	go func() {
@@ -162,6 +169,9 @@ func startMeshPoller(ctx context.Context, ms []istiodMember) *meshPoller {
 		defer tick.Stop()
 		for {
 			s := sampleMesh(ctx, ms)
+			if hook != nil {
+				hook(ctx, &s)
+			}
 			if ctx.Err() != nil {
 				return // a reading cut off by the stop is no sample
 			}
@@ -300,13 +310,27 @@ func remoteSecretToken(ctx context.Context, n, x istiodMember) (string, error) {
 // 100 ms, one `--once --rotate-credentials` pass replaces every istio-reader token (new token
 // Secret first, every remote secret rewritten from it, then the old Secret deleted). The
 // sampling goes on until every remote secret carries the new token and every istiod has
-// rebuilt the remote cluster from it (istiod's secret controller, on a changed kubeconfig,
-// builds a new cluster beside the old one, lists it as syncing while the old one keeps
-// serving, and stops the old one once the new one synced: "stopping previous cluster <id>
-// after new cluster synced" in its log). No sample may show fewer than all pairs synced.
-// Then, with every old token refused by its API server (401), the rebuilt remote clusters
-// work: a Service made in each member afterwards shows up in every other member's istiod
-// (/debug/registryz), which only a live watch with the new token can bring.
+// rebuilt the remote cluster from it, and synced it.
+//
+// How istiod takes a changed remote secret (Istio's pkg/kube/multicluster: addRemoteConfig,
+// ClusterStore.Swap, Cluster.Run, PendingClusterSwap): for a changed kubeconfig it logs
+// "Update cluster", builds a new cluster with the new credentials and puts it in the store at
+// once, so /debug/clusterz lists the new one, "syncing"; the previous cluster, if it was
+// synced, keeps serving (ClusterStore.AllReady hands it out while the new one syncs) until the
+// new one synced, then it is stopped ("stopping previous cluster <id> after new cluster
+// synced"). A remote secret that is deleted instead ("Deleting cluster_id=...") drops the
+// cluster outright.
+//
+// So each sample also reads every istiod's /debug/registryz for a probe Service made in every
+// member before the rotation: a remote cluster istiod stopped serving would take its probe out
+// of the registry. Asserted, for every sample: no pair missing, timed out, closed or
+// unreadable; no probe missing from any registry; a pair shown "syncing" only while its
+// istiod rebuilds that remote cluster after an update (the swap its log records). Measured and
+// logged: the samples, each window with fewer than all pairs "synced" (which pairs, when,
+// how long), each istiod's swap times, when the old token Secrets went. Afterwards, with every
+// old token refused by its API server (401), the rebuilt remote clusters work: a Service made
+// in each member then reaches every other istiod's registry, which only a live watch with the
+// new token can bring, and every istiod lists all pairs synced.
 func (p *istiodPhases) rotationUnderWatch(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), rotationPhaseTimeout)
 	defer cancel()
@@ -317,17 +341,41 @@ func (p *istiodPhases) rotationUnderWatch(t *testing.T) {
 		before[m.name] = p.readerToken(t, ctx, m)
 		logStart[m.name] = len(istiodLog(m))
 	}
+	since := func(m istiodMember) string {
+		log := istiodLog(m)
+		if len(log) < logStart[m.name] {
+			return log // a new istiod's log
+		}
+		return log[logStart[m.name]:]
+	}
 
-	poller := startMeshPoller(ctx, ms)
+	// Probe Services, one in each member, that every istiod must know all along.
+	probes := p.makeProbes(t, ctx, "rotation-probe")
+	var gaps []string
+	if !waitCond(ctx, time.Minute, 250*time.Millisecond, func() bool { gaps = registryGaps(ctx, ms, probes); return len(gaps) == 0 }) {
+		t.Fatalf("the probe Services did not reach every istiod before the rotation: %s", strings.Join(gaps, "; "))
+	}
+
+	poller := startMeshPoller(ctx, ms, func(ctx context.Context, s *meshSample) {
+		s.registryGaps = registryGaps(ctx, ms, probes)
+		for _, m := range ms {
+			if _, err := m.client.CoreV1().Secrets(mesh.MeshNamespace).Get(ctx, before[m.name].Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				s.oldTokens = append(s.oldTokens, m.name)
+			}
+		}
+	})
 	stopped := false
 	defer func() {
 		if !stopped {
 			poller.stop()
 		}
 	}()
-	// The first sample is the state the rotation starts from: all synced.
+	// The first sample is the state the rotation starts from.
 	if !waitCond(ctx, 30*time.Second, 20*time.Millisecond, func() bool { _, ok := poller.last(); return ok }) {
 		t.Fatal("the poller took no sample")
+	}
+	if s, _ := poller.last(); s.synced != s.want || len(s.registryGaps) > 0 {
+		t.Fatalf("before the rotation: %d of %d synced (%s), registry gaps %v", s.synced, s.want, strings.Join(s.notSynced, ", "), s.registryGaps)
 	}
 	passStart := time.Now()
 	code, stdout, stderr, passEnd := p.pass(ctx, "--once", "--rotate-credentials")
@@ -344,7 +392,7 @@ func (p *istiodPhases) rotationUnderWatch(t *testing.T) {
 	}
 
 	// Until every remote secret carries the new token and every istiod rebuilt its remote
-	// clusters from them (and they synced).
+	// clusters from them, and they synced.
 	after := map[string]*corev1.Secret{}
 	for _, m := range ms {
 		after[m.name] = p.readerToken(t, ctx, m)
@@ -356,10 +404,7 @@ func (p *istiodPhases) rotationUnderWatch(t *testing.T) {
 	settled := waitCond(ctx, rotationSettleTimeout, 250*time.Millisecond, func() bool {
 		pending = nil
 		for _, n := range ms {
-			log := istiodLog(n)
-			if len(log) >= logStart[n.name] {
-				log = log[logStart[n.name]:]
-			}
+			log := since(n)
 			for _, x := range ms {
 				if x.name == n.name {
 					continue
@@ -386,48 +431,116 @@ func (p *istiodPhases) rotationUnderWatch(t *testing.T) {
 	stopped = true
 	if !settled {
 		for _, m := range ms {
-			t.Logf("%s istiod log since the rotation (tail):\n%s", m.name, tail(istiodLog(m)[logStart[m.name]:], 30))
+			t.Logf("%s istiod log since the rotation (tail):\n%s", m.name, tail(since(m), 30))
 		}
 		t.Fatalf("the rotation did not settle within %s of the pass: %s", rotationSettleTimeout, strings.Join(pending, "; "))
 	}
 	t.Logf("rotation: every remote secret holds the new token and every istiod rebuilt and synced its remote clusters %s after the pass ended",
 		settledAt.Sub(passEnd).Round(time.Millisecond))
+
+	// Each istiod's own account: per remote, when it began the update and when the rebuilt
+	// cluster synced and the previous one stopped.
+	rel := func(at time.Time) string {
+		if at.IsZero() {
+			return "?"
+		}
+		return at.Sub(passStart).Round(time.Millisecond).String()
+	}
+	// When each old token Secret was first seen gone (a lower bound of how long a previous
+	// cluster ran on a deleted token: the delete came at most one sample earlier).
+	goneAt := map[string]time.Time{}
+	for _, m := range ms {
+		for _, s := range samples {
+			if !slices.Contains(s.oldTokens, m.name) {
+				goneAt[m.name] = s.at
+				t.Logf("rotation: %s's old istio-reader token Secret first seen gone at %s after the pass began", m.name, rel(s.at))
+				break
+			}
+		}
+	}
+	rebuilt := map[string]bool{}
+	var longest, onDeleted time.Duration
 	for _, n := range ms {
-		log := istiodLog(n)[logStart[n.name]:]
+		log := since(n)
+		for _, x := range ms {
+			if x.name == n.name {
+				continue
+			}
+			upd, updLine := istiodEvent(log, "Update cluster", mesh.RemoteSecretName(x.name))
+			done, _ := istiodEvent(log, "stopping previous cluster "+x.name+" after new cluster synced")
+			if updLine == "" {
+				t.Errorf("%s's istiod logged no update of cluster %s since the rotation:\n%s", n.name, x.name, tail(log, 20))
+				continue
+			}
+			rebuilt[n.name+": "+x.name] = true
+			swap := done.Sub(upd)
+			longest = max(longest, swap)
+			note := ""
+			if g, ok := goneAt[x.name]; ok && done.After(g) {
+				onDeleted = max(onDeleted, done.Sub(g))
+				note = fmt.Sprintf("; its previous cluster ran at least %s on %s's deleted token", done.Sub(g).Round(time.Millisecond), x.name)
+			}
+			t.Logf("rotation: %s's istiod: update of %s at %s after the pass began, rebuilt cluster synced and previous stopped at %s (%s)%s",
+				n.name, x.name, rel(upd), rel(done), swap.Round(time.Millisecond), note)
+		}
 		if c := strings.Count(log, "Deleting cluster_id="); c > 0 {
 			t.Errorf("%s's istiod deleted %d remote clusters during the rotation (an update must rebuild, not delete):\n%s", n.name, c, tail(log, 30))
 		}
+		if c := strings.Count(log, "Unauthorized"); c > 0 {
+			t.Logf("rotation: %s's istiod logged %d lines with Unauthorized since the rotation (a previous cluster whose token was deleted before it stopped):\n%s",
+				n.name, c, tail(grepLines(log, "Unauthorized"), 5))
+		}
 	}
+	t.Logf("rotation: longest istiod swap (update logged to rebuilt cluster synced): %s; longest a previous cluster ran on a deleted token: at least %s",
+		longest.Round(time.Millisecond), onDeleted.Round(time.Millisecond))
 
 	// What the poller saw.
 	maxGap, meanGap := sampleGaps(samples)
 	windows := unsyncedWindows(samples)
 	var worst meshWindow
-	bad := 0
+	unsynced, badSamples := 0, 0
 	for _, w := range windows {
-		bad += w.samples
+		unsynced += w.samples
 		if w.length() > worst.length() || worst.samples == 0 {
 			worst = w
 		}
 	}
-	t.Logf("rotation: %d samples of %d istiods' /debug/clusterz over %s (every %s on average, largest gap %s); %d with fewer than %d of %d synced, in %d windows",
+	for _, s := range samples {
+		var bad []string
+		for _, ns := range s.notSynced {
+			// A pair "syncing" while its istiod rebuilds it after the update: the previous
+			// cluster serves meanwhile (the registry check below says whether it did).
+			if pair, ok := strings.CutSuffix(ns, " syncing"); ok && rebuilt[pair] {
+				continue
+			}
+			bad = append(bad, ns)
+		}
+		bad = append(bad, s.registryGaps...)
+		if len(bad) > 0 {
+			badSamples++
+			t.Errorf("rotation: the sample at %s after the pass began: %s", rel(s.at), strings.Join(bad, ", "))
+		}
+	}
+	t.Logf("rotation: %d samples of %d istiods' /debug/clusterz and /debug/registryz over %s (every %s on average, largest gap %s); "+
+		"%d with fewer than %d of %d pairs synced, in %d windows; %d with a pair missing, timed out, closed or unreadable, "+
+		"or a probe Service missing from a registry",
 		len(samples), len(ms), samples[len(samples)-1].at.Sub(samples[0].at).Round(time.Millisecond), meanGap.Round(time.Millisecond),
-		maxGap.Round(time.Millisecond), bad, samples[0].want, samples[0].want, len(windows))
+		maxGap.Round(time.Millisecond), unsynced, samples[0].want, samples[0].want, len(windows), badSamples)
 	if len(windows) == 0 {
 		t.Logf("rotation: worst unsynced window: none (every sample %d of %d synced)", samples[0].want, samples[0].want)
 	}
 	for _, w := range windows {
-		t.Errorf("rotation: %d samples from %s to %s after the pass began (%s%s) showed fewer than all pairs synced: %s",
-			w.samples, w.from.Sub(passStart).Round(time.Millisecond), w.to.Sub(passStart).Round(time.Millisecond),
-			w.length().Round(time.Millisecond), map[bool]string{true: "", false: ", still open at the last sample"}[w.closed],
-			strings.Join(w.what, ", "))
+		t.Logf("rotation: unsynced window of %d samples, from %s to %s after the pass began (%s%s): %s",
+			w.samples, rel(w.from), rel(w.to), w.length().Round(time.Millisecond),
+			map[bool]string{true: "", false: ", still open at the last sample"}[w.closed], strings.Join(w.what, ", "))
 	}
 	if len(windows) > 0 {
-		t.Logf("rotation: worst unsynced window %s (%d samples); the pass's output:\n%s", worst.length().Round(time.Millisecond), worst.samples, tail(stdout, 60))
+		t.Logf("rotation: worst unsynced window %s (%d samples), the probe Services in every registry throughout; the pass's steps:\n%s",
+			worst.length().Round(time.Millisecond), worst.samples, grepLines(stdout, ": starting", ": done after"))
 	}
 
-	// The old tokens are refused now, and the rebuilt remote clusters still watch: a Service
-	// made in each member reaches every other member's istiod.
+	// The old tokens are refused now, and the rebuilt remote clusters watch with the new ones: a
+	// Service made in each member now reaches every other member's istiod.
 	for _, m := range ms {
 		var code int
 		if !waitCond(ctx, rotateWaitTimeout, 250*time.Millisecond, func() bool {
@@ -438,36 +551,9 @@ func (p *istiodPhases) rotationUnderWatch(t *testing.T) {
 		}
 	}
 	oldRefused := time.Now()
-	probe := func(m istiodMember) string { return "rotation-probe-" + m.name }
-	for _, m := range ms {
-		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: probe(m), Namespace: "default"},
-			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}
-		_, err := m.client.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{})
-		must(t, err)
-	}
-	defer func() {
-		for _, m := range ms {
-			_ = m.client.CoreV1().Services("default").Delete(context.Background(), probe(m), metav1.DeleteOptions{})
-		}
-	}()
-	var missing []string
-	if !waitCond(ctx, time.Minute, 250*time.Millisecond, func() bool {
-		missing = nil
-		for _, n := range ms {
-			hosts, err := registryHosts(ctx, n)
-			if err != nil {
-				missing = append(missing, n.name+": "+err.Error())
-				continue
-			}
-			for _, x := range ms {
-				if h := probe(x) + ".default.svc.cluster.local"; !hosts[h] {
-					missing = append(missing, n.name+" lacks "+h)
-				}
-			}
-		}
-		return len(missing) == 0
-	}) {
-		t.Errorf("after the old tokens were refused, the Services made in each member did not reach every istiod: %s", strings.Join(missing, "; "))
+	fresh := p.makeProbes(t, ctx, "rotation-after")
+	if !waitCond(ctx, time.Minute, 250*time.Millisecond, func() bool { gaps = registryGaps(ctx, ms, fresh); return len(gaps) == 0 }) {
+		t.Errorf("after the old tokens were refused, the Services made in each member did not reach every istiod: %s", strings.Join(gaps, "; "))
 	} else {
 		t.Logf("rotation: with the old tokens refused (401), a Service made in each member reached every istiod's registry %s later",
 			time.Since(oldRefused).Round(time.Millisecond))
@@ -475,6 +561,39 @@ func (p *istiodPhases) rotationUnderWatch(t *testing.T) {
 	if s := sampleMesh(ctx, ms); s.synced != s.want {
 		t.Errorf("after the rotation, %d of %d remote clusters synced: %s", s.synced, s.want, strings.Join(s.notSynced, ", "))
 	}
+}
+
+// makeProbes makes a Service <prefix>-<member> in default of every member (deleted when the
+// test ends) and returns their host names.
+func (p *istiodPhases) makeProbes(t *testing.T, ctx context.Context, prefix string) []string {
+	t.Helper()
+	var hosts []string
+	for _, m := range p.members {
+		name := prefix + "-" + m.name
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}
+		_, err := m.client.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{})
+		must(t, err)
+		t.Cleanup(func() {
+			_ = m.client.CoreV1().Services("default").Delete(context.Background(), name, metav1.DeleteOptions{})
+		})
+		hosts = append(hosts, name+".default.svc.cluster.local")
+	}
+	return hosts
+}
+
+// grepLines are the lines of s holding any of parts.
+func grepLines(s string, parts ...string) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		for _, p := range parts {
+			if strings.Contains(line, p) {
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // registryHosts are the hostnames of the services member m's istiod knows (/debug/registryz).
@@ -503,6 +622,47 @@ func registryHosts(ctx context.Context, m istiodMember) (map[string]bool, error)
 		out[s.Hostname] = true
 	}
 	return out, nil
+}
+
+// registryGaps lists, for every member's istiod, the hosts it does not know (or why its
+// registry could not be read), sorted.
+func registryGaps(ctx context.Context, ms []istiodMember, hosts []string) []string {
+	var out []string
+	for _, n := range ms {
+		known, err := registryHosts(ctx, n)
+		if err != nil {
+			out = append(out, n.name+": "+err.Error())
+			continue
+		}
+		for _, h := range hosts {
+			if !known[h] {
+				out = append(out, n.name+" lacks "+h)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// istiodEvent is the time of the first line of log (istiod's, each line beginning with an
+// RFC 3339 time) holding every one of parts; zero if none does.
+func istiodEvent(log string, parts ...string) (time.Time, string) {
+	for _, line := range strings.Split(log, "\n") {
+		ok := true
+		for _, p := range parts {
+			ok = ok && strings.Contains(line, p)
+		}
+		if !ok {
+			continue
+		}
+		if f := strings.Fields(line); len(f) > 0 {
+			if at, err := time.Parse(time.RFC3339Nano, f[0]); err == nil {
+				return at, line
+			}
+		}
+		return time.Time{}, line
+	}
+	return time.Time{}, ""
 }
 
 // membershipChanges (item 6): a fourth member, sa (ap-southeast, network4), joins the fleet;
