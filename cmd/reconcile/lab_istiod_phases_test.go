@@ -713,6 +713,20 @@ func (p *istiodPhases) membershipChanges(t *testing.T) {
 	}
 	t.Logf("membership: %d of %d remote clusters synced %s after the pass adding %s ended", last.synced, last.want,
 		time.Since(passEnd).Round(time.Millisecond), added)
+	// reconcile-lab show's Mesh section says the same: a row per pair, every one synced.
+	var shown strings.Builder
+	labworld.ShowMesh(ctx, f, kube.Access{Store: p.store, Timeout: 10 * time.Second}, p.lf.lab.Dir(), &shown)
+	n := 0
+	for _, line := range strings.Split(shown.String(), "\n") {
+		if cols := strings.Fields(line); len(cols) == 4 && strings.HasPrefix(cols[2], mesh.MeshNamespace+"/") && cols[3] == "synced" {
+			n++
+		}
+	}
+	if n != last.want {
+		t.Errorf("show's Mesh section has %d rows synced, want %d:\n%s", n, last.want, shown.String())
+	} else {
+		t.Logf("membership: reconcile-lab show's Mesh section:%s", shown.String())
+	}
 
 	// sa leaves.
 	must(t, os.WriteFile(p.fleetPath, original, 0o644))

@@ -185,11 +185,12 @@ func printMesh(out io.Writer, meshID string, members []string, views []meshView,
 	tw.Flush()
 }
 
-// showMesh is show's Mesh section: each fleet member is reached as reconcile reaches it (its
+// ShowMesh writes show's Mesh section for fleet f, whose members access reaches, in the lab
+// whose directory is labDir: each fleet member is reached as reconcile reaches it (its
 // kubeconfig in reconcile's state, or the existing cluster's), that is mapped to the lab
 // cluster serving that API server (clusters/<name>/admin.kubeconfig under the lab's
 // directory), and that cluster's istiod (istiod.json) is asked for /debug/clusterz.
-func showMesh(ctx context.Context, f *spec.Fleet, access kube.Access, labDir string, out io.Writer) {
+func ShowMesh(ctx context.Context, f *spec.Fleet, access kube.Access, labDir string, out io.Writer) {
 	dirs := labClusterDirs(labDir)
 	httpc := &http.Client{Timeout: 5 * time.Second}
 	members := make([]string, 0, len(f.Members))

@@ -119,7 +119,7 @@ func show(ctx context.Context, o showOptions, out io.Writer) error {
 	}
 
 	if f.Mesh.On() {
-		showMesh(ctx, f, access, o.dir, out)
+		ShowMesh(ctx, f, access, o.dir, out)
 	}
 
 	if o.wait > 0 {
