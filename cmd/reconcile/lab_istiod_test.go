@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,25 +14,16 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/reconcile-dev/reconcile/lab/labtest"
 	"github.com/reconcile-dev/reconcile/lab/labworld"
 	"github.com/reconcile-dev/reconcile/state"
-	"github.com/reconcile-dev/reconcile/state/kube"
 	"github.com/reconcile-dev/reconcile/state/mesh"
 )
 
 // istiodSyncedTimeout bounds the wait, after the converging pass, for every member's istiod to
 // list the other members as remote clusters, synced.
 const istiodSyncedTimeout = 3 * time.Minute
-
-// clusterzEntry is one cluster of istiod's /debug/clusterz.
-type clusterzEntry struct {
-	ID         string `json:"id"`
-	SecretName string `json:"secretName"`
-	SyncStatus string `json:"syncStatus"`
-}
 
 // The mesh through istiod's own eyes: a fleet of three mesh members converges in a lab that
 // runs the real istiod (pilot-discovery, from Istio's own module) for each member's istiod
@@ -44,8 +33,8 @@ type clusterzEntry struct {
 func TestLabIstiod(t *testing.T) {
 	labtest.KarmadaBinaries(t)
 	labtest.Istiod(t)
-	// 127.0.20.x: no other test's lab uses it.
-	lf := upLab(t, net.IPv4(127, 0, 20, 10), net.IPv4(127, 0, 20, 40), 100*time.Millisecond,
+	// 127.0.23.x while developing on branch lab-meshshow (others run this test on 127.0.20.x): SET BACK to 20 before merging.
+	lf := upLab(t, net.IPv4(127, 0, 23, 10), net.IPv4(127, 0, 23, 40), 100*time.Millisecond,
 		func(o *labworld.Options) { o.Istiod = true })
 	l, dir, fleetDir := lf.lab, lf.dir, lf.fleetDir
 	fleetPath := filepath.Join(fleetDir, "fleet.yaml")
@@ -94,76 +83,26 @@ members:
 	// Each member's lab cluster: its directory (istiod's files) and a client.
 	store, err := state.OpenStore(stateDir)
 	must(t, err)
-	type member struct {
-		name   string
-		dir    string
-		client kubernetes.Interface
-	}
-	var ms []member
-	for _, m := range members {
-		cfg, err := kube.Access{Store: store}.RESTConfig(m)
-		must(t, err)
-		var lc *labworld.LabCluster
-		for _, c := range l.Clusters() {
-			if c.RESTConfig.Host == cfg.Host {
-				lc = &c
-			}
-		}
-		if lc == nil {
-			t.Fatalf("member %s (%s) is no lab cluster", m, cfg.Host)
-		}
-		cs, err := kubernetes.NewForConfig(cfg)
-		must(t, err)
-		ms = append(ms, member{name: m, dir: lc.Dir, client: cs})
-	}
+	ms := istiodMembers(t, l, store, members)
 
 	// Every istiod lists the two other members, synced: 6 of 6.
-	httpc := &http.Client{Timeout: 5 * time.Second}
-	status := map[string]string{}
-	synced := func() int {
-		n := 0
-		for _, m := range ms {
-			info, err := labworld.ReadIstiod(m.dir)
-			if err != nil {
-				status[m.name] = "no istiod: " + err.Error()
-				continue
-			}
-			resp, err := httpc.Get("http://" + info.Monitoring + "/debug/clusterz")
-			if err != nil {
-				status[m.name] = err.Error()
-				continue
-			}
-			var entries []clusterzEntry
-			body := new(bytes.Buffer)
-			_, _ = body.ReadFrom(resp.Body)
-			resp.Body.Close()
-			if err := json.Unmarshal(body.Bytes(), &entries); err != nil {
-				status[m.name] = fmt.Sprintf("%d %s", resp.StatusCode, tail(body.String(), 3))
-				continue
-			}
-			status[m.name] = body.String()
-			for _, e := range entries {
-				if e.ID != m.name && e.SecretName != "" && e.SyncStatus == "synced" {
-					n++
-				}
-			}
-		}
-		return n
-	}
-	want := len(ms) * (len(ms) - 1)
-	got := 0
-	waitCond(ctx, istiodSyncedTimeout, 250*time.Millisecond, func() bool { got = synced(); return got == want })
+	var last meshSample
+	waitCond(ctx, istiodSyncedTimeout, 250*time.Millisecond, func() bool { last = sampleMesh(ctx, ms); return last.synced == last.want })
 	took := time.Since(passEnd)
+	got, want := last.synced, last.want
 	if got != want {
 		for _, m := range ms {
 			t.Logf("%s istiod log (tail):\n%s", m.name, tail(readFile(filepath.Join(m.dir, labworld.IstiodDirName, "istiod.log")), 30))
 		}
-		t.Fatalf("%d of %d remote clusters synced within %s of the pass; /debug/clusterz: %v", got, want, istiodSyncedTimeout, status)
+		t.Fatalf("%d of %d remote clusters synced within %s of the pass; /debug/clusterz: %v", got, want, istiodSyncedTimeout, last.raw)
 	}
 	t.Logf("istiod: %d of %d remote clusters synced %s after the converging pass ended", got, want, took.Round(time.Millisecond))
 	for _, m := range ms {
-		t.Logf("%s /debug/clusterz: %s", m.name, strings.TrimSpace(status[m.name]))
+		t.Logf("%s /debug/clusterz: %s", m.name, last.raw[m.name])
 	}
+	phases := &istiodPhases{lf: lf, fleet: "lab-istiod", fleetPath: fleetPath, stateDir: stateDir, store: store, members: ms}
+	t.Run("rotation", phases.rotationUnderWatch)
+	t.Run("membership", phases.membershipChanges)
 
 	// What needs the API server to reach istiod's Pod: injection, validation, pods/proxy.
 	clients := map[string]kubernetes.Interface{}

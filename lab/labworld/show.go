@@ -30,7 +30,8 @@ type showOptions struct {
 var karmadaClusters = schema.GroupVersionResource{Group: "cluster.karmada.io", Version: "v1alpha1", Resource: "clusters"}
 
 // show prints what a fleet became in the lab: its LKE clusters as the Linode API lists them,
-// the Karmada members with their Ready condition, and each workload's replicas per member.
+// the Karmada members with their Ready condition, the mesh as each member's istiod sees it
+// (its /debug/clusterz), and each workload's replicas per member.
 // What cannot be read yet is printed as such, not as an error: show runs mid-convergence too.
 func show(ctx context.Context, o showOptions, out io.Writer) error {
 	f, err := spec.Load(o.fleet)
@@ -115,6 +116,10 @@ func show(ctx context.Context, o showOptions, out io.Writer) error {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", m.GetName(), mode, ready, reason)
 		}
 		tw.Flush()
+	}
+
+	if f.Mesh.On() {
+		ShowMesh(ctx, f, access, o.dir, out)
 	}
 
 	if o.wait > 0 {
