@@ -45,7 +45,7 @@ func TestLabIstiod(t *testing.T) {
 	labtest.KarmadaBinaries(t)
 	labtest.Istiod(t)
 	// 127.0.20.x: no other test's lab uses it.
-	lf := upLab(t, net.IPv4(127, 0, 20, 10), net.IPv4(127, 0, 20, 40), 100*time.Millisecond,
+	lf := upLab(t, net.IPv4(127, 0, 22, 10), net.IPv4(127, 0, 22, 40), 100*time.Millisecond,
 		func(o *labworld.Options) { o.Istiod = true })
 	l, dir, fleetDir := lf.lab, lf.dir, lf.fleetDir
 	fleetPath := filepath.Join(fleetDir, "fleet.yaml")
@@ -79,6 +79,8 @@ members:
 		fmt.Fprintf(&fleet, "  - {name: %s, region: %s, k8sVersion: \"1.33\", pools: [{type: g6-standard-2, count: 1}], network: network%d}\n",
 			m, []string{"eu-west", "ap-south", "us-east"}[k], k+1)
 	}
+	fleet.WriteString(xdsWorkload)
+	writeXDSHello(t, fleetDir, false)
 	must(t, os.WriteFile(fleetPath, []byte(fleet.String()), 0o644))
 	stateDir := filepath.Join(dir, "state")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*e2ePassTimeout)
@@ -164,6 +166,7 @@ members:
 	for _, m := range ms {
 		t.Logf("%s /debug/clusterz: %s", m.name, strings.TrimSpace(status[m.name]))
 	}
+	checkIstiodXDS(t, ctx, l, stateDir, fleetPath)
 
 	// istio-ca-root-cert in default, written by each istiod, holds the mesh root.
 	root, err := mesh.LoadRoot(store)

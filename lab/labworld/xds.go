@@ -86,12 +86,17 @@ type XDSReport struct {
 	FirstLDSMillis *int64 `json:"firstLDSMillis,omitempty"`
 	FirstEDSMillis *int64 `json:"firstEDSMillis,omitempty"`
 	ElapsedMillis  int64  `json:"elapsedMillis"`
-	// ChannelState is the gRPC channel's state at the end (no call is made).
-	ChannelState string          `json:"channelState"`
-	Listeners    []XDSResource   `json:"listeners"`
-	Routes       []XDSResource   `json:"routes"`
-	Clusters     []XDSCluster    `json:"clusters"`
-	Endpoints    []XDSAssignment `json:"endpoints"`
+	// ChannelState is the gRPC channel's state at the end: the probe's dialer refuses every
+	// connection (nothing is sent to an endpoint), so CONNECTING or TRANSIENT_FAILURE.
+	ChannelState string `json:"channelState"`
+	// Dialed are the endpoint addresses gRPC's load balancer tried to connect to, sorted;
+	// DialedAll: every endpoint of the EDS resources was among them.
+	Dialed    []string        `json:"dialed"`
+	DialedAll bool            `json:"dialedAll"`
+	Listeners []XDSResource   `json:"listeners"`
+	Routes    []XDSResource   `json:"routes"`
+	Clusters  []XDSCluster    `json:"clusters"`
+	Endpoints []XDSAssignment `json:"endpoints"`
 }
 
 // XDSResource is one resource of gRPC's xDS client.

@@ -20,9 +20,14 @@
 // environment when it starts, so xds-probe passes it in GRPC_XDS_BOOTSTRAP_CONFIG and runs
 // itself again (-bootstrap-out also writes it to a file).
 //
+// The channel connects to no endpoint: its dialer records the addresses gRPC's load balancer
+// dials (the endpoints it took from EDS) and refuses each, so nothing is sent to an endpoint and
+// no call is made.
+//
 // xds-probe waits, polling CSDS, until every cluster the target routes to has its EDS resource
 // acknowledged (ACKED), and with -min-endpoints until they hold at least that many endpoints
-// together; then it prints the report and exits 0. If that does not happen within -timeout, it
+// together, then up to -dial-wait for gRPC to have dialed every one of them; then it prints the
+// report and exits 0. If that does not happen within -timeout, it
 // prints the report of what did arrive, says on stderr what is missing (a resource istiod
 // did not send, one gRPC rejected and why) and exits 1. Bad flags exit 2.
 package main
@@ -39,6 +44,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	adminpb "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
@@ -83,13 +89,19 @@ type Report struct {
 	FirstLDSMillis *int64 `json:"firstLDSMillis,omitempty"`
 	FirstEDSMillis *int64 `json:"firstEDSMillis,omitempty"`
 	ElapsedMillis  int64  `json:"elapsedMillis"`
-	// ChannelState is the gRPC channel's connectivity state at the end (the endpoints need not
-	// answer: xds-probe makes no call).
-	ChannelState string     `json:"channelState"`
-	Listeners    []Resource `json:"listeners"`
-	Routes       []Resource `json:"routes"`
-	Clusters     []Cluster  `json:"clusters"`
-	Endpoints    []EDS      `json:"endpoints"`
+	// ChannelState is the gRPC channel's connectivity state at the end: xds-probe connects to
+	// no endpoint (its dialer refuses every connection, so no packet is sent to one), so it is
+	// CONNECTING or TRANSIENT_FAILURE once the balancer has endpoints.
+	ChannelState string `json:"channelState"`
+	// Dialed are the endpoint addresses gRPC's load balancer tried to connect to (the
+	// endpoints it took from EDS), sorted; DialedAll says it tried every endpoint of the target's
+	// EDS resources (xds-probe waits up to -dial-wait for that once the answer is complete).
+	Dialed    []string   `json:"dialed"`
+	DialedAll bool       `json:"dialedAll"`
+	Listeners []Resource `json:"listeners"`
+	Routes    []Resource `json:"routes"`
+	Clusters  []Cluster  `json:"clusters"`
+	Endpoints []EDS      `json:"endpoints"`
 }
 
 // Resource is one xDS resource as gRPC's xDS client holds it.
@@ -151,7 +163,7 @@ type options struct {
 	ip, meshID, istioVersion, serviceAcc string
 	dnsDomain, bootstrapOut              string
 	labels                               labelFlag
-	timeout, poll                        time.Duration
+	timeout, poll, dialWait              time.Duration
 	minEndpoints                         int
 	verbose                              bool
 }
@@ -198,6 +210,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Var(o.labels, "label", "a pod label key=value (LABELS), repeatable")
 	fs.DurationVar(&o.timeout, "timeout", time.Minute, "how long to wait for the EDS resources")
 	fs.DurationVar(&o.poll, "poll", 50*time.Millisecond, "how often to read CSDS while waiting")
+	fs.DurationVar(&o.dialWait, "dial-wait", 5*time.Second, "once the answer is complete, how long to wait for gRPC to try every endpoint")
 	fs.IntVar(&o.minEndpoints, "min-endpoints", 0, "also wait until the target's EDS resources hold at least this many endpoints")
 	fs.StringVar(&o.bootstrapOut, "bootstrap-out", "", "also write the xDS bootstrap to this file")
 	fs.BoolVar(&o.verbose, "v", false, "gRPC's own logs on stderr")
@@ -291,8 +304,8 @@ func (o *options) check() error {
 	if net.ParseIP(o.ip) == nil {
 		return fmt.Errorf("-ip %q: not an IP address", o.ip)
 	}
-	if o.timeout <= 0 || o.poll <= 0 {
-		return errors.New("-timeout and -poll must be positive")
+	if o.timeout <= 0 || o.poll <= 0 || o.dialWait < 0 {
+		return errors.New("-timeout and -poll must be positive, -dial-wait not negative")
 	}
 	if o.dnsDomain == "" {
 		o.dnsDomain = o.namespace + ".svc.cluster.local"
@@ -355,7 +368,7 @@ func bootstrap(o options) ([]byte, error) {
 // probe dials the target and waits until the report is complete or the time is up.
 func probe(o options) (*Report, error) {
 	rep := &Report{Target: o.target, XDSServer: o.xds, Node: o.nodeID(),
-		Listeners: []Resource{}, Routes: []Resource{}, Clusters: []Cluster{}, Endpoints: []EDS{}}
+		Listeners: []Resource{}, Routes: []Resource{}, Clusters: []Cluster{}, Endpoints: []EDS{}, Dialed: []string{}}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
 
@@ -380,7 +393,9 @@ func probe(o options) (*Report, error) {
 	csdsClient := statuspb.NewClientStatusDiscoveryServiceClient(csdsConn)
 
 	start := time.Now()
-	conn, err := grpc.NewClient(o.target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	dials := &dialRecorder{seen: map[string]bool{}}
+	conn, err := grpc.NewClient(o.target, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(dials.dial))
 	if err != nil {
 		return rep, fmt.Errorf("dial %s: %w", o.target, err)
 	}
@@ -389,6 +404,7 @@ func probe(o options) (*Report, error) {
 
 	tick := time.NewTicker(o.poll)
 	defer tick.Stop()
+	var dialDeadline <-chan time.Time
 	for {
 		resp, err := csdsClient.FetchClientStatus(ctx, &statuspb.ClientStatusRequest{})
 		elapsed := time.Since(start).Milliseconds()
@@ -408,15 +424,72 @@ func probe(o options) (*Report, error) {
 		}
 		rep.ElapsedMillis = elapsed
 		rep.ChannelState = conn.GetState().String()
+		rep.Dialed, rep.DialedAll = dials.covers(rep.endpointAddresses())
 		if rep.Complete {
-			return rep, nil
+			if rep.DialedAll {
+				return rep, nil
+			}
+			if dialDeadline == nil {
+				dialDeadline = time.After(o.dialWait)
+			}
 		}
 		select {
 		case <-ctx.Done():
+			if rep.Complete {
+				return rep, nil
+			}
 			return rep, fmt.Errorf("%s: no complete answer for %s from %s within %s: %s", o.clusterID, o.target, o.xds, o.timeout, rep.Missing)
+		case <-dialDeadline:
+			return rep, nil
 		case <-tick.C:
 		}
 	}
+}
+
+// dialRecorder is the data channel's dialer: it records each address gRPC's balancer dials and
+// refuses the connection, so the probe sends nothing to an endpoint (a Pod IP is outside
+// loopback) and makes no call.
+type dialRecorder struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+var errNoConnect = errors.New("xds-probe connects to no endpoint")
+
+func (d *dialRecorder) dial(_ context.Context, addr string) (net.Conn, error) {
+	d.mu.Lock()
+	d.seen[addr] = true
+	d.mu.Unlock()
+	return nil, errNoConnect
+}
+
+// covers is every address dialed, sorted, and whether want are all among them (false for none).
+func (d *dialRecorder) covers(want []string) ([]string, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]string, 0, len(d.seen))
+	for a := range d.seen {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	all := len(want) > 0
+	for _, w := range want {
+		all = all && d.seen[w]
+	}
+	return out, all
+}
+
+// endpointAddresses are the addresses of every endpoint of the report's EDS resources.
+func (r *Report) endpointAddresses() []string {
+	var out []string
+	for _, e := range r.Endpoints {
+		for _, l := range e.Localities {
+			for _, ep := range l.Endpoints {
+				out = append(out, ep.Address)
+			}
+		}
+	}
+	return out
 }
 
 // progress says whether some EDS resource of the target's clusters is acknowledged, and what
