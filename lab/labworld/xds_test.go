@@ -55,9 +55,9 @@ func TestParseXDSReport(t *testing.T) {
 		}
 	}
 	want := []ep{
-		{"ap-south", "10.100.1.3", "ap", "hello", "istio", 5000, 1},
-		{"ap-south", "10.100.1.4", "ap", "hello", "istio", 5000, 1},
-		{"eu-west", "127.0.22.140", "eu", "", "istio", 15443, 2},
+		{"ap-south", "10.102.1.2", "ap", "hello", "istio", 5000, 1},
+		{"ap-south", "10.102.1.3", "ap", "hello", "istio", 5000, 1},
+		{"eu-west", "127.0.22.139", "eu", "", "istio", 15443, 2},
 		{"us-east", "127.0.22.138", "us", "", "istio", 15443, 2},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -65,6 +65,9 @@ func TestParseXDSReport(t *testing.T) {
 	}
 	if n := len(r.AllEndpoints()); n != 4 {
 		t.Errorf("AllEndpoints: %d, want 4", n)
+	}
+	if !r.DialedAll || len(r.Dialed) != 4 || r.Dialed[2] != "127.0.22.138:15443" {
+		t.Errorf("dialed %v (all: %v)", r.Dialed, r.DialedAll)
 	}
 
 	for _, bad := range []string{"", "{}", "[]", `{"target": 1}`} {
