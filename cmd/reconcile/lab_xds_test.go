@@ -197,6 +197,31 @@ func checkIstiodXDS(t *testing.T, ctx context.Context, l *labworld.Lab, stateDir
 				strings.Join(got, "\n  "))
 		}
 	}
+
+	// The same through `reconcile-lab xds`, which finds the member's lab cluster from the fleet.
+	for _, m := range ms {
+		if m.name != "ap" {
+			continue
+		}
+		var stdout, stderr bytes.Buffer
+		args := []string{"xds", m.name, fmt.Sprintf("hello.default.svc.cluster.local:%d", xdsHelloPort), "-f", fleetPath,
+			"--state-dir", stateDir, "--dir", l.Dir(), "--min-endpoints", strconv.Itoa(len(ms) - 1 + len(m.hello))}
+		if code := labworld.Main(ctx, args, &stdout, &stderr); code != 0 {
+			t.Fatalf("reconcile-lab %s: exit %d\n%s%s", strings.Join(args, " "), code, stdout.String(), stderr.String())
+		}
+		for _, o := range ms {
+			want := fmt.Sprintf("%-22s %-9s weight %d  (cluster %s, its network's gateway, tlsMode istio)",
+				net.JoinHostPort(o.gateway, strconv.Itoa(eastWestPort)), "UNKNOWN", len(o.hello), o.name)
+			if o == m {
+				want = fmt.Sprintf("%-22s %-9s weight 1  (cluster %s, workload hello, tlsMode istio)",
+					net.JoinHostPort(m.hello[0], strconv.Itoa(xdsHelloPort)), "HEALTHY", m.name)
+			}
+			if !strings.Contains(stdout.String(), want) {
+				t.Errorf("reconcile-lab xds %s: no line %q in\n%s", m.name, want, stdout.String())
+			}
+		}
+		t.Logf("reconcile-lab %s:\n%s", strings.Join(args[:3], " "), stdout.String())
+	}
 }
 
 // waitXDSWorld waits until every member has exactly xdsHelloReplicas/len(ms) hello Pods, all

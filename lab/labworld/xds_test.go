@@ -1,6 +1,7 @@
 package labworld
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -170,5 +171,92 @@ func TestProbeXDSRuns(t *testing.T) {
 	}
 	if _, err := ProbeClusterXDS(ctx, LabCluster{Name: "x", Dir: dir}, o); err == nil {
 		t.Error("no istiod.json: no error")
+	}
+}
+
+// `reconcile-lab xds` refuses what it cannot do before running a probe.
+func TestXDSCommandRefuses(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	fleet := filepath.Join(dir, "fleet.yaml")
+	if err := os.WriteFile(fleet, []byte(`apiVersion: reconcile.dev/v1alpha1
+kind: Fleet
+metadata: {name: f}
+manager: {name: m, kubeconfig: {path: ./kc}, karmada: {chart: {path: ./kc}}}
+members: [{name: us, kubeconfig: {path: ./kc}}]
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kc"), []byte("apiVersion: v1\nkind: Config\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"xds", "us", "-f", fleet}, "want: xds <member> <host>:<port>"},
+		{[]string{"xds", "us", "a:1", "b:2", "-f", fleet}, "want: xds <member>"},
+		{[]string{"xds", "eu", "hello.default.svc.cluster.local:5000", "-f", fleet, "--state-dir", dir}, `"eu" is not a member of fleet f`},
+		{[]string{"xds", "us", "hello.default.svc.cluster.local:5000", "-f", fleet, "--state-dir", dir}, "fleet f has no mesh"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := (cli{}).run(t.Context(), tc.args, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), tc.want) {
+			t.Errorf("%q: exit %d, stderr %q, want 1 and %q", tc.args, code, errOut.String(), tc.want)
+		}
+	}
+}
+
+func TestFindLabCluster(t *testing.T) {
+	dir := t.TempDir()
+	for name, server := range map[string]string{"lke1": "https://127.0.22.100:33119", "lke2": "https://127.0.22.101:40000"} {
+		if err := os.MkdirAll(filepath.Join(dir, name), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		kc := "apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster: {server: " + server + "}\n"
+		if err := os.WriteFile(filepath.Join(dir, name, "admin.kubeconfig"), []byte(kc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "lke3"), 0o700); err != nil { // no kubeconfig yet
+		t.Fatal(err)
+	}
+	c, err := FindLabCluster(dir, "https://127.0.22.101:40000")
+	if err != nil || c.Name != "lke2" || c.Address != "127.0.22.101" || c.Dir != filepath.Join(dir, "lke2") {
+		t.Errorf("FindLabCluster: %+v, %v", c, err)
+	}
+	if _, err := FindLabCluster(dir, "https://127.0.22.101:1"); err == nil || !strings.Contains(err.Error(), "127.0.22.100:33119, 127.0.22.101:40000") {
+		t.Errorf("another port: %v", err)
+	}
+	if _, err := FindLabCluster(filepath.Join(dir, "none"), "https://127.0.22.101:40000"); err == nil {
+		t.Error("no clusters directory: no error")
+	}
+	if _, err := FindLabCluster(dir, "127.0.22.101"); err == nil {
+		t.Error("not a URL: no error")
+	}
+}
+
+func TestWriteXDSReport(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "xds-probe-ap.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ParseXDSReport(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	writeXDSReport(&out, "ap", "network2", r)
+	for _, want := range []string{
+		"ap (network network2) asked istiod 127.0.22.102:45577 for xds:///hello.default.svc.cluster.local:5000 as sidecar~10.102.255.254~",
+		"first Listener after 54ms, first EDS after 54ms; complete: true",
+		"listener  hello.default.svc.cluster.local:5000  ACKED",
+		"  ap-south  weight 2, priority 0, 2 endpoints",
+		"    10.102.1.2:5000        HEALTHY   weight 1  (cluster ap, workload hello, tlsMode istio)",
+		"    127.0.22.139:15443     UNKNOWN   weight 2  (cluster eu, its network's gateway, tlsMode istio)",
+		"gRPC dialed 4 endpoints (all: true)",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
 	}
 }
