@@ -264,12 +264,12 @@ func (m *xdsMember) observe(ctx context.Context, replicas int, sidecar bool) err
 	if len(ips) != replicas || len(pods.Items) != replicas {
 		return fmt.Errorf("%d hello Pods, %d of them as wanted, want %d", len(pods.Items), len(ips), replicas)
 	}
-	slices2, err := m.client.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=hello"})
+	epSlices, err := m.client.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=hello"})
 	if err != nil {
 		return err
 	}
 	var ready []string
-	for _, s := range slices2.Items {
+	for _, s := range epSlices.Items {
 		for _, e := range s.Endpoints {
 			if e.Conditions.Ready != nil && *e.Conditions.Ready {
 				ready = append(ready, e.Addresses...)
