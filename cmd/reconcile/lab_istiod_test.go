@@ -15,6 +15,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"k8s.io/client-go/kubernetes"
+
 	"github.com/reconcile-dev/reconcile/lab/labtest"
 	"github.com/reconcile-dev/reconcile/lab/labworld"
 	"github.com/reconcile-dev/reconcile/state"
@@ -33,8 +35,8 @@ const istiodSyncedTimeout = 3 * time.Minute
 func TestLabIstiod(t *testing.T) {
 	labtest.KarmadaBinaries(t)
 	labtest.Istiod(t)
-	// 127.0.23.x while developing on branch lab-meshshow (others run this test on 127.0.20.x): SET BACK to 20 before merging.
-	lf := upLab(t, net.IPv4(127, 0, 23, 10), net.IPv4(127, 0, 23, 40), 100*time.Millisecond,
+	// 127.0.20.x: no other test's lab uses it.
+	lf := upLab(t, net.IPv4(127, 0, 20, 10), net.IPv4(127, 0, 20, 40), 100*time.Millisecond,
 		func(o *labworld.Options) { o.Istiod = true })
 	l, dir, fleetDir := lf.lab, lf.dir, lf.fleetDir
 	fleetPath := filepath.Join(fleetDir, "fleet.yaml")
@@ -68,6 +70,8 @@ members:
 		fmt.Fprintf(&fleet, "  - {name: %s, region: %s, k8sVersion: \"1.33\", pools: [{type: g6-standard-2, count: 1}], network: network%d}\n",
 			m, []string{"eu-west", "ap-south", "us-east"}[k], k+1)
 	}
+	fleet.WriteString(xdsWorkload)
+	writeXDSHello(t, fleetDir, false)
 	must(t, os.WriteFile(fleetPath, []byte(fleet.String()), 0o644))
 	stateDir := filepath.Join(dir, "state")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*e2ePassTimeout)
@@ -100,10 +104,6 @@ members:
 	for _, m := range ms {
 		t.Logf("%s /debug/clusterz: %s", m.name, last.raw[m.name])
 	}
-	phases := &istiodPhases{lf: lf, fleet: "lab-istiod", fleetPath: fleetPath, stateDir: stateDir, store: store, members: ms}
-	t.Run("rotation", phases.rotationUnderWatch)
-	t.Run("membership", phases.membershipChanges)
-
 	// What needs the API server to reach istiod's Pod: injection, validation, pods/proxy.
 	clients := map[string]kubernetes.Interface{}
 	for _, m := range ms {
@@ -111,13 +111,24 @@ members:
 	}
 	checkIstiodThroughAPIServer(t, ctx, clients)
 
-	// Through istiod's registry: every member's endpoints under its cluster and network, every
-	// remote network's gateway at its east-west address.
+	// Through istiod's registry: every member's endpoints (istiod's own, hello's) under its
+	// cluster and network, every remote network's gateway at its east-west address.
 	var mm []meshMember
 	for k, m := range ms {
 		mm = append(mm, meshMember{name: m.name, network: fmt.Sprintf("network%d", k+1), dir: m.dir, client: m.client})
 	}
-	checkIstiodRegistry(t, ctx, mm, map[string]string{"istiod.istio-system.svc.cluster.local": "istio-system"})
+	checkIstiodRegistry(t, ctx, mm, map[string]string{
+		"istiod.istio-system.svc.cluster.local": "istio-system",
+		"hello.default.svc.cluster.local":       "default",
+	})
+
+	// What istiod serves a proxyless gRPC client of each member.
+	checkIstiodXDS(t, ctx, l, stateDir, fleetPath)
+
+	// Changes under istiod's watch: credential rotation, a member joining and leaving.
+	phases := &istiodPhases{lf: lf, fleet: "lab-istiod", fleetPath: fleetPath, stateDir: stateDir, store: store, members: ms}
+	t.Run("rotation", phases.rotationUnderWatch)
+	t.Run("membership", phases.membershipChanges)
 
 	// istio-ca-root-cert in default, written by each istiod, holds the mesh root.
 	root, err := mesh.LoadRoot(store)

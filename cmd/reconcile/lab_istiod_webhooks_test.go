@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/reconcile-dev/reconcile/lab/labworld"
 	"github.com/reconcile-dev/reconcile/planner"
 )
 
@@ -108,7 +109,7 @@ func checkIstiodThroughAPIServer(t *testing.T, ctx context.Context, clients map[
 		if len(ipods.Items) == 0 {
 			t.Fatalf("%s: no istiod Pod", m)
 		}
-		var entries []clusterzEntry
+		var entries []labworld.ClusterzEntry
 		var body []byte
 		waitCond(ctx, 30*time.Second, 250*time.Millisecond, func() bool {
 			body, err = c.CoreV1().RESTClient().Get().Namespace(planner.MeshNamespace).Resource("pods").

@@ -24,7 +24,7 @@ func TestIstioModuleVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?m)^require\s+istio\.io/istio\s+(v\S+)`).FindSubmatch(data)
+	m := regexp.MustCompile(`(?m)^(?:require\s+|\s+)istio\.io/istio\s+(v\S+)`).FindSubmatch(data)
 	if m == nil || string(m[1]) != IstioModuleVersion {
 		t.Errorf("lab/tools/istio/go.mod requires istio.io/istio %q, want IstioModuleVersion %s", m, IstioModuleVersion)
 	}

@@ -91,7 +91,19 @@ func FindIstiod() (string, error) {
 	return p, checkExecutables(p)
 }
 
-// ErrBinariesMissing is wrapped by FindBinaries, FindKarmadaBinaries and FindIstiod when a binary is not built.
+// FindXDSProbe returns the cached xds-probe (lab/tools/istio/cmd/xds-probe: a proxyless gRPC
+// client that reports what istiod serves it), or an error wrapping ErrBinariesMissing. It is
+// built with istiod (build.sh istio), into the same directory.
+func FindXDSProbe() (string, error) {
+	dir, err := CacheDir()
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, "istio-"+IstioModuleVersion, "xds-probe")
+	return p, checkExecutables(p)
+}
+
+// ErrBinariesMissing is wrapped by FindBinaries, FindKarmadaBinaries, FindIstiod and FindXDSProbe when a binary is not built.
 var ErrBinariesMissing = errors.New("lab binaries not built: run `make lab-bin` (lab/tools/build.sh)")
 
 func checkExecutables(paths ...string) error {

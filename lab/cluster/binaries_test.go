@@ -93,6 +93,9 @@ func TestFindKarmadaBinariesMissing(t *testing.T) {
 	if _, err := FindIstiod(); !errors.Is(err, ErrBinariesMissing) {
 		t.Fatalf("FindIstiod() error = %v, want ErrBinariesMissing", err)
 	}
+	if _, err := FindXDSProbe(); !errors.Is(err, ErrBinariesMissing) {
+		t.Fatalf("FindXDSProbe() error = %v, want ErrBinariesMissing", err)
+	}
 }
 
 // The versions FindBinaries looks for must be the ones lab/tools/build.sh builds, which come from
@@ -142,13 +145,14 @@ func TestBuildScriptListsFoundPaths(t *testing.T) {
 	bins, _ := FindBinaries()
 	karmada, _ := FindKarmadaBinaries()
 	istiod, _ := FindIstiod()
+	probe, _ := FindXDSProbe()
 	for _, want := range []string{bins.Etcd, bins.KubeAPIServer, bins.KubeControllerManager,
-		karmada.AggregatedAPIServer, karmada.ControllerManager, karmada.Scheduler, karmada.Webhook, karmada.Agent, istiod} {
+		karmada.AggregatedAPIServer, karmada.ControllerManager, karmada.Scheduler, karmada.Webhook, karmada.Agent, istiod, probe} {
 		if !slices.Contains(listed, want) {
 			t.Errorf("build.sh --list does not list %s; it lists %v", want, listed)
 		}
 	}
-	if len(listed) != 9 {
-		t.Errorf("build.sh --list printed %d paths, want 9: %v", len(listed), listed)
+	if len(listed) != 10 {
+		t.Errorf("build.sh --list printed %d paths, want 10: %v", len(listed), listed)
 	}
 }

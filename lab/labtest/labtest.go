@@ -232,3 +232,14 @@ func Istiod(tb testing.TB) string {
 	}
 	return p
 }
+
+// XDSProbe returns the lab's xds-probe (built with istiod by build.sh istio), calling Skip when
+// it is not built.
+func XDSProbe(tb testing.TB) string {
+	tb.Helper()
+	p, err := cluster.FindXDSProbe()
+	if err != nil {
+		Skip(tb, err.Error())
+	}
+	return p
+}

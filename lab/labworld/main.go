@@ -46,6 +46,11 @@ const usage = `Usage:
   reconcile-lab fault ingress <member> down|up -f fleet.yaml [--state-dir S]
       close the member's load balancer addresses (connections refused, as in a region
       outage, so its ingress fails health checks) or open them again
+  reconcile-lab xds <member> <host>:<port> -f fleet.yaml [--dir D] [--state-dir S] [--namespace default]
+                   [--timeout 30s] [--min-endpoints N] [--json]
+      ask the member's istiod (the real one, run by the lab) for a service as a proxyless gRPC
+      workload of the member would (xds-probe, built by lab/tools/build.sh istio), and print
+      what it served: listener, route, cluster and EDS endpoints per locality
   reconcile-lab serve [--dir D] [flags of up]
       run the lab in the foreground until SIGTERM or SIGINT (what up starts)
   reconcile-lab linode-api [--listen 127.0.0.1:8080] [--token T] [--provision-delay 5s]
@@ -249,6 +254,28 @@ func (c cli) run(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			rest = fs.Args()
 		}
 		return fail(fault(ctx, o, operands, stdout))
+	case "xds":
+		o := xdsOptions{}
+		fs.StringVar(&o.dir, "dir", DefaultDir(), "lab directory")
+		fs.StringVar(&o.fleet, "f", "fleet.yaml", "fleet file")
+		fs.StringVar(&o.stateDir, "state-dir", "", "reconcile's state directory (default as reconcile's)")
+		fs.StringVar(&o.namespace, "namespace", "default", "the probing workload's namespace")
+		fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long to wait for istiod's answer")
+		fs.IntVar(&o.minEndpoints, "min-endpoints", 0, "also wait until the answer holds this many endpoints")
+		fs.BoolVar(&o.json, "json", false, "print xds-probe's report as JSON")
+		if err := fs.Parse(args[1:]); err != nil {
+			return 1
+		}
+		rest := fs.Args()
+		var operands []string
+		for len(rest) > 0 {
+			operands = append(operands, rest[0])
+			if err := fs.Parse(rest[1:]); err != nil {
+				return 1
+			}
+			rest = fs.Args()
+		}
+		return fail(xdsCommand(ctx, o, operands, stdout))
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -8,7 +8,8 @@
 #   --list     print the path of every binary (one per line) and build nothing
 #
 # istio builds istiod (pilot-discovery) from the istio.io/istio module pinned in istio/go.mod
-# (istio/tools.go imports it, so go.sum covers its build); the same module's copy in the Go
+# (istio/tools.go imports it, so go.sum covers its build), and xds-probe (istio/cmd/xds-probe,
+# a proxyless gRPC client that reports what istiod serves it); the same module's copy in the Go
 # module cache is where the lab's chart repository reads Istio's Helm charts.
 #
 # Idempotent: a binary that exists is skipped. Interrupt-safe: each binary is linked under a
@@ -30,6 +31,7 @@ targets=(
 	"karmada|karmada|github.com/karmada-io/karmada|github.com/karmada-io/karmada/cmd/webhook|karmada-webhook"
 	"karmada|karmada|github.com/karmada-io/karmada|github.com/karmada-io/karmada/cmd/agent|karmada-agent"
 	"istio|istio|istio.io/istio|istio.io/istio/pilot/cmd/pilot-discovery|pilot-discovery"
+	"istio|istio|istio.io/istio|./cmd/xds-probe|xds-probe"
 )
 
 list=false
@@ -38,7 +40,7 @@ for arg in "$@"; do
 	case $arg in
 	--list) list=true ;;
 	-h | --help)
-		sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	-*)
