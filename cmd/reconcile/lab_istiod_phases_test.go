@@ -682,12 +682,17 @@ func (p *istiodPhases) membershipChanges(t *testing.T) {
 	const added = "sa"
 	line := fmt.Sprintf("  - {name: %s, region: ap-southeast, k8sVersion: \"1.33\", pools: [{type: g6-standard-2, count: 1}], network: network%d}\n",
 		added, len(p.members)+1)
-	must(t, os.WriteFile(p.fleetPath, append(slices.Clone(original), line...), 0o644))
+	// The new member goes last in the members list: before the workloads, if any follow it.
+	withAdded := append(slices.Clone(original), line...)
+	if i := bytes.Index(original, []byte("\nworkloads:")); i >= 0 {
+		withAdded = slices.Concat(original[:i+1], []byte(line), original[i+1:])
+	}
+	must(t, os.WriteFile(p.fleetPath, withAdded, 0o644))
 	defer func() { _ = os.WriteFile(p.fleetPath, original, 0o644) }()
 	f, err := spec.Load(p.fleetPath)
 	must(t, err)
 	if len(f.Members) != len(p.members)+1 || f.Members[len(f.Members)-1].Name != added {
-		t.Fatalf("the fleet with %s added has members %v: its members list must end the file", added, f.Members)
+		t.Fatalf("the fleet with %s added has members %v: its members list must come last or just before workloads", added, f.Members)
 	}
 
 	start := time.Now()
