@@ -69,10 +69,8 @@ func checkIstiodRegistry(t *testing.T, ctx context.Context, ms []meshMember, ser
 	}
 	// What each member holds: its Pods' IPs behind each service, its east-west address.
 	gw := planner.MeshReleaseName(planner.ComponentEastWest)
-	wantIPs := map[string]map[string][]string{} // member -> host -> sorted IPs
 	gwAddr := map[string]string{}
 	for _, m := range ms {
-		wantIPs[m.name] = map[string][]string{}
 		waitCond(ctx, istiodRegistryTimeout, 250*time.Millisecond, func() bool {
 			svc, err := m.client.CoreV1().Services(planner.MeshNamespace).Get(ctx, gw, metav1.GetOptions{})
 			if err != nil || len(svc.Status.LoadBalancer.Ingress) == 0 {
@@ -82,27 +80,9 @@ func checkIstiodRegistry(t *testing.T, ctx context.Context, ms []meshMember, ser
 			return true
 		})
 		for host, ns := range services {
-			name, _, _ := strings.Cut(host, ".")
 			waitCond(ctx, istiodRegistryTimeout, 250*time.Millisecond, func() bool {
-				slices, err := m.client.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=" + name})
-				if err != nil {
-					return false
-				}
-				var ips []string
-				for _, s := range slices.Items {
-					for _, e := range s.Endpoints {
-						if e.Conditions.Ready != nil && *e.Conditions.Ready {
-							ips = append(ips, e.Addresses...)
-						}
-					}
-				}
-				sort.Strings(ips)
-				wantIPs[m.name][host] = ips
-				return len(ips) > 0
+				return len(readyIPs(ctx, m, host, ns)) > 0
 			})
-			if len(wantIPs[m.name][host]) == 0 {
-				t.Fatalf("%s: service %s has no ready endpoint", m.name, host)
-			}
 		}
 		if gwAddr[m.name] == "" {
 			t.Fatalf("%s: %s has no LoadBalancer address", m.name, gw)
@@ -119,6 +99,14 @@ func checkIstiodRegistry(t *testing.T, ctx context.Context, ms []meshMember, ser
 			if err := get(m, "/debug/endpointShardz", &shardz); err != nil {
 				problems = append(problems, err.Error())
 				return false
+			}
+			// What each member holds now (a Pod may turn ready meanwhile).
+			wantIPs := map[string]map[string][]string{}
+			for _, r := range ms {
+				wantIPs[r.name] = map[string][]string{}
+				for host, ns := range services {
+					wantIPs[r.name][host] = readyIPs(ctx, r, host, ns)
+				}
 			}
 			for host, ns := range services {
 				shards := shardz[host][ns].Shards
@@ -169,4 +157,24 @@ func checkIstiodRegistry(t *testing.T, ctx context.Context, ms []meshMember, ser
 		t.Logf("%s istiod: every member's endpoints of %d service(s) under its cluster and network; the %d other networks' gateways at their east-west addresses",
 			m.name, len(services), len(ms)-1)
 	}
+}
+
+// readyIPs are the ready endpoints' addresses of Service host (name.namespace.svc...) in
+// member m, sorted; nil when they cannot be read.
+func readyIPs(ctx context.Context, m meshMember, host, ns string) []string {
+	name, _, _ := strings.Cut(host, ".")
+	slices, err := m.client.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=" + name})
+	if err != nil {
+		return nil
+	}
+	var ips []string
+	for _, s := range slices.Items {
+		for _, e := range s.Endpoints {
+			if e.Conditions.Ready != nil && *e.Conditions.Ready {
+				ips = append(ips, e.Addresses...)
+			}
+		}
+	}
+	sort.Strings(ips)
+	return ips
 }

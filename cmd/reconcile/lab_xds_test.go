@@ -63,14 +63,15 @@ const xdsWorkload = `workloads:
 `
 
 // writeXDSHello writes hello.yaml in dir: the Deployment hello and its Service (port 5000).
-// With sidecar, the Pod template carries the label the sidecar injector gives a Pod
-// (sidecarTLSModeLabel): the lab's injector webhook cannot be reached by the API servers yet,
-// and the product asks for no injection (see lab/README.md, istiod), so this stands in for it.
+// With sidecar, the Pod template asks for a sidecar (sidecar.istio.io/inject: "true", as a
+// user's manifest does; the product itself asks for no injection): istiod's injection
+// webhook, called by the API server through the lab's pod network, then injects the Pods and
+// labels them sidecarTLSModeLabel.
 func writeXDSHello(t *testing.T, dir string, sidecar bool) {
 	t.Helper()
 	labels := "app: hello"
 	if sidecar {
-		labels += ", " + sidecarTLSModeLabel + ": istio"
+		labels += `, sidecar.istio.io/inject: "true"`
 	}
 	must(t, os.WriteFile(filepath.Join(dir, "hello.yaml"), []byte(fmt.Sprintf(`apiVersion: apps/v1
 kind: Deployment
@@ -112,8 +113,8 @@ type xdsMember struct {
 // weighted by its number of hello endpoints, as multi-network Istio does. First with hello
 // as the fleet deploys it (no sidecar): istiod then serves only the member's own Pods, for
 // endpoints of another network without a sidecar cannot be reached through its gateway. Then
-// with hello's Pods labelled as the sidecar injector labels them (writeXDSHello), after a
-// converging pass.
+// with hello's Pods asking for a sidecar (writeXDSHello), after a converging pass: istiod's
+// own injection webhook injects them (an istio-proxy container, the tlsMode label).
 func checkIstiodXDS(t *testing.T, ctx context.Context, l *labworld.Lab, stateDir, fleetPath string) {
 	probe, err := cluster.FindXDSProbe()
 	if err != nil {
@@ -152,7 +153,7 @@ func checkIstiodXDS(t *testing.T, ctx context.Context, l *labworld.Lab, stateDir
 	for _, sidecar := range []bool{false, true} {
 		phase := "hello as deployed (no sidecar)"
 		if sidecar {
-			phase = "hello's Pods labelled " + sidecarTLSModeLabel + "=istio, as the injector does"
+			phase = "hello's Pods injected by istiod (" + sidecarTLSModeLabel + "=istio)"
 			writeXDSHello(t, filepath.Dir(fleetPath), true)
 			var stdout, stderr bytes.Buffer
 			if code := run(ctx, []string{"--once", "--state-dir", stateDir, "-f", fleetPath}, &stdout, &stderr); code != 0 {
@@ -259,10 +260,22 @@ func (m *xdsMember) observe(ctx context.Context, replicas int, sidecar bool) err
 		if p.DeletionTimestamp != nil || p.Status.PodIP == "" || (p.Labels[sidecarTLSModeLabel] == "istio") != sidecar {
 			continue
 		}
+		if sidecar && !hasContainer(p, "istio-proxy") {
+			return fmt.Errorf("pod %s has the tlsMode label but no istio-proxy container: %v", p.Name, images(p))
+		}
 		ips = append(ips, p.Status.PodIP)
 	}
 	if len(ips) != replicas || len(pods.Items) != replicas {
-		return fmt.Errorf("%d hello Pods, %d of them as wanted, want %d", len(pods.Items), len(ips), replicas)
+		// Why the ReplicaSet controller could not make a Pod (a webhook refusing it, ...).
+		var failures []string
+		if rss, err := m.client.AppsV1().ReplicaSets("default").List(ctx, metav1.ListOptions{LabelSelector: "app=hello"}); err == nil {
+			for _, rs := range rss.Items {
+				for _, c := range rs.Status.Conditions {
+					failures = append(failures, rs.Name+": "+c.Message)
+				}
+			}
+		}
+		return fmt.Errorf("%d hello Pods, %d of them as wanted, want %d; ReplicaSet conditions %v", len(pods.Items), len(ips), replicas, failures)
 	}
 	epSlices, err := m.client.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=hello"})
 	if err != nil {
@@ -353,4 +366,13 @@ func xdsEndpoints(rep *labworld.XDSReport) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+func hasContainer(p corev1.Pod, name string) bool {
+	for _, c := range append(slices.Clone(p.Spec.InitContainers), p.Spec.Containers...) {
+		if c.Name == name {
+			return true
+		}
+	}
+	return false
 }

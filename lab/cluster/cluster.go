@@ -181,7 +181,6 @@ func startCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 		"--service-account-issuer", ServiceAccountIssuer,
 		"--authorization-mode", "RBAC",
 		"--service-cluster-ip-range", serviceCIDR,
-		"--disable-admission-plugins", "ServiceAccount",
 		// Endpoints may not hold loopback IPs; nothing in the lab reaches the API server through
 		// the kubernetes Service.
 		"--endpoint-reconciler-type", "none",
