@@ -2,6 +2,7 @@ package labworld
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/reconcile-dev/reconcile/spec"
 	"github.com/reconcile-dev/reconcile/state/kube"
+	"github.com/reconcile-dev/reconcile/state/mesh"
 )
 
 // ClusterzEntry is one cluster of istiod's /debug/clusterz (what `istioctl remote-clusters`
@@ -70,11 +72,13 @@ type meshView struct {
 	Istiod   *IstiodInfo
 	Clusterz []ClusterzEntry
 	Problem  string
+	// Chain says which root the chain istiod serves on its TLS xDS port leads to.
+	Chain string
 }
 
 // readMeshView reads the istiod of member, whose lab cluster's directory is clusterDir
 // ("" when the member is no lab cluster that show can find).
-func readMeshView(ctx context.Context, c *http.Client, member, clusterDir string) meshView {
+func readMeshView(ctx context.Context, c *http.Client, member, clusterDir string, root *x509.Certificate) meshView {
 	v := meshView{Member: member}
 	if clusterDir == "" {
 		v.Problem = "no lab cluster found for it"
@@ -90,6 +94,9 @@ func readMeshView(ctx context.Context, c *http.Client, member, clusterDir string
 		return v
 	}
 	v.Istiod = &info
+	if info.SecureGRPC != "" {
+		v.Chain = chainText(ctx, info.SecureGRPC, root)
+	}
 	entries, err := ReadClusterz(ctx, c, info.Monitoring)
 	if err != nil {
 		v.Problem = "istiod does not answer /debug/clusterz: " + err.Error()
@@ -175,6 +182,9 @@ func printMesh(out io.Writer, meshID string, members []string, views []meshView,
 				line += fmt.Sprintf("; own cluster %s %s", e.ID, e.SyncStatus)
 			}
 		}
+		if v.Chain != "" {
+			line += "; " + v.Chain
+		}
 		fmt.Fprintln(out, line)
 	}
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
@@ -197,6 +207,10 @@ func ShowMesh(ctx context.Context, f *spec.Fleet, access kube.Access, labDir str
 	for _, m := range f.Members {
 		members = append(members, m.Name)
 	}
+	var root *x509.Certificate
+	if r, err := mesh.LoadRoot(access.Store); err == nil && r != nil {
+		root = r.Cert
+	}
 	views := make([]meshView, 0, len(members))
 	for _, m := range members {
 		cfg, err := access.For(f).RESTConfig(m)
@@ -204,7 +218,7 @@ func ShowMesh(ctx context.Context, f *spec.Fleet, access kube.Access, labDir str
 			views = append(views, meshView{Member: m, Problem: "unreachable: " + err.Error()})
 			continue
 		}
-		views = append(views, readMeshView(ctx, httpc, m, dirs[hostOf(cfg.Host)]))
+		views = append(views, readMeshView(ctx, httpc, m, dirs[hostOf(cfg.Host)], root))
 	}
 	printMesh(out, f.Mesh.MeshID, members, views, time.Now())
 }

@@ -77,7 +77,7 @@ func TestShowMesh(t *testing.T) {
 		if m == "zz" {
 			d = ""
 		}
-		views = append(views, readMeshView(ctx, c, m, d))
+		views = append(views, readMeshView(ctx, c, m, d, nil))
 	}
 	var out strings.Builder
 	printMesh(&out, "mesh1", members, views, started.Add(90*time.Second))
@@ -120,7 +120,7 @@ Mesh mesh1 (each member's istiod, its /debug/clusterz):
 	closedHost := host(closed)
 	closed.Close()
 	writeIstiodInfo(t, dir("gone"), IstiodInfo{PID: 9, Pod: "istiod-eee-lab", Monitoring: closedHost})
-	v := readMeshView(ctx, c, "gone", dir("gone"))
+	v := readMeshView(ctx, c, "gone", dir("gone"), nil)
 	if rows := meshRows([]string{"gone", "eu"}, []meshView{v}); len(rows) != 1 || rows[0].Remote != "-" ||
 		!strings.HasPrefix(rows[0].Status, "istiod does not answer /debug/clusterz: ") {
 		t.Errorf("rows for an istiod whose port is closed: %+v", rows)
