@@ -165,6 +165,9 @@ members:
 		t.Logf("%s istiod (pid %d, pod %s): RSS %d MiB", m.name, info.PID, info.Pod, rss>>20)
 	}
 	t.Logf("three istiods: RSS %d MiB in all", total>>20)
+
+	// Last, for it leaves a member on another root: intermediate renewal, a foreign root.
+	t.Run("ca", phases.caRenewal)
 }
 
 func readFile(path string) string {
