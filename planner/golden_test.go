@@ -359,6 +359,17 @@ func TestGolden(t *testing.T) {
 				t.Fatalf("want only the eu cacerts replaced, got %v", addresses(p))
 			}
 		}},
+		// eu's intermediate expires within renewBefore, but with the mesh root itself (an
+		// intermediate is never issued past its root): nothing is planned (a re-issue could not
+		// extend it and would restart istiod on every pass), and a note says to replace the root.
+		{name: "mesh-ca-root-expiring", check: func(t *testing.T, p *plan.Plan) {
+			if len(p.Steps) != 0 {
+				t.Fatalf("want nothing planned, got %v", addresses(p))
+			}
+			if len(p.Notes) != 1 || !strings.Contains(p.Notes[0], "--replace-mesh-root") || !strings.Contains(p.Notes[0], "member/eu/mesh/cacerts") {
+				t.Errorf("notes = %q", p.Notes)
+			}
+		}},
 		// An observer could not read eu (its releases, its mesh): nothing is planned from what
 		// was not read (it would reinstall istiod and re-issue cacerts), and the plan says why.
 		{name: "cluster-unreadable", check: func(t *testing.T, p *plan.Plan) {

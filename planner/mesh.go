@@ -187,6 +187,12 @@ func (b *builder) meshMemberSteps(m *spec.Member) {
 	case b.replacingRoot:
 		ca.Action, ca.Reason = plan.Replace, "the mesh root is replaced (--replace-mesh-root)"
 		ca.Changes = []plan.Change{{Field: "root", Before: fingerprintText(mm.CACerts.RootFingerprint), After: "the new root " + plan.KnownAfterApply}}
+	case !mm.CACerts.NotAfter.Add(-renew).After(b.w.Now) && b.w.RootCA != nil && !mm.CACerts.NotAfter.Before(b.w.RootCA.NotAfter):
+		// An intermediate is never issued past its root: one that already runs to the root's
+		// expiry cannot be renewed, and re-issuing it would restart istiod on every pass.
+		b.note("member/%s/mesh/cacerts: the intermediate expires %s with the mesh root itself, so renewing it cannot "+
+			"extend it; replace the root (reconcile --once --replace-mesh-root) before then",
+			name, mm.CACerts.NotAfter.UTC().Format(time.RFC3339))
 	case !mm.CACerts.NotAfter.Add(-renew).After(b.w.Now):
 		ca.Action = plan.Replace
 		ca.Reason = "expires " + mm.CACerts.NotAfter.UTC().Format(time.RFC3339) + ", re-issued from the same root"

@@ -50,7 +50,7 @@ func secretIntermediate(ctx context.Context, m istiodMember) (*x509.Certificate,
 
 // caRenewal (item 6): the intermediates are renewed (mesh.ca.renewBefore raised past their
 // remaining life, so one pass re-issues every member's cacerts from the same root and rolls
-// istiod); every istiod then serves, on its TLS xDS port, a certificate issued by the new
+// istiod: reconcile bumps an annotation of its pod template); every istiod then serves, on its TLS xDS port, a certificate issued by the new
 // intermediate, from a new Pod, and its chain still leads to the mesh root; the next pass plans
 // nothing. Then a member's cacerts is replaced by hand with an intermediate of another root
 // and its istiod restarted: that istiod serves a chain to another root, and reconcile-lab
@@ -77,9 +77,12 @@ func (p *istiodPhases) caRenewal(t *testing.T) {
 	original, err := os.ReadFile(p.fleetPath)
 	must(t, err)
 	defer func() { _ = os.WriteFile(p.fleetPath, original, 0o644) }()
-	renewing := bytes.Replace(original, []byte("\nmesh:\n"), []byte("\nmesh:\n  ca: {renewBefore: 87599h}\n"), 1)
+	// The fleet's intermediates live 1000h (under the root's 10 years, so a renewal extends
+	// them): with renewBefore 999h they are due now, and once renewed not for another hour.
+	const before1000h = "ca: {intermediateValidity: 1000h}"
+	renewing := bytes.Replace(original, []byte(before1000h), []byte("ca: {intermediateValidity: 1000h, renewBefore: 999h}"), 1)
 	if bytes.Equal(renewing, original) {
-		t.Fatal("no mesh: section in the fleet to add ca.renewBefore to")
+		t.Fatalf("no %q in the fleet", before1000h)
 	}
 	must(t, os.WriteFile(p.fleetPath, renewing, 0o644))
 	code, stdout, stderr, end := p.pass(ctx, "--once")

@@ -64,6 +64,7 @@ mesh:
   version: %[4]s
   meshID: mesh1
   chart: {repo: %[2]s, version: %[4]s}
+  ca: {intermediateValidity: 1000h}
 members:
 `, l.LinodeURL, l.ChartsURL, l.KarmadaVersion, labworld.IstioVersion)
 	for k, m := range members {
