@@ -77,10 +77,10 @@ func (p *istiodPhases) caRenewal(t *testing.T) {
 	original, err := os.ReadFile(p.fleetPath)
 	must(t, err)
 	defer func() { _ = os.WriteFile(p.fleetPath, original, 0o644) }()
-	// The fleet's intermediates live 1000h (under the root's 10 years, so a renewal extends
-	// them): with renewBefore 999h they are due now, and once renewed not for another hour.
+	// The fleet's intermediates were issued for 1000h: with renewBefore 1999h they are due now,
+	// and renewed for 2000h (under the root's 10 years), not due again for an hour.
 	const before1000h = "ca: {intermediateValidity: 1000h}"
-	renewing := bytes.Replace(original, []byte(before1000h), []byte("ca: {intermediateValidity: 1000h, renewBefore: 999h}"), 1)
+	renewing := bytes.Replace(original, []byte(before1000h), []byte("ca: {intermediateValidity: 2000h, renewBefore: 1999h}"), 1)
 	if bytes.Equal(renewing, original) {
 		t.Fatalf("no %q in the fleet", before1000h)
 	}
