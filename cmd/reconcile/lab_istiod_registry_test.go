@@ -80,9 +80,11 @@ func checkIstiodRegistry(t *testing.T, ctx context.Context, ms []meshMember, ser
 			return true
 		})
 		for host, ns := range services {
-			waitCond(ctx, istiodRegistryTimeout, 250*time.Millisecond, func() bool {
+			if !waitCond(ctx, istiodRegistryTimeout, 250*time.Millisecond, func() bool {
 				return len(readyIPs(ctx, m, host, ns)) > 0
-			})
+			}) {
+				t.Fatalf("%s: service %s has no ready endpoint", m.name, host)
+			}
 		}
 		if gwAddr[m.name] == "" {
 			t.Fatalf("%s: %s has no LoadBalancer address", m.name, gw)

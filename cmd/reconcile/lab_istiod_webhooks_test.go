@@ -43,7 +43,7 @@ func checkIstiodThroughAPIServer(t *testing.T, ctx context.Context, clients map[
 	for _, m := range names {
 		c := clients[m]
 		why := ""
-		waitCond(ctx, istiodWebhooksTimeout, 250*time.Millisecond, func() bool {
+		ok := waitCond(ctx, istiodWebhooksTimeout, 250*time.Millisecond, func() bool {
 			d, err := c.AppsV1().Deployments(planner.MeshNamespace).Get(ctx, gw, metav1.GetOptions{})
 			if err != nil {
 				why = err.Error()
@@ -55,7 +55,7 @@ func checkIstiodThroughAPIServer(t *testing.T, ctx context.Context, clients map[
 			}
 			return true
 		})
-		if why != "" && !available(ctx, c, gw) {
+		if !ok {
 			rs, _ := c.AppsV1().ReplicaSets(planner.MeshNamespace).List(ctx, metav1.ListOptions{})
 			var failures []string
 			for _, r := range rs.Items {
@@ -128,11 +128,6 @@ func checkIstiodThroughAPIServer(t *testing.T, ctx context.Context, clients map[
 		t.Logf("%s: gateway %s available with %d injected Pod(s); validation webhooks %v; clusterz via pods/proxy: %d remote synced",
 			m, gw, len(pods.Items), policies, synced)
 	}
-}
-
-func available(ctx context.Context, c kubernetes.Interface, name string) bool {
-	d, err := c.AppsV1().Deployments(planner.MeshNamespace).Get(ctx, name, metav1.GetOptions{})
-	return err == nil && d.Status.AvailableReplicas > 0
 }
 
 // injected says whether istiod's injector mutated the Pod: it records what it did in the
